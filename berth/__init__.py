@@ -1,0 +1,37 @@
+"""Berth: a self-hosted, Heroku-style platform. `create_app` is the composition root."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from berth import crypto
+from berth.config import Settings, load_settings
+from berth.db import Database
+from berth.hooks import Hooks
+
+__version__ = "0.1.0"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    crypto.configure(crypto.load_or_create_keys(settings.secret_keys, settings.data_dir))
+    database = Database(settings.database_url)
+    database.migrate(settings.data_dir)
+
+    app = Flask(__name__)
+    app.config.update(BERTH_SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_body_bytes,
+                      JSON_SORT_KEYS=False)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.url_map.strict_slashes = False
+    app.extensions["berth.database"] = database
+    app.extensions["berth.hooks"] = Hooks()
+
+    from berth.httpapi import conventions
+    from berth.platform.api import blueprint as platform_api
+
+    conventions.install(app)
+    app.register_blueprint(platform_api)
+    logging.getLogger("berth").setLevel(logging.INFO)
+    return app

@@ -1,0 +1,1 @@
+"""First-party add-on providers, each an ordinary partner behind broker.partner_api."""

@@ -1,0 +1,441 @@
+"""Create and run a local PostgreSQL cluster bound to a loopback port.
+
+Used by the test fixtures to start a real control-plane database, and by the
+Postgres add-on to manage clusters that live on this host. The server only
+listens on 127.0.0.1 and its Unix socket lives inside the data directory, so
+clusters never collide with a system-wide PostgreSQL or with each other.
+
+PostgreSQL refuses to run as root. When we are root (CI, containers) every
+server tool runs as Debian's unprivileged ``postgres`` system user through
+``runuser`` and the directories it needs are handed over to that user.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import re
+import secrets
+import shlex
+import shutil
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import quote
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow
+
+__all__ = ["ClusterError", "LocalPostgres", "find_postgres_bindir", "free_loopback_port"]
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+STOP_MODES = ("smart", "fast", "immediate")
+LOOPBACK = "127.0.0.1"
+SYSTEM_USER = "postgres"  # created by Debian's postgresql package
+
+# sun_path holds 108 bytes including the terminating NUL.
+_MAX_SOCKET_PATH = 107
+# pg_ctl pastes -D and -l into a /bin/sh command line inside double quotes, so
+# these characters in a path would be interpreted by the shell.
+_SHELL_UNSAFE = frozenset('"$`\\\n')
+
+
+class ClusterError(RuntimeError):
+    """A local PostgreSQL cluster could not be located, created, started or stopped."""
+
+
+def find_postgres_bindir() -> Path:
+    """Directory holding initdb/pg_ctl/postgres.
+
+    Order: $BERTH_PG_BINDIR, the newest Debian /usr/lib/postgresql/*/bin, then PATH.
+    """
+    override = os.environ.get("BERTH_PG_BINDIR")
+    if override:
+        bindir = Path(override)
+        if not (bindir / "initdb").is_file():
+            raise ClusterError(f"BERTH_PG_BINDIR={override} does not contain initdb")
+        return bindir
+    debian = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
+    if debian:
+        return max(debian, key=lambda bindir: _version_key(bindir.parent.name))
+    # Debian puts only wrappers on PATH, but other distributions and Homebrew
+    # link the real tools; resolve the link to find their sibling binaries.
+    on_path = shutil.which("initdb") or shutil.which("pg_ctl")
+    if on_path and (Path(on_path).resolve().parent / "initdb").is_file():
+        return Path(on_path).resolve().parent
+    raise ClusterError(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found. Install them with "
+        "`apt-get install postgresql` (or scripts/install-system-packages.sh), "
+        "or point BERTH_PG_BINDIR at the directory that contains initdb."
+    )
+
+
+def _version_key(name: str) -> tuple[int, ...]:
+    # "9.6" < "15" < "16"; anything unparsable sorts first.
+    try:
+        return tuple(int(part) for part in name.split("."))
+    except ValueError:
+        return (-1,)
+
+
+def free_loopback_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago (callers must tolerate races)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+class _PortInUse(ClusterError):
+    pass
+
+
+class LocalPostgres:
+    """A PostgreSQL cluster in ``data_dir`` listening on 127.0.0.1:``port``."""
+
+    start_timeout: float = 30.0
+    stop_timeout: float = 30.0
+    port_attempts: int = 5
+
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        superuser: str = "berth",
+        password: str | None = None,
+    ) -> None:
+        # Absolute because the tools run with cwd=/ (root's cwd may be unreadable to postgres).
+        self.data_dir = Path(data_dir).absolute()
+        if _SHELL_UNSAFE & set(str(self.data_dir)):
+            raise ClusterError(
+                f"data directory path contains characters pg_ctl cannot quote: {self.data_dir!r}"
+            )
+        self.superuser = superuser
+        # Beside the data, not inside it: initdb insists on an empty directory.
+        self.password_file = self.data_dir.with_name(self.data_dir.name + ".password")
+        self.log_file = self.data_dir / "postgresql.log"
+        self.socket_dir = self.data_dir / "sockets"
+        self._auto_port = port is None
+        self._port = free_loopback_port() if port is None else port
+        if password is not None and ("\n" in password or not password):
+            raise ValueError("password must be non-empty and a single line (initdb reads one line)")
+        self._explicit_password = password is not None
+        self._password = password if password is not None else self._read_password_file()
+        self._bindir: Path | None = None
+
+    def __repr__(self) -> str:  # never include the password
+        return f"LocalPostgres(data_dir={str(self.data_dir)!r}, port={self._port})"
+
+    # -- addresses ---------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def host(self) -> str:
+        return LOOPBACK
+
+    def admin_url(self, dbname: str = "postgres") -> str:
+        user = quote(self.superuser, safe="")
+        password = quote(self._password, safe="")
+        return f"postgresql://{user}:{password}@{self.host}:{self._port}/{quote(dbname, safe='')}"
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the cluster on first use, start it, and wait until it accepts logins."""
+        if self.is_running():
+            # Started earlier (maybe by another instance): adopt its real port.
+            self._port = self._running_port() or self._port
+            self._wait_until_connectable()
+            return
+        self._prepare_directories()
+        if not self.initialized:
+            self._initdb()
+        self._prepare_socket_dir()
+        for attempt in range(1, self.port_attempts + 1):
+            try:
+                self._pg_ctl_start()
+                break
+            except _PortInUse:
+                # Someone grabbed the port between choosing and binding it.
+                if not self._auto_port or attempt == self.port_attempts:
+                    raise
+                log.info("port %d taken, retrying PostgreSQL start on another port", self._port)
+                self._port = free_loopback_port()
+        self._wait_until_connectable()
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; a no-op when it is not running (or already died)."""
+        if mode not in STOP_MODES:
+            raise ValueError(f"stop mode must be one of {STOP_MODES}, not {mode!r}")
+        if not self.is_running():
+            return
+        timeout = str(int(self.stop_timeout))
+        result = self._run(
+            ["pg_ctl", "stop", "-D", str(self.data_dir), "-m", mode, "-w", "-t", timeout]
+        )
+        # pg_ctl also fails when the server exits on its own mid-stop; that is fine.
+        if result.returncode != 0 and self.is_running():
+            raise ClusterError(f"pg_ctl stop failed: {result.stdout}{result.stderr}".strip())
+
+    def is_running(self) -> bool:
+        if not self.initialized:
+            return False
+        # Exit status 0 = running, 3 = not running (including a stale postmaster.pid).
+        return self._run(["pg_ctl", "status", "-D", str(self.data_dir)]).returncode == 0
+
+    @property
+    def initialized(self) -> bool:
+        return (self.data_dir / "PG_VERSION").is_file()
+
+    def __enter__(self) -> LocalPostgres:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- databases ---------------------------------------------------------
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` and return a superuser URL for it."""
+        _check_database_name(name)
+        with self._admin_connection() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.admin_url(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop ``name`` if it exists, terminating any sessions still connected to it."""
+        _check_database_name(name)
+        with self._admin_connection() as conn:
+            # FORCE terminates the sessions still connected instead of failing.
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+            conn.execute(drop.format(sql.Identifier(name)))
+
+    def _admin_connection(self) -> psycopg.Connection[TupleRow]:
+        # CREATE/DROP DATABASE cannot run inside a transaction block.
+        return psycopg.connect(self.admin_url(), autocommit=True, connect_timeout=10)
+
+    # -- setup steps -------------------------------------------------------
+
+    def _prepare_directories(self) -> None:
+        owner = _server_user()
+        created_mode = 0o711 if owner else 0o700  # postgres must traverse root's dirs
+        _make_dirs(self.data_dir.parent, created_mode)
+        if owner:
+            _ensure_traversable(self.data_dir.parent, owner)
+        if not self.data_dir.exists():
+            self.data_dir.mkdir(mode=0o700)
+        if owner and not self.initialized:
+            os.chown(self.data_dir, owner.pw_uid, owner.pw_gid)
+        self._ensure_password_file(owner)
+
+    def _ensure_password_file(self, owner: pwd.struct_passwd | None) -> None:
+        if self.password_file.exists():
+            return
+        if self.initialized and not self._explicit_password:
+            raise ClusterError(
+                f"cluster in {self.data_dir} exists but {self.password_file} is missing; "
+                "pass the superuser password explicitly"
+            )
+        # O_EXCL + 0600 so the secret is never readable by others, not even briefly.
+        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self._password + "\n")
+        if owner:  # initdb, running as postgres, reads it via --pwfile
+            os.chown(self.password_file, owner.pw_uid, owner.pw_gid)
+
+    def _read_password_file(self) -> str:
+        try:
+            return self.password_file.read_text().strip()
+        except FileNotFoundError:
+            # A fresh secret; start() persists it before initdb uses it.
+            return secrets.token_urlsafe(32)
+
+    def _initdb(self) -> None:
+        result = self._run(
+            [
+                "initdb",
+                "-D", str(self.data_dir),
+                "-U", self.superuser,
+                f"--pwfile={self.password_file}",
+                # Password auth on TCP and on the socket: the superuser has no
+                # matching OS account, so peer auth would only lock us out.
+                "--auth-host=scram-sha-256",
+                "--auth-local=scram-sha-256",
+                "-E", "UTF8",
+                f"--locale={_pick_locale()}",
+            ]
+        )  # fmt: skip
+        if result.returncode != 0:
+            output = f"{result.stdout}{result.stderr}".strip()
+            raise ClusterError(f"initdb failed for {self.data_dir}:\n{output}")
+
+    def _prepare_socket_dir(self) -> None:
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+        owner = _server_user()
+        if owner:
+            os.chown(self.socket_dir, owner.pw_uid, owner.pw_gid)
+
+    def _server_options(self) -> str:
+        socket_dirs = f'"{self.socket_dir}"'  # quoted: the setting is a comma-separated list
+        if len(str(self.socket_dir / f".s.PGSQL.{self._port}.lock")) > _MAX_SOCKET_PATH:
+            # Too long for a Unix socket; we only use TCP, so run without one.
+            log.warning("socket path under %s too long; disabling the Unix socket", self.socket_dir)
+            socket_dirs = ""
+        options = [
+            "-c", f"listen_addresses={LOOPBACK}",
+            "-p", str(self._port),
+            "-c", f"unix_socket_directories={socket_dirs}",
+        ]  # fmt: skip
+        # pg_ctl hands -o to /bin/sh, so every word must be shell-quoted.
+        return " ".join(shlex.quote(option) for option in options)
+
+    def _pg_ctl_start(self) -> None:
+        log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
+        result = self._run(
+            [
+                "pg_ctl", "start", "-w",
+                "-t", str(int(self.start_timeout)),
+                "-D", str(self.data_dir),
+                "-l", str(self.log_file),
+                "-o", self._server_options(),
+            ]
+        )  # fmt: skip
+        if result.returncode == 0:
+            return
+        new_log = self._read_log(log_offset)
+        output = f"{result.stdout}{result.stderr}".strip()
+        message = f"PostgreSQL failed to start on port {self._port}:\n{output}{_tail(new_log)}"
+        if "Address already in use" in new_log:
+            raise _PortInUse(message)
+        raise ClusterError(message)
+
+    def _wait_until_connectable(self) -> None:
+        # pg_ctl -w only proves the postmaster is up; a real login also proves
+        # TCP, pg_hba and the password all work.
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            try:
+                with psycopg.connect(self.admin_url(), connect_timeout=5) as conn:
+                    conn.execute("SELECT 1")
+                return
+            except psycopg.OperationalError as exc:
+                if "authentication failed" in str(exc) or time.monotonic() >= deadline:
+                    where = f"{self.host}:{self._port}"
+                    raise ClusterError(
+                        f"cannot log in to PostgreSQL on {where}: {exc}{_tail(self._read_log())}"
+                    ) from exc
+                time.sleep(0.1)
+
+    # -- helpers -----------------------------------------------------------
+
+    def _run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        """Run a PostgreSQL tool, as the postgres system user when we are root."""
+        if self._bindir is None:
+            self._bindir = find_postgres_bindir()
+        command = [str(self._bindir / argv[0]), *argv[1:]]
+        if _server_user():
+            command = ["runuser", "-u", SYSTEM_USER, "--", *command]
+        return subprocess.run(
+            command,
+            cwd="/",
+            # Server messages are matched (port clash), so keep them untranslated.
+            env={**os.environ, "LC_ALL": "C"},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=self.start_timeout + 30,
+            check=False,
+        )
+
+    def _running_port(self) -> int | None:
+        # Line 4 of postmaster.pid is the port the server actually listens on.
+        try:
+            return int(self.data_dir.joinpath("postmaster.pid").read_text().splitlines()[3])
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def _read_log(self, offset: int = 0) -> str:
+        try:
+            with self.log_file.open("rb") as fh:
+                fh.seek(offset)
+                return fh.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def _check_database_name(name: str) -> None:
+    if not DATABASE_NAME_RE.match(name):
+        raise ValueError(f"invalid database name {name!r}: must match {DATABASE_NAME_RE.pattern}")
+
+
+def _server_user() -> pwd.struct_passwd | None:
+    """The account the server runs as when we are root; None means run as ourselves."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        raise ClusterError(
+            "PostgreSQL cannot run as root and there is no 'postgres' system user; "
+            "install Debian's postgresql package (it creates one) or run as a non-root user"
+        ) from None
+
+
+def _make_dirs(path: Path, mode: int) -> None:
+    # mkdir(parents=True) applies the umask and only sets the leaf's mode; we
+    # want every directory we create to end up exactly at `mode`.
+    missing = [d for d in (path, *path.parents) if not d.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        os.chmod(directory, mode)
+
+
+def _ensure_traversable(path: Path, user: pwd.struct_passwd) -> None:
+    """Give ``user`` search (x) permission on ``path`` and every ancestor that lacks it.
+
+    Only the execute bit is added, never read or write: the user can reach
+    the entries it knows by name but cannot list or change these directories.
+    """
+    groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
+    for directory in (path, *path.parents):
+        st = directory.stat()
+        if st.st_uid == user.pw_uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid in groups:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            log.warning("granting %s search permission on %s", user.pw_name, directory)
+            os.chmod(directory, stat.S_IMODE(st.st_mode) | bit)
+
+
+def _pick_locale() -> str:
+    # C.UTF-8 classifies non-ASCII characters properly and, like C, sorts by
+    # code point, so indexes survive glibc upgrades. Not every system has it.
+    try:
+        listing = subprocess.run(["locale", "-a"], capture_output=True, text=True, check=False)
+    except OSError:
+        return "C"
+    names = {line.strip().lower().replace("-", "") for line in listing.stdout.splitlines()}
+    return "C.UTF-8" if "c.utf8" in names else "C"
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    tail = text.strip().splitlines()[-lines:]
+    return "\n--- server log (tail) ---\n" + "\n".join(tail) if tail else ""

@@ -1,0 +1,83 @@
+"""Operator commands: `python -m berth.admin create-user EMAIL [--password P]`, `rotate-keys`."""
+from __future__ import annotations
+
+import sys
+
+import click
+from sqlalchemy import column as sql_column
+from sqlalchemy import select, update
+from sqlalchemy import table as sql_table
+from sqlalchemy.orm import Session
+
+from berth import crypto
+from berth.accounts import create_account
+from berth.config import load_settings
+from berth.db import Base, Database, EncryptedText
+from berth.errors import BerthError
+
+
+def _open_database() -> Database:
+    settings = load_settings()
+    crypto.configure(crypto.load_or_create_keys(settings.secret_keys, settings.data_dir))
+    database = Database(settings.database_url)
+    database.migrate(settings.data_dir)
+    return database
+
+
+@click.group()
+def main() -> None:
+    """Berth operator commands (run on the server, next to the data dir)."""
+
+
+@main.command("create-user")
+@click.argument("email")
+@click.option("--password", help="Password for `berth login` / `heroku login -i`; prompted if omitted "
+              "on a terminal, none when not interactive.")
+@click.option("--name", help="Display name.")
+def create_user(email: str, password: str | None, name: str | None) -> None:
+    """Create an account and print its API key (shown once) on standard output."""
+    if password is None and sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True) or None
+    database = _open_database()
+    try:
+        with database.transaction() as session:
+            account, key = create_account(session, email, password, name)
+    except BerthError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Created {account.email}. Its API key follows; it will not be shown again.", err=True)
+    click.echo(key.clear_token)
+
+
+def rotate_all(session: Session) -> int:
+    """Re-encrypt every EncryptedText column of every table under the newest key.
+
+    Works on raw ciphertext through an untyped view of each table, so no value is
+    decrypted into a model object and the column type does not encrypt twice.
+    """
+    ring, rotated_rows = crypto.keyring(), 0
+    for table in Base.metadata.sorted_tables:
+        secret_names = [c.name for c in table.columns if isinstance(c.type, EncryptedText)]
+        if not secret_names:
+            continue
+        key_names = [c.name for c in table.primary_key.columns]
+        raw = sql_table(table.name, *[sql_column(name) for name in key_names + secret_names])
+        for row in session.execute(select(raw)).mappings().all():
+            values = {name: ring.rotate(row[name]) for name in secret_names if row[name] is not None}
+            if values:
+                session.execute(update(raw).where(*[raw.c[k] == row[k] for k in key_names])
+                                .values(values))
+                rotated_rows += 1
+    return rotated_rows
+
+
+@main.command("rotate-keys")
+def rotate_keys() -> None:
+    """Re-encrypt all secrets under the newest key of BERTH_SECRET_KEYS (list it first)."""
+    database = _open_database()
+    with database.transaction() as session:
+        count = rotate_all(session)
+    click.echo(f"Re-encrypted secrets in {count} rows under the newest key.", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Marketplace and provisioning broker: catalogue, partners, provisioning operations, attachments (coming)."""

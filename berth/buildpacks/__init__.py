@@ -1,0 +1,1 @@
+"""Buildpacks run as subprocesses by platform.builds (never imported): python, nodejs, static, procfile (coming)."""

@@ -1,0 +1,60 @@
+"""Settings read from BERTH_* environment variables, with embedded defaults for one machine."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Mapping
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    host: str = "127.0.0.1"
+    port: int = 5000
+    # Newest first; empty means "use the key file in the data dir".
+    secret_keys: tuple[str, ...] = ()
+    rate_limit_per_hour: int = 4500
+    public_url: str = ""
+    apps_domain: str = "localhost"
+    router_port: int = 8080
+    region: str = "local"
+    max_body_bytes: int = 1024 * 1024
+
+    @property
+    def api_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("BERTH_DATA_DIR") or "./var").resolve()
+    database_url = env.get("BERTH_DATABASE_URL") or f"sqlite:///{data_dir / 'berth.sqlite3'}"
+    keys = tuple(k.strip() for k in (env.get("BERTH_SECRET_KEYS") or "").split(",") if k.strip())
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        host=env.get("BERTH_HOST") or "127.0.0.1",
+        port=_int(env, "BERTH_PORT", 5000),
+        secret_keys=keys,
+        rate_limit_per_hour=_int(env, "BERTH_RATE_LIMIT_PER_HOUR", 4500),
+        public_url=(env.get("BERTH_PUBLIC_URL") or "").rstrip("/"),
+        apps_domain=env.get("BERTH_APPS_DOMAIN") or "localhost",
+        router_port=_int(env, "BERTH_ROUTER_PORT", 8080),
+        region=env.get("BERTH_REGION") or "local",
+        max_body_bytes=_int(env, "BERTH_MAX_BODY_BYTES", 1024 * 1024),
+    )

@@ -1,0 +1,93 @@
+"""Encryption of secrets at rest (MultiFernet, newest key first) and hashing of API keys.
+
+The keyring is process-wide: SQLAlchemy column types (``EncryptedText``) have no request
+context, and every process of one installation uses the same keys.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+KEY_FILE_NAME = "secret.keys"
+
+
+class KeyringError(RuntimeError):
+    pass
+
+
+class Keyring:
+    def __init__(self, keys: list[str]) -> None:
+        if not keys:
+            raise KeyringError("at least one Fernet key is required")
+        try:
+            self._fernets = [Fernet(k.encode() if isinstance(k, str) else k) for k in keys]
+        except (ValueError, TypeError) as exc:
+            raise KeyringError("BERTH_SECRET_KEYS holds a value that is not a Fernet key") from exc
+        self._multi = MultiFernet(self._fernets)
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._multi.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, token: str) -> str:
+        try:
+            return self._multi.decrypt(token.encode()).decode()
+        except InvalidToken as exc:
+            raise KeyringError("a secret could not be decrypted with any configured key") from exc
+
+    def rotate(self, token: str) -> str:
+        """Re-encrypt under the newest key (MultiFernet.rotate keeps the original timestamp)."""
+        return self._multi.rotate(token.encode()).decode()
+
+
+_keyring: Keyring | None = None
+
+
+def configure(keys: list[str]) -> Keyring:
+    global _keyring
+    _keyring = Keyring(keys)
+    return _keyring
+
+
+def keyring() -> Keyring:
+    if _keyring is None:
+        raise KeyringError("crypto.configure() has not been called")
+    return _keyring
+
+
+def load_or_create_keys(configured: tuple[str, ...], data_dir: Path) -> list[str]:
+    """Configured keys win; otherwise one key is generated once into the data dir (mode 0600)."""
+    if configured:
+        return list(configured)
+    path = data_dir / KEY_FILE_NAME
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two processes starting at once must not both write a different key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(Fernet.generate_key().decode() + "\n")
+    keys = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not keys:
+        raise KeyringError(f"{path} is empty")
+    return keys
+
+
+def new_token(prefix: str = "HRKU-") -> str:
+    """A high-entropy opaque API key (256 bits)."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """Fast hash for high-entropy tokens: brute force is hopeless, so no slow KDF is needed."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def same_secret(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,126 @@
+"""Installs the Platform API conventions on the Flask app: authentication, rate limits,
+Request-Id, one transaction per request, and JSON errors for everything (never HTML)."""
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from flask import Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from berth.auth import authenticate_key, authenticate_password, parse_authorization_header
+from berth.errors import (BadRequest, BerthError, InternalError, MethodNotAllowed,
+                          PayloadTooLarge, RateLimited, Unauthorized)
+from berth.httpapi import ratelimit
+from berth.httpapi.context import READ_METHODS, database, db_session
+
+log = logging.getLogger(__name__)
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+NOT_FOUND_MESSAGE = ("The requested API endpoint was not found. Are you using the right HTTP verb "
+                     "(i.e. `GET` vs. `POST`), and did you specify your intended version with the "
+                     "`Accept` header?")
+
+
+def install(app: Flask) -> None:
+    app.before_request(_assign_request_id)
+    app.before_request(_authenticate)
+    app.after_request(_finish)
+    app.teardown_request(_close_session)
+    app.register_error_handler(BerthError, render_error)
+    app.register_error_handler(HTTPException, _render_http_exception)
+    app.register_error_handler(Exception, _render_unexpected)
+
+
+def _assign_request_id() -> None:
+    # The Heroku CLI sends a growing comma-joined list: echo its first element only.
+    sent = (request.headers.get("Request-Id") or "").split(",")[0].strip()
+    g.request_id = sent if _SAFE_REQUEST_ID.match(sent) else str(uuid.uuid4())
+
+
+def _authenticate() -> None:
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    if view is None or getattr(view, "berth_public", False):
+        return  # unknown routes fall through to a JSON 404/405
+    credentials = parse_authorization_header(request.headers.get("Authorization"))
+    # A write request's session holds SQLite's write lock from its first statement, and the
+    # rate limiter needs that lock too: so writes authenticate in a separate read session.
+    reads = request.method in READ_METHODS
+    session = db_session() if reads else database().session(write=False)
+    try:
+        try:
+            g.account, g.authorization = authenticate_key(session, credentials)
+        except Unauthorized:
+            account = (authenticate_password(session, credentials)
+                       if getattr(view, "berth_password_login", False) else None)
+            if account is None:
+                raise
+            g.account, g.authorization = account, None
+    finally:
+        if not reads:
+            session.close()
+    settings = current_app.config["BERTH_SETTINGS"]
+    allowed, left = ratelimit.consume(database(), g.account.id, settings.rate_limit_per_hour,
+                                      cost=0 if getattr(view, "berth_free", False) else 1)
+    g.rate_remaining = left
+    if not allowed:
+        raise RateLimited()
+
+
+def _finish(response: Response) -> Response:
+    session = g.pop("db_session", None)
+    if session is not None:
+        try:
+            if response.status_code < 400:
+                session.commit()
+            else:
+                session.rollback()
+        except Exception:  # a failed commit must not answer success
+            log.exception("commit failed (request %s)", g.get("request_id"))
+            session.rollback()
+            response = render_error(InternalError("The change could not be saved. Please retry."))
+        finally:
+            session.close()
+    response.headers["Request-Id"] = g.get("request_id") or str(uuid.uuid4())
+    if g.get("rate_remaining") is not None:
+        response.headers["RateLimit-Remaining"] = str(g.rate_remaining)
+    return response
+
+
+def _close_session(_error: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.rollback()
+        session.close()
+
+
+def render_error(error: BerthError) -> Response:
+    response = jsonify(error.to_dict())
+    response.status_code = error.status
+    return response
+
+
+def _render_http_exception(error: HTTPException) -> Response:
+    code = error.code or 500
+    if isinstance(error, RequestEntityTooLarge):
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        mapped: BerthError = PayloadTooLarge(f"Request body is too large; the limit is {limit} bytes.")
+    elif code == 404:
+        mapped = BerthError(NOT_FOUND_MESSAGE, error_id="not_found", status=404)
+    elif code == 405:
+        mapped = MethodNotAllowed(f"Method {request.method} is not allowed on {request.path}.")
+    elif code < 500:
+        mapped = BadRequest(error.description or "Bad request.", status=code)
+    else:
+        mapped = InternalError("Internal server error.", status=code)
+    response = render_error(mapped)
+    if code == 405 and getattr(error, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    return response
+
+
+def _render_unexpected(error: Exception) -> Response:
+    # The traceback goes to the log under the request id; the client gets no internals.
+    log.exception("unhandled error (request %s)", g.get("request_id"))
+    return render_error(InternalError(
+        f"Internal server error. Please quote request id {g.get('request_id')} when reporting it."))

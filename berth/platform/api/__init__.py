@@ -1,0 +1,9 @@
+"""The Platform API blueprint (Heroku Platform API v3 compatible): HTTP only, one module per resource."""
+from __future__ import annotations
+
+from flask import Blueprint
+
+blueprint = Blueprint("platform", __name__)
+
+# Route modules register themselves on the blueprint when imported.
+from berth.platform.api import account, apps, config, meta  # noqa: E402,F401

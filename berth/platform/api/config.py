@@ -1,0 +1,68 @@
+"""/apps/{app}/config-vars and /apps/{app}/releases."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from berth.httpapi.body import json_body, load
+from berth.httpapi.context import current_account, db_session
+from berth.httpapi.openapi import describe
+from berth.httpapi.pagination import paginate
+from berth.platform import apps, config_vars, releases
+from berth.platform.api import blueprint
+from berth.platform.models import Release
+from berth.platform.schemas import ConfigVarsPatchSchema, ReleaseSchema
+from berth.errors import BadRequest
+
+Reply = Any
+
+
+@blueprint.get("/apps/<app_ref>/config-vars")
+@describe(summary="An app's config vars", map_of_strings=True)
+def show_config_vars(app_ref: str) -> Reply:
+    session = db_session()
+    return config_vars.read_config(session, apps.get_app(session, current_account(), app_ref))
+
+
+@blueprint.patch("/apps/<app_ref>/config-vars")
+@describe(summary="Set config vars (null unsets); a release is made before answering",
+          map_of_strings=True)
+def update_config_vars(app_ref: str) -> Reply:
+    body = json_body()
+    if not isinstance(body, dict):
+        raise BadRequest("Request body must be a JSON object of config var names to values.")
+    changes = load(ConfigVarsPatchSchema(), {"config": body})["config"]
+    session, account = db_session(), current_account()
+    app = apps.get_app(session, account, app_ref)
+    return config_vars.update_config(session, app, account, changes)
+
+
+@blueprint.get("/apps/<app_ref>/releases")
+@describe(summary="An app's releases (Range on version)", response=ReleaseSchema, many=True)
+def list_releases(app_ref: str) -> Reply:
+    session = db_session()
+    app = apps.get_app(session, current_account(), app_ref)
+    page = paginate(session, releases.releases_query(app),
+                    {"version": Release.version, "id": Release.id, "created_at": Release.created_at,
+                     "updated_at": Release.updated_at},
+                    request.headers.get("Range"), default="version", tie_breaker=Release.version)
+    schema = ReleaseSchema(current_version=releases.current_version(session, app), many=True)
+    return page.respond(schema.dump(page.rows))
+
+
+@blueprint.get("/apps/<app_ref>/releases/<ref>")
+@describe(summary="One release by id or version", response=ReleaseSchema)
+def show_release(app_ref: str, ref: str) -> Reply:
+    session = db_session()
+    app = apps.get_app(session, current_account(), app_ref)
+    release = releases.get_release(session, app, ref)
+    return ReleaseSchema(current_version=releases.current_version(session, app)).dump(release)
+
+
+@blueprint.get("/apps/<app_ref>/releases/<ref>/config-vars")
+@describe(summary="An app's config vars as they were at a release", map_of_strings=True)
+def show_release_config_vars(app_ref: str, ref: str) -> Reply:
+    session = db_session()
+    app = apps.get_app(session, current_account(), app_ref)
+    return releases.release_config(releases.get_release(session, app, ref))

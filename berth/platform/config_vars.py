@@ -1,0 +1,86 @@
+"""Config vars: encrypted at rest; every effective change is a release, made before answering."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from berth.accounts import Account
+from berth.errors import InvalidParams
+from berth.platform import releases
+from berth.platform.models import App, ConfigVar
+
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_TOTAL_BYTES = 32 * 1024
+
+
+def read_config(session: Session, app: App) -> dict[str, str]:
+    rows = session.scalars(select(ConfigVar).where(ConfigVar.app_id == app.id))
+    return {row.name: row.value for row in rows}
+
+
+def _normalise(changes: dict[str, Any]) -> dict[str, str | None]:
+    problems = [repr(name) for name in changes if not NAME_PATTERN.match(name)]
+    if problems:
+        raise InvalidParams(f"Invalid config var name {', '.join(sorted(problems))}: names must match "
+                            "^[A-Za-z_][A-Za-z0-9_]*$.")
+    normalised: dict[str, str | None] = {}
+    for name, value in changes.items():
+        if value is None or isinstance(value, str):
+            normalised[name] = value
+        elif isinstance(value, bool):
+            normalised[name] = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            normalised[name] = str(value)  # Heroku coerces scalars to strings
+        else:
+            raise InvalidParams(f"Config var {name} must be a string or null.")
+        if normalised[name] is not None and "\x00" in normalised[name]:  # type: ignore[operator]
+            raise InvalidParams(f"Config var {name} must not contain NUL characters.")
+    return normalised
+
+
+def size_of(config: dict[str, str]) -> int:
+    return sum(len(k.encode()) + len(v.encode()) for k, v in config.items())
+
+
+def describe_change(set_names: list[str], removed: list[str]) -> str:
+    parts = []
+    if set_names:
+        parts.append(f"Set {', '.join(set_names)}")
+    if removed:
+        parts.append(f"{'remove' if set_names else 'Remove'} {', '.join(removed)}")
+    return " and ".join(parts) + " config vars"
+
+
+def update_config(session: Session, app: App, user: Account, changes: dict[str, Any]) -> dict[str, str]:
+    """Apply a partial map (`None` unsets). Validation happens before any write."""
+    normalised = _normalise(changes)
+    rows = {row.name: row for row in session.scalars(
+        select(ConfigVar).where(ConfigVar.app_id == app.id))}
+    current = {name: row.value for name, row in rows.items()}
+    updated = dict(current)
+    for name, value in normalised.items():
+        if value is None:
+            updated.pop(name, None)
+        else:
+            updated[name] = value
+    total = size_of(updated)
+    if total > MAX_TOTAL_BYTES:
+        raise InvalidParams(f"Config vars are limited to {MAX_TOTAL_BYTES // 1024} kB in total; this "
+                            f"change would make them {total} bytes.")
+    set_names = [n for n, v in normalised.items() if v is not None and current.get(n) != v]
+    removed = [n for n, v in normalised.items() if v is None and n in current]
+    if not set_names and not removed:
+        return current
+    for name in set_names:
+        if name in rows:
+            rows[name].value = updated[name]
+        else:
+            session.add(ConfigVar(app_id=app.id, name=name, value=updated[name]))
+    for name in removed:
+        session.delete(rows[name])
+    session.flush()
+    releases.create_release(session, app, user, describe_change(set_names, removed), config=updated)
+    return updated

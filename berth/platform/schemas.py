@@ -1,0 +1,204 @@
+"""Marshmallow schemas of the Platform API: what comes in (validated) and what goes out."""
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from berth.config import Settings
+from berth.httpapi.body import InputSchema
+from berth.httpapi.fields import Reference, ScalarString, Timestamp, strict_boolean
+from berth.platform.apps import stable_id
+from berth.platform.config_vars import NAME_PATTERN
+from berth.platform.naming import APP_NAME_PATTERN
+
+TEN_YEARS = 10 * 365 * 24 * 3600
+
+
+def _named(kind: str, name: str) -> dict[str, str]:
+    return {"id": stable_id(kind, name), "name": name}
+
+
+# ---- account and API keys ----------------------------------------------------------------
+
+class AccountSchema(Schema):
+    id = fields.String()
+    email = fields.String()
+    name = fields.String(allow_none=True)
+    allow_tracking = fields.Boolean()
+    beta = fields.Boolean()
+    verified = fields.Function(lambda a: True)
+    two_factor_authentication = fields.Function(lambda a: False)
+    federated = fields.Function(lambda a: False)
+    last_login = Timestamp()
+    default_organization = fields.Function(lambda a: None)
+    default_team = fields.Function(lambda a: None)
+    identity_provider = fields.Function(lambda a: None)
+    sms_number = fields.Function(lambda a: None)
+    suspended_at = fields.Function(lambda a: None)
+    delinquent_at = fields.Function(lambda a: None)
+    country_of_residence = fields.Function(lambda a: None)
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+
+class AccountUpdateSchema(InputSchema):
+    allow_tracking = strict_boolean()
+    beta = strict_boolean()
+    name = fields.String(allow_none=True, validate=validate.Length(max=255))
+
+
+class RateLimitSchema(Schema):
+    remaining = fields.Integer()
+
+
+def _token_shape(auth: Any) -> dict[str, Any]:
+    # The clear token exists only on the answer that minted it; afterwards a redacted form.
+    token = auth.clear_token or "**********" + auth.token_suffix
+    return {"id": auth.id, "token": token, "expires_in": auth.expires_in}
+
+
+class AuthorizationSchema(Schema):
+    id = fields.String()
+    description = fields.String()
+    scope = fields.List(fields.String())
+    default = fields.Boolean(attribute="is_default")
+    access_token = fields.Function(_token_shape)
+    refresh_token = fields.Function(lambda a: None)
+    grant = fields.Function(lambda a: None)
+    client = fields.Function(lambda a: None)
+    session = fields.Function(lambda a: None)
+    user = fields.Function(lambda a: {"id": a.account.id, "email": a.account.email,
+                                      "full_name": a.account.name})
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+
+class AuthorizationCreateSchema(InputSchema):
+    TOLERATED = frozenset({"client"})
+    description = fields.String(load_default="", validate=validate.Length(max=1000))
+    scope = fields.List(fields.String(validate=validate.OneOf(
+        ["global"], error="Only the global scope is supported.")), load_default=["global"])
+    expires_in = fields.Integer(strict=True, allow_none=True, load_default=None,
+                                validate=validate.Range(min=1, max=TEN_YEARS))
+
+
+class AuthorizationUpdateSchema(InputSchema):
+    TOLERATED = frozenset({"client"})
+    description = fields.String(required=True, validate=validate.Length(max=1000))
+
+
+# ---- apps ----------------------------------------------------------------------------------
+
+class AppSchema(Schema):
+    def __init__(self, *, settings: Settings | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+
+    id = fields.String()
+    name = fields.String()
+    owner = fields.Function(lambda app: {"id": app.owner.id, "email": app.owner.email})
+    region = fields.Function(lambda app: _named("region", app.region))
+    stack = fields.Function(lambda app: _named("stack", app.stack))
+    build_stack = fields.Function(lambda app: _named("stack", app.build_stack))
+    git_url = fields.Method("_git_url")
+    web_url = fields.Method("_web_url")
+    maintenance = fields.Boolean()
+    acm = fields.Function(lambda app: False)
+    repo_size = fields.Function(lambda app: None)
+    slug_size = fields.Function(lambda app: None)
+    buildpack_provided_description = fields.Function(lambda app: None)
+    space = fields.Function(lambda app: None)
+    organization = fields.Function(lambda app: None)
+    team = fields.Function(lambda app: None)
+    internal_routing = fields.Function(lambda app: None)
+    generation = fields.Function(lambda app: _named("generation", "cedar"))
+    create_status = fields.Function(lambda app: "complete")
+    process_tier = fields.Function(lambda app: "basic")
+    locked = fields.Function(lambda app: False)
+    archived_at = fields.Function(lambda app: None)
+    released_at = Timestamp()
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+    def _git_url(self, app: Any) -> str:
+        return f"{self.settings.api_url}/{app.name}.git"
+
+    def _web_url(self, app: Any) -> str:
+        return f"http://{app.name}.{self.settings.apps_domain}:{self.settings.router_port}/"
+
+
+class AppCreateSchema(InputSchema):
+    # Sent by the Heroku CLI and heroku3 even when meaningless here.
+    TOLERATED = frozenset({"kernel", "locked", "internal_routing", "feature_flags", "space", "team",
+                           "organization", "personal"})
+    name = fields.String(allow_none=True, load_default=None)
+    region = Reference(allow_none=True, load_default=None)
+    stack = Reference(allow_none=True, load_default=None)
+
+
+class AppUpdateSchema(InputSchema):
+    name = fields.String(validate=validate.Regexp(APP_NAME_PATTERN, error=(
+        "Name must start with a letter, end with a letter or digit and can only contain "
+        "lowercase letters, digits, and dashes; 3 to 30 characters.")))
+    maintenance = strict_boolean()
+    build_stack = Reference()
+
+
+class CollaboratorSchema(Schema):
+    id = fields.String()
+    app = fields.Function(lambda c: {"id": c.app.id, "name": c.app.name})
+    user = fields.Function(lambda c: {"id": c.account.id, "email": c.account.email,
+                                      "federated": False})
+    role = fields.Function(lambda c: "collaborator")
+    permissions = fields.Function(lambda c: [])
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+
+class CollaboratorCreateSchema(InputSchema):
+    user = Reference(required=True)
+    silent = strict_boolean(load_default=False)
+
+
+# ---- config vars and releases -----------------------------------------------------------
+
+class ConfigVarsPatchSchema(InputSchema):
+    """Wraps the flat map the API receives, so marshmallow validates names and value types."""
+
+    config = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=255)),
+                         values=ScalarString(allow_none=True), required=True)
+
+    @validates_schema
+    def _names(self, data: dict[str, Any], **_: Any) -> None:
+        bad = sorted(name for name in data["config"] if not NAME_PATTERN.match(name))
+        if bad:
+            raise ValidationError(f"Invalid config var name {', '.join(map(repr, bad))}: names must "
+                                  "match ^[A-Za-z_][A-Za-z0-9_]*$.")
+
+
+class ReleaseSchema(Schema):
+    def __init__(self, *, current_version: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.current_version = current_version
+
+    id = fields.String()
+    version = fields.Integer()
+    description = fields.String()
+    status = fields.String()
+    current = fields.Method("_current")
+    eligible_for_rollback = fields.Method("_eligible")
+    user = fields.Function(lambda r: {"id": r.user.id, "email": r.user.email} if r.user else None)
+    app = fields.Function(lambda r: {"id": r.app.id, "name": r.app.name})
+    slug = fields.Function(lambda r: {"id": r.slug_id} if r.slug_id else None)
+    addon_plan_names = fields.Function(lambda r: [])
+    artifacts = fields.Function(lambda r: [{"type": "slug", "id": r.slug_id}] if r.slug_id else [])
+    output_stream_url = fields.Function(lambda r: None)
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+    def _current(self, release: Any) -> bool:
+        return release.version == self.current_version
+
+    def _eligible(self, release: Any) -> bool:
+        return release.status == "succeeded" and release.version != self.current_version

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install the Debian packages Berth needs on this host, only those missing.
+#   postgresql  server binaries for local clusters (tests, Postgres add-on)
+#   wrk         HTTP load generator, only with --bench
+# Idempotent and silent when everything is present. Debian's postgresql
+# package may create and start a "main" cluster on port 5432; Berth never
+# uses it and leaves it alone.
+set -euo pipefail
+
+usage() { echo "usage: $0 [--bench]" >&2; }
+
+bench=0
+for arg in "$@"; do
+    case "$arg" in
+        --bench) bench=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) usage; exit 2 ;;
+    esac
+done
+
+have_initdb() {
+    # Debian keeps the real server tools per version, off PATH.
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+
+missing=()
+have_initdb || missing+=(postgresql)
+if ((bench)) && ! command -v wrk >/dev/null; then
+    missing+=(wrk)
+fi
+((${#missing[@]} == 0)) && exit 0
+
+as_root=()
+if ((EUID != 0)); then
+    command -v sudo >/dev/null || { echo "need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+    as_root=(sudo)
+fi
+
+echo "installing system packages: ${missing[*]}" >&2
+# env rather than export: sudo drops most of the caller's environment.
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+if [[ " ${missing[*]} " == *" postgresql "* ]] && ! have_initdb; then
+    echo "postgresql installed but no /usr/lib/postgresql/*/bin/initdb found" >&2
+    exit 1
+fi

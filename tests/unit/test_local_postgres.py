@@ -1,0 +1,125 @@
+"""LocalPostgres against a real throwaway cluster (one per module, ~1 s to create)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from berth.addons.postgres.cluster import LocalPostgres
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
+    pg = LocalPostgres(tmp_path_factory.mktemp("pg") / "data")
+    pg.start()
+    yield pg
+    pg.stop()
+
+
+def scalar(url: str, query: str) -> object:
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        row = conn.execute(query).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def test_connect_and_query(cluster: LocalPostgres) -> None:
+    assert cluster.is_running()
+    assert cluster.host == "127.0.0.1"
+    assert scalar(cluster.admin_url(), "SELECT 40 + 2") == 42
+    assert scalar(cluster.admin_url(), "SELECT current_user") == "berth"
+    assert scalar(cluster.admin_url(), "SHOW listen_addresses") == "127.0.0.1"
+
+
+def test_create_database_and_connect(cluster: LocalPostgres) -> None:
+    url = cluster.create_database("app_one")
+    assert url == cluster.admin_url("app_one")
+    assert scalar(url, "SELECT current_database()") == "app_one"
+    cluster.drop_database("app_one")
+
+
+def test_drop_database_with_open_connection(cluster: LocalPostgres) -> None:
+    url = cluster.create_database("busy")
+    with psycopg.connect(url) as held:
+        held.execute("SELECT 1")
+        cluster.drop_database("busy")
+        with pytest.raises(psycopg.OperationalError):
+            held.execute("SELECT 1")  # its backend was terminated by the drop
+    remaining = "SELECT count(*) FROM pg_database WHERE datname = 'busy'"
+    assert scalar(cluster.admin_url(), remaining) == 0
+    cluster.drop_database("busy")  # dropping a missing database is a no-op
+
+
+def test_wrong_password_is_refused(cluster: LocalPostgres) -> None:
+    bad = f"postgresql://berth:not-the-password@127.0.0.1:{cluster.port}/postgres"
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(bad, connect_timeout=5)
+    # TCP logins must go through scram, not trust.
+    trust_rules = "SELECT count(*) FROM pg_hba_file_rules WHERE auth_method = 'trust'"
+    assert scalar(cluster.admin_url(), trust_rules) == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["", "Upper", "1starts_with_digit", "semi;colon", "x" * 64, 'quo"te']
+)
+def test_bad_database_name_raises(cluster: LocalPostgres, name: str) -> None:
+    with pytest.raises(ValueError):
+        cluster.create_database(name)
+    with pytest.raises(ValueError):
+        cluster.drop_database(name)
+
+
+def test_restart_reuses_password_and_data(cluster: LocalPostgres) -> None:
+    url = cluster.create_database("durable")
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TABLE kept (v text)")
+        conn.execute("INSERT INTO kept VALUES ('still here')")
+    cluster.stop()
+    assert not cluster.is_running()
+    cluster.stop()  # stopping a stopped cluster is harmless
+
+    # A fresh instance on the same data dir finds the persisted password; its
+    # first port is occupied, so start() has to retry on another one.
+    again = LocalPostgres(cluster.data_dir)
+    assert again.admin_url().split("@")[0] == cluster.admin_url().split("@")[0]
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", again.port))
+        squatter.listen()
+        taken = again.port
+        again.start()
+    assert again.port != taken
+    assert scalar(again.admin_url("durable"), "SELECT v FROM kept") == "still here"
+    assert Path(f"{cluster.data_dir}.password").stat().st_mode & 0o777 == 0o600
+    again.stop()
+
+    cluster.start()
+    cluster.drop_database("durable")
+
+
+def test_stop_after_server_died(cluster: LocalPostgres) -> None:
+    pid = int((cluster.data_dir / "postmaster.pid").read_text().splitlines()[0])
+    os.kill(pid, signal.SIGKILL)
+    cluster.stop()  # must not raise: the server dies mid-stop, leaving a stale postmaster.pid
+    assert not cluster.is_running()
+    cluster.start()  # and the cluster recovers
+    assert scalar(cluster.admin_url(), "SELECT 1") == 1
+
+
+def test_context_manager_starts_and_stops(cluster: LocalPostgres) -> None:
+    cluster.stop()
+    with LocalPostgres(cluster.data_dir) as pg:
+        assert scalar(pg.admin_url(), "SELECT 1") == 1
+    assert not pg.is_running()
+    cluster.start()
+
+
+def test_stop_validates_mode_and_tolerates_missing_cluster(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        LocalPostgres(tmp_path / "never").stop(mode="sideways")
+    LocalPostgres(tmp_path / "never").stop()  # never created: nothing to do
