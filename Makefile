@@ -1,0 +1,45 @@
+# The README's two commands: `make run` and `make test`. Everything they need is installed here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export BERTH_DATA_DIR ?= $(CURDIR)/var
+export BERTH_HOST ?= 127.0.0.1
+export BERTH_PORT ?= 5000
+WORKERS ?= 2
+
+.PHONY: setup system-packages run migrate test test-fast bench clean
+
+setup: system-packages $(STAMP)
+
+system-packages:
+	@bash scripts/install-system-packages.sh
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+migrate: setup
+	$(BIN)/python -c "from berth import create_app; create_app()"
+
+run: migrate
+	@echo "Berth API on http://$(BERTH_HOST):$(BERTH_PORT) (data in $(BERTH_DATA_DIR))."
+	@echo "Create the first user:  $(BIN)/python -m berth.admin create-user you@example.com"
+	@echo "Then:                   export BERTH_API_URL=http://$(BERTH_HOST):$(BERTH_PORT); $(BIN)/berth login"
+	$(BIN)/gunicorn --workers $(WORKERS) --bind $(BERTH_HOST):$(BERTH_PORT) --access-logfile - app:app
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: setup
+	@bash scripts/install-system-packages.sh --bench
+	$(BIN)/python bench/api.py --check
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,132 @@
+"""Shared fixtures: the control plane on SQLite and on a real PostgreSQL the fixtures start.
+
+Each backend is set up once per test run; every test gets a fresh Flask app over it and the
+tables are emptied afterwards, so tests are isolated without paying for a new database.
+"""
+from __future__ import annotations
+
+import base64
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from cryptography.fernet import Fernet
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import delete
+
+from berth import create_app
+from berth.accounts import create_account
+from berth.addons.postgres.cluster import LocalPostgres
+from berth.config import Settings
+from berth.db import Base
+
+ACCEPT = "application/vnd.heroku+json; version=3"
+TEST_KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[LocalPostgres]:
+    with tempfile.TemporaryDirectory(prefix="berth-pg-") as directory:
+        server = LocalPostgres(Path(directory) / "cluster")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("berth-data")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, session_dir: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{session_dir / 'control-plane.sqlite3'}"
+    server: LocalPostgres = request.getfixturevalue("postgres_server")
+    return server.create_database("berth_test").replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture
+def settings(database_url: str, session_dir: Path) -> Settings:
+    return Settings(data_dir=session_dir, database_url=database_url, secret_keys=(TEST_KEY,),
+                    port=5000)
+
+
+def empty_all_tables(app: Flask) -> None:
+    database = app.extensions["berth.database"]
+    with database.transaction() as session:
+        for table in reversed(Base.metadata.sorted_tables):
+            session.execute(delete(table))
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    flask_app = create_app(settings)
+    yield flask_app
+    empty_all_tables(flask_app)
+    flask_app.extensions["berth.database"].dispose()
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    password: str
+    key: str
+
+
+class Api:
+    """A thin client over Flask's test client speaking like the Heroku CLI."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.client: FlaskClient = app.test_client()
+
+    def make_user(self, email: str, password: str = "correct horse battery") -> User:
+        with self.app.extensions["berth.database"].transaction() as session:
+            account, key = create_account(session, email, password)
+            return User(account.id, account.email, password, key.clear_token or "")
+
+    def request(self, method: str, path: str, user: User | None = None, *, json: Any = None,
+                data: str | bytes | None = None, headers: dict[str, str] | None = None) -> Any:
+        sent = {"Accept": ACCEPT}
+        if user is not None:
+            sent["Authorization"] = f"Bearer {user.key}"
+        sent.update(headers or {})
+        return self.client.open(path, method=method, json=json, data=data, headers=sent)
+
+    def get(self, path: str, user: User | None = None, **kw: Any) -> Any:
+        return self.request("GET", path, user, **kw)
+
+    def post(self, path: str, user: User | None = None, **kw: Any) -> Any:
+        return self.request("POST", path, user, **kw)
+
+    def patch(self, path: str, user: User | None = None, **kw: Any) -> Any:
+        return self.request("PATCH", path, user, **kw)
+
+    def delete(self, path: str, user: User | None = None, **kw: Any) -> Any:
+        return self.request("DELETE", path, user, **kw)
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+@pytest.fixture
+def api(app: Flask) -> Api:
+    return Api(app)
+
+
+@pytest.fixture
+def alice(api: Api) -> User:
+    return api.make_user("alice@example.com")
+
+
+@pytest.fixture
+def bob(api: Api) -> User:
+    return api.make_user("bob@example.com")

@@ -1,0 +1,80 @@
+"""DESIGN.md's direction of dependencies, checked by parsing every import in berth/."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "berth"
+
+# Top-level parts of berth a module may import, by where the module lives.
+FOUNDATION = {"config", "db", "errors", "auth", "crypto", "accounts", "hooks", "httpapi"}
+ALLOWED: dict[str, set[str]] = {
+    "platform": FOUNDATION | {"platform"},
+    "broker": FOUNDATION | {"platform", "broker"},
+    "addons": {"db", "errors", "crypto", "config", "addons", "broker.partner_api"},
+    "cli": {"cli"},
+    "httpapi": FOUNDATION,
+}
+NEVER_IMPORTED = {"buildpacks"}
+
+
+def berth_imports(path: Path) -> list[tuple[int, str]]:
+    """Every `berth.x[.y]` this file imports, as 'x' or 'x.y' (relative imports resolved)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    module_parts = ["berth", *path.relative_to(PACKAGE).with_suffix("").parts]
+    found = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module_parts[: len(module_parts) - node.level]
+                names = [".".join(base + ([node.module] if node.module else []))]
+            else:
+                names = [node.module or ""]
+            if names[0] == "berth":  # `from berth import x`: x is the imported part
+                names = [f"berth.{alias.name}" for alias in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "berth" and len(parts) > 1:
+                found.append((node.lineno, ".".join(parts[1:3])))
+    return found
+
+
+def allowed(layer: str, target: str) -> bool:
+    top = target.split(".")[0]
+    rules = ALLOWED[layer]
+    return top in rules or target in rules or any(target.startswith(r + ".") for r in rules)
+
+
+def python_files() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "migrations" not in p.parts)
+
+
+@pytest.mark.parametrize("path", python_files(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_follow_the_design(path: Path) -> None:
+    layer = path.relative_to(PACKAGE).parts[0]
+    violations = []
+    for line, target in berth_imports(path):
+        if target.split(".")[0] in NEVER_IMPORTED:
+            violations.append(f"line {line}: imports {target}, which is only ever run as a subprocess")
+        elif layer in ALLOWED and not allowed(layer, target):
+            violations.append(f"line {line}: {layer} may not import berth.{target}")
+    assert not violations, "\n".join(violations)
+
+
+def test_foundation_modules_import_no_feature_package() -> None:
+    for name in FOUNDATION - {"httpapi"}:
+        targets = {t.split(".")[0] for _, t in berth_imports(PACKAGE / f"{name}.py")}
+        assert not targets & {"platform", "broker", "addons", "cli"}, name
+
+
+def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
+    """Guards the guard: a platform module importing the broker must be reported."""
+    assert not allowed("platform", "broker.catalogue")
+    assert not allowed("addons", "broker.provisioning")
+    assert allowed("addons", "broker.partner_api")
+    assert not allowed("cli", "platform.apps")
