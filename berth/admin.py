@@ -17,8 +17,11 @@ from berth.errors import BerthError
 
 
 def _open_database() -> Database:
-    settings = load_settings()
-    crypto.configure(crypto.load_or_create_keys(settings.secret_keys, settings.data_dir))
+    try:
+        settings = load_settings()
+        crypto.configure(crypto.load_or_create_keys(settings.secret_keys, settings.data_dir))
+    except (ValueError, crypto.KeyringError) as error:
+        raise click.ClickException(str(error)) from None
     database = Database(settings.database_url)
     database.migrate(settings.data_dir)
     return database

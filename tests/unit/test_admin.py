@@ -1,0 +1,82 @@
+"""Operator commands as real subprocesses: create-user, rotate-keys; the generated key file."""
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from berth import create_app
+from berth.config import load_settings
+from tests.conftest import ACCEPT
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def admin(data_dir: Path, *args: str, keys: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BERTH_DATA_DIR": str(data_dir)}
+    env.pop("BERTH_SECRET_KEYS", None)
+    if keys is not None:
+        env["BERTH_SECRET_KEYS"] = keys
+    return subprocess.run([sys.executable, "-m", "berth.admin", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_create_user_prints_only_the_key_and_it_works(tmp_path: Path) -> None:
+    result = admin(tmp_path, "create-user", "ops@example.com", "--password", "pw-123456789")
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip()
+    assert key.startswith("HRKU-") and len(result.stdout.splitlines()) == 1
+    assert key not in result.stderr
+    key_file = tmp_path / "secret.keys"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    app = create_app(load_settings({"BERTH_DATA_DIR": str(tmp_path)}))
+    response = app.test_client().get("/account", headers={"Authorization": f"Bearer {key}", "Accept": ACCEPT})
+    assert response.status_code == 200 and response.get_json()["email"] == "ops@example.com"
+
+
+def test_create_user_refuses_duplicates_and_bad_emails(tmp_path: Path) -> None:
+    assert admin(tmp_path, "create-user", "dup@example.com").returncode == 0
+    duplicate = admin(tmp_path, "create-user", "DUP@example.com")
+    assert duplicate.returncode != 0 and "already registered" in duplicate.stderr
+    bad = admin(tmp_path, "create-user", "not-an-email")
+    assert bad.returncode != 0 and "not a valid email" in bad.stderr
+    assert duplicate.stdout == bad.stdout == ""
+
+
+def test_rotate_keys_reencrypts_everything_under_the_newest_key(tmp_path: Path) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    key = admin(tmp_path, "create-user", "rot@example.com", keys=old).stdout.strip()
+    settings = load_settings({"BERTH_DATA_DIR": str(tmp_path), "BERTH_SECRET_KEYS": old})
+    client = create_app(settings).test_client()
+    headers = {"Authorization": f"Bearer {key}", "Accept": ACCEPT}
+    assert client.post("/apps", json={"name": "rotating"}, headers=headers).status_code == 201
+    client.patch("/apps/rotating/config-vars", json={"SECRET": "s3cr3t"}, headers=headers)
+
+    result = admin(tmp_path, "rotate-keys", keys=f"{new},{old}")
+    assert result.returncode == 0, result.stderr
+    assert "s3cr3t" not in result.stdout + result.stderr
+
+    # With only the new key configured, every secret is still readable.
+    client = create_app(settings.with_overrides(secret_keys=(new,))).test_client()
+    assert client.get("/apps/rotating/config-vars", headers=headers).get_json() == {"SECRET": "s3cr3t"}
+    assert client.get("/apps/rotating/releases/2/config-vars", headers=headers).get_json() == {"SECRET": "s3cr3t"}
+    # And the old key alone can no longer read them.
+    client = create_app(settings.with_overrides(secret_keys=(old,))).test_client()
+    assert client.get("/apps/rotating/config-vars", headers=headers).status_code == 500
+
+
+def test_invalid_secret_keys_fail_clearly(tmp_path: Path) -> None:
+    result = admin(tmp_path, "create-user", "x@example.com", keys="not-a-fernet-key")
+    assert result.returncode != 0 and "not a Fernet key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("variable,value", [("BERTH_PORT", "eighty")])
+def test_bad_numeric_setting_is_reported(variable: str, value: str) -> None:
+    with pytest.raises(ValueError, match=variable):
+        load_settings({variable: value})
