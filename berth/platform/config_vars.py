@@ -57,6 +57,7 @@ def describe_change(set_names: list[str], removed: list[str]) -> str:
 def update_config(session: Session, app: App, user: Account, changes: dict[str, Any]) -> dict[str, str]:
     """Apply a partial map (`None` unsets). Validation happens before any write."""
     normalised = _normalise(changes)
+    releases.lock_app(session, app)
     rows = {row.name: row for row in session.scalars(
         select(ConfigVar).where(ConfigVar.app_id == app.id))}
     current = {name: row.value for name, row in rows.items()}

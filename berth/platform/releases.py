@@ -15,11 +15,19 @@ def releases_query(app: App) -> Select[tuple[Release]]:
     return select(Release).where(Release.app_id == app.id)
 
 
+def lock_app(session: Session, app: App) -> None:
+    """Serialise changes to one app's config and releases (Postgres; SQLite's writer lock does it).
+
+    Take it before reading the config a change builds on, or a concurrent change is lost.
+    NO KEY UPDATE still lets other rows' foreign-key checks on the app proceed.
+    """
+    session.execute(select(App.id).where(App.id == app.id).with_for_update(key_share=True))
+
+
 def create_release(session: Session, app: App, user: Account | None, description: str, *,
                    config: dict[str, str], slug_id: str | None = None) -> Release:
-    """Version = previous + 1. The app row is locked first so concurrent releases queue up
-    (Postgres); on SQLite the request already holds the write lock (BEGIN IMMEDIATE)."""
-    session.execute(select(App.id).where(App.id == app.id).with_for_update())
+    """Version = previous + 1, allocated under the app's lock."""
+    lock_app(session, app)
     last = session.scalar(select(func.max(Release.version))
                           .where(Release.app_id == app.id)) or 0
     release = Release(app_id=app.id, version=last + 1, description=description,

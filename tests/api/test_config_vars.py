@@ -117,3 +117,18 @@ def test_concurrent_style_sequence_keeps_versions_dense(api: Api, alice: User, a
     assert versions == list(range(1, 7))
     current = [r for r in api.get(f"/apps/{app_name}/releases", alice).get_json() if r["current"]]
     assert [r["version"] for r in current] == [6]
+
+
+def test_concurrent_changes_get_distinct_dense_versions(api: Api, alice: User, app_name: str) -> None:
+    """Eight writers at once: every change lands, versions are 1..9 with no gaps or clashes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def change(index: int) -> int:
+        client = Api(api.app)
+        return client.patch(f"/apps/{app_name}/config-vars", alice, json={f"K{index}": str(index)}).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(change, range(8)))
+    assert statuses == [200] * 8
+    assert len(api.get(f"/apps/{app_name}/config-vars", alice).get_json()) == 8
+    assert [v for v, _ in releases(api, alice, app_name)] == list(range(1, 10))
