@@ -1,19 +1,32 @@
-"""Berth: a self-hosted, Heroku-style platform. `create_app` is the composition root."""
+"""Berth: a self-hosted, Heroku-style platform. `create_app` is the composition root.
+
+Imports live inside create_app so that `berth.cli` (a pure HTTP client) starts without
+loading Flask, SQLAlchemy or the server's modules.
+"""
 from __future__ import annotations
 
-import logging
+from typing import TYPE_CHECKING
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
-from berth import crypto
-from berth.config import Settings, load_settings
-from berth.db import Database
-from berth.hooks import Hooks
+    from berth.config import Settings
 
 __version__ = "0.1.0"
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: "Settings | None" = None) -> "Flask":
+    import logging
+
+    from flask import Flask
+
+    from berth import crypto
+    from berth.config import load_settings
+    from berth.db import Database
+    from berth.hooks import Hooks
+    from berth.httpapi import conventions
+    from berth.platform.api import blueprint as platform_api
+
     settings = settings or load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     crypto.configure(crypto.load_or_create_keys(settings.secret_keys, settings.data_dir))
@@ -21,16 +34,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     database.migrate(settings.data_dir)
 
     app = Flask(__name__)
-    app.config.update(BERTH_SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_body_bytes,
-                      JSON_SORT_KEYS=False)
+    app.config.update(BERTH_SETTINGS=settings, MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.strict_slashes = False
     app.extensions["berth.database"] = database
     app.extensions["berth.hooks"] = Hooks()
-
-    from berth.httpapi import conventions
-    from berth.platform.api import blueprint as platform_api
-
     conventions.install(app)
     app.register_blueprint(platform_api)
     logging.getLogger("berth").setLevel(logging.INFO)

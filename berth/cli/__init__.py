@@ -1,0 +1,1 @@
+"""The `berth` command-line client: speaks only the Platform API over HTTP."""
