@@ -13,8 +13,8 @@ from berth import crypto
 from berth.db import Base, new_id, utcnow
 from berth.errors import InvalidParams, NotFound
 
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
+UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 DEFAULT_KEY_DESCRIPTION = "Default API key"
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so a miss costs as long as a wrong password.

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -65,14 +66,18 @@ def load_or_create_keys(configured: tuple[str, ...], data_dir: Path) -> list[str
         return list(configured)
     path = data_dir / KEY_FILE_NAME
     data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: two processes starting at once must not both write a different key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(Fernet.generate_key().decode() + "\n")
+    if not path.exists():
+        # Write a complete file aside, then link it into place: link fails if another
+        # process won the race, and nobody ever reads a half-written key file.
+        fd, temporary = tempfile.mkstemp(dir=data_dir, prefix=".secret-")
+        try:
+            with os.fdopen(fd, "w") as handle:  # mkstemp creates it 0600
+                handle.write(Fernet.generate_key().decode() + "\n")
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
     keys = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     if not keys:
         raise KeyringError(f"{path} is empty")

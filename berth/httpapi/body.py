@@ -55,10 +55,23 @@ def _flatten(problems: Any) -> str:
     return str(problems)
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
+
+
 def load(schema: Schema, data: Any | None = None) -> Any:
     payload = json_body() if data is None else data
     if not isinstance(payload, dict):
         raise BadRequest("Request body must be a JSON object.")
+    # No database stores NUL in text (PostgreSQL refuses it): say so instead of failing later.
+    if _contains_nul(payload):
+        raise InvalidParams("Invalid parameters. Text must not contain NUL characters.")
     try:
         return schema.load(payload)
     except ValidationError as error:

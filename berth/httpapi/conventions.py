@@ -24,6 +24,7 @@ NOT_FOUND_MESSAGE = ("The requested API endpoint was not found. Are you using th
 
 def install(app: Flask) -> None:
     app.before_request(_assign_request_id)
+    app.before_request(_refuse_nul_in_path)
     app.before_request(_authenticate)
     app.after_request(_finish)
     app.teardown_request(_close_session)
@@ -36,6 +37,12 @@ def _assign_request_id() -> None:
     # The Heroku CLI sends a growing comma-joined list: echo its first element only.
     sent = (request.headers.get("Request-Id") or "").split(",")[0].strip()
     g.request_id = sent if _SAFE_REQUEST_ID.match(sent) else str(uuid.uuid4())
+
+
+def _refuse_nul_in_path() -> None:
+    # No resource name or id can contain NUL, and PostgreSQL refuses it in a query.
+    if "\x00" in request.path:
+        raise BerthError(NOT_FOUND_MESSAGE, error_id="not_found", status=404)
 
 
 def _authenticate() -> None:

@@ -14,7 +14,7 @@ class Timestamp(fields.Field):
 
 
 def strict_boolean(**kwargs: Any) -> fields.Boolean:
-    """JSON true/false only: "yes" or 1 is a type error, not a guess."""
+    """JSON true/false (and 0/1, which heroku3 sends for maintenance); "yes" is a type error."""
     return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
 
 

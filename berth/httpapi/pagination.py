@@ -18,6 +18,7 @@ from berth.httpapi.timestamps import parse_timestamp
 
 DEFAULT_MAX = 200
 LIMIT_MAX = 1000
+INT32 = 2**31
 INVALID_RANGE = "Invalid `Range` header. Please use format like `id ..; max=10, order=desc`."
 _FIRST_TOKEN = re.compile(r"^(?P<field>[A-Za-z_]+)(?:\s+(?P<range>\S*))?$")
 
@@ -40,7 +41,7 @@ def parse_range(header: str | None, fields: Sequence[str], default: str) -> Rang
     match = _FIRST_TOKEN.match(parts[0])
     if not match:
         raise BadRequest(INVALID_RANGE)
-    bounds = match.group("range") or ".."
+    bounds = match.group("range") or ""
     if ".." not in bounds:
         raise BadRequest(INVALID_RANGE)
     start_text = bounds.split("..", 1)[0]
@@ -67,10 +68,15 @@ def parse_range(header: str | None, fields: Sequence[str], default: str) -> Rang
 
 
 def _to_value(column: InstrumentedAttribute[Any], text: str) -> Any:
-    python_type = column.type.python_type
+    column_type = column.type
+    # A TypeDecorator (UTCDateTime) reports its own python_type as `object`: ask its impl.
+    python_type = getattr(column_type, "impl_instance", column_type).python_type
     try:
         if python_type is int:
-            return int(text)
+            value = int(text)
+            if not -INT32 <= value < INT32:  # beyond what the column can hold
+                raise ValueError(text)
+            return value
         if python_type is datetime:
             return parse_timestamp(text)
     except ValueError:

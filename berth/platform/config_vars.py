@@ -12,7 +12,7 @@ from berth.errors import InvalidParams
 from berth.platform import releases
 from berth.platform.models import App, ConfigVar
 
-NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_TOTAL_BYTES = 32 * 1024
 
 

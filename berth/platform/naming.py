@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import secrets
 
-APP_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,28}[a-z0-9]$")
+APP_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,28}[a-z0-9]\Z")
 _ADJECTIVES = ("ancient", "brave", "calm", "crisp", "damp", "eager", "fancy", "floating", "gentle",
                "golden", "hidden", "icy", "jolly", "lively", "lucky", "misty", "noble", "polar",
                "quiet", "rapid", "rustic", "shiny", "silent", "sunny", "swift", "tranquil", "vast",

@@ -51,7 +51,7 @@ def get_release(session: Session, app: App, ref: str) -> Release:
     version = ref[1:] if ref[:1] in ("v", "V") else ref
     if UUID_PATTERN.match(ref):
         query = query.where(Release.id == ref.lower())
-    elif version.isdigit():
+    elif version.isdigit() and int(version) < 2**31:
         query = query.where(Release.version == int(version))
     else:
         query = None  # type: ignore[assignment]
