@@ -87,10 +87,11 @@ class Api:
         self.app = app
         self.client: FlaskClient = app.test_client()
 
-    def make_user(self, email: str, password: str = "correct horse battery") -> User:
+    def make_user(self, email: str, password: str | None = None) -> User:
+        """Without a password unless asked: argon2 hashing is deliberately slow."""
         with self.app.extensions["berth.database"].transaction() as session:
             account, key = create_account(session, email, password)
-            return User(account.id, account.email, password, key.clear_token or "")
+            return User(account.id, account.email, password or "", key.clear_token or "")
 
     def request(self, method: str, path: str, user: User | None = None, *, json: Any = None,
                 data: str | bytes | None = None, headers: dict[str, str] | None = None) -> Any:
@@ -124,7 +125,7 @@ def api(app: Flask) -> Api:
 
 @pytest.fixture
 def alice(api: Api) -> User:
-    return api.make_user("alice@example.com")
+    return api.make_user("alice@example.com", "correct horse battery")
 
 
 @pytest.fixture
