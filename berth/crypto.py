@@ -5,6 +5,7 @@ context, and every process of one installation uses the same keys.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 KEY_FILE_NAME = "secret.keys"
+DECRYPT_CACHE_SIZE = 4096
 
 
 class KeyringError(RuntimeError):
@@ -30,11 +32,18 @@ class Keyring:
         except (ValueError, TypeError) as exc:
             raise KeyringError("BERTH_SECRET_KEYS holds a value that is not a Fernet key") from exc
         self._multi = MultiFernet(self._fernets)
+        # A Fernet token always decrypts to the same plaintext (each encryption draws a new
+        # IV, so equal values never share a token): remembering recent ones spares the HMAC
+        # and AES on hot reads. Plaintexts pass through this process's memory anyway.
+        self._decrypt_cached = functools.lru_cache(maxsize=DECRYPT_CACHE_SIZE)(self._decrypt)
 
     def encrypt(self, plaintext: str) -> str:
         return self._multi.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, token: str) -> str:
+        return self._decrypt_cached(token)
+
+    def _decrypt(self, token: str) -> str:
         try:
             return self._multi.decrypt(token.encode()).decode()
         except InvalidToken as exc:

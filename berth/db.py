@@ -1,20 +1,25 @@
 """SQLAlchemy 2 base, column types, engines and sessions; Alembic migrations applied on start.
 
 SQLite serialises writers, and a deferred transaction that read first may fail when it
-later tries to write. So a Database has two engines over the same file: one whose
-transactions start with BEGIN IMMEDIATE (requests that write) and one for reads. On
-PostgreSQL both are the same engine.
+later tries to write. So a Database has two engines: one whose transactions start with
+BEGIN IMMEDIATE on SQLite (requests that write), and one in autocommit mode where every
+statement is its own transaction (reads, and single-statement writes such as spending a
+rate-limit token). Reads thus see committed data statement by statement, which is what
+PostgreSQL's READ COMMITTED gives inside a transaction anyway, and hold no snapshot that
+would keep SQLite from checkpointing its WAL.
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from sqlalchemy import DateTime, Engine, String, Text, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Engine, Executable, String, Text, create_engine, event, text
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -71,16 +76,26 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            self.read_engine = _sqlite_engine(url, immediate=False)
-            self.write_engine = _sqlite_engine(url, immediate=True)
+            self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
+            self.autocommit_engine = _sqlite_engine(url, begin=None)
         else:
-            self.read_engine = self.write_engine = create_engine(
-                url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-        self._read = sessionmaker(self.read_engine, expire_on_commit=False)
+            self.write_engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+            # Its own pool of autocommit connections: one round trip per statement. No
+            # pre-ping on this hot path: after a database restart the first statement per
+            # process fails, and SQLAlchemy then discards the whole pool.
+            self.autocommit_engine = create_engine(url, isolation_level="AUTOCOMMIT",
+                                                   pool_size=5, max_overflow=10)
+        self._read = sessionmaker(self.autocommit_engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
 
     def session(self, *, write: bool = True) -> Session:
         return (self._write if write else self._read)()
+
+    @contextlib.contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection where each statement commits on its own (no BEGIN at all)."""
+        with self.autocommit_engine.connect() as connection:
+            yield connection
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -106,12 +121,65 @@ class Database:
                 command.upgrade(config, "head")
 
     def dispose(self) -> None:
-        self.read_engine.dispose()
         self.write_engine.dispose()
+        self.autocommit_engine.dispose()
 
 
-def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+class PreparedStatement:
+    """A Core statement compiled once per dialect and run straight on a pooled DB-API cursor.
+
+    For the hottest statements only (admitting a request, reading config vars): it skips
+    SQLAlchemy's per-execution work, which costs several times what SQLite itself spends on
+    such a statement. Parameters still pass through their types' bind processors; rows
+    come back as the driver gives them (no result processing, so no decryption).
+    """
+
+    def __init__(self, statement: Executable) -> None:
+        self._statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _for(self, dialect: Dialect) -> "_Compiled":
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self._statement.compile(dialect=dialect)
+            processors = {name: bind.type.bind_processor(dialect)
+                          for bind, name in compiled.bind_names.items()}
+            order = list(compiled.positiontup or []) if compiled.positional else None
+            found = self._compiled[dialect.name] = _Compiled(
+                compiled.string, order, dict(compiled.params),  # literals' values as defaults
+                {key: processor for key, processor in processors.items() if processor})
+        return found
+
+    def run(self, engine: Engine, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        compiled = self._for(engine.dialect)
+        values = {**compiled.defaults, **params}
+        for key, processor in compiled.processors.items():
+            values[key] = processor(values[key])
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(compiled.sql, [values[name] for name in compiled.order]
+                           if compiled.order is not None else values)
+            rows = cursor.fetchall()
+            cursor.close()
+            connection.commit()  # a no-op in autocommit mode, which is how it is meant to run
+            return rows
+        finally:
+            connection.close()
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    order: list[str] | None  # parameter names in order, for positional paramstyles
+    defaults: dict[str, Any]
+    processors: dict[str, Callable[[Any], Any]]
+
+
+def _sqlite_engine(url: str, *, begin: str | None) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                           # Without BEGIN there is never a transaction to roll back.
+                           pool_reset_on_return="rollback" if begin else None)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -126,6 +194,7 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if begin:  # None: no BEGIN, so every statement commits on its own
+            connection.exec_driver_sql(begin)
 
     return engine

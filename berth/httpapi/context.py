@@ -6,7 +6,7 @@ from typing import Callable, TypeVar
 from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
-from berth.accounts import Account, Authorization
+from berth.accounts import Account
 from berth.db import Database
 from berth.errors import Unauthorized
 
@@ -27,20 +27,31 @@ def db_session() -> Session:
     return session
 
 
+def current_account_id() -> str:
+    """The caller's id, known without loading the account."""
+    account_id = g.get("account_id")
+    if account_id is None:
+        raise Unauthorized()
+    return account_id
+
+
 def current_account() -> Account:
-    """The caller, attached to this request's session (it may have been loaded in another)."""
+    """The caller, attached to this request's session (loaded on first use)."""
+    session = db_session()
     account = g.get("account")
     if account is None:
-        raise Unauthorized()
-    session = db_session()
-    if account not in session:
-        account = g.account = session.merge(account, load=False)
+        account = session.get(Account, current_account_id())
+        if account is None:  # deleted since the key was checked
+            raise Unauthorized()
+    elif account not in session:  # loaded by the authentication's own session
+        account = session.merge(account, load=False)
+    g.account = account
     return account
 
 
-def current_authorization_or_none() -> Authorization | None:
-    """The API key used, or None when the caller logged in with email and password."""
-    return g.get("authorization")
+def logged_in_with_password() -> bool:
+    """True when the caller sent email:password rather than an API key."""
+    return bool(g.get("password_login"))
 
 
 def public(view: F) -> F:

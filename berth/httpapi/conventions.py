@@ -9,11 +9,13 @@ import uuid
 from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from berth.auth import authenticate_key, authenticate_password, parse_authorization_header
+from berth.auth import (Credentials, authenticate_key, authenticate_password,
+                        parse_authorization_header)
+from berth.crypto import hash_token
 from berth.errors import (BadRequest, BerthError, InternalError, MethodNotAllowed,
                           PayloadTooLarge, RateLimited, Unauthorized)
 from berth.httpapi import ratelimit
-from berth.httpapi.context import READ_METHODS, database, db_session
+from berth.httpapi.context import READ_METHODS, database
 
 log = logging.getLogger(__name__)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -50,26 +52,37 @@ def _authenticate() -> None:
     if view is None or getattr(view, "berth_public", False):
         return  # unknown routes fall through to a JSON 404/405
     credentials = parse_authorization_header(request.headers.get("Authorization"))
-    # A write request's session holds SQLite's write lock from its first statement, and the
-    # rate limiter needs that lock too: so writes authenticate in a separate read session.
-    reads = request.method in READ_METHODS
-    session = db_session() if reads else database().session(write=False)
-    try:
+    capacity = current_app.config["BERTH_SETTINGS"].rate_limit_per_hour
+    cost = 0 if getattr(view, "berth_free", False) else 1
+    token = credentials and (credentials.token if credentials.token is not None
+                             else credentials.password)
+    admitted = ratelimit.admit(database(), hash_token(token), capacity, cost) if token else None
+    if admitted is not None:  # the common case: one statement, no session opened
+        g.account_id, g.rate_remaining = admitted
+        g.password_login = False
+        return
+    _authenticate_slowly(view, credentials, capacity, cost)
+
+
+def _authenticate_slowly(view: object, credentials: Credentials | None, capacity: int,
+                         cost: int) -> None:
+    """Unknown key, email:password, or an empty or missing bucket: find out which.
+
+    The lookup uses its own short session, closed before the bucket is written: a read
+    transaction left open across that write would keep SQLite from checkpointing its WAL.
+    """
+    with database().session(write=False) as session:
         try:
-            g.account, g.authorization = authenticate_key(session, credentials)
+            account, _key = authenticate_key(session, credentials)
+            g.password_login = False
         except Unauthorized:
-            account = (authenticate_password(session, credentials)
-                       if getattr(view, "berth_password_login", False) else None)
-            if account is None:
+            found = (authenticate_password(session, credentials)
+                     if getattr(view, "berth_password_login", False) else None)
+            if found is None:
                 raise
-            g.account, g.authorization = account, None
-    finally:
-        if not reads:
-            session.close()
-    settings = current_app.config["BERTH_SETTINGS"]
-    allowed, left = ratelimit.consume(database(), g.account.id, settings.rate_limit_per_hour,
-                                      cost=0 if getattr(view, "berth_free", False) else 1)
-    g.rate_remaining = left
+            account, g.password_login = found, True
+    g.account, g.account_id = account, account.id
+    allowed, g.rate_remaining = ratelimit.consume(database(), account.id, capacity, cost)
     if not allowed:
         raise RateLimited()
 
@@ -78,7 +91,9 @@ def _finish(response: Response) -> Response:
     session = g.pop("db_session", None)
     if session is not None:
         try:
-            if response.status_code < 400:
+            if request.method in READ_METHODS:
+                pass  # reads run in autocommit mode: nothing to commit or roll back
+            elif response.status_code < 400:
                 session.commit()
             else:
                 session.rollback()
@@ -97,7 +112,6 @@ def _finish(response: Response) -> Response:
 def _close_session(_error: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
-        session.rollback()
         session.close()
 
 

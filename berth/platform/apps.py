@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,28 +28,27 @@ def stable_id(kind: str, name: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"berth:{kind}:{name}"))
 
 
-def visible_apps_query(account: Account) -> Select[tuple[App]]:
-    collaborating = select(Collaborator.app_id).where(Collaborator.account_id == account.id)
-    return select(App).where(or_(App.owner_id == account.id, App.id.in_(collaborating)))
+def visible_to(caller_id: str | BindParameter[str]) -> ColumnElement[bool]:
+    """SQL condition: the caller owns the app or collaborates on it."""
+    collaborating = select(Collaborator.app_id).where(Collaborator.account_id == caller_id)
+    return or_(App.owner_id == caller_id, App.id.in_(collaborating))
 
 
-def can_see(session: Session, account: Account, app: App) -> bool:
-    if app.owner_id == account.id:
-        return True
-    return session.scalar(select(Collaborator.id).where(
-        Collaborator.app_id == app.id, Collaborator.account_id == account.id)) is not None
+def visible_apps_query(caller_id: str) -> Select[tuple[App]]:
+    return select(App).where(visible_to(caller_id))
 
 
-def get_app(session: Session, account: Account, ref: str, *, owner_only: bool = False,
-            for_update: bool = False) -> App:
+def app_reference(ref: str) -> ColumnElement[bool]:
+    """SQL condition: the app named `ref`, or with the UUID `ref`."""
+    return App.id == ref.lower() if UUID_PATTERN.match(ref) else App.name == ref
+
+
+def get_app(session: Session, caller_id: str, ref: str, *, owner_only: bool = False) -> App:
     """By UUID or name. An app the caller cannot see is reported exactly like a missing one."""
-    query = select(App).where(App.id == ref.lower() if UUID_PATTERN.match(ref) else App.name == ref)
-    if for_update:
-        query = query.with_for_update()
-    app = session.scalar(query)
-    if app is None or not can_see(session, account, app):
+    app = session.scalar(select(App).where(app_reference(ref), visible_to(caller_id)))
+    if app is None:
         raise NotFound(APP_NOT_FOUND, resource="app")
-    if owner_only and app.owner_id != account.id:
+    if owner_only and app.owner_id != caller_id:
         raise Forbidden("Only the app owner can do this.")
     return app
 

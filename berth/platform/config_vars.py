@@ -4,21 +4,47 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, bindparam, select, type_coerce
 from sqlalchemy.orm import Session
 
-from berth.accounts import Account
-from berth.errors import InvalidParams
+from berth import crypto
+from berth.accounts import UUID_PATTERN, Account
+from berth.db import PreparedStatement
+from berth.errors import InvalidParams, NotFound
 from berth.platform import releases
+from berth.platform.apps import APP_NOT_FOUND, visible_to
 from berth.platform.models import App, ConfigVar
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_TOTAL_BYTES = 32 * 1024
 
 
-def read_config(session: Session, app: App) -> dict[str, str]:
-    rows = session.scalars(select(ConfigVar).where(ConfigVar.app_id == app.id))
-    return {row.name: row.value for row in rows}
+def _visible_config_query(by_id: bool) -> PreparedStatement:
+    app_key = App.id if by_id else App.name
+    # type_coerce: the raw ciphertext, decrypted below (prepared statements skip result types).
+    return PreparedStatement(
+        select(App.id, ConfigVar.name, type_coerce(ConfigVar.value, Text))
+        .outerjoin(ConfigVar, ConfigVar.app_id == App.id)
+        .where(app_key == bindparam("ref"), visible_to(bindparam("caller_id"))))
+
+
+# Prepared once: this is the API's hottest read (every CLI command and deploy tool asks for it).
+_VISIBLE_CONFIG = {True: _visible_config_query(by_id=True), False: _visible_config_query(by_id=False)}
+
+
+def read_visible_config(session: Session, caller_id: str, app_ref: str) -> dict[str, str]:
+    """An app's config, if the caller may see the app, in one query.
+
+    Runs on its own pooled connection in autocommit, as the request's reads do: for GET
+    requests only, never inside a write transaction.
+    """
+    by_id = bool(UUID_PATTERN.match(app_ref))
+    rows = _VISIBLE_CONFIG[by_id].run(session.get_bind(), {
+        "ref": app_ref.lower() if by_id else app_ref, "caller_id": caller_id})
+    if not rows:
+        raise NotFound(APP_NOT_FOUND, resource="app")
+    decrypt = crypto.keyring().decrypt
+    return {name: decrypt(value) for _app_id, name, value in rows if name is not None}
 
 
 def _normalise(changes: dict[str, Any]) -> dict[str, str | None]:

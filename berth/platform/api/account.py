@@ -10,7 +10,8 @@ from berth.db import utcnow
 from berth.errors import NotFound
 from berth.httpapi import ratelimit
 from berth.httpapi.body import load
-from berth.httpapi.context import current_account, current_authorization_or_none, database, db_session, free, password_login
+from berth.httpapi.context import (current_account, database, db_session, free,
+                                   logged_in_with_password, password_login)
 from berth.httpapi.openapi import describe
 from berth.httpapi.pagination import paginate
 from berth.platform.api import blueprint
@@ -55,7 +56,7 @@ def show_rate_limits() -> Reply:
 def create_authorization() -> Reply:
     params = load(AuthorizationCreateSchema())
     account = current_account()
-    if current_authorization_or_none() is None:  # a password login, as `heroku login -i` does
+    if logged_in_with_password():  # as `heroku login -i` does
         account.last_login = utcnow()
     created = accounts.create_authorization(db_session(), account, **params)
     return AuthorizationSchema().dump(created), 201

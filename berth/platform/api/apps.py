@@ -7,7 +7,7 @@ from flask import request
 
 from berth import accounts
 from berth.httpapi.body import load
-from berth.httpapi.context import current_account, db_session
+from berth.httpapi.context import current_account, current_account_id, db_session
 from berth.httpapi.openapi import describe
 from berth.httpapi.pagination import paginate
 from berth.platform import apps, collaborators
@@ -27,7 +27,7 @@ def _app_schema(**kwargs: Any) -> AppSchema:
 
 
 def _list_apps() -> Reply:
-    page = paginate(db_session(), apps.visible_apps_query(current_account()), APP_RANGE_FIELDS,
+    page = paginate(db_session(), apps.visible_apps_query(current_account_id()), APP_RANGE_FIELDS,
                     request.headers.get("Range"), tie_breaker=App.id)
     return page.respond(_app_schema(many=True).dump(page.rows))
 
@@ -56,7 +56,7 @@ def list_user_apps(ref: str) -> Reply:
 @blueprint.get("/apps/<app_ref>")
 @describe(summary="One app by id or name", response=AppSchema)
 def show_app(app_ref: str) -> Reply:
-    return _app_schema().dump(apps.get_app(db_session(), current_account(), app_ref))
+    return _app_schema().dump(apps.get_app(db_session(), current_account_id(), app_ref))
 
 
 @blueprint.patch("/apps/<app_ref>")
@@ -65,7 +65,7 @@ def show_app(app_ref: str) -> Reply:
 def update_app(app_ref: str) -> Reply:
     changes = load(AppUpdateSchema())
     session, account = db_session(), current_account()
-    app = apps.get_app(session, account, app_ref)
+    app = apps.get_app(session, account.id, app_ref)
     return _app_schema().dump(apps.update_app(session, account, app, changes))
 
 
@@ -73,7 +73,7 @@ def update_app(app_ref: str) -> Reply:
 @describe(summary="Destroy an app (owner only) and the add-ons it owns", response=AppSchema)
 def destroy_app(app_ref: str) -> Reply:
     session = db_session()
-    app = apps.get_app(session, current_account(), app_ref, owner_only=True)
+    app = apps.get_app(session, current_account_id(), app_ref, owner_only=True)
     body = _app_schema().dump(app)
     apps.destroy_app(session, hooks(), app)
     return body
@@ -83,7 +83,7 @@ def destroy_app(app_ref: str) -> Reply:
 @describe(summary="An app's collaborators", response=CollaboratorSchema, many=True)
 def list_collaborators(app_ref: str) -> Reply:
     session = db_session()
-    app = apps.get_app(session, current_account(), app_ref)
+    app = apps.get_app(session, current_account_id(), app_ref)
     page = paginate(session, collaborators.collaborators_query(app),
                     {"id": Collaborator.id, "created_at": Collaborator.created_at},
                     request.headers.get("Range"), tie_breaker=Collaborator.id)
@@ -96,7 +96,7 @@ def list_collaborators(app_ref: str) -> Reply:
 def add_collaborator(app_ref: str) -> Reply:
     params = load(CollaboratorCreateSchema())
     session, account = db_session(), current_account()
-    app = apps.get_app(session, account, app_ref)
+    app = apps.get_app(session, account.id, app_ref)
     return CollaboratorSchema().dump(
         collaborators.add_collaborator(session, account, app, params["user"])), 201
 
@@ -105,7 +105,7 @@ def add_collaborator(app_ref: str) -> Reply:
 @describe(summary="One collaborator by id or email", response=CollaboratorSchema)
 def show_collaborator(app_ref: str, ref: str) -> Reply:
     session = db_session()
-    app = apps.get_app(session, current_account(), app_ref)
+    app = apps.get_app(session, current_account_id(), app_ref)
     return CollaboratorSchema().dump(collaborators.get_collaborator(session, app, ref))
 
 
@@ -113,5 +113,5 @@ def show_collaborator(app_ref: str, ref: str) -> Reply:
 @describe(summary="Remove a collaborator", response=CollaboratorSchema)
 def remove_collaborator(app_ref: str, ref: str) -> Reply:
     session, account = db_session(), current_account()
-    app = apps.get_app(session, account, app_ref)
+    app = apps.get_app(session, account.id, app_ref)
     return CollaboratorSchema().dump(collaborators.remove_collaborator(session, account, app, ref))

@@ -6,7 +6,7 @@ from typing import Any
 from flask import request
 
 from berth.httpapi.body import json_body, load
-from berth.httpapi.context import current_account, db_session
+from berth.httpapi.context import current_account, current_account_id, db_session
 from berth.httpapi.openapi import describe
 from berth.httpapi.pagination import paginate
 from berth.platform import apps, config_vars, releases
@@ -21,8 +21,7 @@ Reply = Any
 @blueprint.get("/apps/<app_ref>/config-vars")
 @describe(summary="An app's config vars", map_of_strings=True)
 def show_config_vars(app_ref: str) -> Reply:
-    session = db_session()
-    return config_vars.read_config(session, apps.get_app(session, current_account(), app_ref))
+    return config_vars.read_visible_config(db_session(), current_account_id(), app_ref)
 
 
 @blueprint.patch("/apps/<app_ref>/config-vars")
@@ -34,7 +33,7 @@ def update_config_vars(app_ref: str) -> Reply:
         raise BadRequest("Request body must be a JSON object of config var names to values.")
     changes = load(ConfigVarsPatchSchema(), {"config": body})["config"]
     session, account = db_session(), current_account()
-    app = apps.get_app(session, account, app_ref)
+    app = apps.get_app(session, account.id, app_ref)
     return config_vars.update_config(session, app, account, changes)
 
 
@@ -42,7 +41,7 @@ def update_config_vars(app_ref: str) -> Reply:
 @describe(summary="An app's releases (Range on version)", response=ReleaseSchema, many=True)
 def list_releases(app_ref: str) -> Reply:
     session = db_session()
-    app = apps.get_app(session, current_account(), app_ref)
+    app = apps.get_app(session, current_account_id(), app_ref)
     page = paginate(session, releases.releases_query(app),
                     {"version": Release.version, "id": Release.id, "created_at": Release.created_at,
                      "updated_at": Release.updated_at},
@@ -55,7 +54,7 @@ def list_releases(app_ref: str) -> Reply:
 @describe(summary="One release by id or version", response=ReleaseSchema)
 def show_release(app_ref: str, ref: str) -> Reply:
     session = db_session()
-    app = apps.get_app(session, current_account(), app_ref)
+    app = apps.get_app(session, current_account_id(), app_ref)
     release = releases.get_release(session, app, ref)
     return ReleaseSchema(current_version=releases.current_version(session, app)).dump(release)
 
@@ -64,5 +63,5 @@ def show_release(app_ref: str, ref: str) -> Reply:
 @describe(summary="An app's config vars as they were at a release", map_of_strings=True)
 def show_release_config_vars(app_ref: str, ref: str) -> Reply:
     session = db_session()
-    app = apps.get_app(session, current_account(), app_ref)
+    app = apps.get_app(session, current_account_id(), app_ref)
     return releases.release_config(releases.get_release(session, app, ref))
