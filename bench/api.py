@@ -31,8 +31,8 @@ import json
 import os
 import platform
 import re
-import shutil
 import resource
+import shutil
 import signal
 import socket
 import sqlite3

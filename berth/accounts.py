@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, String, select
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Select, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from berth import crypto
@@ -146,7 +146,7 @@ def regenerate_token(session: Session, auth: Authorization) -> Authorization:
     return auth
 
 
-def list_authorizations_query(account: Account):  # type: ignore[no-untyped-def]
+def list_authorizations_query(account: Account) -> Select[tuple[Authorization]]:
     return select(Authorization).where(Authorization.account_id == account.id)
 
 

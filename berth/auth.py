@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from berth.accounts import Account, Authorization, account_for_token, check_password, \
-    find_account_by_email
+from berth.accounts import Account, Authorization, account_for_token, check_password, find_account_by_email
 from berth.errors import Unauthorized
 
 

@@ -9,11 +9,17 @@ import uuid
 from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from berth.auth import (Credentials, authenticate_key, authenticate_password,
-                        parse_authorization_header)
+from berth.auth import Credentials, authenticate_key, authenticate_password, parse_authorization_header
 from berth.crypto import hash_token
-from berth.errors import (BadRequest, BerthError, InternalError, MethodNotAllowed,
-                          PayloadTooLarge, RateLimited, Unauthorized)
+from berth.errors import (
+    BadRequest,
+    BerthError,
+    InternalError,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+)
 from berth.httpapi import ratelimit
 from berth.httpapi.context import READ_METHODS, database
 
@@ -66,11 +72,7 @@ def _authenticate() -> None:
 
 def _authenticate_slowly(view: object, credentials: Credentials | None, capacity: int,
                          cost: int) -> None:
-    """Unknown key, email:password, or an empty or missing bucket: find out which.
-
-    The lookup uses its own short session, closed before the bucket is written: a read
-    transaction left open across that write would keep SQLite from checkpointing its WAL.
-    """
+    """Unknown or expired key, email:password, or an empty or missing bucket: find out which."""
     with database().session(write=False) as session:
         try:
             account, _key = authenticate_key(session, credentials)

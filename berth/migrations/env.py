@@ -1,9 +1,9 @@
 """Alembic environment: runs on the connection Database.migrate hands over."""
 from alembic import context
 
-from berth.db import Base
 import berth.accounts  # noqa: F401  (registers models on Base.metadata)
 import berth.platform.models  # noqa: F401
+from berth.db import Base
 
 connection = context.config.attributes["connection"]
 context.configure(connection=connection, target_metadata=Base.metadata,

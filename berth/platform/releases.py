@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 

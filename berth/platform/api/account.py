@@ -10,13 +10,25 @@ from berth.db import utcnow
 from berth.errors import NotFound
 from berth.httpapi import ratelimit
 from berth.httpapi.body import load
-from berth.httpapi.context import (current_account, database, db_session, free,
-                                   logged_in_with_password, password_login)
+from berth.httpapi.context import (
+    current_account,
+    database,
+    db_session,
+    free,
+    logged_in_with_password,
+    password_login,
+)
 from berth.httpapi.openapi import describe
 from berth.httpapi.pagination import paginate
 from berth.platform.api import blueprint
-from berth.platform.schemas import (AccountSchema, AccountUpdateSchema, AuthorizationCreateSchema,
-                                    AuthorizationSchema, AuthorizationUpdateSchema, RateLimitSchema)
+from berth.platform.schemas import (
+    AccountSchema,
+    AccountUpdateSchema,
+    AuthorizationCreateSchema,
+    AuthorizationSchema,
+    AuthorizationUpdateSchema,
+    RateLimitSchema,
+)
 
 Reply = Any
 

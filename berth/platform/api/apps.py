@@ -14,8 +14,13 @@ from berth.platform import apps, collaborators
 from berth.platform.api import blueprint
 from berth.platform.api.helpers import hooks, settings
 from berth.platform.models import App, Collaborator
-from berth.platform.schemas import (AppCreateSchema, AppSchema, AppUpdateSchema,
-                                    CollaboratorCreateSchema, CollaboratorSchema)
+from berth.platform.schemas import (
+    AppCreateSchema,
+    AppSchema,
+    AppUpdateSchema,
+    CollaboratorCreateSchema,
+    CollaboratorSchema,
+)
 
 Reply = Any
 APP_RANGE_FIELDS = {"id": App.id, "name": App.name, "created_at": App.created_at,

@@ -5,6 +5,7 @@ from typing import Any
 
 from flask import request
 
+from berth.errors import BadRequest
 from berth.httpapi.body import json_body, load
 from berth.httpapi.context import current_account, current_account_id, db_session
 from berth.httpapi.openapi import describe
@@ -13,7 +14,6 @@ from berth.platform import apps, config_vars, releases
 from berth.platform.api import blueprint
 from berth.platform.models import Release
 from berth.platform.schemas import ConfigVarsPatchSchema, ReleaseSchema
-from berth.errors import BadRequest
 
 Reply = Any
 
