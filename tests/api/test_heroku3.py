@@ -2,11 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +9,8 @@ from typing import Iterator
 
 import pytest
 import requests
+
+from tests.live_server import LiveServer, live_server
 
 try:
     import heroku3
@@ -26,7 +23,6 @@ else:
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 EMAIL = "h3@example.com"
 PASSWORD = "pw-123456789"
 
@@ -36,17 +32,7 @@ class Server:
     url: str
     key: str
     env: dict[str, str]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _clean_env() -> dict[str, str]:
-    # Nothing from the developer's own Berth or netrc setup may leak into the server.
-    return {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "NETRC"))}
+    live: LiveServer
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -59,43 +45,8 @@ def heroku3_importable() -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    base = tmp_path_factory.mktemp("berth-heroku3")
-    port = _free_port()
-    env = {**_clean_env(), "BERTH_DATA_DIR": str(base / "data"), "BERTH_HOST": "127.0.0.1",
-           "BERTH_PORT": str(port)}
-    url = f"http://127.0.0.1:{port}"
-    log = base / "gunicorn.log"
-    with log.open("wb") as log_fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "app:app"],
-            cwd=ROOT, env=env, stdout=log_fh, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gunicorn exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-            try:
-                if requests.get(url + "/openapi.json", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn not answering after 60 s:\n{log.read_text()[-4000:]}")
-            time.sleep(0.1)
-        made = subprocess.run([sys.executable, "-m", "berth.admin", "create-user", EMAIL,
-                               "--password", PASSWORD], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=60, stdin=subprocess.DEVNULL)
-        assert made.returncode == 0, made.stderr
-        key = made.stdout.strip()
-        assert key and made.stdout == key + "\n", f"expected only the key on stdout: {made.stdout!r}"
-        yield Server(url, key, env)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with live_server(tmp_path_factory.mktemp("berth-heroku3"), workers=2) as live:
+        yield Server(live.url, live.create_user(EMAIL, PASSWORD), live.env, live)
 
 
 @pytest.fixture
@@ -223,12 +174,9 @@ def test_duplicate_name_is_already_taken(h: Heroku, server: Server,
     assert "Name is already taken" in capsys.readouterr().out
     assert [a.name for a in h.apps()].count(name) == 1
     # taken by somebody else: heroku3 cannot fetch it after the 422, so create_app fails
-    made = subprocess.run([sys.executable, "-m", "berth.admin", "create-user", "h3-other@example.com"],
-                          cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
-    assert made.returncode == 0, made.stderr
+    other_key = server.live.create_user("h3-other@example.com")
     theirs = unique_name("h3-theirs")
-    created = requests.post(server.url + "/apps", auth=("", made.stdout.strip()), timeout=30,
+    created = requests.post(server.url + "/apps", auth=("", other_key), timeout=30,
                             json={"name": theirs})
     assert created.status_code == 201, created.text
     with pytest.raises(requests.HTTPError):
@@ -262,40 +210,13 @@ def test_rate_limit_header_is_tracked(h: Heroku) -> None:
 
 def test_429_raises_rate_limit_exceeded(server: Server, base_url: str, tmp_path: Path) -> None:
     """A separate server with a budget of 2 per hour: heroku3 raises its own exception."""
-    port = _free_port()
-    env = {**server.env, "BERTH_PORT": str(port), "BERTH_RATE_LIMIT_PER_HOUR": "2"}
-    log = tmp_path / "gunicorn.log"
-    with log.open("wb") as log_fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}", "app:app"],
-            cwd=ROOT, env=env, stdout=log_fh, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(url + "/openapi.json", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-4000:]
-            time.sleep(0.1)
-        heroku3.api.HEROKU_URL = url
-        user = subprocess.run([sys.executable, "-m", "berth.admin", "create-user",
-                               f"limited-{uuid.uuid4().hex[:6]}@example.com"], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-        assert user.returncode == 0, user.stderr
-        client = heroku3.from_key(user.stdout.strip())  # rate-limits: free
+    with live_server(tmp_path, workers=1, RATE_LIMIT_PER_HOUR="2") as live:
+        heroku3.api.HEROKU_URL = live.url
+        # from_key calls GET /account/rate-limits, which is free
+        client = heroku3.from_key(live.create_user(f"limited-{uuid.uuid4().hex[:6]}@example.com"))
         assert client.is_authenticated is True
         client.account()
         client.account()
         with pytest.raises(RateLimitExceeded) as limited:
             client.account()
         assert "rate_limit" in str(limited.value)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

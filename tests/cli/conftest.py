@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,23 +14,11 @@ from typing import Any
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.live_server import ACCEPT, ROOT, clean_env, live_server
+
 EMAIL = "dev@example.com"
 PASSWORD = "pw-123456789"
-ACCEPT = "application/vnd.heroku+json; version=3"
 _DEFAULT_KEY = object()  # sentinel: "use the session user's API key"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _clean_env() -> dict[str, str]:
-    # Nothing from the developer's own Berth/netrc setup may leak into the tests.
-    drop = ("BERTH_", "NETRC")
-    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
 
 
 ErrorLine = Callable[[subprocess.CompletedProcess[str]], str]
@@ -52,48 +38,11 @@ class Server:
         return requests.request(method, self.url + path, headers=sent, json=json, timeout=30)
 
 
-def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            requests.get(url + "/account/rate-limits", timeout=2)  # any answer, 401 included, means up
-            return
-        except requests.RequestException:
-            time.sleep(0.1)
-    pytest.fail(f"server not answering after {timeout}s:\n{log.read_text()[-4000:]}")
-
-
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not (ROOT / "app.py").exists():
-        pytest.fail(f"{ROOT / 'app.py'} does not exist: the server is needed for the CLI tests")
-    base = tmp_path_factory.mktemp("berth-server")
-    port = _free_port()
-    env = {**_clean_env(), "BERTH_DATA_DIR": str(base / "data"), "BERTH_HOST": "127.0.0.1",
-           "BERTH_PORT": str(port)}
-    log = base / "server.log"
-    with log.open("wb") as log_fh:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
-                                stdout=log_fh, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_up(url, proc, log)
-        made = subprocess.run([sys.executable, "-m", "berth.admin", "create-user", EMAIL,
-                               "--password", PASSWORD], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=60)
-        assert made.returncode == 0, made.stderr
-        key = made.stdout.strip()
-        assert key and made.stdout == key + "\n", f"expected only the key on stdout, got {made.stdout!r}"
-        yield Server(url, key, env)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    # The development server (`python app.py`), as `berth` users run it first.
+    with live_server(tmp_path_factory.mktemp("berth-server"), workers=None) as live:
+        yield Server(live.url, live.create_user(EMAIL, PASSWORD), live.env)
 
 
 @dataclass
@@ -108,7 +57,7 @@ class Berth:
         return self.home / ".netrc"
 
     def env(self, key: object = _DEFAULT_KEY) -> dict[str, str]:
-        env = {**_clean_env(), "HOME": str(self.home), "NETRC": str(self.netrc),
+        env = {**clean_env(), "HOME": str(self.home), "NETRC": str(self.netrc),
                "BERTH_API_URL": self.server.url, "GIT_CONFIG_NOSYSTEM": "1",
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         if key is _DEFAULT_KEY:

@@ -1,0 +1,93 @@
+"""A real Berth server in its own process, for tests that speak HTTP (CLIs, clients, browsers)."""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+ACCEPT = "application/vnd.heroku+json; version=3"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env() -> dict[str, str]:
+    """This environment minus the developer's own Berth and netrc settings."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "NETRC"))}
+
+
+@dataclass
+class LiveServer:
+    url: str
+    env: dict[str, str]
+    log: Path
+
+    def create_user(self, email: str, password: str | None = None) -> str:
+        """`python -m berth.admin create-user`; returns the API key it prints (and only that)."""
+        argv = [sys.executable, "-m", "berth.admin", "create-user", email]
+        if password is not None:
+            argv += ["--password", password]
+        made = subprocess.run(argv, cwd=ROOT, env=self.env, capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+        assert made.returncode == 0, made.stderr
+        key = made.stdout.strip()
+        assert key and made.stdout == key + "\n", f"expected only the key on stdout: {made.stdout!r}"
+        return key
+
+    def api(self, method: str, path: str, token: str, *, headers: dict[str, str] | None = None,
+            json: Any = None) -> requests.Response:
+        """A direct call, to set up or check state independently of the client under test."""
+        sent = {"Accept": ACCEPT, "Authorization": f"Bearer {token}", **(headers or {})}
+        return requests.request(method, self.url + path, headers=sent, json=json, timeout=30)
+
+
+@contextlib.contextmanager
+def live_server(base: Path, *, workers: int | None = 2, **settings: str) -> Iterator[LiveServer]:
+    """gunicorn with `workers` sync workers, or `python app.py` when workers is None.
+
+    `settings` become BERTH_* variables (e.g. RATE_LIMIT_PER_HOUR="2").
+    """
+    port = free_port()
+    env = {**clean_env(), "BERTH_DATA_DIR": str(base / "data"), "BERTH_HOST": "127.0.0.1",
+           "BERTH_PORT": str(port), **{f"BERTH_{k}": v for k, v in settings.items()}}
+    argv = ([sys.executable, "app.py"] if workers is None else
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "app:app"])
+    server = LiveServer(f"http://127.0.0.1:{port}", env, base / "server.log")
+    with server.log.open("wb") as log:
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_up(server, process)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_up(server: LiveServer, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited with {process.returncode}:\n{server.log.read_text()[-4000:]}")
+        try:
+            requests.get(server.url + "/openapi.json", timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.1)
+    pytest.fail(f"server not answering after {timeout} s:\n{server.log.read_text()[-4000:]}")
