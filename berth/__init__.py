@@ -21,6 +21,7 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     from flask import Flask
 
     from berth import crypto
+    from berth.broker.api import blueprint as broker_api
     from berth.config import load_settings
     from berth.db import Database
     from berth.hooks import Hooks
@@ -41,5 +42,6 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     app.extensions["berth.hooks"] = Hooks()
     conventions.install(app)
     app.register_blueprint(platform_api)
+    app.register_blueprint(broker_api)
     logging.getLogger("berth").setLevel(logging.INFO)
     return app

@@ -1,7 +1,9 @@
 """Operator commands: `python -m berth.admin create-user EMAIL [--password P]`, `rotate-keys`."""
 from __future__ import annotations
 
+import json
 import sys
+from typing import TextIO
 
 import click
 from sqlalchemy import column as sql_column
@@ -10,7 +12,9 @@ from sqlalchemy import table as sql_table
 from sqlalchemy.orm import Session
 
 from berth import crypto
-from berth.accounts import create_account
+from berth.accounts import create_account, find_account_by_email
+from berth.broker.catalogue import register_manifest
+from berth.broker.partner_api.manifest import HEROKU_REGIONS
 from berth.config import load_settings
 from berth.db import Base, Database, EncryptedText
 from berth.errors import BerthError
@@ -49,6 +53,32 @@ def create_user(email: str, password: str | None, name: str | None) -> None:
         raise click.ClickException(error.message) from None
     click.echo(f"Created {account.email}. Its API key follows; it will not be shown again.", err=True)
     click.echo(key.clear_token)
+
+
+@main.command("register-addon")
+@click.argument("manifest_file", type=click.File("r"))
+@click.option("--owner", help="Email of the partner account that may update it afterwards.")
+def register_addon(manifest_file: TextIO, owner: str | None) -> None:
+    """Add or replace an add-on service in the catalogue from a manifest file (JSON)."""
+    try:
+        document = json.load(manifest_file)
+    except ValueError as error:
+        raise click.ClickException(f"{manifest_file.name} is not valid JSON: {error}") from None
+    settings = load_settings()
+    database = _open_database()
+    try:
+        with database.transaction() as session:
+            account = find_account_by_email(session, owner) if owner else None
+            if owner and account is None:
+                raise click.ClickException(f"No account with the email {owner}.")
+            service = register_manifest(session, document, owner=None,
+                                        known_regions=HEROKU_REGIONS | {settings.region})
+            if account is not None:
+                service.owner_id = account.id
+            plans = ", ".join(plan.name for plan in service.plans)
+            click.echo(f"Registered {service.name} with plans {plans}.", err=True)
+    except BerthError as error:
+        raise click.ClickException(error.message) from None
 
 
 def rotate_all(session: Session) -> int:

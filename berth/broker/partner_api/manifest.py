@@ -12,8 +12,17 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from marshmallow import (RAISE, Schema, ValidationError, fields, post_load, pre_load, validate,
-                         validates, validates_schema)
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates,
+    validates_schema,
+)
 
 SLUG = re.compile(r"^[a-z][a-z0-9-]*\Z")
 PLAN_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*\Z")

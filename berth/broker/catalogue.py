@@ -1,0 +1,126 @@
+"""The catalogue: register services from manifests, find services and plans by id or name."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from berth.accounts import UUID_PATTERN, Account
+from berth.broker.models import AddonService, Plan
+from berth.broker.partner_api.manifest import HEROKU_REGIONS, ManifestError, load_manifest
+from berth.errors import InvalidParams, NotFound
+
+SERVICE_NOT_FOUND = "Couldn't find that add-on service."
+PLAN_NOT_FOUND = "Couldn't find that add-on plan."
+
+
+def services_query() -> Select[tuple[AddonService]]:
+    return select(AddonService)
+
+
+def find_service(session: Session, ref: str) -> AddonService | None:
+    if UUID_PATTERN.match(ref):
+        return session.get(AddonService, ref.lower())
+    return session.scalar(select(AddonService).where(AddonService.name == ref))
+
+
+def get_service(session: Session, ref: str) -> AddonService:
+    service = find_service(session, ref)
+    if service is None:
+        raise NotFound(SERVICE_NOT_FOUND, resource="addon_service")
+    return service
+
+
+def get_plan(session: Session, ref: str, *, service: AddonService | None = None) -> Plan:
+    """A plan by UUID, `service:plan`, or (within `service`) its bare slug."""
+    plan: Plan | None = None
+    if UUID_PATTERN.match(ref):
+        plan = session.get(Plan, ref.lower())
+        if plan is not None and service is not None and plan.service_id != service.id:
+            plan = None
+    else:
+        service_name, sep, slug = ref.rpartition(":")
+        owner = service if not sep else find_service(session, service_name)
+        if owner is not None and (service is None or owner.id == service.id):
+            plan = next((p for p in owner.plans if p.name == slug), None)
+    if plan is None:
+        raise NotFound(PLAN_NOT_FOUND, resource="plan")
+    return plan
+
+
+def manifest_of(service: AddonService) -> dict[str, Any]:
+    """The manifest as its owner last pushed it (normalised), secrets included: owner's eyes only."""
+    production = {"base_url": service.base_url}
+    if service.sso_url:
+        production["sso_url"] = service.sso_url
+    api: dict[str, Any] = {
+        "version": "3", "config_vars_prefix": service.config_vars_prefix,
+        "config_vars": list(service.config_vars), "password": service.password,
+        "regions": list(service.regions), "requires": list(service.requires), "production": production}
+    if service.sso_salt:
+        api["sso_salt"] = service.sso_salt
+    if service.test_endpoints:
+        api["test"] = service.test_endpoints
+    document: dict[str, Any] = {
+        "id": service.name, "name": service.human_name, "$base": service.manifest_base, "api": api,
+        "description": service.description, "categories": list(service.categories),
+        "state": service.state, "plans": [{
+            "name": p.name, "human_name": p.human_name, "description": p.description,
+            "price": {"cents": p.cents, "unit": p.unit, "contract": p.contract, "metered": p.metered},
+            "default": p.is_default, "state": p.state, "features": list(p.features)}
+            for p in service.plans]}
+    if service.cli_plugin_name:
+        document["cli_plugin_name"] = service.cli_plugin_name
+    return document
+
+
+def register_manifest(session: Session, document: Any, *, owner: Account | None,
+                      known_regions: frozenset[str] = HEROKU_REGIONS) -> AddonService:
+    """Create or update a service from a pushed manifest.
+
+    `owner` None is the operator (`admin register-addon`), who may replace any service; an
+    account may create a new service or update one it owns. Another account's service is
+    reported as taken, without revealing more.
+    """
+    service_id = document.get("id") if isinstance(document, dict) else None
+    existing = find_service(session, service_id) if isinstance(service_id, str) else None
+    if existing is not None and owner is not None and existing.owner_id != owner.id:
+        raise InvalidParams(f"The add-on id {service_id!r} is already taken.")
+    try:
+        previous = {"id": existing.name, "base": existing.manifest_base} if existing else None
+        manifest = load_manifest(document, known_regions=known_regions, previous=previous)
+    except ManifestError as error:
+        raise InvalidParams(f"Invalid manifest. {error}", errors=error.errors) from None
+    service = existing or AddonService(name=manifest["id"], owner_id=owner.id if owner else None)
+    _apply(service, manifest)
+    if existing is None:
+        session.add(service)
+    session.flush()
+    return service
+
+
+def _apply(service: AddonService, manifest: dict[str, Any]) -> None:
+    api = manifest["api"]
+    service.human_name, service.description = manifest["name"], manifest["description"]
+    service.categories, service.state = manifest["categories"], manifest["state"]
+    service.cli_plugin_name = manifest.get("cli_plugin_name")
+    service.config_vars_prefix, service.config_vars = api["config_vars_prefix"], api["config_vars"]
+    service.regions, service.requires = api["regions"], api["requires"]
+    service.base_url, service.sso_url = api["production"]["base_url"], api["production"].get("sso_url")
+    service.test_endpoints = api.get("test")
+    service.password, service.sso_salt = api["password"], api.get("sso_salt")
+    service.manifest_base = (service.manifest_base or 0) + 1
+    current = {plan.name: plan for plan in service.plans}
+    plans = []
+    for spec in manifest["plans"]:
+        plan = current.get(spec["name"]) or Plan(name=spec["name"])
+        plan.human_name, plan.description = spec["human_name"], spec["description"]
+        price = spec["price"]
+        plan.cents, plan.unit = price["cents"], price["unit"]
+        plan.contract, plan.metered = price["contract"], price["metered"]
+        plan.is_default, plan.state, plan.features = spec["default"], spec["state"], spec["features"]
+        plans.append(plan)
+    # Plans left out of the manifest go (delete-orphan); once add-ons exist, a plan in use
+    # must stay: the provisioning work adds that rule.
+    service.plans = plans
