@@ -29,7 +29,7 @@ run: migrate
 	@echo "Berth API on http://$(BERTH_HOST):$(BERTH_PORT) (data in $(BERTH_DATA_DIR))."
 	@echo "Create the first user:  $(BIN)/python -m berth.admin create-user you@example.com"
 	@echo "Then:                   export BERTH_API_URL=http://$(BERTH_HOST):$(BERTH_PORT); $(BIN)/berth login"
-	$(BIN)/gunicorn --workers $(WORKERS) --bind $(BERTH_HOST):$(BERTH_PORT) --access-logfile - app:app
+	$(BIN)/python -m berth.serve $(WORKERS)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

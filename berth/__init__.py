@@ -22,9 +22,11 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
 
     from berth import crypto
     from berth.broker.api import blueprint as broker_api
+    from berth.broker.partner_auth import addon_for_token
+    from berth.broker.provisioning import on_app_destroying, partner_may_see_app
     from berth.config import load_settings
     from berth.db import Database
-    from berth.hooks import Hooks
+    from berth.hooks import APP_DESTROYING, Hooks
     from berth.httpapi import conventions
     from berth.platform.api import blueprint as platform_api
 
@@ -39,7 +41,10 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.strict_slashes = False
     app.extensions["berth.database"] = database
-    app.extensions["berth.hooks"] = Hooks()
+    hooks = app.extensions["berth.hooks"] = Hooks()
+    hooks.register(APP_DESTROYING, on_app_destroying)
+    app.extensions["berth.partner_tokens"] = addon_for_token
+    app.extensions["berth.partner_app_access"] = partner_may_see_app
     conventions.install(app)
     app.register_blueprint(platform_api)
     app.register_blueprint(broker_api)

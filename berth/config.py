@@ -17,6 +17,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -31,6 +41,12 @@ class Settings:
     router_port: int = 8080
     region: str = "local"
     max_body_bytes: int = 1024 * 1024
+    # Broker: how long a request waits for a quick provider, provider call timeouts, retries.
+    provision_wait_seconds: float = 3.0
+    provider_timeout_seconds: float = 30.0
+    async_provision_timeout_seconds: int = 12 * 3600
+    retry_base_seconds: float = 1.0
+    worker_threads: int = 8
 
     @property
     def api_url(self) -> str:
@@ -57,4 +73,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         router_port=_int(env, "BERTH_ROUTER_PORT", 8080),
         region=env.get("BERTH_REGION") or "local",
         max_body_bytes=_int(env, "BERTH_MAX_BODY_BYTES", 1024 * 1024),
+        provision_wait_seconds=_float(env, "BERTH_PROVISION_WAIT_SECONDS", 3.0),
+        provider_timeout_seconds=_float(env, "BERTH_PROVIDER_TIMEOUT_SECONDS", 30.0),
+        async_provision_timeout_seconds=_int(env, "BERTH_ASYNC_PROVISION_TIMEOUT_SECONDS", 12 * 3600),
+        retry_base_seconds=_float(env, "BERTH_RETRY_BASE_SECONDS", 1.0),
+        worker_threads=_int(env, "BERTH_WORKER_THREADS", 8),
     )

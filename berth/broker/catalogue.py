@@ -1,6 +1,7 @@
 """The catalogue: register services from manifests, find services and plans by id or name."""
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -60,6 +61,7 @@ def manifest_of(service: AddonService) -> dict[str, Any]:
         "regions": list(service.regions), "requires": list(service.requires), "production": production}
     if service.sso_salt:
         api["sso_salt"] = service.sso_salt
+    api["client_secret"] = service.client_secret
     if service.test_endpoints:
         api["test"] = service.test_endpoints
     document: dict[str, Any] = {
@@ -110,6 +112,10 @@ def _apply(service: AddonService, manifest: dict[str, Any]) -> None:
     service.base_url, service.sso_url = api["production"]["base_url"], api["production"].get("sso_url")
     service.test_endpoints = api.get("test")
     service.password, service.sso_salt = api["password"], api.get("sso_salt")
+    if api.get("client_secret"):
+        service.client_secret = api["client_secret"]
+    elif not service.client_secret:
+        service.client_secret = secrets.token_urlsafe(32)
     service.manifest_base = (service.manifest_base or 0) + 1
     current = {plan.name: plan for plan in service.plans}
     plans = []

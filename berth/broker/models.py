@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from berth.accounts import Account
 from berth.db import Base, EncryptedText, new_id, utcnow
+from berth.platform.models import App
 
 
 class AddonService(Base):
@@ -31,6 +32,8 @@ class AddonService(Base):
     # Berth -> partner Basic-auth secret and the SSO token salt: secrets, encrypted at rest.
     password: Mapped[str] = mapped_column(EncryptedText)
     sso_salt: Mapped[str | None] = mapped_column(EncryptedText)
+    # For the partner's OAuth exchanges; set on every registration (nullable for older rows).
+    client_secret: Mapped[str | None] = mapped_column(EncryptedText)
     manifest_base: Mapped[int] = mapped_column(Integer, default=0)
     owner_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -70,3 +73,95 @@ class Plan(Base):
     @property
     def full_name(self) -> str:
         return f"{self.service.name}:{self.name}"
+
+
+class AddOn(Base):
+    """One provisioned (or provisioning) resource of a service; its id is the partner's uuid."""
+
+    __tablename__ = "addons"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("addon_services.id"), index=True)
+    plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"))
+    # The owning (billing) app; emptied when the app is destroyed while deprovisioning goes on.
+    app_id: Mapped[str | None] = mapped_column(ForeignKey("apps.id", ondelete="SET NULL"), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # see provisioning.STATES
+    provider_id: Mapped[str | None] = mapped_column(String(255))
+    provision_message: Mapped[str | None] = mapped_column(String(1000))
+    failure_message: Mapped[str | None] = mapped_column(String(1000))
+    options: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    region: Mapped[str] = mapped_column(String(64))
+    # The provider's config (full manifest names), a JSON object, encrypted as one value.
+    config: Mapped[str] = mapped_column(EncryptedText, default="{}")
+    deadline_at: Mapped[datetime | None]  # async provisioning must finish by then
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    service: Mapped[AddonService] = relationship(lazy="joined")
+    plan: Mapped[Plan] = relationship(lazy="joined")
+    app: Mapped[App | None] = relationship(lazy="joined")
+    attachments: Mapped[list["Attachment"]] = relationship(
+        back_populates="addon", cascade="all, delete-orphan", lazy="selectin",
+        order_by="Attachment.created_at")
+
+
+class Attachment(Base):
+    """An add-on's presence in one app: its name prefixes the add-on's config vars there."""
+
+    __tablename__ = "addon_attachments"
+    __table_args__ = (UniqueConstraint("app_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    addon_id: Mapped[str] = mapped_column(ForeignKey("addons.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    namespace: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    addon: Mapped[AddOn] = relationship(back_populates="attachments", lazy="joined")
+    app: Mapped[App] = relationship(lazy="joined")
+
+
+class Operation(Base):
+    """A recorded call to a provider: written with the change that needs it, run by a worker."""
+
+    __tablename__ = "operations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    addon_id: Mapped[str] = mapped_column(ForeignKey("addons.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))    # provision | change_plan | deprovision
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending | running | done | failed
+    target_plan_id: Mapped[str | None] = mapped_column(String(36))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    lease_until: Mapped[datetime | None]  # a running operation whose lease passed was abandoned
+    message: Mapped[str | None] = mapped_column(String(1000))  # user-safe outcome
+    detail: Mapped[str | None] = mapped_column(String(2000))   # for operators
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    addon: Mapped[AddOn] = relationship(lazy="joined")
+
+
+class PartnerAuthorization(Base):
+    """The partner's access to one add-on: a grant code, then access and refresh tokens.
+
+    Only SHA-256 digests are stored. The tokens reach nothing but this add-on (and the apps
+    it is attached to), and die with it.
+    """
+
+    __tablename__ = "partner_authorizations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    addon_id: Mapped[str] = mapped_column(ForeignKey("addons.id", ondelete="CASCADE"), unique=True)
+    grant_code_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    grant_expires_at: Mapped[datetime | None]
+    access_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    access_expires_at: Mapped[datetime | None]
+    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    addon: Mapped[AddOn] = relationship(lazy="joined")

@@ -5,8 +5,9 @@ from typing import Any
 
 from marshmallow import Schema, fields
 
+from berth.broker.attachments import declared_var_names
 from berth.httpapi.body import InputSchema
-from berth.httpapi.fields import Timestamp
+from berth.httpapi.fields import Reference, Timestamp
 
 CEDAR = {"id": "8c1dc3c9-5eef-51c5-a82a-b80937ca7f69", "name": "cedar"}
 
@@ -60,3 +61,103 @@ class ManifestPushSchema(InputSchema):
 
 class ManifestSchema(Schema):
     contents = fields.Dict()
+
+
+def _named(obj: Any) -> dict[str, str] | None:
+    return {"id": obj.id, "name": obj.name} if obj is not None else None
+
+
+def _addon_plan(addon: Any) -> dict[str, Any]:
+    return {"id": addon.plan.id, "name": addon.plan.full_name, "price": _price(addon.plan)}
+
+
+def _owner_var_names(addon: Any) -> list[str]:
+    """The var names on the owning app (what the CLI prints as `Created x as DATABASE_URL`)."""
+    owner = next((att for att in addon.attachments if att.app_id == addon.app_id), None)
+    return declared_var_names(addon, owner.name) if owner is not None else []
+
+
+# Heroku's states; a failed add-on reads as `deprovisioned`, which is how the Heroku CLI's
+# `--wait` learns that creation failed. `failure_message` says why.
+PUBLIC_STATE = {"failed": "deprovisioned"}
+
+
+class AddOnSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    app = fields.Function(lambda a: _named(a.app))
+    addon_service = fields.Function(lambda a: {"id": a.service.id, "name": a.service.name,
+                                               "human_name": a.service.human_name})
+    plan = fields.Function(_addon_plan)
+    billed_price = fields.Function(lambda a: {"cents": a.plan.cents, "contract": a.plan.contract,
+                                              "unit": a.plan.unit})
+    billing_entity = fields.Function(lambda a: {**_named(a.app), "type": "app"} if a.app else None)
+    state = fields.Function(lambda a: PUBLIC_STATE.get(a.state, a.state))
+    config_vars = fields.Function(_owner_var_names)
+    provider_id = fields.String(allow_none=True)
+    provision_message = fields.String(allow_none=True)
+    failure_message = fields.String(allow_none=True)
+    actions = fields.Function(lambda a: [])
+    web_url = fields.Function(lambda a: None)
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+
+class AddOnCreateSchema(InputSchema):
+    plan = Reference(required=True)
+    name = fields.String(allow_none=True, load_default=None)
+    attachment = fields.Dict(allow_none=True, load_default=None)
+    config = fields.Dict(allow_none=True, load_default=None)
+    confirm = fields.String(allow_none=True, load_default=None)
+
+
+class AddOnUpdateSchema(InputSchema):
+    plan = Reference()
+    name = fields.String()
+
+
+class AddOnDestroySchema(InputSchema):
+    force = fields.Boolean(load_default=False)
+
+
+class AttachmentSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    namespace = fields.String(allow_none=True)
+    addon = fields.Function(lambda a: {"id": a.addon.id, "name": a.addon.name,
+                                       "app": _named(a.addon.app), "plan": _addon_plan(a.addon)})
+    app = fields.Function(lambda a: _named(a.app))
+    config_vars = fields.Function(lambda a: declared_var_names(a.addon, a.name))
+    web_url = fields.Function(lambda a: None)
+    log_input_url = fields.Function(lambda a: None)
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+
+class AttachmentCreateSchema(InputSchema):
+    addon = Reference(required=True)
+    app = Reference(required=True)
+    name = fields.String(allow_none=True, load_default=None)
+    namespace = fields.String(allow_none=True, load_default=None)
+    namespace_config = fields.Dict(allow_none=True, load_default=None)
+    confirm = fields.String(allow_none=True, load_default=None)
+
+
+class ResolveSchema(InputSchema):
+    addon = fields.String(required=True)
+    app = fields.String(allow_none=True, load_default=None)
+    addon_service = fields.String(allow_none=True, load_default=None)
+
+
+class ConfigItemSchema(InputSchema):
+    name = fields.String(required=True)
+    value = fields.String(required=True, allow_none=True)
+
+
+class ConfigUpdateSchema(InputSchema):
+    config = fields.List(fields.Nested(ConfigItemSchema), required=True)
+
+
+class ConfigItemsSchema(Schema):
+    name = fields.String()
+    value = fields.String(allow_none=True)

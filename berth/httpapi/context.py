@@ -70,3 +70,20 @@ def free(view: F) -> F:
     """Marks a view that costs no rate-limit token (GET /account/rate-limits)."""
     view.berth_free = True  # type: ignore[attr-defined]
     return view
+
+
+def partner_access(view: F) -> F:
+    """Marks a view partners may call with their add-on's OAuth token, as well as users."""
+    view.berth_partner = "also"  # type: ignore[attr-defined]
+    return view
+
+
+def partner_only(view: F) -> F:
+    """Marks a view only a partner's OAuth token may call (and no user API key)."""
+    view.berth_partner = "only"  # type: ignore[attr-defined]
+    return view
+
+
+def current_partner_addon_id() -> str | None:
+    """The add-on whose partner is calling, or None when a user is."""
+    return g.get("partner_addon_id")

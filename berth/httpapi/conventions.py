@@ -62,12 +62,32 @@ def _authenticate() -> None:
     cost = 0 if getattr(view, "berth_free", False) else 1
     token = credentials and (credentials.token if credentials.token is not None
                              else credentials.password)
+    partner = getattr(view, "berth_partner", None)
+    if partner == "only":
+        if not (token and _authenticate_partner(token)):
+            raise Unauthorized("Invalid partner access token.")
+        return
     admitted = ratelimit.admit(database(), hash_token(token), capacity, cost) if token else None
     if admitted is not None:  # the common case: one statement, no session opened
         g.account_id, g.rate_remaining = admitted
         g.password_login = False
         return
+    if partner == "also" and token and _authenticate_partner(token):
+        return
     _authenticate_slowly(view, credentials, capacity, cost)
+
+
+def _authenticate_partner(token: str) -> bool:
+    """A partner's OAuth access token: it reaches one add-on (see context.partner_access)."""
+    lookup = current_app.extensions.get("berth.partner_tokens")
+    if lookup is None:
+        return False
+    with database().session(write=False) as session:
+        addon_id = lookup(session, token)
+    if addon_id is None:
+        return False
+    g.partner_addon_id = addon_id
+    return True
 
 
 def _authenticate_slowly(view: object, credentials: Credentials | None, capacity: int,

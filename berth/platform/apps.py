@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import BindParameter, ColumnElement, Select, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -50,6 +50,15 @@ def get_app(session: Session, caller_id: str, ref: str, *, owner_only: bool = Fa
         raise NotFound(APP_NOT_FOUND, resource="app")
     if owner_only and app.owner_id != caller_id:
         raise Forbidden("Only the app owner can do this.")
+    return app
+
+
+def get_app_for_partner(session: Session, ref: str, partner_addon_id: str,
+                        may_see: Callable[[Session, str, App], bool]) -> App:
+    """An app an add-on's partner may read: one the add-on is attached to (else 404)."""
+    app = session.scalar(select(App).where(app_reference(ref)))
+    if app is None or not may_see(session, partner_addon_id, app):
+        raise NotFound(APP_NOT_FOUND, resource="app")
     return app
 
 

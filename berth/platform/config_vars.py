@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from berth import crypto
 from berth.accounts import UUID_PATTERN, Account
 from berth.db import PreparedStatement
-from berth.errors import InvalidParams, NotFound
+from berth.errors import Conflict, InvalidParams, NotFound
 from berth.platform import releases
 from berth.platform.apps import APP_NOT_FOUND, visible_to
 from berth.platform.models import App, ConfigVar
@@ -81,11 +81,16 @@ def describe_change(set_names: list[str], removed: list[str]) -> str:
 
 
 def update_config(session: Session, app: App, user: Account, changes: dict[str, Any]) -> dict[str, str]:
-    """Apply a partial map (`None` unsets). Validation happens before any write."""
+    """Apply a user's partial map (`None` unsets). Validation happens before any write."""
     normalised = _normalise(changes)
     releases.lock_app(session, app)
     rows = {row.name: row for row in session.scalars(
         select(ConfigVar).where(ConfigVar.app_id == app.id))}
+    owned = sorted(name for name in normalised if name in rows and rows[name].owner is not None)
+    if owned:
+        raise Conflict(f"{', '.join(owned)} {'is' if len(owned) == 1 else 'are'} set by an add-on "
+                       "attachment and cannot be changed here; detach the add-on or change it "
+                       "through its provider.")
     current = {name: row.value for name, row in rows.items()}
     updated = dict(current)
     for name, value in normalised.items():
@@ -110,4 +115,51 @@ def update_config(session: Session, app: App, user: Account, changes: dict[str, 
         session.delete(rows[name])
     session.flush()
     releases.create_release(session, app, user, describe_change(set_names, removed), config=updated)
+    return updated
+
+
+def owned_names(session: Session, app: App, owner: str) -> list[str]:
+    return sorted(session.scalars(select(ConfigVar.name).where(ConfigVar.app_id == app.id,
+                                                               ConfigVar.owner == owner)))
+
+
+def owned_name_clashes(session: Session, app: App, names: list[str], owner: str) -> tuple[list[str], list[str]]:
+    """Of `names`, those already set by the user, and those set by another owner."""
+    rows = session.scalars(select(ConfigVar).where(ConfigVar.app_id == app.id,
+                                                   ConfigVar.name.in_(names))).all()
+    by_user = sorted(row.name for row in rows if row.owner is None)
+    by_other = sorted(row.name for row in rows if row.owner not in (None, owner))
+    return by_user, by_other
+
+
+def set_owned_config(session: Session, app: App, owner: str, values: dict[str, str],
+                     user: Account | None, description: str) -> dict[str, str]:
+    """Make the vars `owner` injects into `app` exactly `values`, as one release.
+
+    The caller has checked clashes (`owned_name_clashes`) and asked for confirmation: a
+    user's var of the same name is taken over; another owner's is a conflict.
+    """
+    normalised = _normalise(values)
+    releases.lock_app(session, app)
+    rows = {row.name: row for row in session.scalars(
+        select(ConfigVar).where(ConfigVar.app_id == app.id))}
+    clashing = sorted(name for name in values if name in rows and rows[name].owner not in (None, owner))
+    if clashing:
+        raise Conflict(f"{', '.join(clashing)} already set by another add-on attachment on {app.name}.")
+    updated = {name: row.value for name, row in rows.items() if row.owner != owner}
+    updated.update({name: value for name, value in normalised.items() if value is not None})
+    total = size_of(updated)
+    if total > MAX_TOTAL_BYTES:
+        raise InvalidParams(f"Config vars are limited to {MAX_TOTAL_BYTES // 1024} kB in total; this "
+                            f"change would make them {total} bytes.")
+    for name, row in rows.items():
+        if row.owner == owner and name not in values:
+            session.delete(row)
+    for name, value in normalised.items():
+        if name in rows:
+            rows[name].value, rows[name].owner = value, owner  # type: ignore[assignment]
+        else:
+            session.add(ConfigVar(app_id=app.id, name=name, value=value, owner=owner))
+    session.flush()
+    releases.create_release(session, app, user, description, config=updated)
     return updated

@@ -49,6 +49,9 @@ class ConfigVar(Base):
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(255))
     value: Mapped[str] = mapped_column(EncryptedText)
+    # Set by whatever injected the var (an add-on attachment's id): users may not change it.
+    # Opaque to the platform, which must not know about the broker.
+    owner: Mapped[str | None] = mapped_column(String(36), index=True)
 
 
 class Release(Base):

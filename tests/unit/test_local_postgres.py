@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,11 +16,14 @@ from berth.addons.postgres.cluster import LocalPostgres
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPostgres]:
-    pg = LocalPostgres(tmp_path_factory.mktemp("pg") / "data")
-    pg.start()
-    yield pg
-    pg.stop()
+def cluster() -> Iterator[LocalPostgres]:
+    # Not under pytest's own temp root: another pytest run resets that root to 0700, which
+    # would lock the `postgres` user out of a running cluster.
+    with tempfile.TemporaryDirectory(prefix="berth-pg-test-") as directory:
+        pg = LocalPostgres(Path(directory) / "data")
+        pg.start()
+        yield pg
+        pg.stop()
 
 
 def scalar(url: str, query: str) -> object:

@@ -93,6 +93,10 @@ class ApiSchema(_Strict):
     password = fields.String(required=True, validate=validate.Length(
         min=8, max=72, error="Must be 8 to 72 characters."))
     sso_salt = fields.String(validate=validate.Length(min=8, error="Must be at least 8 characters."))
+    # Berth's extension: the OAuth client secret partners exchange grant codes with (Heroku
+    # issues it in its partner portal). Generated when absent; pull the manifest to read it.
+    client_secret = fields.String(validate=validate.Length(min=16, max=200,
+                                                           error="Must be 16 to 200 characters."))
     regions = fields.List(fields.String(), required=True, validate=validate.Length(
         min=1, error="Must list at least one region, or \"*\"."))
     requires = fields.List(fields.String(), load_default=list)

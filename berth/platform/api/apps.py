@@ -3,11 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 
 from berth import accounts
 from berth.httpapi.body import load
-from berth.httpapi.context import current_account, current_account_id, db_session
+from berth.httpapi.context import (
+    current_account,
+    current_account_id,
+    current_partner_addon_id,
+    db_session,
+    partner_access,
+)
 from berth.httpapi.openapi import describe
 from berth.httpapi.pagination import paginate
 from berth.platform import apps, collaborators
@@ -59,8 +65,15 @@ def list_user_apps(ref: str) -> Reply:
 
 
 @blueprint.get("/apps/<app_ref>")
-@describe(summary="One app by id or name", response=AppSchema)
+@partner_access
+@describe(summary="One app by id or name (an add-on's partner may read the apps it is attached to)",
+          response=AppSchema)
 def show_app(app_ref: str) -> Reply:
+    partner = current_partner_addon_id()
+    if partner is not None:
+        # Which apps a partner reaches is the broker's knowledge, handed over by create_app.
+        may_see = current_app.extensions["berth.partner_app_access"]
+        return _app_schema().dump(apps.get_app_for_partner(db_session(), app_ref, partner, may_see))
     return _app_schema().dump(apps.get_app(db_session(), current_account_id(), app_ref))
 
 

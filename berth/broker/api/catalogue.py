@@ -1,11 +1,12 @@
-"""The broker's JSON API: the add-on catalogue, and manifest pull/push for partners."""
+"""The add-on catalogue, and manifest pull/push for partners."""
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import current_app, request
 
 from berth.broker import catalogue
+from berth.broker.api import blueprint
 from berth.broker.models import AddonService
 from berth.broker.partner_api.manifest import HEROKU_REGIONS
 from berth.broker.schemas import AddonServiceSchema, ManifestPushSchema, ManifestSchema, PlanSchema
@@ -15,7 +16,6 @@ from berth.httpapi.context import current_account, current_account_id, db_sessio
 from berth.httpapi.openapi import describe
 from berth.httpapi.pagination import paginate
 
-blueprint = Blueprint("broker", __name__)
 Reply = Any
 
 

@@ -1,0 +1,168 @@
+"""/apps/{app}/addons, /addons, /actions/addons/resolve."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import current_app, request
+from sqlalchemy import or_, select
+
+from berth.broker import operations, provisioning
+from berth.broker.api import blueprint
+from berth.broker.models import AddOn, Attachment
+from berth.broker.nudge import nudge_workers
+from berth.broker.schemas import (
+    AddOnCreateSchema,
+    AddOnDestroySchema,
+    AddOnSchema,
+    AddOnUpdateSchema,
+    ResolveSchema,
+)
+from berth.config import Settings
+from berth.errors import NotFound
+from berth.httpapi.body import load
+from berth.httpapi.context import (
+    current_account,
+    current_account_id,
+    current_partner_addon_id,
+    db_session,
+    partner_access,
+)
+from berth.httpapi.openapi import describe
+from berth.httpapi.pagination import paginate
+from berth.platform import apps
+
+Reply = Any
+ADDON_RANGE_FIELDS = {"id": AddOn.id, "name": AddOn.name, "created_at": AddOn.created_at,
+                      "updated_at": AddOn.updated_at}
+SETTLED = (provisioning.PROVISIONED, provisioning.FAILED, provisioning.DEPROVISIONED)
+
+
+def _settings() -> Settings:
+    return current_app.config["BERTH_SETTINGS"]
+
+
+def _commit_and_wait(addon_id: str) -> AddOn:
+    """Record the change, wake a worker, and give a quick provider a moment to answer.
+
+    The one place a view commits before returning: the worker can only see the operation
+    once it is committed, and the answer should show its outcome when it is quick.
+    """
+    session = db_session()
+    session.commit()
+    settings = _settings()
+    nudge_workers(settings.data_dir)
+    deadline = time.monotonic() + settings.provision_wait_seconds
+    while True:
+        session.expire_all()
+        addon = session.get(AddOn, addon_id)
+        assert addon is not None
+        if operations.open_operation(session, addon) is None or time.monotonic() >= deadline:
+            return addon
+        session.commit()  # end the read so the next look sees the worker's commit
+        time.sleep(0.01)
+
+
+@blueprint.post("/apps/<app_ref>/addons")
+@describe(summary="Provision an add-on for an app", request=AddOnCreateSchema, response=AddOnSchema,
+          status=201)
+def create_addon(app_ref: str) -> Reply:
+    params = load(AddOnCreateSchema())
+    session, account = db_session(), current_account()
+    app = apps.get_app(session, account.id, app_ref)
+    attachment_name = (params["attachment"] or {}).get("name")
+    addon = provisioning.create_addon(session, _settings(), account, app, params["plan"],
+                                      name=params["name"], attachment_name=attachment_name,
+                                      config=params["config"], confirm=params["confirm"])
+    return AddOnSchema().dump(_commit_and_wait(addon.id)), 201
+
+
+def _list(query: Any) -> Reply:
+    page = paginate(db_session(), query, ADDON_RANGE_FIELDS, request.headers.get("Range"),
+                    tie_breaker=AddOn.id)
+    return page.respond(AddOnSchema(many=True).dump(page.rows))
+
+
+@blueprint.get("/addons")
+@describe(summary="Add-ons on apps the caller can see", response=AddOnSchema, many=True)
+def list_addons() -> Reply:
+    return _list(provisioning.listed_addons_query(current_account_id()))
+
+
+@blueprint.get("/apps/<app_ref>/addons")
+@describe(summary="Add-ons owned by or attached to an app", response=AddOnSchema, many=True)
+def list_app_addons(app_ref: str) -> Reply:
+    app = apps.get_app(db_session(), current_account_id(), app_ref)
+    attached = select(Attachment.addon_id).where(Attachment.app_id == app.id)
+    query = provisioning.listed_addons_query(current_account_id()).where(
+        or_(AddOn.app_id == app.id, AddOn.id.in_(attached)))
+    return _list(query)
+
+
+@blueprint.get("/addons/<addon_ref>")
+@partner_access
+@describe(summary="One add-on by id or name (its partner may read it too)", response=AddOnSchema)
+def show_addon(addon_ref: str) -> Reply:
+    partner = current_partner_addon_id()
+    if partner is not None:
+        return AddOnSchema().dump(provisioning.partner_addon(db_session(), partner, addon_ref))
+    return AddOnSchema().dump(provisioning.get_addon(db_session(), current_account_id(), addon_ref))
+
+
+@blueprint.get("/apps/<app_ref>/addons/<addon_ref>")
+@describe(summary="One add-on of an app, by id, name or attachment name", response=AddOnSchema)
+def show_app_addon(app_ref: str, addon_ref: str) -> Reply:
+    session, caller = db_session(), current_account_id()
+    app = apps.get_app(session, caller, app_ref)
+    return AddOnSchema().dump(provisioning.get_app_addon(session, caller, app, addon_ref))
+
+
+@blueprint.patch("/apps/<app_ref>/addons/<addon_ref>")
+@describe(summary="Change an add-on's plan (or rename it)", request=AddOnUpdateSchema,
+          response=AddOnSchema)
+def update_addon(app_ref: str, addon_ref: str) -> Reply:
+    params = load(AddOnUpdateSchema())
+    session, account = db_session(), current_account()
+    app = apps.get_app(session, account.id, app_ref)
+    addon = provisioning.get_app_addon(session, account.id, app, addon_ref)
+    provisioning.require_owner_app_access(session, account.id, addon)
+    if "name" in params:
+        provisioning.rename_addon(session, addon, params["name"])
+    if "plan" in params:
+        provisioning.change_plan(session, account, addon, params["plan"])
+        return AddOnSchema().dump(_commit_and_wait(addon.id))
+    return AddOnSchema().dump(addon)
+
+
+@blueprint.delete("/apps/<app_ref>/addons/<addon_ref>")
+@describe(summary="Destroy an add-on: detached at once, deprovisioned in the background",
+          request=AddOnDestroySchema, response=AddOnSchema)
+def destroy_addon(app_ref: str, addon_ref: str) -> Reply:
+    load(AddOnDestroySchema())
+    session, account = db_session(), current_account()
+    app = apps.get_app(session, account.id, app_ref)
+    addon = provisioning.get_app_addon(session, account.id, app, addon_ref)
+    provisioning.require_owner_app_access(session, account.id, addon)
+    provisioning.destroy_addon(session, account, addon)
+    return AddOnSchema().dump(_commit_and_wait(addon.id))
+
+
+@blueprint.post("/actions/addons/resolve")
+@describe(summary="Find add-ons by name, attachment name or app::name", request=ResolveSchema,
+          response=AddOnSchema, many=True)
+def resolve_addons() -> Reply:
+    params = load(ResolveSchema())
+    session, caller = db_session(), current_account_id()
+    ref, app_ref = params["addon"], params["app"]
+    if "::" in ref:
+        app_ref, ref = ref.split("::", 1)
+    try:
+        if app_ref:
+            addon = provisioning.get_app_addon(session, caller, apps.get_app(session, caller, app_ref), ref)
+        else:
+            addon = provisioning.get_addon(session, caller, ref)
+    except NotFound:
+        raise NotFound(f"Couldn't find that add-on: {ref}.", resource="add_on") from None
+    if params["addon_service"] and addon.service.name != params["addon_service"]:
+        raise NotFound(f"Couldn't find that add-on: {ref}.", resource="add_on")
+    return AddOnSchema(many=True).dump([addon])

@@ -1,0 +1,126 @@
+"""Attachments: an add-on's config vars injected into apps, each change one release per app."""
+from __future__ import annotations
+
+import json
+import secrets
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from berth.accounts import UUID_PATTERN, Account
+from berth.broker.models import AddOn, Attachment
+from berth.broker.naming import ATTACHMENT_NAME_PATTERN, COLORS, attachment_var_names
+from berth.errors import ConfirmationRequired, Conflict, InvalidParams, NotFound
+from berth.platform import apps, config_vars
+from berth.platform.models import App
+
+ATTACHMENT_NOT_FOUND = "Couldn't find that add-on attachment."
+
+
+def addon_config(addon: AddOn) -> dict[str, str]:
+    return json.loads(addon.config or "{}")
+
+
+def app_vars(addon: AddOn, attachment_name: str) -> dict[str, str]:
+    """The add-on's config as it appears in an app under `attachment_name`."""
+    renamed = attachment_var_names(list(addon_config(addon)), addon.service.config_vars_prefix,
+                                   attachment_name)
+    return {renamed[name]: value for name, value in addon_config(addon).items()}
+
+
+def declared_var_names(addon: AddOn, attachment_name: str) -> list[str]:
+    """Every var the add-on may set, as named in an app: what an attachment reserves there."""
+    names = list(addon.service.config_vars) or list(addon_config(addon))
+    return sorted(attachment_var_names(names, addon.service.config_vars_prefix,
+                                       attachment_name).values())
+
+
+def attachments_query(caller_id: str) -> Select[tuple[Attachment]]:
+    """Attachments on apps the caller can see."""
+    return select(Attachment).join(App, App.id == Attachment.app_id).where(apps.visible_to(caller_id))
+
+
+def get_attachment(session: Session, caller_id: str, ref: str, *, app: App | None = None) -> Attachment:
+    """By id, or by name within `app`; one the caller cannot see is reported as missing."""
+    query = attachments_query(caller_id)
+    if UUID_PATTERN.match(ref):
+        query = query.where(Attachment.id == ref.lower())
+    elif app is not None:
+        query = query.where(Attachment.app_id == app.id, Attachment.name == ref)
+    else:
+        query = None  # type: ignore[assignment]
+    found = session.scalar(query) if query is not None else None
+    if found is None or (app is not None and found.app_id != app.id):
+        raise NotFound(ATTACHMENT_NOT_FOUND, resource="add_on attachment")
+    return found
+
+
+def choose_name(session: Session, app: App, addon: AddOn, requested: str | None) -> str:
+    """`--as NAME`, else the service's prefix, else `<PREFIX>_<COLOR>` when that is taken."""
+    taken = set(session.scalars(select(Attachment.name).where(Attachment.app_id == app.id)))
+    if requested is not None:
+        if not ATTACHMENT_NAME_PATTERN.match(requested):
+            raise InvalidParams("Attachment names are upper-case letters, digits and underscores, "
+                                "starting with a letter.")
+        if requested in taken:
+            raise InvalidParams(f"{requested} is already an attachment name on {app.name}.")
+        return requested
+    prefix = addon.service.config_vars_prefix
+    if prefix not in taken:
+        return prefix
+    free = [f"{prefix}_{color}" for color in COLORS if f"{prefix}_{color}" not in taken]
+    if not free:
+        raise InvalidParams(f"{app.name} has no free attachment name for {prefix}; choose one.")
+    return secrets.choice(free)
+
+
+def check_clashes(session: Session, app: App, addon: AddOn, name: str, confirm: str | None,
+                  owner: str) -> None:
+    """Overwriting a user's config var needs `confirm` = the app's name; another add-on's, never."""
+    by_user, by_other = config_vars.owned_name_clashes(session, app, declared_var_names(addon, name),
+                                                       owner)
+    if by_other:
+        raise Conflict(f"{', '.join(by_other)} on {app.name} belong to another add-on attachment; "
+                       "attach with another name (--as).")
+    if by_user and confirm != app.name:
+        raise ConfirmationRequired(
+            f"This would overwrite {', '.join(by_user)} on {app.name}. To proceed, confirm with the "
+            f"app name {app.name}.")
+
+
+def create_attachment(session: Session, app: App, addon: AddOn, *, name: str | None,
+                      confirm: str | None, user: Account | None,
+                      namespace: str | None = None) -> Attachment:
+    chosen = choose_name(session, app, addon, name)
+    attachment = Attachment(app_id=app.id, name=chosen, namespace=namespace)
+    attachment.addon = addon
+    session.add(attachment)
+    session.flush()
+    check_clashes(session, app, addon, chosen, confirm, attachment.id)
+    if addon.state == "provisioned":
+        inject(session, attachment, user, f"Attach {chosen} (@ref:{addon.name})")
+    return attachment
+
+
+def inject(session: Session, attachment: Attachment, user: Account | None, description: str) -> None:
+    app = session.get(App, attachment.app_id)
+    assert app is not None
+    config_vars.set_owned_config(session, app, attachment.id, app_vars(attachment.addon, attachment.name),
+                                 user, description)
+
+
+def detach(session: Session, attachment: Attachment, user: Account | None) -> None:
+    """Remove the attachment and its vars (a release on its app, if it had any)."""
+    app = session.get(App, attachment.app_id)
+    if app is not None and config_vars.owned_names(session, app, attachment.id):
+        config_vars.set_owned_config(session, app, attachment.id, {}, user,
+                                     f"Detach {attachment.name} (@ref:{attachment.addon.name})")
+    session.delete(attachment)
+    session.flush()
+
+
+def release_config_everywhere(session: Session, addon: AddOn, user: Account | None,
+                              description: str) -> None:
+    """After the add-on's config changed: one release on every attached app."""
+    for attachment in list(addon.attachments):
+        inject(session, attachment, user, description)

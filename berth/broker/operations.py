@@ -1,0 +1,78 @@
+"""The operation queue: recorded provider calls, claimed by workers, retried with backoff.
+
+An operation is written in the same transaction as the change that needs it. Workers claim
+one with `FOR UPDATE SKIP LOCKED` (PostgreSQL; SQLite serialises writers) and hold a lease:
+a running operation whose lease passed was abandoned by a dead worker and is claimed again.
+Every provider call carries the add-on's uuid, so running one twice is harmless.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from berth.broker.models import AddOn, Operation
+from berth.db import Database, utcnow
+
+PROVISION, CHANGE_PLAN, DEPROVISION = "provision", "change_plan", "deprovision"
+PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
+# Longer than any provider call (connect + read timeouts), so a live worker never loses its lease.
+LEASE = timedelta(minutes=2)
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+def enqueue(session: Session, addon: AddOn, kind: str, *, target_plan_id: str | None = None) -> Operation:
+    operation = Operation(addon_id=addon.id, kind=kind, state=PENDING, target_plan_id=target_plan_id)
+    operation.addon = addon
+    session.add(operation)
+    session.flush()
+    return operation
+
+
+def open_operation(session: Session, addon: AddOn) -> Operation | None:
+    """The add-on's pending or running operation, if any."""
+    return session.scalar(select(Operation).where(
+        Operation.addon_id == addon.id, Operation.state.in_((PENDING, RUNNING)))
+        .order_by(Operation.created_at))
+
+
+def claim_next(database: Database) -> str | None:
+    """Take the oldest due operation whose add-on has no other operation running."""
+    now = utcnow()
+    other = aliased(Operation)
+    busy = exists().where(other.addon_id == Operation.addon_id, other.id != Operation.id,
+                          other.state == RUNNING, other.lease_until > now)
+    due = or_(and_(Operation.state == PENDING, Operation.next_attempt_at <= now),
+              and_(Operation.state == RUNNING, Operation.lease_until <= now))
+    with database.transaction() as session:
+        operation = session.scalar(
+            select(Operation).where(due, ~busy).order_by(Operation.next_attempt_at, Operation.created_at)
+            .limit(1).with_for_update(skip_locked=True, of=Operation))
+        if operation is None:
+            return None
+        operation.state, operation.lease_until = RUNNING, now + LEASE
+        operation.attempts += 1
+        return operation.id
+
+
+def finish(operation: Operation, *, message: str | None = None, detail: str | None = None,
+           failed: bool = False) -> None:
+    operation.state = FAILED if failed else DONE
+    operation.lease_until = None
+    operation.message, operation.detail = message, detail
+
+
+def retry_later(operation: Operation, base_seconds: float, detail: str) -> None:
+    delay = min(MAX_BACKOFF_SECONDS, base_seconds * 2 ** max(0, operation.attempts - 1))
+    operation.state, operation.lease_until = PENDING, None
+    operation.next_attempt_at = utcnow() + timedelta(seconds=delay)
+    operation.detail = detail
+
+
+def release_abandoned(database: Database) -> int:
+    """On a single worker's start (SQLite): whatever was running belonged to a dead worker."""
+    with database.transaction() as session:
+        result = session.execute(update(Operation).where(Operation.state == RUNNING)
+                                 .values(state=PENDING, lease_until=None))
+        return result.rowcount or 0

@@ -1,0 +1,408 @@
+"""Provisioning as a recorded state machine: what requests write, and what workers apply.
+
+States: provisioning -> provisioned -> deprovisioning -> deprovisioned, and failed (the
+provider refused, or never finished). A request records the add-on and its operation in one
+transaction; a worker calls the provider (outside any transaction) and applies the answer in
+another. If anything dies in between, the operation is claimed again: calls are idempotent
+on the add-on's uuid.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from berth.accounts import UUID_PATTERN, Account
+from berth.broker import attachments, catalogue, operations, partner_auth
+from berth.broker.models import AddOn, AddonService, Attachment, Operation, Plan
+from berth.broker.naming import ADDON_NAME_PATTERN, generate_addon_name
+from berth.broker.partner_api.client import Outcome, ProviderAnswer, ProviderEndpoint
+from berth.config import Settings
+from berth.db import utcnow
+from berth.errors import Conflict, Forbidden, InvalidParams, NotFound
+from berth.platform import apps
+from berth.platform.models import App
+
+log = logging.getLogger(__name__)
+PROVISIONING, PROVISIONED = "provisioning", "provisioned"
+DEPROVISIONING, DEPROVISIONED, FAILED = "deprovisioning", "deprovisioned", "failed"
+ADDON_NOT_FOUND = "Couldn't find that add-on."
+GENERIC_FAILURE = "The add-on provider could not be reached or gave an invalid answer. Please try again later."
+MAX_PLAN_CHANGE_ATTEMPTS = 5
+
+
+# ---- finding add-ons ------------------------------------------------------------------------
+
+def visible_addons_query(caller_id: str):  # type: ignore[no-untyped-def]
+    """Add-ons whose owning app, or an app they are attached to, the caller can see."""
+    attached = (select(Attachment.addon_id).join(App, App.id == Attachment.app_id)
+                .where(apps.visible_to(caller_id)))
+    owned = select(App.id).where(apps.visible_to(caller_id))
+    return select(AddOn).where(or_(AddOn.app_id.in_(owned), AddOn.id.in_(attached)))
+
+
+def listed_addons_query(caller_id: str):  # type: ignore[no-untyped-def]
+    return visible_addons_query(caller_id).where(AddOn.state.in_((PROVISIONING, PROVISIONED,
+                                                                  DEPROVISIONING)))
+
+
+def get_addon(session: Session, caller_id: str, ref: str) -> AddOn:
+    """By uuid or global name. Destroyed add-ons are gone (404, which `--wait` waits for);
+    failed ones stay readable, so whoever waited can see why."""
+    column = AddOn.id if UUID_PATTERN.match(ref) else AddOn.name
+    addon = session.scalar(visible_addons_query(caller_id).where(
+        column == (ref.lower() if column is AddOn.id else ref)))
+    if addon is None or addon.state == DEPROVISIONED:
+        raise NotFound(ADDON_NOT_FOUND, resource="add_on")
+    return addon
+
+
+def get_app_addon(session: Session, caller_id: str, app: App, ref: str) -> AddOn:
+    """An add-on owned by or attached to `app`, by uuid, name or attachment name."""
+    attachment = session.scalar(select(Attachment).where(Attachment.app_id == app.id,
+                                                         Attachment.name == ref))
+    addon = attachment.addon if attachment else get_addon(session, caller_id, ref)
+    attached_here = any(a.app_id == app.id for a in addon.attachments)
+    if addon.app_id != app.id and not attached_here or addon.state == DEPROVISIONED:
+        raise NotFound(ADDON_NOT_FOUND, resource="add_on")
+    return addon
+
+
+def require_owner_app_access(session: Session, caller_id: str, addon: AddOn) -> App:
+    """Changing or destroying an add-on is for those who can see the app that owns it."""
+    if addon.app_id is None:
+        raise NotFound(ADDON_NOT_FOUND, resource="add_on")
+    return apps.get_app(session, caller_id, addon.app_id)
+
+
+# ---- what requests write ---------------------------------------------------------------------
+
+def _resolve_plan(session: Session, plan_ref: str) -> Plan:
+    """`service:plan`, a plan uuid, or a bare service name meaning its default plan."""
+    if ":" not in plan_ref and not UUID_PATTERN.match(plan_ref):
+        service = catalogue.find_service(session, plan_ref)
+        if service is None or service.default_plan is None:
+            raise NotFound(f"Couldn't find either the add-on service or the add-on plan {plan_ref!r}.",
+                           resource="plan")
+        return service.default_plan
+    try:
+        return catalogue.get_plan(session, plan_ref)
+    except NotFound:
+        raise NotFound(f"Couldn't find either the add-on service or the add-on plan {plan_ref!r}.",
+                       resource="plan") from None
+
+
+def _options(config: dict[str, Any] | None) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for key, value in (config or {}).items():
+        if isinstance(value, bool):
+            options[key] = "true" if value else "false"
+        elif isinstance(value, (str, int, float)):
+            options[key] = str(value)
+        else:
+            raise InvalidParams(f"Option {key} must be a string, number or boolean.")
+    return options
+
+
+def create_addon(session: Session, settings: Settings, caller: Account, app: App, plan_ref: str, *,
+                 name: str | None = None, attachment_name: str | None = None,
+                 config: dict[str, Any] | None = None, confirm: str | None = None) -> AddOn:
+    plan = _resolve_plan(session, plan_ref)
+    service = plan.service
+    if service.state == "shutdown":
+        raise InvalidParams(f"{service.name} is no longer available.")
+    if "*" not in service.regions and settings.region not in service.regions:
+        raise InvalidParams(f"{service.name} is not available in region {settings.region}.")
+    if name is not None:
+        if not ADDON_NAME_PATTERN.match(name):
+            raise InvalidParams("Add-on names start with a letter and contain letters, digits, "
+                                "dashes and underscores (2 to 100).")
+        if session.scalar(select(AddOn.id).where(AddOn.name == name)):
+            raise InvalidParams(f"The add-on name {name} is already taken.")
+    else:
+        name = next(n for n in (generate_addon_name(service.name) for _ in range(20))
+                    if not session.scalar(select(AddOn.id).where(AddOn.name == n)))
+    if "many_per_app" not in service.requires and session.scalar(
+            select(AddOn.id).where(AddOn.app_id == app.id, AddOn.service_id == service.id,
+                                   AddOn.state.in_((PROVISIONING, PROVISIONED)))):
+        raise InvalidParams(f"{app.name} already has a {service.name} add-on; this service allows "
+                            "one per app.")
+    addon = AddOn(name=name, service_id=service.id, plan_id=plan.id, app_id=app.id,
+                  state=PROVISIONING, options=_options(config), region=f"berth::{settings.region}")
+    addon.service, addon.plan = service, plan
+    session.add(addon)
+    session.flush()
+    # The attachment reserves its name and vars now; they are filled once provisioned.
+    attachments.create_attachment(session, app, addon, name=attachment_name, confirm=confirm, user=caller)
+    operations.enqueue(session, addon, operations.PROVISION)
+    return addon
+
+
+def rename_addon(session: Session, addon: AddOn, name: str) -> AddOn:
+    if name == addon.name:
+        return addon
+    if not ADDON_NAME_PATTERN.match(name):
+        raise InvalidParams("Add-on names start with a letter and contain letters, digits, "
+                            "dashes and underscores (2 to 100).")
+    if session.scalar(select(AddOn.id).where(AddOn.name == name)):
+        raise InvalidParams(f"The add-on name {name} is already taken.")
+    addon.name = name
+    session.flush()
+    return addon
+
+
+def change_plan(session: Session, caller: Account, addon: AddOn, plan_ref: str) -> AddOn:
+    if addon.state != PROVISIONED:
+        raise Conflict(f"{addon.name} is {addon.state}; its plan can change once it is provisioned.")
+    ref = plan_ref if ":" in plan_ref or UUID_PATTERN.match(plan_ref) else f"{addon.service.name}:{plan_ref}"
+    try:
+        plan = catalogue.get_plan(session, ref)
+    except NotFound:
+        raise InvalidParams(f"Couldn't find either the add-on service or the add-on plan {plan_ref!r}.") from None
+    if plan.service_id != addon.service_id:
+        raise InvalidParams(f"{plan.full_name} is not a plan of {addon.service.name}.")
+    if plan.id == addon.plan_id:
+        return addon
+    if operations.open_operation(session, addon) is not None:
+        raise Conflict(f"{addon.name} is busy with another change; try again shortly.")
+    operations.enqueue(session, addon, operations.CHANGE_PLAN, target_plan_id=plan.id)
+    return addon
+
+
+def destroy_addon(session: Session, caller: Account | None, addon: AddOn) -> AddOn:
+    """Detach everywhere at once (a release per app), then deprovision in the background."""
+    if addon.state in (DEPROVISIONING, DEPROVISIONED):
+        return addon
+    for attachment in list(addon.attachments):
+        attachments.detach(session, attachment, caller)
+    pending = operations.open_operation(session, addon)
+    if addon.state == PROVISIONING and pending is not None and pending.kind == operations.PROVISION \
+            and pending.state == operations.PENDING:
+        # The provider was never called: nothing to undo there.
+        operations.finish(pending, message="Cancelled before the provider was called.")
+        addon.state = DEPROVISIONED
+    elif addon.state == FAILED:
+        addon.state = DEPROVISIONED  # its clean-up deprovision, if any, is already queued
+    else:
+        addon.state = DEPROVISIONING
+        operations.enqueue(session, addon, operations.DEPROVISION)
+    session.flush()
+    return addon
+
+
+def on_app_destroying(session: Session, app: App) -> None:
+    """Hook: the app's own add-ons are destroyed; its attachments of others' add-ons go."""
+    for addon in session.scalars(select(AddOn).where(AddOn.app_id == app.id)).all():
+        destroy_addon(session, None, addon)
+    for attachment in session.scalars(select(Attachment).where(Attachment.app_id == app.id)).all():
+        session.delete(attachment)
+    session.flush()
+
+
+# ---- what workers apply ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Call:
+    """Everything a provider call needs, copied out of the database before the call."""
+
+    operation_id: str
+    kind: str
+    endpoint: ProviderEndpoint
+    addon_id: str
+    addon_name: str
+    plan: str
+    region: str
+    options: dict[str, str]
+    resource_id: str
+    oauth_grant: dict[str, str] | None
+
+
+def endpoint_of(service: AddonService) -> ProviderEndpoint:
+    return ProviderEndpoint(service=service.name, password=service.password, base_url=service.base_url,
+                            config_vars=tuple(service.config_vars), requires=tuple(service.requires))
+
+
+def prepare_call(session: Session, operation_id: str) -> Call | None:
+    operation = session.get(Operation, operation_id)
+    if operation is None or operation.state != operations.RUNNING:
+        return None
+    addon = operation.addon
+    plan = session.get(Plan, operation.target_plan_id) if operation.target_plan_id else addon.plan
+    assert plan is not None
+    grant = partner_auth.mint_grant(session, addon) if operation.kind == operations.PROVISION else None
+    return Call(operation.id, operation.kind, endpoint_of(addon.service), addon.id, addon.name,
+                plan.name, addon.region, dict(addon.options), addon.id, grant)
+
+
+def apply_answer(session: Session, settings: Settings, operation_id: str, answer: ProviderAnswer) -> None:
+    operation = session.get(Operation, operation_id)
+    if operation is None or operation.state != operations.RUNNING:
+        return  # someone else finished it (a reclaimed lease): their answer stands
+    addon = operation.addon
+    if answer.outcome not in (Outcome.SUCCEEDED, Outcome.ACCEPTED):
+        log.warning("%s %s: %s (%s) %s", operation.kind, addon.name, answer.outcome.value,
+                    answer.status, answer.detail)
+    handler = {operations.PROVISION: _apply_provision, operations.CHANGE_PLAN: _apply_plan_change,
+               operations.DEPROVISION: _apply_deprovision}[operation.kind]
+    handler(session, settings, operation, addon, answer)
+    session.flush()
+
+
+def _apply_provision(session: Session, settings: Settings, operation: Operation, addon: AddOn,
+                     answer: ProviderAnswer) -> None:
+    if addon.state != PROVISIONING:
+        operations.finish(operation, message=f"Add-on is {addon.state}; answer not applied.")
+        return
+    if answer.outcome == Outcome.SUCCEEDED:
+        addon.provider_id, addon.provision_message = answer.provider_id, answer.message
+        addon.config = json.dumps(answer.config, sort_keys=True)
+        addon.state, addon.deadline_at = PROVISIONED, None
+        for attachment in list(addon.attachments):
+            attachments.inject(session, attachment, None, f"Attach {attachment.name} (@ref:{addon.name})")
+        operations.finish(operation, message=answer.message)
+    elif answer.outcome == Outcome.ACCEPTED:
+        addon.provider_id, addon.provision_message = answer.provider_id, answer.message
+        addon.deadline_at = utcnow() + timedelta(seconds=settings.async_provision_timeout_seconds)
+        operations.finish(operation, message=answer.message)
+    else:
+        refused = answer.outcome == Outcome.REFUSED
+        fail_provision(session, addon, (answer.message if refused and answer.message else GENERIC_FAILURE),
+                       mitigate=not refused)
+        operations.finish(operation, message=addon.failure_message, detail=answer.detail, failed=True)
+
+
+def fail_provision(session: Session, addon: AddOn, message: str, *, mitigate: bool) -> None:
+    """Provisioning failed: nothing stays attached; and when the provider may hold something
+    (a timeout, a bad answer), a deprovision makes sure it does not keep it."""
+    for attachment in list(addon.attachments):
+        attachments.detach(session, attachment, None)
+    addon.state, addon.failure_message, addon.deadline_at = FAILED, message, None
+    partner_auth.revoke(session, addon)
+    if mitigate:
+        operations.enqueue(session, addon, operations.DEPROVISION)
+
+
+def _apply_plan_change(session: Session, settings: Settings, operation: Operation, addon: AddOn,
+                       answer: ProviderAnswer) -> None:
+    if addon.state != PROVISIONED:
+        operations.finish(operation, message=f"Add-on is {addon.state}; plan change dropped.", failed=True)
+    elif answer.outcome in (Outcome.SUCCEEDED, Outcome.ACCEPTED):
+        plan = session.get(Plan, operation.target_plan_id)
+        assert plan is not None
+        addon.plan_id, addon.plan = plan.id, plan
+        if answer.config:
+            merged = {**attachments.addon_config(addon), **answer.config}
+            addon.config = json.dumps(merged, sort_keys=True)
+            attachments.release_config_everywhere(session, addon, None,
+                                                  f"Update {addon.service.config_vars_prefix} by {addon.service.name}")
+        operations.finish(operation, message=answer.message)
+    elif answer.outcome == Outcome.REFUSED:
+        operations.finish(operation, message=answer.message or "The provider refused the plan change.",
+                          detail=answer.detail, failed=True)
+    elif operation.attempts >= MAX_PLAN_CHANGE_ATTEMPTS:
+        operations.finish(operation, message="The plan change failed; the add-on keeps its plan.",
+                          detail=answer.detail, failed=True)
+    else:
+        operations.retry_later(operation, settings.retry_base_seconds, answer.detail)
+
+
+def _apply_deprovision(session: Session, settings: Settings, operation: Operation, addon: AddOn,
+                       answer: ProviderAnswer) -> None:
+    if answer.outcome in (Outcome.SUCCEEDED, Outcome.GONE, Outcome.ACCEPTED):
+        if addon.state == DEPROVISIONING:
+            addon.state = DEPROVISIONED
+            partner_auth.revoke(session, addon)
+        operations.finish(operation)
+    else:  # keep trying: the partner must not keep a resource nobody pays for
+        operations.retry_later(operation, settings.retry_base_seconds,
+                               f"{answer.outcome.value} ({answer.status}): {answer.detail}")
+
+
+def expire_async_provisions(session: Session) -> int:
+    """Add-ons still `provisioning` past their deadline have failed."""
+    overdue = session.scalars(select(AddOn).where(AddOn.state == PROVISIONING,
+                                                  AddOn.deadline_at.is_not(None),
+                                                  AddOn.deadline_at <= utcnow())).all()
+    for addon in overdue:
+        fail_provision(session, addon, "The provider did not finish provisioning in time.", mitigate=True)
+    session.flush()
+    return len(overdue)
+
+
+def caller_may_attach(app: App, addon: AddOn) -> None:
+    if addon.app_id != app.id and "attachable" not in addon.service.requires:
+        raise Forbidden(f"{addon.service.name} add-ons cannot be shared with other apps.")
+
+
+# ---- what partners do (partner endpoints) ----------------------------------------------------
+
+def partner_addon(session: Session, partner_addon_id: str, ref: str) -> AddOn:
+    """The add-on a partner token reaches; any other is out of its scope (403)."""
+    column = AddOn.id if UUID_PATTERN.match(ref) else AddOn.name
+    addon = session.scalar(select(AddOn).where(column == (ref.lower() if column is AddOn.id else ref)))
+    if addon is None:
+        raise NotFound(ADDON_NOT_FOUND, resource="add_on")
+    if addon.id != partner_addon_id:
+        raise Forbidden("This token is for another add-on.")
+    return addon
+
+
+def config_items(addon: AddOn) -> list[dict[str, str | None]]:
+    return [{"name": name, "value": value}
+            for name, value in sorted(attachments.addon_config(addon).items())]
+
+
+def update_config_from_partner(session: Session, addon: AddOn,
+                               items: list[dict[str, str | None]]) -> AddOn:
+    """Merge the partner's values (null deletes). Provisioned: a release on every attached
+    app; still provisioning: staged until the partner says it is done."""
+    declared = set(addon.service.config_vars)
+    unknown = sorted(str(item["name"]) for item in items if item["name"] not in declared)
+    if unknown:
+        raise InvalidParams(f"{', '.join(unknown)} not declared in the manifest's config_vars.")
+    merged = attachments.addon_config(addon)
+    for item in items:
+        if item["value"] is None:
+            merged.pop(str(item["name"]), None)
+        else:
+            merged[str(item["name"])] = str(item["value"])
+    addon.config = json.dumps(merged, sort_keys=True)
+    if addon.state == PROVISIONED:
+        attachments.release_config_everywhere(session, addon, None,
+                                              f"Update {addon.service.config_vars_prefix} by {addon.service.name}")
+    session.flush()
+    return addon
+
+
+def complete_provision(session: Session, addon: AddOn) -> AddOn:
+    if addon.state == PROVISIONING:
+        addon.state, addon.deadline_at = PROVISIONED, None
+        for attachment in list(addon.attachments):
+            attachments.inject(session, attachment, None, f"Attach {attachment.name} (@ref:{addon.name})")
+        session.flush()
+    elif addon.state != PROVISIONED:
+        raise Conflict(f"{addon.name} is {addon.state}; it can no longer be provisioned.")
+    return addon
+
+
+def complete_deprovision(session: Session, addon: AddOn) -> AddOn:
+    """The partner is done with (or gives up on) the resource."""
+    if addon.state == PROVISIONING:
+        fail_provision(session, addon, "The provider could not create the add-on.", mitigate=False)
+    elif addon.state in (PROVISIONED, DEPROVISIONING):
+        for attachment in list(addon.attachments):
+            attachments.detach(session, attachment, None)
+        addon.state = DEPROVISIONED
+        partner_auth.revoke(session, addon)
+    session.flush()
+    return addon
+
+
+def partner_may_see_app(session: Session, partner_addon_id: str, app: App) -> bool:
+    return session.scalar(select(Attachment.id).where(Attachment.addon_id == partner_addon_id,
+                                                      Attachment.app_id == app.id)) is not None

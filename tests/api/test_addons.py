@@ -1,0 +1,262 @@
+"""Provisioning through the Platform API against a real third-party partner process."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import select, update
+
+from berth.broker import catalogue
+from berth.broker.models import Operation
+from berth.broker.worker import Worker
+from berth.db import utcnow
+from tests.conftest import Api, User
+from tests.partners.harness import ExamplePartner, run_example_partner
+
+
+@pytest.fixture(scope="module")
+def partner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExamplePartner]:
+    with run_example_partner(tmp_path_factory.mktemp("partner")) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def sync_mode(partner: ExamplePartner) -> None:
+    partner.set_mode("sync")
+
+
+@pytest.fixture
+def service(app: Flask, partner: ExamplePartner) -> str:
+    with app.extensions["berth.database"].transaction() as session:
+        catalogue.register_manifest(session, partner.manifest(requires=("attachable",)), owner=None)
+    return partner.service
+
+
+@pytest.fixture
+def worker(app: Flask) -> Worker:
+    return Worker(app.extensions["berth.database"], app.config["BERTH_SETTINGS"])
+
+
+@pytest.fixture
+def shop(api: Api, alice: User) -> str:
+    assert api.post("/apps", alice, json={"name": "shop"}).status_code == 201
+    return "shop"
+
+
+def provision(api: Api, user: User, app: str, worker: Worker, **body: Any) -> dict[str, Any]:
+    response = api.post(f"/apps/{app}/addons", user, json={"plan": "example-partner", **body})
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["state"] == "provisioning"
+    worker.drain()
+    return api.get(f"/addons/{response.get_json()['id']}", user).get_json()
+
+
+def config(api: Api, user: User, app: str) -> dict[str, str]:
+    return api.get(f"/apps/{app}/config-vars", user).get_json()
+
+
+def newest_release(api: Api, user: User, app: str) -> dict[str, Any]:
+    return api.get(f"/apps/{app}/releases", user, headers={"Range": "version ..; order=desc,max=1"}).get_json()[0]
+
+
+def test_sync_provision_injects_config_as_a_release(api: Api, alice: User, shop: str, service: str,
+                                                     worker: Worker, partner: ExamplePartner) -> None:
+    addon = provision(api, alice, shop, worker)
+    assert addon["state"] == "provisioned" and addon["plan"]["name"] == "example-partner:test"
+    assert addon["config_vars"] == ["EXAMPLE_URL"] and addon["billed_price"]["cents"] == 0
+    assert addon["app"]["name"] == shop and addon["provider_id"]
+    assert config(api, alice, shop) == {"EXAMPLE_URL": f"https://example-partner.invalid/r/{addon['id']}"}
+    release = newest_release(api, alice, shop)
+    assert release["description"] == f"Attach EXAMPLE (@ref:{addon['name']})"
+    assert partner.state()["resources"][addon["id"]]["state"] == "provisioned"
+    listed = api.get(f"/apps/{shop}/addons", alice).get_json()
+    assert [a["id"] for a in listed] == [addon["id"]]
+    attachment = api.get(f"/apps/{shop}/addon-attachments/EXAMPLE", alice).get_json()
+    assert attachment["addon"]["id"] == addon["id"] and attachment["config_vars"] == ["EXAMPLE_URL"]
+
+
+def test_plan_forms_and_attachment_name(api: Api, alice: User, shop: str, service: str, worker: Worker) -> None:
+    addon = provision(api, alice, shop, worker, plan={"name": "example-partner:premium"},
+                      attachment={"name": "CACHE"}, name="my-cache", config={"size": 2, "tls": True})
+    assert addon["name"] == "my-cache" and addon["plan"]["name"] == "example-partner:premium"
+    assert set(config(api, alice, shop)) == {"CACHE_URL"}
+    assert api.get(f"/apps/{shop}/addons/CACHE", alice).get_json()["id"] == addon["id"]
+    assert api.get(f"/apps/{shop}/addons/my-cache", alice).get_json()["id"] == addon["id"]
+
+
+def test_attachment_vars_belong_to_the_attachment(api: Api, alice: User, shop: str, service: str,
+                                                  worker: Worker) -> None:
+    provision(api, alice, shop, worker)
+    for change in ({"EXAMPLE_URL": "hijacked"}, {"EXAMPLE_URL": None}):
+        response = api.patch(f"/apps/{shop}/config-vars", alice, json=change)
+        assert response.status_code == 409 and "add-on" in response.get_json()["message"]
+    assert config(api, alice, shop)["EXAMPLE_URL"].startswith("https://example-partner.invalid/")
+
+
+def test_overwriting_a_user_var_needs_confirmation(api: Api, alice: User, shop: str, service: str,
+                                                  worker: Worker) -> None:
+    api.patch(f"/apps/{shop}/config-vars", alice, json={"EXAMPLE_URL": "mine"})
+    refused = api.post(f"/apps/{shop}/addons", alice, json={"plan": "example-partner"})
+    assert refused.status_code == 422 and refused.get_json()["id"] == "confirmation_required"
+    assert api.get(f"/apps/{shop}/addons", alice).get_json() == []
+    assert api.post(f"/apps/{shop}/addons", alice, json={"plan": "example-partner", "confirm": "wrong"}
+                    ).status_code == 422
+    addon = provision(api, alice, shop, worker, confirm=shop)
+    assert config(api, alice, shop)["EXAMPLE_URL"].endswith(addon["id"])
+
+
+def test_refused_provision_fails_cleanly(api: Api, alice: User, shop: str, service: str,
+                                         worker: Worker, partner: ExamplePartner) -> None:
+    partner.set_mode("refusing")
+    before = partner.calls("deprovision")
+    addon = provision(api, alice, shop, worker)
+    assert addon["state"] == "deprovisioned"  # how the Heroku CLI learns that creation failed
+    assert addon["failure_message"] == "That plan is not available in your region."
+    assert config(api, alice, shop) == {} and api.get(f"/apps/{shop}/addons", alice).get_json() == []
+    assert api.get(f"/apps/{shop}/addon-attachments", alice).get_json() == []
+    assert [r["version"] for r in api.get(f"/apps/{shop}/releases", alice).get_json()] == [1]
+    assert partner.calls("deprovision") == before  # it said no: nothing to clean up
+
+
+@pytest.mark.parametrize("mode", ["failing", "malformed-json", "malformed-no-id"])
+def test_failed_provision_is_cleaned_up_at_the_partner(api: Api, alice: User, shop: str, service: str,
+                                                      worker: Worker, partner: ExamplePartner,
+                                                      mode: str) -> None:
+    partner.set_mode(mode)
+    before = partner.calls("deprovision")
+    response = api.post(f"/apps/{shop}/addons", alice, json={"plan": "example-partner"})
+    addon_id = response.get_json()["id"]
+    assert worker.run_one()  # the provision call, answered badly
+    addon = api.get(f"/addons/{addon_id}", alice).get_json()
+    assert addon["state"] == "deprovisioned" and "provider" in addon["failure_message"]
+    assert config(api, alice, shop) == {}
+    partner.set_mode("sync")
+    worker.drain()  # the orphan-mitigating DELETE, queued with the failure
+    assert partner.calls("deprovision") == before + 1
+    held = partner.state()["resources"].get(addon_id)
+    assert held is None or held["state"] == "deprovisioned"
+    assert api.get(f"/addons/{addon_id}", alice).get_json()["state"] == "deprovisioned"
+
+
+def test_deprovision_keeps_retrying_while_the_partner_fails(api: Api, alice: User, shop: str, service: str,
+                                                            worker: Worker, partner: ExamplePartner) -> None:
+    addon = provision(api, alice, shop, worker)
+    partner.set_mode("failing")
+    api.delete(f"/apps/{shop}/addons/{addon['id']}", alice)
+    assert worker.drain(limit=5) == 5  # still due after every failure (retries are immediate here)
+    shown = api.get(f"/addons/{addon['id']}", alice).get_json()
+    assert shown["state"] == "deprovisioning"  # visible while it lasts
+    partner.set_mode("sync")
+    worker.drain()
+    assert api.get(f"/addons/{addon['id']}", alice).status_code == 404
+
+
+def test_destroy_detaches_at_once_and_deprovisions(api: Api, alice: User, shop: str, service: str,
+                                                   worker: Worker, partner: ExamplePartner) -> None:
+    addon = provision(api, alice, shop, worker)
+    response = api.delete(f"/apps/{shop}/addons/{addon['name']}", alice, json={"force": False})
+    assert response.status_code == 200 and response.get_json()["state"] == "deprovisioning"
+    assert config(api, alice, shop) == {}
+    assert newest_release(api, alice, shop)["description"] == f"Detach EXAMPLE (@ref:{addon['name']})"
+    worker.drain()
+    assert api.get(f"/addons/{addon['id']}", alice).status_code == 404
+    assert partner.state()["resources"][addon["id"]]["state"] == "deprovisioned"
+
+
+def test_deprovision_failures_are_retried_until_they_succeed(api: Api, alice: User, shop: str, service: str,
+                                                             worker: Worker, partner: ExamplePartner) -> None:
+    addon = provision(api, alice, shop, worker)
+    partner.set_mode("flaky", flaky_failures=2)
+    api.delete(f"/apps/{shop}/addons/{addon['id']}", alice)
+    worker.drain()
+    assert partner.state()["resources"][addon["id"]]["state"] == "deprovisioned"
+    with api.app.extensions["berth.database"].transaction() as session:
+        operation = session.scalar(select(Operation).where(Operation.addon_id == addon["id"],
+                                                           Operation.kind == "deprovision"))
+        assert operation is not None and operation.state == "done" and operation.attempts == 3
+
+
+def test_plan_change_applies_after_the_partner_agrees(api: Api, alice: User, shop: str, service: str,
+                                                     worker: Worker, partner: ExamplePartner) -> None:
+    addon = provision(api, alice, shop, worker)
+    response = api.patch(f"/apps/{shop}/addons/{addon['name']}", alice, json={"plan": {"name": "example-partner:premium"}})
+    assert response.status_code == 200 and response.get_json()["plan"]["name"] == "example-partner:test"
+    worker.drain()
+    assert api.get(f"/addons/{addon['id']}", alice).get_json()["plan"]["name"] == "example-partner:premium"
+    assert partner.state()["resources"][addon["id"]]["plan"] == "premium"
+    partner.set_mode("refusing")
+    api.patch(f"/apps/{shop}/addons/{addon['name']}", alice, json={"plan": "test"})
+    worker.drain()
+    assert api.get(f"/addons/{addon['id']}", alice).get_json()["plan"]["name"] == "example-partner:premium"
+    bad = api.patch(f"/apps/{shop}/addons/{addon['name']}", alice, json={"plan": "example-partner:gold"})
+    assert bad.status_code == 422 and bad.get_json()["message"].startswith("Couldn't find either the add-on")
+
+
+def test_sharing_attaches_vars_to_another_app(api: Api, alice: User, shop: str, service: str,
+                                              worker: Worker) -> None:
+    addon = provision(api, alice, shop, worker)
+    api.post("/apps", alice, json={"name": "reports"})
+    response = api.post("/addon-attachments", alice, json={"addon": {"name": addon["name"]},
+                                                          "app": {"name": "reports"}, "name": "SHARED"})
+    assert response.status_code == 201
+    assert config(api, alice, "reports") == {"SHARED_URL": config(api, alice, shop)["EXAMPLE_URL"]}
+    attachment_id = response.get_json()["id"]
+    assert api.delete(f"/addon-attachments/{attachment_id}", alice).status_code == 200
+    assert config(api, alice, "reports") == {}
+    own = api.get(f"/apps/{shop}/addon-attachments/EXAMPLE", alice).get_json()["id"]
+    assert api.delete(f"/addon-attachments/{own}", alice).status_code == 409
+
+
+def test_destroying_the_app_deprovisions_its_addons(api: Api, alice: User, shop: str, service: str,
+                                                    worker: Worker, partner: ExamplePartner) -> None:
+    addon = provision(api, alice, shop, worker)
+    assert api.delete(f"/apps/{shop}", alice).status_code == 200
+    worker.drain()
+    assert partner.state()["resources"][addon["id"]]["state"] == "deprovisioned"
+    assert api.get(f"/addons/{addon['id']}", alice).status_code == 404
+
+
+def test_an_abandoned_call_is_run_again_without_a_second_resource(
+        api: Api, alice: User, shop: str, service: str, worker: Worker, partner: ExamplePartner) -> None:
+    """A worker died after claiming (and maybe after calling): the lease passes, it runs again."""
+    response = api.post(f"/apps/{shop}/addons", alice, json={"plan": "example-partner"})
+    addon_id = response.get_json()["id"]
+    database = api.app.extensions["berth.database"]
+    with database.transaction() as session:
+        session.execute(update(Operation).where(Operation.addon_id == addon_id).values(
+            state="running", lease_until=utcnow() - timedelta(seconds=1), attempts=1))
+    worker.drain()
+    assert api.get(f"/addons/{addon_id}", alice).get_json()["state"] == "provisioned"
+    held = [uuid for uuid, r in partner.state()["resources"].items() if uuid == addon_id]
+    assert held == [addon_id]
+
+
+def test_bad_requests_change_nothing(api: Api, alice: User, bob: User, shop: str, service: str,
+                                     worker: Worker) -> None:
+    cases = [({"plan": "nothing:here"}, 404), ({"plan": "example-partner:gold"}, 404), ({}, 422),
+             ({"plan": "example-partner", "name": "9bad"}, 422),
+             ({"plan": "example-partner", "attachment": {"name": "lower"}}, 422),
+             ({"plan": "example-partner", "config": {"nested": {"a": 1}}}, 422),
+             ({"plan": "example-partner", "colour": "red"}, 422)]
+    for body, status in cases:
+        response = api.post(f"/apps/{shop}/addons", alice, json=body)
+        assert response.status_code == status, (body, response.get_json())
+    assert api.post(f"/apps/{shop}/addons", bob, json={"plan": "example-partner"}).status_code == 404
+    assert api.get("/addons", alice).get_json() == [] and worker.drain() == 0
+    provision(api, alice, shop, worker)
+    again = api.post(f"/apps/{shop}/addons", alice, json={"plan": "example-partner"})
+    assert again.status_code == 422 and "one per app" in again.get_json()["message"]
+
+
+def test_other_users_cannot_see_or_touch_addons(api: Api, alice: User, bob: User, shop: str, service: str,
+                                                worker: Worker) -> None:
+    addon = provision(api, alice, shop, worker)
+    for path in (f"/addons/{addon['id']}", f"/addons/{addon['name']}", f"/apps/{shop}/addons"):
+        assert api.get(path, bob).status_code == 404, path
+    assert api.get("/addons", bob).get_json() == []
+    assert api.delete(f"/apps/{shop}/addons/{addon['id']}", bob).status_code == 404
+    assert api.post("/actions/addons/resolve", bob, json={"addon": addon["name"]}).status_code == 404
+    resolved = api.post("/actions/addons/resolve", alice, json={"addon": "EXAMPLE", "app": shop}).get_json()
+    assert [a["id"] for a in resolved] == [addon["id"]]
