@@ -21,6 +21,7 @@ from berth.accounts import UUID_PATTERN, Account
 from berth.broker import attachments, catalogue, operations, partner_auth
 from berth.broker.models import AddOn, AddonService, Attachment, Operation, Plan
 from berth.broker.naming import ADDON_NAME_PATTERN, generate_addon_name
+from berth.broker.partner_api import sso
 from berth.broker.partner_api.client import Outcome, ProviderAnswer, ProviderEndpoint
 from berth.config import Settings
 from berth.db import utcnow
@@ -406,3 +407,15 @@ def complete_deprovision(session: Session, addon: AddOn) -> AddOn:
 def partner_may_see_app(session: Session, partner_addon_id: str, app: App) -> bool:
     return session.scalar(select(Attachment.id).where(Attachment.addon_id == partner_addon_id,
                                                       Attachment.app_id == app.id)) is not None
+
+
+def sso_form(addon: AddOn, user: Account, context_app: App) -> dict[str, Any]:
+    """What the browser POSTs to the partner's dashboard (spec §4.4), stamped now."""
+    service = addon.service
+    if addon.state != PROVISIONED or not service.sso_url or not service.sso_salt:
+        raise Conflict(f"{addon.name} has no dashboard to open"
+                       + ("." if addon.state == PROVISIONED else f" while it is {addon.state}."))
+    params = sso.sso_params(addon.id, service.sso_salt, user_id=user.id, email=user.email,
+                            app=addon.app.name if addon.app else context_app.name,
+                            context_app=context_app.name)
+    return {"method": "post", "action": service.sso_url, "params": params}

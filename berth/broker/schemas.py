@@ -161,3 +161,9 @@ class ConfigUpdateSchema(InputSchema):
 class ConfigItemsSchema(Schema):
     name = fields.String()
     value = fields.String(allow_none=True)
+
+
+class SsoSchema(Schema):
+    method = fields.String()
+    action = fields.String()
+    params = fields.Dict(keys=fields.String(), values=fields.String())

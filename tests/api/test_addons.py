@@ -260,3 +260,25 @@ def test_other_users_cannot_see_or_touch_addons(api: Api, alice: User, bob: User
     assert api.post("/actions/addons/resolve", bob, json={"addon": addon["name"]}).status_code == 404
     resolved = api.post("/actions/addons/resolve", alice, json={"addon": "EXAMPLE", "app": shop}).get_json()
     assert [a["id"] for a in resolved] == [addon["id"]]
+
+
+def test_sso_form_signs_the_user_into_the_partner_dashboard(api: Api, alice: User, bob: User, shop: str,
+                                                            service: str, worker: Worker,
+                                                            partner: ExamplePartner) -> None:
+    import requests
+
+    addon = provision(api, alice, shop, worker)
+    form = api.get(f"/apps/{shop}/addons/EXAMPLE/sso", alice).get_json()
+    assert form["method"] == "post" and form["action"] == partner.sso_url
+    params = form["params"]
+    assert params["resource_id"] == addon["id"] and params["email"] == alice.email
+    assert params["app"] == params["context_app"] == shop
+    # The partner (its own, independent token check) lets this browser in, and no other.
+    accepted = requests.post(form["action"], data=params, allow_redirects=False, timeout=10)
+    assert accepted.status_code == 302
+    forged = requests.post(form["action"], data={**params, "resource_token": "0" * 40,
+                                                 "user_scoped_resource_token": "0" * 64},
+                           allow_redirects=False, timeout=10)
+    assert forged.status_code == 403
+    assert api.get(f"/addons/{addon['name']}/sso", alice).get_json()["params"]["resource_id"] == addon["id"]
+    assert api.get(f"/apps/{shop}/addons/EXAMPLE/sso", bob).status_code == 404

@@ -17,6 +17,7 @@ from berth.broker.schemas import (
     AddOnSchema,
     AddOnUpdateSchema,
     ResolveSchema,
+    SsoSchema,
 )
 from berth.config import Settings
 from berth.errors import NotFound
@@ -166,3 +167,21 @@ def resolve_addons() -> Reply:
     if params["addon_service"] and addon.service.name != params["addon_service"]:
         raise NotFound(f"Couldn't find that add-on: {ref}.", resource="add_on")
     return AddOnSchema(many=True).dump([addon])
+
+
+@blueprint.get("/apps/<app_ref>/addons/<addon_ref>/sso")
+@describe(summary="Single sign-on into the add-on's dashboard: the form to POST", response=SsoSchema)
+def addon_sso(app_ref: str, addon_ref: str) -> Reply:
+    session, account = db_session(), current_account()
+    app = apps.get_app(session, account.id, app_ref)
+    addon = provisioning.get_app_addon(session, account.id, app, addon_ref)
+    return SsoSchema().dump(provisioning.sso_form(addon, account, app))
+
+
+@blueprint.get("/addons/<addon_ref>/sso")
+@describe(summary="Single sign-on into the add-on's dashboard, from its owning app", response=SsoSchema)
+def addon_sso_by_owner(addon_ref: str) -> Reply:
+    session, account = db_session(), current_account()
+    addon = provisioning.get_addon(session, account.id, addon_ref)
+    app = provisioning.require_owner_app_access(session, account.id, addon)
+    return SsoSchema().dump(provisioning.sso_form(addon, account, app))
