@@ -26,6 +26,7 @@ from berth.httpapi.context import (
     current_account,
     current_account_id,
     current_partner_addon_id,
+    database,
     db_session,
     partner_access,
 )
@@ -43,25 +44,24 @@ def _settings() -> Settings:
     return current_app.config["BERTH_SETTINGS"]
 
 
-def _commit_and_wait(addon_id: str) -> AddOn:
+def _commit_and_wait(addon_id: str) -> dict[str, Any]:
     """Record the change, wake a worker, and give a quick provider a moment to answer.
 
     The one place a view commits before returning: the worker can only see the operation
-    once it is committed, and the answer should show its outcome when it is quick.
+    once it is committed, and the answer should show its outcome when it is quick. The
+    polling reads in autocommit, so it never holds SQLite's write lock against the worker.
     """
-    session = db_session()
-    session.commit()
+    db_session().commit()
     settings = _settings()
     nudge_workers(settings.data_dir)
     deadline = time.monotonic() + settings.provision_wait_seconds
-    while True:
-        session.expire_all()
-        addon = session.get(AddOn, addon_id)
-        assert addon is not None
-        if operations.open_operation(session, addon) is None or time.monotonic() >= deadline:
-            return addon
-        session.commit()  # end the read so the next look sees the worker's commit
-        time.sleep(0.01)
+    with database().session(write=False) as session:
+        while True:
+            addon = session.get(AddOn, addon_id, populate_existing=True)
+            assert addon is not None
+            if operations.open_operation(session, addon) is None or time.monotonic() >= deadline:
+                return AddOnSchema().dump(addon)
+            time.sleep(0.01)
 
 
 @blueprint.post("/apps/<app_ref>/addons")
@@ -75,7 +75,7 @@ def create_addon(app_ref: str) -> Reply:
     addon = provisioning.create_addon(session, _settings(), account, app, params["plan"],
                                       name=params["name"], attachment_name=attachment_name,
                                       config=params["config"], confirm=params["confirm"])
-    return AddOnSchema().dump(_commit_and_wait(addon.id)), 201
+    return _commit_and_wait(addon.id), 201
 
 
 def _list(query: Any) -> Reply:
@@ -131,7 +131,7 @@ def update_addon(app_ref: str, addon_ref: str) -> Reply:
         provisioning.rename_addon(session, addon, params["name"])
     if "plan" in params:
         provisioning.change_plan(session, account, addon, params["plan"])
-        return AddOnSchema().dump(_commit_and_wait(addon.id))
+        return _commit_and_wait(addon.id)
     return AddOnSchema().dump(addon)
 
 
@@ -145,7 +145,7 @@ def destroy_addon(app_ref: str, addon_ref: str) -> Reply:
     addon = provisioning.get_app_addon(session, account.id, app, addon_ref)
     provisioning.require_owner_app_access(session, account.id, addon)
     provisioning.destroy_addon(session, account, addon)
-    return AddOnSchema().dump(_commit_and_wait(addon.id))
+    return _commit_and_wait(addon.id)
 
 
 @blueprint.post("/actions/addons/resolve")
