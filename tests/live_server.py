@@ -69,25 +69,31 @@ def live_server(base: Path, *, workers: int | None = 2, **settings: str) -> Iter
     with server.log.open("wb") as log:
         process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_until_up(server, process)
+        wait_until_answering(server.url + "/openapi.json", process, server.log)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
-def _wait_until_up(server: LiveServer, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_until_answering(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60,
+                         what: str = "server") -> None:
+    """Until `url` answers at all (any status), failing the test if the process dies first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{server.log.read_text()[-4000:]}")
+            pytest.fail(f"{what} exited with {process.returncode}:\n{log.read_text(errors='replace')[-4000:]}")
         try:
-            requests.get(server.url + "/openapi.json", timeout=2)
+            requests.get(url, timeout=2)
             return
         except requests.RequestException:
-            time.sleep(0.1)
-    pytest.fail(f"server not answering after {timeout} s:\n{server.log.read_text()[-4000:]}")
+            time.sleep(0.05)
+    pytest.fail(f"{what} not answering after {timeout} s:\n{log.read_text(errors='replace')[-4000:]}")
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

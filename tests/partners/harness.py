@@ -6,15 +6,13 @@ import json
 import secrets
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import pytest
 import requests
 
-from tests.live_server import ROOT, clean_env, free_port
+from tests.live_server import ROOT, clean_env, free_port, stop, wait_until_answering
 
 SCRIPT = Path(__file__).resolve().with_name("example_partner.py")
 
@@ -103,26 +101,8 @@ def run_example_partner(tmp_path: Path, mode: str = "sync", *, service: str = "e
         process = subprocess.Popen(argv, cwd=ROOT, env=clean_env(), stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
     try:
-        _wait_until_up(partner, process)
+        wait_until_answering(partner.base + "/_admin/health", process, partner.log, timeout=20,
+                             what="example partner")
         yield partner
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_up(partner: ExamplePartner, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"example partner exited with {process.returncode}:\n{partner.log_text()[-3000:]}")
-        try:
-            if requests.get(partner.base + "/_admin/health", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"example partner not answering after {timeout} s:\n{partner.log_text()[-3000:]}")
+        stop(process, timeout=10)
