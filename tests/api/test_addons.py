@@ -282,3 +282,24 @@ def test_sso_form_signs_the_user_into_the_partner_dashboard(api: Api, alice: Use
     assert forged.status_code == 403
     assert api.get(f"/addons/{addon['name']}/sso", alice).get_json()["params"]["resource_id"] == addon["id"]
     assert api.get(f"/apps/{shop}/addons/EXAMPLE/sso", bob).status_code == 404
+
+
+def test_async_provision_past_its_deadline_fails_and_is_cleaned_up(
+        api: Api, alice: User, shop: str, service: str, worker: Worker, partner: ExamplePartner) -> None:
+    from berth.broker.models import AddOn
+
+    partner.set_mode("async")
+    addon_id = api.post(f"/apps/{shop}/addons", alice, json={"plan": "example-partner"}).get_json()["id"]
+    worker.drain()
+    assert api.get(f"/addons/{addon_id}", alice).get_json()["state"] == "provisioning"
+    database = api.app.extensions["berth.database"]
+    with database.transaction() as session:
+        session.execute(update(AddOn).where(AddOn.id == addon_id).values(deadline_at=utcnow() - timedelta(seconds=1)))
+    partner.set_mode("sync")
+    worker.sweep()
+    shown = api.get(f"/addons/{addon_id}", alice).get_json()
+    assert shown["state"] == "deprovisioned" and "in time" in shown["failure_message"]
+    before = partner.calls("deprovision")
+    worker.drain()
+    assert partner.calls("deprovision") == before + 1
+    assert api.get(f"/apps/{shop}/addons", alice).get_json() == []
