@@ -23,8 +23,10 @@ def nudge_workers(data_dir: Path) -> None:
         for path in directory.glob("worker-*.sock"):
             try:
                 sender.sendto(b"", str(path))
+            except ConnectionRefusedError:
+                path.unlink(missing_ok=True)  # left by a worker that was killed: nobody listens
             except OSError:
-                pass  # a dead worker's socket, or a full buffer: it will poll anyway
+                pass  # a full buffer: the worker polls anyway
 
 
 class NudgeListener:
