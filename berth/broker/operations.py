@@ -37,6 +37,11 @@ def open_operation(session: Session, addon: AddOn) -> Operation | None:
         .order_by(Operation.created_at))
 
 
+def open_operation_id(session: Session, addon_id: str) -> str | None:
+    return session.scalar(select(Operation.id).where(
+        Operation.addon_id == addon_id, Operation.state.in_((PENDING, RUNNING))).limit(1))
+
+
 def claim_next(database: Database) -> str | None:
     """Take the oldest due operation whose add-on has no other operation running."""
     now = utcnow()

@@ -31,6 +31,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer
         worker = subprocess.Popen([sys.executable, "-m", "berth.broker.worker"], cwd=ROOT, env=server.env,
                                   stdout=log, stderr=subprocess.STDOUT)
         try:
+            # Ready once it listens for nudges (after its migrations and start-up pass).
+            deadline = time.monotonic() + 30
+            while not list((base / "data" / "run").glob("worker-*.sock")) and time.monotonic() < deadline:
+                assert worker.poll() is None, (base / "worker.log").read_text()[-2000:]
+                time.sleep(0.05)
             yield server, partner, key
         finally:
             worker.terminate()

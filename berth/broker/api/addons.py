@@ -57,9 +57,12 @@ def _commit_and_wait(addon_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + settings.provision_wait_seconds
     with database().session(write=False) as session:
         while True:
-            addon = session.get(AddOn, addon_id, populate_existing=True)
-            assert addon is not None
-            if operations.open_operation(session, addon) is None or time.monotonic() >= deadline:
+            # The operation first, then the add-on: read the other way round, a worker
+            # committing in between would leave us returning the add-on as it was before.
+            settled = operations.open_operation_id(session, addon_id) is None
+            if settled or time.monotonic() >= deadline:
+                addon = session.get(AddOn, addon_id, populate_existing=True)
+                assert addon is not None
                 return AddOnSchema().dump(addon)
             time.sleep(0.01)
 

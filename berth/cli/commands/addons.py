@@ -90,7 +90,7 @@ def confirmed(app: str, message: str) -> str:
     if not sys.stdin.isatty():
         raise CliError(f"{message} Re-run with --confirm {app} to proceed.")
     output.warn(message)
-    return str(click.prompt(f"To proceed, type {app}", default="", show_default=False))
+    return str(click.prompt(f"To proceed, type {app}", default="", show_default=False, err=True))
 
 
 @click.command("addons")
@@ -181,7 +181,8 @@ def _form(sso: dict[str, Any]) -> str:
 @click.command("addons:open")
 @click.argument("addon")
 @app_option
-@click.option("--show-url", is_flag=True, help="Print the sign-on URL and parameters instead of opening a browser.")
+@click.option("--show-url", is_flag=True,
+              help="Print the sign-on URL and parameters (JSON) instead of opening a browser.")
 def open_(addon: str, app: str | None, show_url: bool) -> None:
     """Open an add-on's dashboard (single sign-on) in your browser."""
     client = connect()

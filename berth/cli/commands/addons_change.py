@@ -80,6 +80,10 @@ def create(service_plan: str, options: tuple[str, ...], app: str | None, attachm
         body["confirm"] = confirm
     client = connect()
     addon = send_confirmed(client, f"/apps/{seg(target)}/addons", body, target)
+    if addon.get("state") == PROVISIONING:
+        # The server can answer with the add-on as it was just before its worker finished
+        # (it reads the add-on and its operation separately): look once more before saying so.
+        addon = client.get(f"/apps/{seg(target)}/addons/{seg(addon['id'])}")
     if wait and addon.get("state") == PROVISIONING:
         last = poll(client, f"/apps/{seg(target)}/addons/{seg(addon['id'])}",
                     f"Creating {addon['name']} on {target}...", wait_interval, None,
@@ -204,7 +208,7 @@ def destroy(addon: str, app: str | None, confirm: str | None, wait: bool, wait_i
     owner = app_of(found)
     if confirm is None:
         output.warn(f"This will destroy {found['name']} on {owner} and remove its config vars.")
-        confirm = click.prompt(f"To proceed, type {owner}", default="", show_default=False)
+        confirm = click.prompt(f"To proceed, type {owner}", default="", show_default=False, err=True)
     if confirm != owner:
         raise CliError(f"Confirmation {confirm!r} did not match {owner}. Nothing was destroyed.")
     path = f"/apps/{seg(owner)}/addons/{seg(found['id'])}"
