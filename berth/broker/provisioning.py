@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from berth.accounts import UUID_PATTERN, Account
@@ -52,12 +52,15 @@ def listed_addons_query(caller_id: str):  # type: ignore[no-untyped-def]
                                                                   DEPROVISIONING)))
 
 
+def addon_reference(ref: str) -> ColumnElement[bool]:
+    """SQL condition: the add-on with the UUID `ref`, or named `ref`."""
+    return AddOn.id == ref.lower() if UUID_PATTERN.match(ref) else AddOn.name == ref
+
+
 def get_addon(session: Session, caller_id: str, ref: str) -> AddOn:
     """By uuid or global name. Destroyed add-ons are gone (404, which `--wait` waits for);
     failed ones stay readable, so whoever waited can see why."""
-    column = AddOn.id if UUID_PATTERN.match(ref) else AddOn.name
-    addon = session.scalar(visible_addons_query(caller_id).where(
-        column == (ref.lower() if column is AddOn.id else ref)))
+    addon = session.scalar(visible_addons_query(caller_id).where(addon_reference(ref)))
     if addon is None or addon.state == DEPROVISIONED:
         raise NotFound(ADDON_NOT_FOUND, resource="add_on")
     return addon
@@ -98,21 +101,9 @@ def _resolve_plan(session: Session, plan_ref: str) -> Plan:
                        resource="plan") from None
 
 
-def _options(config: dict[str, Any] | None) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for key, value in (config or {}).items():
-        if isinstance(value, bool):
-            options[key] = "true" if value else "false"
-        elif isinstance(value, (str, int, float)):
-            options[key] = str(value)
-        else:
-            raise InvalidParams(f"Option {key} must be a string, number or boolean.")
-    return options
-
-
 def create_addon(session: Session, settings: Settings, caller: Account, app: App, plan_ref: str, *,
                  name: str | None = None, attachment_name: str | None = None,
-                 config: dict[str, Any] | None = None, confirm: str | None = None) -> AddOn:
+                 config: dict[str, str] | None = None, confirm: str | None = None) -> AddOn:
     plan = _resolve_plan(session, plan_ref)
     service = plan.service
     if service.state == "shutdown":
@@ -134,7 +125,7 @@ def create_addon(session: Session, settings: Settings, caller: Account, app: App
         raise InvalidParams(f"{app.name} already has a {service.name} add-on; this service allows "
                             "one per app.")
     addon = AddOn(name=name, service_id=service.id, plan_id=plan.id, app_id=app.id,
-                  state=PROVISIONING, options=_options(config), region=f"berth::{settings.region}")
+                  state=PROVISIONING, options=dict(config or {}), region=f"berth::{settings.region}")
     addon.service, addon.plan = service, plan
     session.add(addon)
     session.flush()
@@ -344,8 +335,7 @@ def caller_may_attach(app: App, addon: AddOn) -> None:
 
 def partner_addon(session: Session, partner_addon_id: str, ref: str) -> AddOn:
     """The add-on a partner token reaches; any other is out of its scope (403)."""
-    column = AddOn.id if UUID_PATTERN.match(ref) else AddOn.name
-    addon = session.scalar(select(AddOn).where(column == (ref.lower() if column is AddOn.id else ref)))
+    addon = session.scalar(select(AddOn).where(addon_reference(ref)))
     if addon is None:
         raise NotFound(ADDON_NOT_FOUND, resource="add_on")
     if addon.id != partner_addon_id:

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from berth.broker.attachments import declared_var_names
 from berth.httpapi.body import InputSchema
-from berth.httpapi.fields import Reference, Timestamp
+from berth.httpapi.fields import Reference, ScalarString, Timestamp
 
 CEDAR = {"id": "8c1dc3c9-5eef-51c5-a82a-b80937ca7f69", "name": "cedar"}
 
@@ -103,11 +103,18 @@ class AddOnSchema(Schema):
     updated_at = Timestamp()
 
 
+class AttachmentNameSchema(InputSchema):
+    name = fields.String(allow_none=True, load_default=None)  # the CLI sends {} without --as
+
+
 class AddOnCreateSchema(InputSchema):
     plan = Reference(required=True)
     name = fields.String(allow_none=True, load_default=None)
-    attachment = fields.Dict(allow_none=True, load_default=None)
-    config = fields.Dict(allow_none=True, load_default=None)
+    attachment = fields.Nested(AttachmentNameSchema, allow_none=True, load_default=None)
+    # Provider options (`addons:create svc -- --size 2 --tls`): strings, numbers and booleans
+    # become strings, as the partner API sends them.
+    config = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=100)),
+                         values=ScalarString(), allow_none=True, load_default=None)
     confirm = fields.String(allow_none=True, load_default=None)
 
 

@@ -239,6 +239,8 @@ def test_bad_requests_change_nothing(api: Api, alice: User, bob: User, shop: str
              ({"plan": "example-partner", "name": "9bad"}, 422),
              ({"plan": "example-partner", "attachment": {"name": "lower"}}, 422),
              ({"plan": "example-partner", "config": {"nested": {"a": 1}}}, 422),
+             ({"plan": "example-partner", "attachment": {"name": 5}}, 422),
+             ({"plan": "example-partner", "attachment": "CACHE"}, 422),
              ({"plan": "example-partner", "colour": "red"}, 422)]
     for body, status in cases:
         response = api.post(f"/apps/{shop}/addons", alice, json=body)
