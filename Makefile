@@ -6,7 +6,6 @@ STAMP := $(VENV)/.installed
 export BERTH_DATA_DIR ?= $(CURDIR)/var
 export BERTH_HOST ?= 127.0.0.1
 export BERTH_PORT ?= 5000
-WORKERS ?= 2
 
 .PHONY: setup system-packages run migrate test test-fast bench clean
 
@@ -29,7 +28,7 @@ run: migrate
 	@echo "Berth API on http://$(BERTH_HOST):$(BERTH_PORT) (data in $(BERTH_DATA_DIR))."
 	@echo "Create the first user:  $(BIN)/python -m berth.admin create-user you@example.com"
 	@echo "Then:                   export BERTH_API_URL=http://$(BERTH_HOST):$(BERTH_PORT); $(BIN)/berth login"
-	$(BIN)/python -m berth.serve $(WORKERS)
+	$(BIN)/python -m berth.serve
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

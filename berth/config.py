@@ -47,6 +47,10 @@ class Settings:
     async_provision_timeout_seconds: int = 12 * 3600
     retry_base_seconds: float = 1.0
     worker_threads: int = 8
+    # Web tier: gunicorn processes × threads. Threads, because add-on requests spend most of
+    # their time waiting for the worker; a sync worker would queue every other client behind one.
+    web_workers: int = 2
+    web_threads: int = 8
 
     @property
     def api_url(self) -> str:
@@ -78,4 +82,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         async_provision_timeout_seconds=_int(env, "BERTH_ASYNC_PROVISION_TIMEOUT_SECONDS", 12 * 3600),
         retry_base_seconds=_float(env, "BERTH_RETRY_BASE_SECONDS", 1.0),
         worker_threads=_int(env, "BERTH_WORKER_THREADS", 8),
+        web_workers=_int(env, "BERTH_WEB_WORKERS", 2),
+        web_threads=_int(env, "BERTH_WEB_THREADS", 8),
     )

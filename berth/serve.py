@@ -14,17 +14,18 @@ from berth.config import load_settings
 RESTART_PAUSE_SECONDS = 1.0
 
 
-def commands(workers: int) -> dict[str, list[str]]:
+def commands() -> dict[str, list[str]]:
     settings = load_settings()
     return {
-        "web": [sys.executable, "-m", "gunicorn", "--workers", str(workers),
+        "web": [sys.executable, "-m", "gunicorn", "--workers", str(settings.web_workers),
+                "--worker-class", "gthread", "--threads", str(settings.web_threads),
                 "--bind", f"{settings.host}:{settings.port}", "--access-logfile", "-", "app:app"],
         "worker": [sys.executable, "-m", "berth.broker.worker"],
     }
 
 
-def main(workers: int = 2) -> None:
-    running = {name: subprocess.Popen(argv) for name, argv in commands(workers).items()}
+def main() -> None:
+    running = {name: subprocess.Popen(argv) for name, argv in commands().items()}
     stopping = False
 
     def stop(*_: object) -> None:
@@ -33,7 +34,7 @@ def main(workers: int = 2) -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    argvs = commands(workers)
+    argvs = commands()
     while not stopping:
         time.sleep(0.5)
         for name, process in list(running.items()):
@@ -51,4 +52,4 @@ def main(workers: int = 2) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
+    main()

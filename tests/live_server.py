@@ -55,8 +55,10 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def live_server(base: Path, *, workers: int | None = 2, **settings: str) -> Iterator[LiveServer]:
-    """gunicorn with `workers` sync workers, or `python app.py` when workers is None.
+def live_server(base: Path, *, workers: int | None = 2, threads: int | None = None,
+                **settings: str) -> Iterator[LiveServer]:
+    """gunicorn with `workers` processes (sync, or gthread with `threads`), or `python app.py`
+    when workers is None.
 
     `settings` become BERTH_* variables (e.g. RATE_LIMIT_PER_HOUR="2").
     """
@@ -64,7 +66,8 @@ def live_server(base: Path, *, workers: int | None = 2, **settings: str) -> Iter
     env = {**clean_env(), "BERTH_DATA_DIR": str(base / "data"), "BERTH_HOST": "127.0.0.1",
            "BERTH_PORT": str(port), **{f"BERTH_{k}": v for k, v in settings.items()}}
     argv = ([sys.executable, "app.py"] if workers is None else
-            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "app:app"])
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "app:app",
+             *(["--worker-class", "gthread", "--threads", str(threads)] if threads else [])])
     server = LiveServer(f"http://127.0.0.1:{port}", env, base / "server.log")
     with server.log.open("wb") as log:
         process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

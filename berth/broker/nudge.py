@@ -1,58 +1,104 @@
-"""Waking workers at once when work is queued, instead of waiting for their next poll.
+"""Waking whoever waits, at once, instead of at their next poll.
 
-Each worker binds a Unix datagram socket under the data dir; whoever queues an operation
-sends one empty datagram to each. Best effort: a missed nudge only costs the poll interval.
+Workers wait for work: each binds a Unix datagram socket under the data dir, and whoever
+queues an operation sends one empty datagram to each. A web request waiting for a quick
+provider's answer binds one too, named after its add-on, and the worker signals it once the
+answer is committed. Best effort both ways: a missed signal costs only the poll interval.
 """
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from pathlib import Path
+from types import TracebackType
 
 
 def socket_dir(data_dir: Path) -> Path:
     return data_dir / "run"
 
 
-def nudge_workers(data_dir: Path) -> None:
+def _signal(data_dir: Path, pattern: str) -> None:
     directory = socket_dir(data_dir)
     if not directory.is_dir():
         return
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
         sender.setblocking(False)
-        for path in directory.glob("worker-*.sock"):
+        for path in directory.glob(pattern):
             try:
                 sender.sendto(b"", str(path))
             except ConnectionRefusedError:
-                path.unlink(missing_ok=True)  # left by a worker that was killed: nobody listens
+                path.unlink(missing_ok=True)  # left by a killed process: nobody listens
             except OSError:
-                pass  # a full buffer: the worker polls anyway
+                pass  # a full buffer: the listener is awake already, or polls anyway
 
 
-class NudgeListener:
-    def __init__(self, data_dir: Path) -> None:
+def nudge_workers(data_dir: Path) -> None:
+    _signal(data_dir, "worker-*.sock")
+
+
+def _waiter_key(addon_id: str) -> str:
+    # Short: a Unix socket path has about 100 bytes. A shared prefix only means a spurious wake.
+    return addon_id.replace("-", "")[:12]
+
+
+def signal_answer(data_dir: Path, addon_id: str) -> None:
+    """Tell requests waiting on this add-on that an answer was committed."""
+    _signal(data_dir, f"w-{_waiter_key(addon_id)}-*.sock")
+
+
+class _Listener:
+    def __init__(self, data_dir: Path, name: str) -> None:
         directory = socket_dir(data_dir)
         directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / f"worker-{os.getpid()}.sock"
+        self.path = directory / name
         self.path.unlink(missing_ok=True)
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._socket.bind(str(self.path))
+        try:
+            self._socket.bind(str(self.path))
+        except OSError:
+            self._socket.close()
+            raise
 
-    def wait(self, timeout: float) -> bool:
-        """True when nudged within `timeout` seconds; drains any queued nudges."""
+    def wait(self, timeout: float) -> int:
+        """How many signals came within `timeout` seconds (0: none); takes all that queued."""
         self._socket.settimeout(timeout)
         try:
             self._socket.recv(1)
         except (TimeoutError, socket.timeout):
-            return False
+            return 0
+        received = 1
         self._socket.setblocking(False)
         try:
             while True:
                 self._socket.recv(1)
+                received += 1
         except BlockingIOError:
             pass
-        return True
+        return received
 
     def close(self) -> None:
         self._socket.close()
         self.path.unlink(missing_ok=True)
+
+
+class NudgeListener(_Listener):
+    """A worker's: woken when operations are queued."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir, f"worker-{os.getpid()}.sock")
+
+
+class AnswerWaiter(_Listener):
+    """A request's: woken when the worker has applied an answer for its add-on. Bind it before
+    committing the operation, so the signal cannot come before anyone listens."""
+
+    def __init__(self, data_dir: Path, addon_id: str) -> None:
+        super().__init__(data_dir, f"w-{_waiter_key(addon_id)}-{secrets.token_hex(4)}.sock")
+
+    def __enter__(self) -> "AnswerWaiter":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from berth.broker.models import AddOn, Operation
@@ -42,23 +42,40 @@ def open_operation_id(session: Session, addon_id: str) -> str | None:
         Operation.addon_id == addon_id, Operation.state.in_((PENDING, RUNNING))).limit(1))
 
 
-def claim_next(database: Database) -> str | None:
-    """Take the oldest due operation whose add-on has no other operation running."""
+def _oldest_due() -> Select[tuple[str]]:
+    """The oldest due operation whose add-on has no other operation running."""
     now = utcnow()
     other = aliased(Operation)
     busy = exists().where(other.addon_id == Operation.addon_id, other.id != Operation.id,
                           other.state == RUNNING, other.lease_until > now)
     due = or_(and_(Operation.state == PENDING, Operation.next_attempt_at <= now),
               and_(Operation.state == RUNNING, Operation.lease_until <= now))
-    with database.transaction() as session:
-        operation = session.scalar(
-            select(Operation).where(due, ~busy).order_by(Operation.next_attempt_at, Operation.created_at)
-            .limit(1).with_for_update(skip_locked=True, of=Operation))
-        if operation is None:
-            return None
-        operation.state, operation.lease_until = RUNNING, now + LEASE
-        operation.attempts += 1
-        return operation.id
+    return (select(Operation.id).where(due, ~busy)
+            .order_by(Operation.next_attempt_at, Operation.created_at).limit(1))
+
+
+def anything_due(database: Database) -> bool:
+    """A look without the write lock: most of the time nothing is due."""
+    with database.session(write=False) as session:
+        return session.scalar(_oldest_due()) is not None
+
+
+def count_due(database: Database, limit: int) -> int:
+    """How many operations are due, counting no further than `limit`."""
+    with database.session(write=False) as session:
+        due = _oldest_due().limit(limit).subquery()
+        return session.scalar(select(func.count()).select_from(due)) or 0
+
+
+def claim_next(session: Session) -> str | None:
+    """Take the oldest due operation, in the caller's write transaction: one statement, so
+    claiming costs no more than the row it updates."""
+    now = utcnow()
+    chosen = _oldest_due().with_for_update(skip_locked=True, of=Operation).scalar_subquery()
+    return session.scalar(
+        update(Operation).where(Operation.id == chosen)
+        .values(state=RUNNING, lease_until=now + LEASE, attempts=Operation.attempts + 1)
+        .returning(Operation.id).execution_options(synchronize_session=False))
 
 
 def finish(operation: Operation, *, message: str | None = None, detail: str | None = None,

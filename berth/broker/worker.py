@@ -13,7 +13,7 @@ import time
 
 from berth import crypto
 from berth.broker import operations, provisioning
-from berth.broker.nudge import NudgeListener
+from berth.broker.nudge import NudgeListener, signal_answer
 from berth.broker.partner_api.client import ProviderAnswer, ProviderClient
 from berth.config import Settings, load_settings
 from berth.db import Database
@@ -23,11 +23,36 @@ POLL_SECONDS = 1.0
 SWEEP_SECONDS = 10.0
 
 
+class Wakeups:
+    """Wakes idle threads, as many as there is work for. Waking all of them on each nudge sent
+    every thread racing to claim one operation, and the losers' reads slowed the winner down
+    (the GIL, the write lock)."""
+
+    def __init__(self, limit: int) -> None:
+        self._condition = threading.Condition()
+        self._permits, self._limit = 0, limit
+
+    def signal(self, count: int = 1) -> None:
+        with self._condition:
+            self._permits = min(self._limit, self._permits + count)
+            self._condition.notify(count)
+
+    def wait(self, timeout: float) -> bool:
+        """True when woken for work, False when the timeout passed."""
+        with self._condition:
+            if self._permits == 0:
+                self._condition.wait(timeout)
+            if self._permits == 0:
+                return False
+            self._permits -= 1
+            return True
+
+
 class Worker:
     def __init__(self, database: Database, settings: Settings, client: ProviderClient | None = None) -> None:
         self.database, self.settings = database, settings
         self.client = client or ProviderClient(read_timeout=settings.provider_timeout_seconds)
-        self.wake = threading.Event()
+        self.wakeups = Wakeups(max(1, settings.worker_threads))
 
     def start_up(self) -> None:
         """Finish or roll back what a crash left: abandoned operations run again (idempotent)."""
@@ -43,18 +68,24 @@ class Worker:
         if expired:
             log.info("%d asynchronous provisions passed their deadline and failed", expired)
 
-    def run_one(self) -> bool:
-        """Claim and run one due operation. False when there was none."""
-        operation_id = operations.claim_next(self.database)
-        if operation_id is None:
+    def run_one(self, *, look_first: bool = True) -> bool:
+        """Claim and run one due operation. False when there was none.
+
+        Claiming takes the write lock; a thread woken for work skips the look before it,
+        which would only delay the claim."""
+        if look_first and not operations.anything_due(self.database):
             return False
         with self.database.transaction() as session:
-            call = provisioning.prepare_call(session, operation_id)
+            operation_id = operations.claim_next(session)
+            call = provisioning.prepare_call(session, operation_id) if operation_id else None
+        if operation_id is None:
+            return False
         if call is None:
             return True
         answer = self._call(call)
         with self.database.transaction() as session:
             provisioning.apply_answer(session, self.settings, operation_id, answer)
+        signal_answer(self.settings.data_dir, call.addon_id)  # a request may be waiting for it
         return True
 
     def drain(self, limit: int = 1000) -> int:
@@ -84,27 +115,29 @@ class Worker:
         last_sweep = time.monotonic()
         try:
             while not stop.is_set():
-                if listener.wait(POLL_SECONDS):
-                    self.wake.set()
+                nudges = listener.wait(POLL_SECONDS)  # one per operation queued
                 if time.monotonic() - last_sweep > SWEEP_SECONDS:
                     self.sweep()
                     last_sweep = time.monotonic()
-                self.wake.set()  # a poll tick: due retries get picked up too
+                if not nudges:  # a poll tick: retries come due, and nudges can be lost
+                    nudges = operations.count_due(self.database, limit=self.settings.worker_threads)
+                self.wakeups.signal(nudges)
         finally:
             listener.close()
             for thread in threads:
                 thread.join(timeout=5)
 
     def _loop(self, stop: threading.Event) -> None:
+        woken = False
         while not stop.is_set():
             try:
-                busy = self.run_one()
+                busy = self.run_one(look_first=not woken)
             except Exception:  # one bad operation must not stop the worker
                 log.exception("operation failed unexpectedly; it will be claimed again")
                 busy = False
+            woken = False
             if not busy:
-                self.wake.wait(POLL_SECONDS)
-                self.wake.clear()
+                woken = self.wakeups.wait(POLL_SECONDS)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ no code with Berth (its SSO check is written out here, not imported): a test tha
 shows Berth speaks the published contract, not merely agrees with itself.
 
     python tests/partners/example_partner.py --port 8123 --password PASSWORD \
-        --state-file state.json [--mode sync] [--service example-partner] [--sso-salt SALT] \
+        [--mode sync] [--service example-partner] [--sso-salt SALT] \
         [--client-secret SECRET] [--slow-seconds 40] [--flaky-failures 2] [--async-delay 0.5]
 
 Endpoints (Basic auth `<service>:<password>` on all but SSO and health):
@@ -16,6 +16,7 @@ Endpoints (Basic auth `<service>:<password>` on all but SSO and health):
     POST   /heroku/sso                SSO form (§4.4 tokens, ±5 min) -> 302 to /dashboard/<uuid>, else 403
     POST   /drains/<uuid>             log drain target returned as `log_drain_url` when asked -> 204
     GET    /_admin/health             200 once listening (no auth)
+    GET    /_admin/state              what the partner holds and has seen (below)
     POST   /_admin/mode               `{"mode": ..., "slow_seconds"?, "flaky_failures"?, "status"?, "body"?}`
 
 Modes (how resource calls are answered; the mode applies to provision, plan change and deprovision
@@ -35,7 +36,7 @@ unless noted):
     canned             answers `status` with `body` (a string sent as is, or JSON) from the mode request
 Switching mode resets the flaky counters. Admin calls need valid credentials in every mode.
 
-State file (rewritten atomically after every change): mode, resources by uuid (id, plan, state
+State (kept in memory, so a call costs the same with 10 or 10,000 resources held): mode, resources by uuid (id, plan, state
 provisioning|provisioned|deprovisioned, the request fields), calls (counters per kind: provision,
 plan_change, deprovision, sso, sso_denied, unauthorized, drain, admin), async (per uuid: status
 completed|failed, step, error), and the last 50 requests (headers without Authorization, body).
@@ -48,12 +49,10 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 import signal
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -75,14 +74,13 @@ log = logging.getLogger("example-partner")
 
 
 class Partner:
-    """What the partner holds, guarded by one lock and mirrored to the state file."""
+    """What the partner holds, guarded by one lock."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.service: str = args.service
         self.password: str = args.password
         self.sso_salt: str = args.sso_salt
         self.client_secret: str | None = args.client_secret
-        self.state_file: str = args.state_file
         self.async_delay: float = args.async_delay
         self.port: int = args.port
         self.lock = threading.Lock()
@@ -94,26 +92,18 @@ class Partner:
             "calls": {kind: 0 for kind in ("provision", "plan_change", "deprovision", "sso", "sso_denied",
                                            "unauthorized", "drain", "admin")},
         }
-        self.save()
 
     @property
     def mode(self) -> str:
         return str(self.state["mode"])
 
-    def save(self) -> None:
-        """Write then rename, so a test reading the file never sees half of it. Call with the lock
-        held (or before threads start)."""
-        directory = os.path.dirname(os.path.abspath(self.state_file))
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".state-", suffix=".json")
-        with os.fdopen(fd, "w") as out:
-            json.dump(self.state, out, indent=1, sort_keys=True)
-        os.replace(temporary, self.state_file)
-
     def update(self, change: Any) -> Any:
         with self.lock:
-            result = change(self.state)
-            self.save()
-            return result
+            return change(self.state)
+
+    def snapshot(self) -> bytes:
+        with self.lock:
+            return json.dumps(self.state, sort_keys=True).encode()
 
     def authorized(self, header: str | None) -> bool:
         if not header or not header.startswith("Basic "):
@@ -132,6 +122,9 @@ class Partner:
 class Handler(BaseHTTPRequestHandler):
     server: "PartnerServer"
     protocol_version = "HTTP/1.1"  # keep-alive, as the client pools connections
+    # Headers and body leave in two writes; with Nagle on, the body waits for the client's
+    # delayed ACK (40 ms on Linux) and every answer would look 40 ms slower than it is.
+    disable_nagle_algorithm = True
 
     # --- plumbing -------------------------------------------------------------------------------
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
@@ -183,6 +176,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, {"ok": True})
         if (self.command, path) == ("POST", "/_admin/mode"):
             return self.admin_mode(body)
+        if (self.command, path) == ("GET", "/_admin/state"):
+            if not partner.authorized(self.headers.get("Authorization")):
+                return self.send(401, {"message": "Invalid credentials."})
+            return self.send(200, raw=partner.snapshot())
         if (self.command, path) == ("POST", "/heroku/sso"):
             return self.sso(body)
         if self.command == "POST" and DRAIN_PATH.match(path):
@@ -500,7 +497,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--password", required=True)
-    parser.add_argument("--state-file", required=True)
     parser.add_argument("--mode", choices=MODES, default="sync")
     parser.add_argument("--service", default="example-partner", help="the manifest id (Basic-auth user)")
     parser.add_argument("--sso-salt", default="example-sso-salt-0123456789")

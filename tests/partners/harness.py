@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import secrets
 import subprocess
 import sys
@@ -24,7 +23,6 @@ class ExamplePartner:
     password: str
     sso_salt: str
     client_secret: str
-    state_file: Path
     log: Path
 
     @property
@@ -37,7 +35,10 @@ class ExamplePartner:
         return self.base + "/heroku/sso"
 
     def state(self) -> dict[str, Any]:
-        return json.loads(self.state_file.read_text())
+        """What the running partner holds and has seen (its `GET /_admin/state`)."""
+        answer = requests.get(self.base + "/_admin/state", auth=(self.service, self.password), timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
 
     def calls(self, kind: str) -> int:
         return int(self.state()["calls"][kind])
@@ -88,10 +89,10 @@ def run_example_partner(tmp_path: Path, mode: str = "sync", *, service: str = "e
     partner = ExamplePartner(
         base=f"http://127.0.0.1:{port}", service=service, password=secrets.token_urlsafe(24),
         sso_salt=secrets.token_urlsafe(24), client_secret=client_secret or secrets.token_urlsafe(24),
-        state_file=tmp_path / f"partner-{port}.json", log=tmp_path / f"partner-{port}.log")
+        log=tmp_path / f"partner-{port}.log")
     # `--flag=value`: a random secret may start with "-", which argparse would take for a flag.
     argv = [sys.executable, str(SCRIPT), f"--port={port}", f"--password={partner.password}",
-            f"--state-file={partner.state_file}", f"--mode={mode}", f"--service={service}",
+            f"--mode={mode}", f"--service={service}",
             f"--sso-salt={partner.sso_salt}", f"--client-secret={partner.client_secret}"]
     for flag, value in (("--slow-seconds", slow_seconds), ("--flaky-failures", flaky_failures),
                         ("--async-delay", async_delay)):

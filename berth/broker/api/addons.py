@@ -1,8 +1,10 @@
 """/apps/{app}/addons, /addons, /actions/addons/resolve."""
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 from flask import current_app, request
 from sqlalchemy import or_, select
@@ -10,7 +12,7 @@ from sqlalchemy import or_, select
 from berth.broker import operations, provisioning
 from berth.broker.api import blueprint
 from berth.broker.models import AddOn, Attachment
-from berth.broker.nudge import nudge_workers
+from berth.broker.nudge import AnswerWaiter, nudge_workers
 from berth.broker.schemas import (
     AddOnCreateSchema,
     AddOnDestroySchema,
@@ -37,6 +39,7 @@ from berth.platform import apps
 Reply = Any
 ADDON_RANGE_FIELDS = {"id": AddOn.id, "name": AddOn.name, "created_at": AddOn.created_at,
                       "updated_at": AddOn.updated_at}
+POLL_SECONDS = 0.05
 SETTLED = (provisioning.PROVISIONED, provisioning.FAILED, provisioning.DEPROVISIONED)
 
 
@@ -49,22 +52,42 @@ def _commit_and_wait(addon_id: str) -> dict[str, Any]:
 
     The one place a view commits before returning: the worker can only see the operation
     once it is committed, and the answer should show its outcome when it is quick. The
-    polling reads in autocommit, so it never holds SQLite's write lock against the worker.
+    worker signals the waiter when it commits an answer; the reads are in autocommit, so
+    they never hold SQLite's write lock against the worker.
     """
-    db_session().commit()
     settings = _settings()
-    nudge_workers(settings.data_dir)
-    deadline = time.monotonic() + settings.provision_wait_seconds
-    with database().session(write=False) as session:
+    waiting = settings.provision_wait_seconds > 0
+    with _waiter(settings.data_dir, addon_id, waiting) as waiter, database().session(write=False) as session:
+        db_session().commit()
+        nudge_workers(settings.data_dir)
+        deadline = time.monotonic() + settings.provision_wait_seconds
         while True:
             # The operation first, then the add-on: read the other way round, a worker
             # committing in between would leave us returning the add-on as it was before.
             settled = operations.open_operation_id(session, addon_id) is None
-            if settled or time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if settled or left <= 0:
                 addon = session.get(AddOn, addon_id, populate_existing=True)
                 assert addon is not None
                 return AddOnSchema().dump(addon)
-            time.sleep(0.01)
+            if waiter is None:
+                time.sleep(min(left, POLL_SECONDS))
+            else:  # the signal, or a poll now and then in case it went missing
+                waiter.wait(min(left, POLL_SECONDS))
+
+
+@contextlib.contextmanager
+def _waiter(data_dir: Path, addon_id: str, wanted: bool) -> Iterator[AnswerWaiter | None]:
+    if not wanted:
+        yield None
+        return
+    try:
+        waiter = AnswerWaiter(data_dir, addon_id)
+    except OSError:  # no socket here (a path too long, a read-only dir): polling still works
+        yield None
+        return
+    with waiter:
+        yield waiter
 
 
 @blueprint.post("/apps/<app_ref>/addons")
