@@ -40,8 +40,10 @@ class AddonService(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     owner: Mapped[Account | None] = relationship(lazy="joined")
+    # Loaded when used: eager loading made every add-on or operation read fetch the
+    # service's whole plan list too (a third of the worker's time per provision).
     plans: Mapped[list["Plan"]] = relationship(back_populates="service", cascade="all, delete-orphan",
-                                               order_by="Plan.cents, Plan.name", lazy="selectin")
+                                               order_by="Plan.cents, Plan.name")
 
     @property
     def default_plan(self) -> "Plan | None":
@@ -95,6 +97,10 @@ class AddOn(Base):
     # The provider's config (full manifest names), a JSON object, encrypted as one value.
     config: Mapped[str] = mapped_column(EncryptedText, default="{}")
     deadline_at: Mapped[datetime | None]  # async provisioning must finish by then
+    # `syslog_drain` services: the token sent on provision (the first attachment's drain),
+    # and the URL the provider answered with (may carry credentials).
+    log_drain_token: Mapped[str | None] = mapped_column(String(40))
+    log_drain_url: Mapped[str | None] = mapped_column(EncryptedText)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -102,8 +108,7 @@ class AddOn(Base):
     plan: Mapped[Plan] = relationship(lazy="joined")
     app: Mapped[App | None] = relationship(lazy="joined")
     attachments: Mapped[list["Attachment"]] = relationship(
-        back_populates="addon", cascade="all, delete-orphan", lazy="selectin",
-        order_by="Attachment.created_at")
+        back_populates="addon", cascade="all, delete-orphan", order_by="Attachment.created_at")
 
 
 class Attachment(Base):

@@ -3,6 +3,7 @@ from alembic import context
 
 import berth.accounts  # noqa: F401  (registers models on Base.metadata)
 import berth.broker.models  # noqa: F401
+import berth.platform.logs.models  # noqa: F401
 import berth.platform.models  # noqa: F401
 from berth.db import Base
 
