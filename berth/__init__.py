@@ -22,6 +22,7 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
 
     from berth import crypto
     from berth.broker.api import blueprint as broker_api
+    from berth.broker.attachments import drain_addon
     from berth.broker.partner_auth import addon_for_token
     from berth.broker.provisioning import on_app_destroying, partner_may_see_app
     from berth.config import load_settings
@@ -45,6 +46,7 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     hooks.register(APP_DESTROYING, on_app_destroying)
     app.extensions["berth.partner_tokens"] = addon_for_token
     app.extensions["berth.partner_app_access"] = partner_may_see_app
+    app.extensions["berth.log_drain_addon"] = drain_addon
     conventions.install(app)
     app.register_blueprint(platform_api)
     app.register_blueprint(broker_api)

@@ -12,6 +12,7 @@ from berth.broker.models import AddOn, Attachment
 from berth.broker.naming import ATTACHMENT_NAME_PATTERN, COLORS, attachment_var_names
 from berth.errors import ConfirmationRequired, Conflict, InvalidParams, NotFound
 from berth.platform import apps, config_vars
+from berth.platform.logs import drains, tokens
 from berth.platform.models import App
 
 ATTACHMENT_NOT_FOUND = "Couldn't find that add-on attachment."
@@ -97,9 +98,28 @@ def create_attachment(session: Session, app: App, addon: AddOn, *, name: str | N
     session.add(attachment)
     session.flush()
     check_clashes(session, app, addon, chosen, confirm, attachment.id)
+    if "log_input" in addon.service.requires:  # the provider may write into this app's stream
+        tokens.issue_input_token(session, app, source=addon.name, owner=attachment.id)
     if addon.state == "provisioned":
-        inject(session, attachment, user, f"Attach {chosen} (@ref:{addon.name})")
+        go_live(session, attachment, user)
     return attachment
+
+
+def owner_attachment(addon: AddOn) -> Attachment | None:
+    """The attachment on the add-on's own app (the one the provision call speaks for)."""
+    return next((att for att in addon.attachments if att.app_id == addon.app_id), None)
+
+
+def go_live(session: Session, attachment: Attachment, user: Account | None) -> None:
+    """The add-on is provisioned: its config into the app, and its log drain (if it gave one)."""
+    addon = attachment.addon
+    inject(session, attachment, user, f"Attach {attachment.name} (@ref:{addon.name})")
+    if addon.log_drain_url and not drains.owned_drains(session, attachment.id):
+        app = session.get(App, attachment.app_id)
+        assert app is not None
+        # The provider was given one token with the provision call: it is the owner app's drain.
+        token = addon.log_drain_token if attachment.app_id == addon.app_id else None
+        drains.add_drain(session, app, addon.log_drain_url, owner=attachment.id, token=token)
 
 
 def inject(session: Session, attachment: Attachment, user: Account | None, description: str) -> None:
@@ -115,6 +135,7 @@ def detach(session: Session, attachment: Attachment, user: Account | None) -> No
     if app is not None and config_vars.owned_names(session, app, attachment.id):
         config_vars.set_owned_config(session, app, attachment.id, {}, user,
                                      f"Detach {attachment.name} (@ref:{attachment.addon.name})")
+    tokens.revoke_owned(session, attachment.id)  # its log input and drain go with it
     session.delete(attachment)
     session.flush()
 
@@ -124,3 +145,13 @@ def release_config_everywhere(session: Session, addon: AddOn, user: Account | No
     """After the add-on's config changed: one release on every attached app."""
     for attachment in list(addon.attachments):
         inject(session, attachment, user, description)
+
+
+def drain_addon(session: Session, owner: str) -> dict[str, object] | None:
+    """How a log drain owned by an attachment names its add-on (the platform only knows the owner)."""
+    attachment = session.get(Attachment, owner)
+    if attachment is None:
+        return None
+    addon = attachment.addon
+    return {"id": addon.id, "name": addon.name,
+            "app": {"id": addon.app.id, "name": addon.app.name} if addon.app else None}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from berth.config import Settings
 from berth.db import utcnow
 from berth.errors import Conflict, Forbidden, InvalidParams, NotFound
 from berth.platform import apps
+from berth.platform.logs import drains, tokens
 from berth.platform.models import App
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,8 @@ class Call:
     options: dict[str, str]
     resource_id: str
     oauth_grant: dict[str, str] | None
+    log_input_token: str | None = None  # the worker makes it a log_input_url on the API's host
+    log_drain_token: str | None = None
 
 
 def endpoint_of(service: AddonService) -> ProviderEndpoint:
@@ -226,9 +229,18 @@ def prepare_call(session: Session, operation_id: str) -> Call | None:
     addon = operation.addon
     plan = session.get(Plan, operation.target_plan_id) if operation.target_plan_id else addon.plan
     assert plan is not None
-    grant = partner_auth.mint_grant(session, addon) if operation.kind == operations.PROVISION else None
-    return Call(operation.id, operation.kind, endpoint_of(addon.service), addon.id, addon.name,
-                plan.name, addon.region, dict(addon.options), addon.id, grant)
+    call = Call(operation.id, operation.kind, endpoint_of(addon.service), addon.id, addon.name,
+                plan.name, addon.region, dict(addon.options), addon.id, None)
+    if operation.kind != operations.PROVISION:
+        return call
+    requires = addon.service.requires
+    owner = attachments.owner_attachment(addon)
+    if "syslog_drain" in requires and addon.log_drain_token is None:
+        addon.log_drain_token = drains.new_drain_token()  # kept: a retried call sends the same one
+    return replace(call, oauth_grant=partner_auth.mint_grant(session, addon),
+                   log_input_token=(tokens.owned_input_token(session, owner.id)
+                                    if "log_input" in requires and owner is not None else None),
+                   log_drain_token=addon.log_drain_token if "syslog_drain" in requires else None)
 
 
 def apply_answer(session: Session, settings: Settings, operation_id: str, answer: ProviderAnswer) -> None:
@@ -253,12 +265,14 @@ def _apply_provision(session: Session, settings: Settings, operation: Operation,
     if answer.outcome == Outcome.SUCCEEDED:
         addon.provider_id, addon.provision_message = answer.provider_id, answer.message
         addon.config = json.dumps(answer.config, sort_keys=True)
+        addon.log_drain_url = answer.log_drain_url
         addon.state, addon.deadline_at = PROVISIONED, None
         for attachment in list(addon.attachments):
-            attachments.inject(session, attachment, None, f"Attach {attachment.name} (@ref:{addon.name})")
+            attachments.go_live(session, attachment, None)
         operations.finish(operation, message=answer.message)
     elif answer.outcome == Outcome.ACCEPTED:
         addon.provider_id, addon.provision_message = answer.provider_id, answer.message
+        addon.log_drain_url = answer.log_drain_url  # if it gave one already; used on completion
         addon.deadline_at = utcnow() + timedelta(seconds=settings.async_provision_timeout_seconds)
         operations.finish(operation, message=answer.message)
     else:
@@ -374,7 +388,7 @@ def complete_provision(session: Session, addon: AddOn) -> AddOn:
     if addon.state == PROVISIONING:
         addon.state, addon.deadline_at = PROVISIONED, None
         for attachment in list(addon.attachments):
-            attachments.inject(session, attachment, None, f"Attach {attachment.name} (@ref:{addon.name})")
+            attachments.go_live(session, attachment, None)
         session.flush()
     elif addon.state != PROVISIONED:
         raise Conflict(f"{addon.name} is {addon.state}; it can no longer be provisioned.")

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app, has_app_context
 from marshmallow import Schema, fields, validate
+from sqlalchemy.orm import object_session
 
 from berth.broker.attachments import declared_var_names
 from berth.httpapi.body import InputSchema
 from berth.httpapi.fields import Reference, ScalarString, Timestamp
+from berth.platform.logs import tokens
 
 CEDAR = {"id": "8c1dc3c9-5eef-51c5-a82a-b80937ca7f69", "name": "cedar"}
 
@@ -77,6 +80,15 @@ def _owner_var_names(addon: Any) -> list[str]:
     return declared_var_names(addon, owner.name) if owner is not None else []
 
 
+def _log_input_url(attachment: Any) -> str | None:
+    """Where the provider writes into this app's stream (`log_input` services only)."""
+    session = object_session(attachment)
+    token = tokens.owned_input_token(session, attachment.id) if session is not None else None
+    if token is None or not has_app_context():
+        return None
+    return tokens.input_url(current_app.config["BERTH_SETTINGS"].api_url, token)
+
+
 # Heroku's states; a failed add-on reads as `deprovisioned`, which is how the Heroku CLI's
 # `--wait` learns that creation failed. `failure_message` says why.
 PUBLIC_STATE = {"failed": "deprovisioned"}
@@ -136,7 +148,7 @@ class AttachmentSchema(Schema):
     app = fields.Function(lambda a: _named(a.app))
     config_vars = fields.Function(lambda a: declared_var_names(a.addon, a.name))
     web_url = fields.Function(lambda a: None)
-    log_input_url = fields.Function(lambda a: None)
+    log_input_url = fields.Function(_log_input_url)
     created_at = Timestamp()
     updated_at = Timestamp()
 

@@ -17,6 +17,7 @@ from berth.broker.nudge import NudgeListener, signal_answer
 from berth.broker.partner_api.client import ProviderAnswer, ProviderClient
 from berth.config import Settings, load_settings
 from berth.db import Database
+from berth.platform.logs import tokens
 
 log = logging.getLogger("berth.worker")
 POLL_SECONDS = 1.0
@@ -100,7 +101,9 @@ class Worker:
             return self.client.provision(
                 call.endpoint, uuid=call.addon_id, name=call.addon_name, plan=call.plan,
                 region=call.region, callback_url=f"{self.settings.api_url}/addons/{call.addon_id}",
-                options=call.options, oauth_grant=call.oauth_grant)
+                options=call.options, oauth_grant=call.oauth_grant, log_drain_token=call.log_drain_token,
+                log_input_url=(tokens.input_url(self.settings.api_url, call.log_input_token)
+                               if call.log_input_token else None))
         if call.kind == operations.CHANGE_PLAN:
             return self.client.change_plan(call.endpoint, call.resource_id, call.plan)
         return self.client.deprovision(call.endpoint, call.resource_id)

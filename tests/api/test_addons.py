@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -13,13 +13,7 @@ from berth.broker.models import Operation
 from berth.broker.worker import Worker
 from berth.db import utcnow
 from tests.conftest import Api, User
-from tests.partners.harness import ExamplePartner, run_example_partner
-
-
-@pytest.fixture(scope="module")
-def partner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExamplePartner]:
-    with run_example_partner(tmp_path_factory.mktemp("partner")) as running:
-        yield running
+from tests.partners.harness import ExamplePartner
 
 
 @pytest.fixture(autouse=True)

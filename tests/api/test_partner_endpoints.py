@@ -1,30 +1,22 @@
 """What partners call: the OAuth exchange, their add-on's config and actions, and nothing else."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
 
-from berth.broker import catalogue, partner_auth
+from berth.broker import partner_auth
 from berth.broker.models import AddOn
 from berth.broker.worker import Worker
 from tests.conftest import Api, User
-from tests.partners.harness import ExamplePartner, run_example_partner
-
-
-@pytest.fixture(scope="module")
-def partner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExamplePartner]:
-    with run_example_partner(tmp_path_factory.mktemp("partner")) as running:
-        yield running
+from tests.api.conftest import register_partner
+from tests.partners.harness import ExamplePartner
 
 
 @pytest.fixture
 def worker(app: Flask, partner: ExamplePartner) -> Worker:
-    partner.set_mode("sync")
-    with app.extensions["berth.database"].transaction() as session:
-        catalogue.register_manifest(session, partner.manifest(), owner=None)
-    return Worker(app.extensions["berth.database"], app.config["BERTH_SETTINGS"])
+    return register_partner(app, partner)
 
 
 def provisioned(api: Api, user: User, app: str, worker: Worker) -> dict[str, Any]:

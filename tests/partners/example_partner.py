@@ -36,9 +36,10 @@ unless noted):
     canned             answers `status` with `body` (a string sent as is, or JSON) from the mode request
 Switching mode resets the flaky counters. Admin calls need valid credentials in every mode.
 
-State (kept in memory, so a call costs the same with 10 or 10,000 resources held): mode, resources by uuid (id, plan, state
-provisioning|provisioned|deprovisioned, the request fields), calls (counters per kind: provision,
-plan_change, deprovision, sso, sso_denied, unauthorized, drain, admin), async (per uuid: status
+State (kept in memory, so a call costs the same with 10 or 10,000 resources held): mode,
+resources by uuid (id, plan, state provisioning|provisioned|deprovisioned, the request fields),
+calls (counters per kind: provision, plan_change, deprovision, sso, sso_denied, unauthorized,
+drain, admin), async (per uuid: status
 completed|failed, step, error), and the last 50 requests (headers without Authorization, body).
 """
 from __future__ import annotations

@@ -212,14 +212,16 @@ def _provision_answer(endpoint: ProviderEndpoint, status: int, raw: bytes,
         provider_id = str(provider_id)
     if not isinstance(provider_id, str) or not provider_id.strip():
         raise _Malformed("no string `id`")
-    if status == 202:  # config arrives later through PATCH /addons/{uuid}/config (§3.2)
-        return ProviderAnswer(Outcome.ACCEPTED, status, provider_id=provider_id, message=_message(document))
     drain = document.get("log_drain_url")
-    if "syslog_drain" in endpoint.requires:
-        if not isinstance(drain, str) or not _valid_drain_url(drain):
-            raise _Malformed("`log_drain_url` (https:// or syslog://) is required by syslog_drain")
-    elif not isinstance(drain, str) or not _valid_drain_url(drain):
-        drain = None  # not asked for: ignore rather than fail the install
+    valid_drain = drain if isinstance(drain, str) and _valid_drain_url(drain) else None
+    if "syslog_drain" not in endpoint.requires:
+        valid_drain = None  # not asked for: ignored rather than failing the install
+    if status == 202:  # config (and perhaps the drain) arrive later through the partner endpoints (§3.2)
+        return ProviderAnswer(Outcome.ACCEPTED, status, provider_id=provider_id, message=_message(document),
+                              log_drain_url=valid_drain)
+    if "syslog_drain" in endpoint.requires and valid_drain is None:
+        raise _Malformed("`log_drain_url` (https:// or syslog://) is required by syslog_drain")
+    drain = valid_drain
     return ProviderAnswer(Outcome.SUCCEEDED, status, provider_id=provider_id,
                           config=_config(endpoint, document), message=_message(document),
                           log_drain_url=drain)

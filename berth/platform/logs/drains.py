@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from berth.errors import InvalidParams
+from berth.errors import InvalidParams, NotFound
 from berth.platform.logs.models import LogDrain
 from berth.platform.models import App
 
@@ -51,3 +51,11 @@ def list_drains(session: Session, app: App) -> list[LogDrain]:
 
 def owned_drains(session: Session, owner: str) -> list[LogDrain]:
     return list(session.scalars(select(LogDrain).where(LogDrain.owner == owner)))
+
+
+def get_drain(session: Session, app: App, ref: str) -> LogDrain:
+    """One of the app's drains by id, token (`d.<uuid>`) or URL (compared decrypted)."""
+    for drain in list_drains(session, app):
+        if ref in (drain.id, drain.token, drain.url):
+            return drain
+    raise NotFound("Couldn't find that log drain.", resource="log_drain")

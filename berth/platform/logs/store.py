@@ -1,0 +1,110 @@
+"""The app's log buffer: append lines, keep the newest 1500, read them back filtered.
+
+Line ids only grow, so readers page forward with `after_id`. On PostgreSQL, ids come from a
+sequence when a row is inserted but become visible when its transaction commits, so two writers
+could commit out of id order and a tailing reader would skip the earlier id. Appends to one app
+therefore take a row lock on the app first: ids are handed out and committed in the same order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy.orm import Session
+
+from berth.db import utcnow
+from berth.platform.logs.frames import rfc5424_time, split_message
+from berth.platform.logs.models import LogLine, LogSession
+from berth.platform.models import App
+
+MAX_LINES_PER_APP = 1500   # Logplex's log_history (runtime.md §8.2)
+LABEL_LENGTH = 64          # width of the source and process columns
+
+
+@dataclass(frozen=True)
+class Entry:
+    source: str                       # app | heroku | an add-on's name
+    process: str                      # web.1 | router | api | ...
+    message: str
+    logged_at: datetime | None = None  # now, when the writer gave no time
+
+
+def _clean(text: str) -> str:
+    # No database keeps NUL in text (PostgreSQL refuses it); a log line is no reason to fail.
+    return text.replace("\x00", "\ufffd")
+
+
+def append(session: Session, app_id: str, entries: Iterable[Entry]) -> int:
+    """Adds the entries (lines over 10000 bytes split), drops all but the newest 1500 lines of
+    the app, in the caller's transaction. Returns how many lines were written."""
+    now = utcnow()
+    rows = [{"app_id": app_id, "logged_at": entry.logged_at or now,
+             "source": _clean(entry.source)[:LABEL_LENGTH] or "app",
+             "process": _clean(entry.process)[:LABEL_LENGTH] or "-", "message": piece}
+            for entry in entries for piece in split_message(_clean(entry.message))]
+    if not rows:
+        return 0
+    # FOR NO KEY UPDATE: serialises appends to this app without blocking inserts elsewhere
+    # that reference it (those take KEY SHARE). SQLite ignores it; its writers are serial anyway.
+    session.execute(select(App.id).where(App.id == app_id).with_for_update(key_share=True))
+    session.execute(insert(LogLine), rows)
+    oldest_kept = session.scalar(select(LogLine.id).where(LogLine.app_id == app_id)
+                                 .order_by(LogLine.id.desc()).offset(MAX_LINES_PER_APP - 1).limit(1))
+    if oldest_kept is not None:
+        session.execute(delete(LogLine).where(LogLine.app_id == app_id, LogLine.id < oldest_kept))
+    session.flush()
+    return len(rows)
+
+
+def read(session: Session, app_id: str, *, limit: int, source: str | None = None,
+         dyno: str | None = None, after_id: int | None = None) -> list[LogLine]:
+    """Matching lines, oldest first: the newest `limit` of them, or with `after_id` the first
+    `limit` after that id (so a follower pages forward without gaps).
+
+    `dyno` is a process (`web.1`) or a process type (`web` matches `web.1`, `web.2`)."""
+    query = select(LogLine).where(LogLine.app_id == app_id)
+    if source:
+        query = query.where(LogLine.source == source)
+    if dyno:
+        query = query.where(or_(LogLine.process == dyno,
+                                LogLine.process.startswith(dyno + ".", autoescape=True)))
+    if after_id is not None:
+        return list(session.scalars(query.where(LogLine.id > after_id)
+                                    .order_by(LogLine.id).limit(limit)))
+    newest = list(session.scalars(query.order_by(LogLine.id.desc()).limit(limit)))
+    return newest[::-1]
+
+
+def newest_id(session: Session, app_id: str) -> int:
+    """The id of the app's last line (0 when it has none): where a tail starts."""
+    return session.scalar(select(func.max(LogLine.id)).where(LogLine.app_id == app_id)) or 0
+
+
+def format_line(line: LogLine) -> str:
+    """Heroku's display form: `2026-11-26T08:00:00.123456+00:00 app[web.1]: message`."""
+    return f"{rfc5424_time(line.logged_at)} {line.source}[{line.process}]: {line.message}"
+
+
+# ---- log sessions: a URL that reads (and tails) the buffer for a few minutes ------------------
+
+SESSION_LIFETIME = timedelta(seconds=360)  # Logplex's session_expiry_s
+
+
+def create_session(session: Session, app: App, *, lines: int, tail: bool, source: str | None,
+                   dyno: str | None) -> LogSession:
+    now = utcnow()
+    # Expired sessions are useless; dropping them here keeps the table small without a sweeper.
+    session.execute(delete(LogSession).where(LogSession.expires_at < now))
+    log_session = LogSession(app_id=app.id, lines=lines, tail=tail, source=source, dyno=dyno,
+                             created_at=now, expires_at=now + SESSION_LIFETIME)
+    session.add(log_session)
+    session.flush()
+    return log_session
+
+
+def live_session(session: Session, session_id: str) -> LogSession | None:
+    """The session, unless it is unknown or expired."""
+    found = session.get(LogSession, session_id)
+    return found if found is not None and found.expires_at > utcnow() else None

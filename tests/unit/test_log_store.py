@@ -1,0 +1,96 @@
+"""The log buffer on both databases: the 1500-line cap, filters, order, display form."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from berth.db import Database
+from berth.platform.logs import store
+from berth.platform.logs.models import LogLine
+from berth.platform.logs.store import Entry
+from tests.conftest import Api, User
+
+
+@pytest.fixture
+def db(app: Flask) -> Database:
+    return app.extensions["berth.database"]
+
+
+def make_app(api: Api, user: User, name: str) -> str:
+    resp = api.post("/apps", user, json={"name": name})
+    assert resp.status_code == 201, resp.json
+    return resp.json["id"]
+
+
+def messages(lines: list[LogLine]) -> list[str]:
+    return [line.message for line in lines]
+
+
+def test_keeps_the_newest_1500_lines_per_app(api: Api, alice: User, db: Database) -> None:
+    one, other = make_app(api, alice, "store-one"), make_app(api, alice, "store-two")
+    with db.transaction() as session:
+        store.append(session, other, [Entry("app", "web.1", "other app")])
+        assert store.append(session, one, [Entry("app", "web.1", f"m{i}") for i in range(1000)]) == 1000
+    with db.transaction() as session:
+        store.append(session, one, [Entry("app", "web.1", f"m{i}") for i in range(1000, 1700)])
+    with db.session(write=False) as session:
+        count = session.scalar(select(func.count()).select_from(LogLine).where(LogLine.app_id == one))
+        assert count == 1500
+        kept = store.read(session, one, limit=1500)
+        assert messages(kept) == [f"m{i}" for i in range(200, 1700)]  # oldest first
+        assert messages(store.read(session, one, limit=3)) == ["m1697", "m1698", "m1699"]
+        assert messages(store.read(session, other, limit=1500)) == ["other app"]  # untouched
+        assert store.newest_id(session, one) == kept[-1].id
+
+
+def test_filters_by_source_process_and_type(api: Api, alice: User, db: Database) -> None:
+    app_id = make_app(api, alice, "store-filter")
+    with db.transaction() as session:
+        store.append(session, app_id, [
+            Entry("app", "web.1", "a"), Entry("heroku", "web.1", "b"), Entry("app", "web.2", "c"),
+            Entry("app", "web.10", "d"), Entry("app", "webby.1", "e"), Entry("app", "worker.1", "f"),
+            Entry("heroku", "router", "g"), Entry("app", "web_1", "h"), Entry("app", "web", "i")])
+    with db.session(write=False) as session:
+        def read(**kw: str) -> list[str]:
+            return messages(store.read(session, app_id, limit=100, **kw))
+        assert read(dyno="web") == ["a", "b", "c", "d", "i"]       # a type: web.N, and web itself
+        assert read(dyno="web.1") == ["a", "b"]                     # exact: not web.10
+        assert read(dyno="we") == []                                # no partial-name matching
+        assert read(dyno="web_") == []                              # LIKE wildcards are literal
+        assert read(source="heroku") == ["b", "g"]
+        assert read(source="app", dyno="web") == ["a", "c", "d", "i"]
+        assert read(dyno="router") == ["g"]
+        assert read(source="nobody") == []
+
+
+def test_after_id_pages_forward(api: Api, alice: User, db: Database) -> None:
+    app_id = make_app(api, alice, "store-follow")
+    with db.transaction() as session:
+        store.append(session, app_id, [Entry("app", "web.1", str(i)) for i in range(10)])
+    with db.session(write=False) as session:
+        everything = store.read(session, app_id, limit=100)
+        first = everything[0].id
+        assert messages(store.read(session, app_id, limit=3, after_id=first)) == ["1", "2", "3"]
+        assert messages(store.read(session, app_id, limit=3, after_id=everything[-1].id)) == []
+        assert store.newest_id(session, "no-such-app") == 0
+
+
+def test_long_lines_split_nul_replaced_and_times_kept(api: Api, alice: User, db: Database) -> None:
+    app_id = make_app(api, alice, "store-clean")
+    when = datetime(2026, 11, 26, 9, 0, 0, 123456, tzinfo=timezone(timedelta(hours=1)))
+    with db.transaction() as session:
+        written = store.append(session, app_id, [
+            Entry("app", "web.1", "x" * 10001, logged_at=when), Entry("app", "p" * 80, "nul\x00here")])
+        assert written == 3
+        assert store.append(session, app_id, []) == 0
+    with db.session(write=False) as session:
+        lines = store.read(session, app_id, limit=10)
+    assert [len(line.message) for line in lines] == [10000, 1, 8]
+    assert lines[2].message == "nul\ufffdhere"
+    assert lines[2].process == "p" * 64
+    assert lines[0].logged_at == when
+    assert store.format_line(lines[0]) == "2026-11-26T08:00:00.123456+00:00 app[web.1]: " + "x" * 10000
+    assert lines[2].logged_at.tzinfo is not None
