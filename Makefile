@@ -7,9 +7,12 @@ export BERTH_DATA_DIR ?= $(CURDIR)/var
 export BERTH_HOST ?= 127.0.0.1
 export BERTH_PORT ?= 5000
 
-.PHONY: setup system-packages run migrate test test-fast bench clean
+.PHONY: setup system-packages kafka-jars run migrate test test-fast bench clean
 
-setup: system-packages $(STAMP)
+setup: system-packages $(STAMP) kafka-jars
+
+kafka-jars:
+	@bash scripts/fetch-kafka.sh
 
 system-packages:
 	@bash scripts/install-system-packages.sh
@@ -41,4 +44,4 @@ bench: setup
 	$(BIN)/python bench/api.py --check
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info .cache

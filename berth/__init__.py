@@ -50,5 +50,8 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     conventions.install(app)
     app.register_blueprint(platform_api)
     app.register_blueprint(broker_api)
+    if settings.builtin_addons:
+        from berth import builtin_addons
+        builtin_addons.install(app, database, settings)
     logging.getLogger("berth").setLevel(logging.INFO)
     return app

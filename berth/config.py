@@ -51,6 +51,14 @@ class Settings:
     # their time waiting for the worker; a sync worker would queue every other client behind one.
     web_workers: int = 2
     web_threads: int = 8
+    # The first-party add-ons (postgresql, redis, kafka) in the catalogue and served at /providers.
+    builtin_addons: bool = True
+    # First-party add-on backends. Empty: Berth starts and owns local ones under data_dir/backends.
+    postgres_servers: tuple[str, ...] = ()  # admin URLs (postgresql://admin:pw@host:port/postgres)
+    redis_host: str = "127.0.0.1"           # where Redis add-on instances listen and apps reach them
+    kafka_bootstrap: str = ""               # the brokers' mTLS listener apps use (host:port,...)
+    kafka_admin_bootstrap: str = ""         # a listener Berth administers the cluster through
+    kafka_ca_dir: str = ""                  # holds ca.pem and ca.key that sign tenants' client certs
 
     @property
     def api_url(self) -> str:
@@ -84,4 +92,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_threads=_int(env, "BERTH_WORKER_THREADS", 8),
         web_workers=_int(env, "BERTH_WEB_WORKERS", 2),
         web_threads=_int(env, "BERTH_WEB_THREADS", 8),
+        builtin_addons=(env.get("BERTH_BUILTIN_ADDONS") or "1").strip().lower() not in ("0", "false", "no", "off"),
+        postgres_servers=tuple(u.strip() for u in (env.get("BERTH_POSTGRES_SERVERS") or "").split(",")
+                               if u.strip()),
+        redis_host=env.get("BERTH_REDIS_HOST") or "127.0.0.1",
+        kafka_bootstrap=env.get("BERTH_KAFKA_BOOTSTRAP") or "",
+        kafka_admin_bootstrap=env.get("BERTH_KAFKA_ADMIN_BOOTSTRAP") or "",
+        kafka_ca_dir=env.get("BERTH_KAFKA_CA_DIR") or "",
     )

@@ -80,5 +80,9 @@ class RateLimited(BerthError):
         super().__init__(message, **extra)
 
 
+class ServiceUnavailable(BerthError):
+    status, error_id = 503, "service_unavailable"
+
+
 class InternalError(BerthError):
     status, error_id = 500, "internal_server_error"

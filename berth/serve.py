@@ -1,6 +1,7 @@
-"""`make run`: the web process (gunicorn) and the broker's worker, supervised together.
+"""`make run`: the web process (gunicorn), the broker's worker and the add-on backends
+supervisor, kept running together.
 
-Either one exiting is restarted after a short pause; Ctrl-C or SIGTERM stops both.
+One exiting is restarted after a short pause; Ctrl-C or SIGTERM stops them all.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ def commands() -> dict[str, list[str]]:
                 "--worker-class", "gthread", "--threads", str(settings.web_threads),
                 "--bind", f"{settings.host}:{settings.port}", "--access-logfile", "-", "app:app"],
         "worker": [sys.executable, "-m", "berth.broker.worker"],
+        "drains": [sys.executable, "-m", "berth.platform.logs.forwarder"],
+        **({"backends": [sys.executable, "-m", "berth.addons.backends"]} if settings.builtin_addons else {}),
     }
 
 

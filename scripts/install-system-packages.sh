@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages Berth needs on this host, only those missing.
-#   postgresql  server binaries for local clusters (tests, Postgres add-on)
+#   postgresql    server binaries for local clusters (tests, Postgres add-on)
+#   redis-server  one process per Redis add-on (Redis add-on, tests)
+#   default-jre-headless, maven  the Kafka add-on's broker, fetched from Maven Central
 #   wrk         HTTP load generator, only with --bench
 # Idempotent and silent when everything is present. Debian's postgresql
 # package may create and start a "main" cluster on port 5432; Berth never
@@ -25,6 +27,9 @@ have_initdb() {
 
 missing=()
 have_initdb || missing+=(postgresql)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v java >/dev/null || missing+=(default-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
 if ((bench)) && ! command -v wrk >/dev/null; then
     missing+=(wrk)
 fi

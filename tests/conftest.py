@@ -56,7 +56,7 @@ def settings(database_url: str, session_dir: Path) -> Settings:
     # No worker runs beside the test client: requests need not wait for one, and tests run
     # queued operations themselves (Worker.drain); retries are due at once.
     return Settings(data_dir=session_dir, database_url=database_url, secret_keys=(TEST_KEY,),
-                    port=5000, provision_wait_seconds=0, retry_base_seconds=0)
+                    port=5000, provision_wait_seconds=0, retry_base_seconds=0, builtin_addons=False)
 
 
 def empty_all_tables(app: Flask) -> None:

@@ -20,10 +20,17 @@ def services_query() -> Select[tuple[AddonService]]:
     return select(AddonService)
 
 
+# Heroku's names for the first-party services still work (app.json files name `heroku-postgresql`).
+SERVICE_ALIASES = {"heroku-postgresql": "postgresql", "heroku-redis": "redis", "heroku-kafka": "kafka"}
+
+
 def find_service(session: Session, ref: str) -> AddonService | None:
     if UUID_PATTERN.match(ref):
         return session.get(AddonService, ref.lower())
-    return session.scalar(select(AddonService).where(AddonService.name == ref))
+    found = session.scalar(select(AddonService).where(AddonService.name == ref))
+    if found is None and ref in SERVICE_ALIASES:
+        found = session.scalar(select(AddonService).where(AddonService.name == SERVICE_ALIASES[ref]))
+    return found
 
 
 def get_service(session: Session, ref: str) -> AddonService:

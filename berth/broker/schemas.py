@@ -135,6 +135,16 @@ class AddOnUpdateSchema(InputSchema):
     name = fields.String()
 
 
+class AddOnActionSchema(InputSchema):
+    params = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=100)), values=fields.Raw(),
+                         allow_none=True, load_default=None)
+
+
+class AddOnActionResultSchema(Schema):
+    message = fields.String(allow_none=True)
+    result = fields.Raw(allow_none=True)
+
+
 class AddOnDestroySchema(InputSchema):
     force = fields.Boolean(load_default=False)
 

@@ -7,17 +7,16 @@ number of workers may run; on SQLite, one.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 
-from berth import crypto
 from berth.broker import operations, provisioning
 from berth.broker.nudge import NudgeListener, signal_answer
 from berth.broker.partner_api.client import ProviderAnswer, ProviderClient
-from berth.config import Settings, load_settings
+from berth.config import Settings
 from berth.db import Database
 from berth.platform.logs import tokens
+from berth.process import start_process
 
 log = logging.getLogger("berth.worker")
 POLL_SECONDS = 1.0
@@ -144,14 +143,7 @@ class Worker:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    settings = load_settings()
-    crypto.configure(crypto.load_or_create_keys(settings.secret_keys, settings.data_dir))
-    database = Database(settings.database_url)
-    database.migrate(settings.data_dir)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    settings, database, stop = start_process()
     log.info("worker started (%d threads)", settings.worker_threads)
     Worker(database, settings).serve(stop)
 

@@ -11,6 +11,8 @@ import pytest
 from flask import Flask
 
 from berth.broker.worker import Worker
+from berth.platform.logs import store
+from berth.platform.logs.forwarder import Forwarder
 from tests.conftest import Api, User
 from tests.api.conftest import register_partner
 from tests.partners.harness import ExamplePartner
@@ -121,3 +123,28 @@ def test_a_provider_that_omits_the_required_drain_url_fails_the_provision(
     assert addon["state"] == "deprovisioned" and addon["failure_message"]
     assert api.get(f"/apps/{shop}/log-drains", alice).get_json() == []
     assert api.get(f"/apps/{shop}/addon-attachments", alice).get_json() == []
+
+
+def test_the_apps_lines_reach_the_addons_drain(api: Api, alice: User, apps: tuple[str, str], worker: Worker,
+                                               partner: ExamplePartner, app: Flask) -> None:
+    shop, _ = apps
+    database = app.extensions["berth.database"]
+    with database.transaction() as session:  # logged before the drain exists: not sent
+        store.append(session, shop_id(api, alice, shop), [store.Entry("app", "web.1", "before the add-on")])
+    addon = provision(api, alice, shop, worker)
+    with database.transaction() as session:
+        store.append(session, shop_id(api, alice, shop), [store.Entry("app", "web.1", f"request {n}")
+                                                           for n in range(3)])
+    forwarder = Forwarder(database)
+    assert forwarder.deliver_once() == 3
+    assert forwarder.deliver_once() == 0  # nothing new
+    received = partner.state()["drains"][addon["id"]]
+    [body], [headers] = received["bodies"][-1:], received["headers"][-1:]
+    assert "before the add-on" not in body
+    assert [line.split(" - ", 1)[1] for line in body.splitlines()] == ["request 0", "request 1", "request 2"]
+    assert headers["Logplex-Msg-Count"] == "3" and headers["Content-Type"] == "application/logplex-1"
+    assert headers["Logplex-Drain-Token"] == sent_provision(partner, addon["id"])["log_drain_token"]
+
+
+def shop_id(api: Api, alice: User, app: str) -> str:
+    return api.get(f"/apps/{app}", alice).get_json()["id"]

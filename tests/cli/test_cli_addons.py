@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.builtin_platform import wait_for_worker
 from tests.live_server import ROOT
 from tests.partners.harness import ExamplePartner, run_example_partner
 
@@ -36,7 +35,7 @@ def partner(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             worker = subprocess.Popen([sys.executable, "-m", "berth.broker.worker"], cwd=ROOT, env=server.env,
                                       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             try:
-                _wait_for_worker(server, worker)
+                wait_for_worker(server, worker)
                 yield partner
             finally:
                 worker.terminate()
@@ -45,17 +44,6 @@ def partner(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 except subprocess.TimeoutExpired:
                     worker.kill()
                     worker.wait()
-
-
-def _wait_for_worker(server: Server, worker: subprocess.Popen[bytes]) -> None:
-    """The worker migrates before it listens: until its nudge socket exists, quick provisions
-    would come back `provisioning` instead of `provisioned`."""
-    sock = Path(server.env["BERTH_DATA_DIR"]) / "run" / f"worker-{worker.pid}.sock"
-    deadline = time.monotonic() + 30
-    while not sock.exists():
-        assert worker.poll() is None, "broker worker exited"
-        assert time.monotonic() < deadline, "broker worker not listening after 30 s"
-        time.sleep(0.05)
 
 
 @pytest.fixture

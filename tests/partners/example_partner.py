@@ -15,6 +15,7 @@ Endpoints (Basic auth `<service>:<password>` on all but SSO and health):
     DELETE /heroku/resources/<uuid>   deprovision -> 204; unknown -> 404; already deleted -> 410
     POST   /heroku/sso                SSO form (§4.4 tokens, ±5 min) -> 302 to /dashboard/<uuid>, else 403
     POST   /drains/<uuid>             log drain target returned as `log_drain_url` when asked -> 204
+                                      (state: posts, bytes, the last 20 bodies and logplex headers)
     GET    /_admin/health             200 once listening (no auth)
     GET    /_admin/state              what the partner holds and has seen (below)
     POST   /_admin/mode               `{"mode": ..., "slow_seconds"?, "flaky_failures"?, "status"?, "body"?}`
@@ -351,9 +352,12 @@ class Handler(BaseHTTPRequestHandler):
     def drain(self, uuid: str, body: bytes) -> None:
         def add(state: dict[str, Any]) -> None:
             state["calls"]["drain"] += 1
-            drain = state["drains"].setdefault(uuid, {"posts": 0, "bytes": 0})
+            drain = state["drains"].setdefault(uuid, {"posts": 0, "bytes": 0, "bodies": [], "headers": []})
             drain["posts"] += 1
             drain["bytes"] += len(body)
+            drain["bodies"] = (drain["bodies"] + [body.decode("utf-8", "replace")])[-20:]
+            drain["headers"] = (drain["headers"] + [{name: self.headers.get(name) for name in (
+                "Content-Type", "Logplex-Msg-Count", "Logplex-Frame-Id", "Logplex-Drain-Token")}])[-20:]
         self.server.partner.update(add)
         self.send(204)
 

@@ -9,11 +9,11 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "berth"
 
 # Top-level parts of berth a module may import, by where the module lives.
-FOUNDATION = {"config", "db", "errors", "auth", "crypto", "accounts", "hooks", "httpapi"}
+FOUNDATION = {"config", "db", "errors", "auth", "crypto", "accounts", "hooks", "httpapi", "logplex", "process"}
 ALLOWED: dict[str, set[str]] = {
     "platform": FOUNDATION | {"platform"},
     "broker": FOUNDATION | {"platform", "broker"},
-    "addons": {"db", "errors", "crypto", "config", "addons", "broker.partner_api"},
+    "addons": {"db", "errors", "crypto", "config", "logplex", "process", "addons", "broker.partner_api"},
     "cli": {"cli"},
     "httpapi": FOUNDATION,
 }

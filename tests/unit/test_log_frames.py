@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from berth.platform.logs.frames import format_frame, parse_body, parse_frame, split_message
+from berth.logplex import format_frame, parse_body, parse_frame, split_message
 
 
 def counted(*frames: str) -> bytes:

@@ -9,11 +9,14 @@ from typing import Any, Iterator
 from flask import current_app, request
 from sqlalchemy import or_, select
 
-from berth.broker import operations, provisioning
+from berth.broker import actions, operations, provisioning
 from berth.broker.api import blueprint
 from berth.broker.models import AddOn, Attachment
 from berth.broker.nudge import AnswerWaiter, nudge_workers
+from berth.broker.partner_api.client import ProviderClient
 from berth.broker.schemas import (
+    AddOnActionResultSchema,
+    AddOnActionSchema,
     AddOnCreateSchema,
     AddOnDestroySchema,
     AddOnSchema,
@@ -193,6 +196,30 @@ def resolve_addons() -> Reply:
     if params["addon_service"] and addon.service.name != params["addon_service"]:
         raise NotFound(f"Couldn't find that add-on: {ref}.", resource="add_on")
     return AddOnSchema(many=True).dump([addon])
+
+
+_action_client: ProviderClient | None = None
+
+
+def _client() -> ProviderClient:
+    global _action_client  # one pooled HTTP session per process, like the worker's
+    if _action_client is None:
+        _action_client = ProviderClient(read_timeout=_settings().provider_timeout_seconds)
+    return _action_client
+
+
+@blueprint.post("/apps/<app_ref>/addons/<addon_ref>/actions/<name>")
+@describe(summary="Run one of the add-on's actions (rotate credentials, capture a backup, create a topic)",
+          request=AddOnActionSchema, response=AddOnActionResultSchema)
+def run_addon_action(app_ref: str, addon_ref: str, name: str) -> Reply:
+    params = load(AddOnActionSchema())["params"] or {}
+    session, account = db_session(), current_account()
+    app = apps.get_app(session, account.id, app_ref)
+    addon = provisioning.get_app_addon(session, account.id, app, addon_ref)
+    call = actions.prepare(addon, name)
+    session.commit()  # hold no lock while the provider works: it may be in this very process
+    answer = actions.call(_client(), call, params)
+    return AddOnActionResultSchema().dump(actions.apply(session, call, answer))
 
 
 @blueprint.get("/apps/<app_ref>/addons/<addon_ref>/sso")

@@ -61,6 +61,7 @@ class ProviderAnswer:
     message: str | None = None      # provider's `message`, shown to users (trimmed to 1000 chars)
     log_drain_url: str | None = None
     detail: str = ""                # for operators' logs only: what went wrong (no secrets)
+    result: Any = None              # an action's `result` (Berth's extension, first-party providers)
 
 
 class _Malformed(Exception):
@@ -112,6 +113,13 @@ class ProviderClient:
     def change_plan(self, endpoint: ProviderEndpoint, resource_id: str, plan: str) -> ProviderAnswer:
         return self._call("plan change", endpoint, "PUT", _resource_url(endpoint, resource_id),
                           {"plan": plan})
+
+    def action(self, endpoint: ProviderEndpoint, resource_id: str, action: str,
+               params: dict[str, Any]) -> ProviderAnswer:
+        """Berth's extension of the partner API: `POST <base>/<id>/actions/<action>` `{"params"}`
+        answered `{"message"?, "config"?, "result"?}` (credential rotation, backups, topics...)."""
+        url = f"{_resource_url(endpoint, resource_id)}/actions/{quote(action, safe='')}"
+        return self._call("action", endpoint, "POST", url, {"params": params})
 
     def deprovision(self, endpoint: ProviderEndpoint, resource_id: str) -> ProviderAnswer:
         return self._call("deprovision", endpoint, "DELETE", _resource_url(endpoint, resource_id), None)
@@ -231,8 +239,10 @@ def _other_answer(kind: str, endpoint: ProviderEndpoint, status: int,
                   document: dict[str, Any] | None) -> ProviderAnswer:
     # Plan change and deprovision: an empty 204 or a legacy non-JSON "ok" is plain success.
     outcome = Outcome.ACCEPTED if status == 202 else Outcome.SUCCEEDED
-    config = _config(endpoint, document) if kind == "plan change" and outcome is Outcome.SUCCEEDED else {}
-    return ProviderAnswer(outcome, status, config=config, message=_message(document))
+    with_config = kind in ("plan change", "action") and outcome is Outcome.SUCCEEDED
+    config = _config(endpoint, document) if with_config else {}
+    result = (document or {}).get("result") if kind == "action" else None
+    return ProviderAnswer(outcome, status, config=config, message=_message(document), result=result)
 
 
 def _config(endpoint: ProviderEndpoint, document: dict[str, Any] | None) -> dict[str, str]:

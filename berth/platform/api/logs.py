@@ -20,7 +20,8 @@ from berth.httpapi.openapi import describe
 from berth.platform import apps
 from berth.platform.api import blueprint
 from berth.platform.api.helpers import settings
-from berth.platform.logs import drains, frames, store
+from berth import logplex
+from berth.platform.logs import drains, store
 from berth.platform.logs.models import LogLine
 from berth.platform.logs.schemas import (
     LogDrainCreateSchema,
@@ -60,7 +61,7 @@ def log_input() -> Reply:
         raise BerthError(f"Content-Type must be {LOGPLEX_TYPE}.", error_id="unsupported_media_type",
                          status=415)
     try:
-        parsed = frames.parse_body(request.get_data())
+        parsed = logplex.parse_body(request.get_data())
     except ValueError as exc:
         raise BadRequest(f"Malformed logplex body: {exc}.") from None
     count = request.headers.get("Logplex-Msg-Count")

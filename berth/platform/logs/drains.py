@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from berth.errors import InvalidParams, NotFound
+from berth.platform.logs import store
 from berth.platform.logs.models import LogDrain
 from berth.platform.models import App
 
@@ -38,7 +39,8 @@ def add_drain(session: Session, app: App, url: str, *, owner: str | None = None,
         # The URL is stored encrypted (never equal twice), so duplicates are found after decryption.
         if url in {drain.url for drain in list_drains(session, app)}:
             raise InvalidParams(f"{app.name} already drains to that URL.")
-    drain = LogDrain(app_id=app.id, url=url, token=token or new_drain_token(), owner=owner)
+    drain = LogDrain(app_id=app.id, url=url, token=token or new_drain_token(), owner=owner,
+                     cursor=store.newest_id(session, app.id))  # from now on, as Logplex does
     session.add(drain)
     session.flush()
     return drain

@@ -34,6 +34,8 @@ class LogDrain(Base):
     url: Mapped[str] = mapped_column(EncryptedText)  # may carry credentials (https://user:pass@…)
     token: Mapped[str] = mapped_column(String(40), unique=True)  # d.<uuid>
     owner: Mapped[str | None] = mapped_column(String(100), index=True)
+    # The last line delivered (or given up on): a drain gets the lines logged after it was added.
+    cursor: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from berth.db import utcnow
-from berth.platform.logs.frames import rfc5424_time, split_message
+from berth.logplex import rfc5424_time, split_message
 from berth.platform.logs.models import LogLine, LogSession
 from berth.platform.models import App
 

@@ -4,6 +4,9 @@ A body is `<len> <frame><len> <frame>...` (RFC 6587 octet counting), each frame
 `<PRI>1 <timestamp> <host> <app-name> <procid> <msgid> <structured-data> <msg>`. Log input
 (`POST /logs`) sends full RFC 5424 frames; HTTPS drains receive frames without the
 STRUCTURED-DATA field (runtime.md §8.4), so parsing takes a flag for either form.
+
+A foundation module (it imports nothing of Berth): the platform writes and reads the format, and
+so does the log store add-on, which may not import the platform.
 """
 from __future__ import annotations
 

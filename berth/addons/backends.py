@@ -1,0 +1,107 @@
+"""`python -m berth.addons.backends`: the servers the first-party add-ons need, where no external
+ones are configured, started and kept running (`make run` starts this process).
+
+Every few seconds: the embedded PostgreSQL cluster is running (unless BERTH_POSTGRES_SERVERS names
+servers); every live Redis add-on's `redis-server` is running; the embedded Kafka broker is running
+once any Kafka add-on exists (unless BERTH_KAFKA_BOOTSTRAP names one). A backend that died is
+started again. Every minute the log store drops lines past their plan's retention, and Postgres
+databases over their plan's storage lose write access (and regain it when back under). On SIGTERM
+everything this process supervises is stopped.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from berth.addons import resources
+from berth.config import Settings
+from berth.db import Database
+from berth.process import start_process
+
+log = logging.getLogger("berth.backends")
+SUPERVISE_SECONDS = 5.0
+PURGE_SECONDS = 60.0
+
+
+def supervise_once(settings: Settings, database: Database) -> None:
+    from berth.addons.kafka import broker as kafka_broker
+    from berth.addons.postgres import embedded as postgres_embedded
+    from berth.addons.redis import instances as redis_instances
+
+    checks: list[tuple[str, Callable[[], object]]] = []
+    if not settings.postgres_servers:
+        checks.append(("postgresql", lambda: postgres_embedded.supervise(settings)))
+    checks.append(("redis", lambda: redis_instances.supervise(settings, database)))
+    if not settings.kafka_bootstrap and _has_live(database, "kafka"):
+        checks.append(("kafka", lambda: kafka_broker.supervise(settings)))
+    for name, check in checks:
+        try:
+            check()
+        except Exception:  # one backend failing must not stop the others being looked after
+            log.exception("supervising %s failed; trying again in %.0f s", name, SUPERVISE_SECONDS)
+
+
+def stop_everything(settings: Settings, database: Database) -> None:
+    from berth.addons.kafka import broker as kafka_broker
+    from berth.addons.postgres import embedded as postgres_embedded
+    from berth.addons.redis import instances as redis_instances
+
+    for name, stop in (("redis", lambda: redis_instances.stop_all(settings, database)),
+                       ("kafka", lambda: kafka_broker.stop(settings)),
+                       ("postgresql", lambda: postgres_embedded.stop(settings))):
+        try:
+            stop()
+        except Exception:
+            log.exception("stopping %s failed", name)
+
+
+def purge_logs(settings: Settings, database: Database) -> None:
+    from berth.addons.logging.provider import LogsProvider
+
+    try:
+        removed = LogsProvider(database, settings).purge()
+    except Exception:
+        log.exception("purging the log store failed")
+        return
+    if removed:
+        log.info("log store: %d lines past their retention removed", removed)
+
+
+def enforce_postgres_limits(settings: Settings, database: Database) -> None:
+    """Databases over their plan's storage lose write access (and get it back), as on Heroku."""
+    from berth.addons.postgres.provider import PostgresProvider
+
+    provider = PostgresProvider(database, settings)
+    try:
+        changes = provider.enforce_storage_limits()
+        provider.notify_storage_changes(changes)
+    except Exception:
+        log.exception("enforcing Postgres storage limits failed")
+        return
+    for change in changes:
+        log.info("postgresql %s: %s (%d of %d bytes)", change.uuid,
+                 "restricted" if change.restricted else "restored", change.size_bytes, change.limit_bytes)
+
+
+def _has_live(database: Database, service: str) -> bool:
+    with database.session(write=False) as session:
+        return bool(resources.live(session, service))
+
+
+def main() -> None:
+    settings, database, stop = start_process()
+    log.info("supervising add-on backends under %s", settings.data_dir / "backends")
+    last_purge = 0.0
+    while not stop.is_set():
+        supervise_once(settings, database)
+        if time.monotonic() - last_purge >= PURGE_SECONDS:
+            purge_logs(settings, database)
+            enforce_postgres_limits(settings, database)
+            last_purge = time.monotonic()
+        stop.wait(SUPERVISE_SECONDS)
+    stop_everything(settings, database)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The PostgreSQL cluster Berth owns when no external server is configured (BERTH_POSTGRES_SERVERS).
+
+It lives in `data_dir/backends/postgres/`: `cluster/` (the data directory), `cluster.password`
+(its superuser's password, 0600, written by `LocalPostgres`), `port` (the port it was first given)
+and `lock`. Tenants' DATABASE_URLs name the port, so it never changes: it is chosen once, outside
+Linux's ephemeral range (32768-60999) so that no outgoing connection holds it when the cluster
+restarts, and remembered. When it is created, PUBLIC loses CONNECT on `postgres` and `template1`,
+so tenants reach only their own databases (an external server is the operator's to configure).
+Every function takes the lock (`flock`), so web, worker and backends processes may all call them
+at once: only one initdb or start happens.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import socket
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+
+from berth.addons.postgres.cluster import LOOPBACK, ClusterError, LocalPostgres, _PortInUse
+from berth.config import Settings
+
+log = logging.getLogger(__name__)
+
+PORTS = range(15432, 16432)
+
+
+def root(settings: Settings) -> Path:
+    return settings.data_dir / "backends" / "postgres"
+
+
+@contextlib.contextmanager
+def _locked(settings: Settings) -> Iterator[Path]:
+    directory = root(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield directory
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _remembered_port(directory: Path) -> int | None:
+    try:
+        return int((directory / "port").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
+
+
+def _start(directory: Path) -> LocalPostgres:
+    """The cluster, started; the first start picks a free port and remembers it."""
+    port = _remembered_port(directory)
+    if port is not None:
+        cluster = LocalPostgres(directory / "cluster", port=port)
+        if not cluster.is_running():
+            log.info("starting the embedded PostgreSQL cluster on port %d", port)
+        cluster.start()
+        return cluster
+    last_error: ClusterError | None = None
+    for candidate in (p for p in PORTS if _port_is_free(p)):
+        cluster = LocalPostgres(directory / "cluster", port=candidate)
+        try:
+            cluster.start()
+        except _PortInUse as error:  # lost a race for the port: try the next one
+            last_error = error
+            continue
+        _close_shared_databases(cluster)
+        (directory / "port").write_text(f"{cluster.port}\n")
+        log.info("embedded PostgreSQL cluster created in %s, port %d", cluster.data_dir, cluster.port)
+        return cluster
+    raise ClusterError(f"no free port for the embedded PostgreSQL cluster in {PORTS}") from last_error
+
+
+def _close_shared_databases(cluster: LocalPostgres) -> None:
+    """Tenants may connect only to their own database: by default PUBLIC may connect to (and make
+    temporary tables in) `postgres` and `template1`, outside any quota. Done once, when created."""
+    with psycopg.connect(cluster.admin_url(), autocommit=True, connect_timeout=10) as admin:
+        admin.execute("REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC")
+
+
+def ensure_embedded(settings: Settings) -> str:
+    """The embedded cluster's admin URL (postgresql://berth:…@127.0.0.1:PORT/postgres), after
+    creating (initdb) and starting it if needed. Idempotent; raises ClusterError on failure."""
+    with _locked(settings) as directory:
+        return _start(directory).admin_url()
+
+
+def supervise(settings: Settings) -> None:
+    """For the backends process, every few seconds: the cluster runs (started again if it died)."""
+    ensure_embedded(settings)
+
+
+def stop(settings: Settings) -> None:
+    """Stop the cluster (fast shutdown: sessions are ended); a no-op when it does not run."""
+    with _locked(settings) as directory:
+        port = _remembered_port(directory)
+        if port is None:
+            return
+        LocalPostgres(directory / "cluster", port=port).stop()
+
+
+__all__ = ["PORTS", "ensure_embedded", "root", "stop", "supervise"]

@@ -1,0 +1,604 @@
+"""The first-party Postgres add-on (`postgresql`): a role and a database per add-on on a shared
+PostgreSQL server (`specs/backends.md` §6), served as a partner by `partner_api.server`.
+
+Servers are BERTH_POSTGRES_SERVERS (admin URLs), or else the embedded cluster (`embedded.py`). A
+resource's `location` is its server's `host:port` (never the admin URL: no secrets in that column);
+its encrypted `details` hold the names (`db_<r>`, `u_<r>`, locker `l_<r>`), the password, the host
+and port tenants connect to, and whether it is restricted for being over its storage limit.
+
+Every change follows the same order: record it (committed), then do it on the server idempotently,
+then mark it done; so a repeated call finishes what a crashed one began. Work on one resource is
+serialised across processes with a session advisory lock on its server (`hashtext('berth-postgresql:'
+|| uuid)`), so two calls for the same uuid never race each other's DDL.
+
+Over-capacity enforcement (`enforce_storage_limits`, §1.5 and §6.2): a database larger than its plan
+allows is handed to its own locker role (REASSIGN OWNED), and its tenant keeps only CONNECT, USAGE and
+SELECT/DELETE/TRUNCATE and one connection; INSERT and CREATE then fail with 42501. Once it is back
+under the limit (or the plan is upgraded) ownership returns to the tenant and the locker is dropped.
+Caveat: objects whose privileges run as their owner (SECURITY DEFINER functions, rules) run as the
+locker while restricted, so a determined tenant can still write through them.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+from urllib.parse import quote, urlsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from sqlalchemy.exc import IntegrityError
+
+from berth.addons import notify, resources
+from berth.addons.models import ACTIVE, CREATING, DELETED, DELETING, ProviderResource
+from berth.addons.postgres import actions, backups, embedded
+from berth.addons.postgres.cluster import ClusterError
+from berth.addons.postgres.plans import PLANS, Plan
+from berth.broker.partner_api.provider import ActionResult, ProviderError, Provisioned, ProvisionRequest
+from berth.config import Settings
+from berth.db import Database
+
+log = logging.getLogger(__name__)
+
+SERVICE = "postgresql"
+CONFIG_VAR = "DATABASE_URL"
+PASSWORD_LENGTH = 65  # Heroku's: 65 alphanumeric characters
+PASSWORD_ALPHABET = string.ascii_letters + string.digits
+NAME_ALPHABET = string.ascii_lowercase + string.digits
+NAME_LENGTH = 16
+LOCK_TIMEOUT = "10s"  # restricting waits this long for a tenant's open transaction, then retries later
+UNAVAILABLE = "The Postgres server is not available at the moment; try again later."
+
+
+@dataclass(frozen=True)
+class StorageChange:
+    """A resource `enforce_storage_limits` restricted (restricted=True) or restored (False)."""
+    uuid: str
+    plan: str
+    size_bytes: int
+    limit_bytes: int
+    restricted: bool
+
+
+@dataclass(frozen=True)
+class _Resource:
+    uuid: str
+    plan: str
+    state: str
+    location: str
+    details: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: ProviderResource) -> "_Resource":
+        return cls(row.id, row.plan, row.state, row.location, resources.details(row))
+
+    @property
+    def user(self) -> str:
+        return str(self.details["user"])
+
+    @property
+    def database(self) -> str:
+        return str(self.details["database"])
+
+    @property
+    def locker(self) -> str:
+        return str(self.details["locker"])
+
+    @property
+    def restricted(self) -> bool:
+        return bool(self.details.get("restricted"))
+
+    def config(self) -> dict[str, str]:
+        d = self.details
+        host = f"[{d['host']}]" if ":" in str(d["host"]) else d["host"]
+        return {CONFIG_VAR: f"postgres://{quote(self.user, safe='')}:{quote(d['password'], safe='')}"
+                            f"@{host}:{d['port']}/{quote(self.database, safe='')}"}
+
+
+def server_location(admin_url: str) -> str:
+    """`host:port` of an admin URL: where a resource lives, without the URL's credentials."""
+    parts = urlsplit(admin_url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+
+
+def _libpq_url(admin_url: str) -> str:
+    return admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _random(alphabet: str, length: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _q(template: str, *identifiers: str) -> sql.Composed:
+    return sql.SQL(template).format(*(sql.Identifier(name) for name in identifiers))
+
+
+def _exists(conn: psycopg.Connection[Any], query: str, value: str) -> bool:
+    return conn.execute(query, [value]).fetchone() is not None
+
+
+def _role_exists(conn: psycopg.Connection[Any], role: str) -> bool:
+    return _exists(conn, "SELECT 1 FROM pg_roles WHERE rolname = %s", role)
+
+
+def _database_exists(conn: psycopg.Connection[Any], database: str) -> bool:
+    return _exists(conn, "SELECT 1 FROM pg_database WHERE datname = %s", database)
+
+
+def _is_superuser(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    return bool(row and row[0])
+
+
+def _become_member(conn: psycopg.Connection[Any], role: str) -> None:
+    """A non-superuser broker (CREATEROLE, CREATEDB) must be a member of a role to create a
+    database owned by it, reassign its objects or drop what it owns."""
+    if not _is_superuser(conn):
+        conn.execute(_q("GRANT {} TO CURRENT_USER", role))
+
+
+def _schemas(conn: psycopg.Connection[Any]) -> list[str]:
+    rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+                        "AND nspname <> 'information_schema' ORDER BY nspname").fetchall()
+    return [row[0] for row in rows]
+
+
+def _terminate(conn: psycopg.Connection[Any], *, user: str | None = None, database: str | None = None) -> None:
+    column, value = ("usename", user) if user is not None else ("datname", database)
+    conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {column} = %s "
+                 "AND pid <> pg_backend_pid()", [value])
+
+
+class _Borrowed:
+    """A pooled admin connection, used like a psycopg connection (`with … as conn`). Giving it back
+    releases any advisory lock it still holds; one that failed is closed instead."""
+
+    def __init__(self, pool: "_AdminPool", conninfo: str, connection: psycopg.Connection[Any]) -> None:
+        self._pool, self._conninfo, self._connection = pool, conninfo, connection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+    def __enter__(self) -> "_Borrowed":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self._pool.give_back(self._conninfo, self._connection, broken=kind is not None)
+
+
+class _AdminPool:
+    IDLE_PER_SERVER = 4
+
+    def __init__(self) -> None:
+        self._idle: dict[str, list[psycopg.Connection[Any]]] = {}
+        self._lock = threading.Lock()
+
+    def borrow(self, conninfo: str, timeout: int) -> _Borrowed:
+        with self._lock:
+            idle = self._idle.setdefault(conninfo, [])
+            connection = idle.pop() if idle else None
+        if connection is not None:  # the server may have restarted since: a round trip tells
+            try:
+                connection.execute("SELECT 1")
+            except psycopg.Error:
+                connection.close()
+                connection = None
+        if connection is None:
+            connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=timeout)
+        return _Borrowed(self, conninfo, connection)
+
+    def give_back(self, conninfo: str, connection: psycopg.Connection[Any], *, broken: bool) -> None:
+        if not broken and not connection.closed:
+            try:
+                connection.execute("SELECT pg_advisory_unlock_all()")
+            except psycopg.Error:
+                broken = True
+        with self._lock:
+            idle = self._idle.setdefault(conninfo, [])
+            if not broken and not connection.closed and len(idle) < self.IDLE_PER_SERVER:
+                idle.append(connection)
+                return
+        connection.close()
+
+
+_ADMIN_POOL = _AdminPool()
+
+
+class PostgresProvider:
+    """The `Provider` for `postgresql`. `limits_bytes` overrides plans' storage limits (tests)."""
+
+    def __init__(self, database: Database, settings: Settings, *,
+                 limits_bytes: Mapping[str, int] | None = None, connect_timeout: int = 10) -> None:
+        self.database, self.settings = database, settings
+        self.limits_bytes = dict(limits_bytes or {})
+        self.connect_timeout = connect_timeout
+        self._embedded_url: str | None = None
+
+    # -- the Provider protocol --------------------------------------------------------------------
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "id": SERVICE,
+            "name": "Heroku-style Postgres",
+            "description": ("Reliable PostgreSQL databases as a service: each add-on is its own database "
+                            "and owner role on a shared server, reached through DATABASE_URL."),
+            "categories": ["Data Stores"],
+            "api": {"version": "3", "config_vars_prefix": "DATABASE", "config_vars": [CONFIG_VAR],
+                    "regions": ["*"], "requires": ["many_per_app", "log_input"]},
+            "plans": [plan.manifest_entry() for plan in PLANS.values()],
+        }
+
+    def provision(self, request: ProvisionRequest) -> Provisioned:
+        plan = self._plan(request.plan)
+        if request.options:
+            raise ProviderError(f"Unknown options: {', '.join(sorted(request.options))}. "
+                                "The postgresql add-on takes no options.", 422)
+        resource = self._lookup(request.uuid) or self._record(request.uuid, plan)
+        if resource.state in (DELETING, DELETED):
+            raise ProviderError("This add-on has been deprovisioned; provision a new one.", 422)
+        if resource.state == CREATING:
+            with self._connect(resource.location) as conn:
+                self._lock(conn, resource.uuid)
+                self._create(conn, resource)
+            resource = self._update(resource.uuid, state=ACTIVE, only_from=(CREATING, ACTIVE))
+        if request.log_input_url and resource.details.get("log_input_url") != request.log_input_url:
+            resource = self._update(resource.uuid, log_input_url=request.log_input_url)  # for notices
+        return Provisioned(id=resource.uuid, config=resource.config(),
+                           message="Your PostgreSQL database is ready: DATABASE_URL is set.")
+
+    def change_plan(self, uuid: str, plan: str) -> dict[str, str] | None:
+        new = self._plan(plan)
+        resource = self._lookup(uuid)
+        if resource is None or resource.state in (DELETING, DELETED):
+            raise ProviderError("No such Postgres database.", 404)
+        if resource.state == CREATING:
+            raise ProviderError("The database is still being created; try again when it is ready.", 422)
+        if resource.plan == new.name:
+            return None
+        with self._connect(resource.location) as conn:
+            self._lock(conn, uuid)
+            resource = self._fresh(uuid)
+            size = self._size(conn, resource)
+            if size > self._limit(new.name):
+                raise ProviderError(
+                    f"The database holds {size / 1024 ** 2:.0f} MB, more than {new.name} allows "
+                    f"({self._limit(new.name) / 1024 ** 2:.0f} MB); delete data first.", 422)
+            if not resource.restricted:  # restricted: one connection until enforcement restores it
+                conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
+                    sql.Identifier(resource.user), sql.Literal(new.connections)))
+            self._update(uuid, plan=new.name)
+            if resource.restricted:  # an upgrade is the way out of a restriction
+                self._enforce_locked(conn, uuid)
+        return None
+
+    def deprovision(self, uuid: str) -> bool:
+        resource = self._lookup(uuid)
+        if resource is None or resource.state == DELETED:
+            return False
+        resource = self._update(uuid, state=DELETING)
+        with self._connect(resource.location) as conn:
+            self._lock(conn, uuid)
+            self._drop(conn, resource)
+        self._update(uuid, state=DELETED)
+        backups.delete_all(self.settings, uuid)  # the backups go with the database, as on Heroku
+        return True
+
+    # -- beyond the protocol ----------------------------------------------------------------------
+
+    def action(self, uuid: str, name: str, params: dict[str, Any]) -> ActionResult:
+        return actions.run(self, uuid, name, params)
+
+    def blueprint(self) -> Any:
+        return actions.download_blueprint(self)
+
+    def active(self, uuid: str) -> _Resource:
+        resource = self._lookup(uuid)
+        if resource is None or resource.state != ACTIVE:
+            raise ProviderError("No such Postgres database.", 404)
+        return resource
+
+    def storage_limit(self, plan: str) -> int:
+        return self._limit(plan)
+
+    def connection_limit(self, plan: str) -> int:
+        return self._plan(plan).connections
+
+    def notify_storage_changes(self, changes: list[StorageChange]) -> None:
+        """Tell each app's owners, in its log stream, that writes were revoked or restored."""
+        for change in changes:
+            resource = self._lookup(change.uuid)
+            if resource is None:
+                continue
+            used, allowed = change.size_bytes / 1024 ** 2, change.limit_bytes / 1024 ** 2
+            message = (f"Error: database over its {change.plan} storage limit ({used:.0f} of {allowed:.0f} MB): "
+                       "write access revoked until it is back under the limit or the plan is upgraded."
+                       if change.restricted else
+                       f"Database back under its {change.plan} storage limit ({used:.0f} of {allowed:.0f} MB): "
+                       "write access restored.")
+            notify.post_notice(resource.details.get("log_input_url"), "postgresql", message,
+                               user_agent="berth-postgresql")
+
+    def rotate_credentials(self, uuid: str) -> dict[str, str]:
+        """A new password for the add-on's role; its open sessions are ended (Heroku's default
+        credential rotation resets connections). Returns the new config."""
+        resource = self._lookup(uuid)
+        if resource is None or resource.state != ACTIVE:
+            raise ProviderError("No such Postgres database.", 404)
+        password = _random(PASSWORD_ALPHABET, PASSWORD_LENGTH)
+        with self._connect(resource.location) as conn:
+            self._lock(conn, uuid)
+            resource = self._update(uuid, password=password)  # recorded first, as always
+            user = resource.user
+
+            def run() -> None:
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user),
+                                                                          sql.Literal(password)))
+                _terminate(conn, user=user)
+
+            self._backend(run)
+        return resource.config()
+
+    def enforce_storage_limits(self) -> list[StorageChange]:
+        """Restrict every active database over its plan's storage limit, restore every restricted
+        one back under it; what changed, for the caller to tell the owners. A server that cannot be
+        reached is skipped (logged) and looked at again on the next call."""
+        with self.database.session(write=False) as session:
+            active = [_Resource.of(row) for row in resources.live(session, SERVICE) if row.state == ACTIVE]
+        changes: list[StorageChange] = []
+        for location in sorted({resource.location for resource in active}):
+            try:
+                conn = self._connect(location)
+            except ProviderError:
+                log.warning("storage enforcement: Postgres server %s unreachable; skipped", location)
+                continue
+            with conn:
+                for resource in (r for r in active if r.location == location):
+                    try:
+                        self._lock(conn, resource.uuid)
+                        change = self._enforce_locked(conn, resource.uuid)
+                    except (psycopg.Error, ProviderError):
+                        log.exception("storage enforcement failed for %s; trying again later", resource.uuid)
+                        continue
+                    finally:
+                        self._unlock(conn, resource.uuid)
+                    if change is not None:
+                        changes.append(change)
+        return changes
+
+    def storage_used(self, uuid: str) -> int:
+        """`pg_database_size` of the add-on's database, in bytes."""
+        resource = self._lookup(uuid)
+        if resource is None or resource.state != ACTIVE:
+            raise ProviderError("No such Postgres database.", 404)
+        with self._connect(resource.location) as conn:
+            return self._size(conn, resource)
+
+    # -- records ----------------------------------------------------------------------------------
+
+    def _plan(self, name: str) -> Plan:
+        plan = PLANS.get(name)
+        if plan is None:
+            raise ProviderError(f"Unknown plan {name!r}; the plans are {', '.join(PLANS)}.", 422)
+        return plan
+
+    def _limit(self, plan: str) -> int:
+        return self.limits_bytes.get(plan, PLANS[plan].storage_bytes)
+
+    def _lookup(self, uuid: str) -> _Resource | None:
+        with self.database.session(write=False) as session:
+            row = resources.find(session, SERVICE, uuid)
+            return None if row is None else _Resource.of(row)
+
+    def _fresh(self, uuid: str) -> _Resource:
+        found = self._lookup(uuid)
+        if found is None:
+            raise ProviderError("No such Postgres database.", 404)
+        return found
+
+    def _record(self, uuid: str, plan: Plan) -> _Resource:
+        """The new resource's row, committed before anything exists on a server."""
+        servers = self._servers()  # outside the transaction: this may start the embedded cluster
+        suffix = _random(NAME_ALPHABET, NAME_LENGTH)
+        try:
+            with self.database.transaction() as session:
+                row = session.get(ProviderResource, uuid)
+                if row is not None:  # made meanwhile by a concurrent call
+                    if row.service != SERVICE:
+                        raise ProviderError("That uuid belongs to another add-on service.", 422)
+                    return _Resource.of(row)
+                location = resources.least_loaded(session, SERVICE, list(servers))
+                parts = urlsplit(servers[location])
+                details = {"database": f"db_{suffix}", "user": f"u_{suffix}", "locker": f"l_{suffix}",
+                           "password": _random(PASSWORD_ALPHABET, PASSWORD_LENGTH),
+                           "host": parts.hostname or "localhost", "port": parts.port or 5432,
+                           "restricted": False}
+                return _Resource.of(resources.record(session, SERVICE, uuid, plan.name, location, details))
+        except IntegrityError:  # a concurrent call committed the same uuid first
+            return self._fresh(uuid)
+
+    def _update(self, uuid: str, *, state: str | None = None, plan: str | None = None,
+                only_from: tuple[str, ...] | None = None, **details: Any) -> _Resource:
+        with self.database.transaction() as session:
+            row = resources.find(session, SERVICE, uuid)
+            if row is None:
+                raise ProviderError("No such Postgres database.", 404)
+            if only_from is not None and row.state not in only_from:
+                raise ProviderError("This add-on has been deprovisioned meanwhile.", 422)
+            if state is not None:
+                row.state = state
+            if plan is not None:
+                row.plan = plan
+            if details:
+                resources.set_details(row, {**resources.details(row), **details})
+            return _Resource.of(row)
+
+    # -- servers ----------------------------------------------------------------------------------
+
+    def _servers(self) -> dict[str, str]:
+        """location -> admin URL, in configured order."""
+        urls = self.settings.postgres_servers or (self._embedded(),)
+        return {server_location(url): url for url in urls}
+
+    def _embedded(self, *, refresh: bool = False) -> str:
+        if self._embedded_url is None or refresh:
+            try:
+                self._embedded_url = embedded.ensure_embedded(self.settings)
+            except ClusterError:
+                log.exception("the embedded PostgreSQL cluster cannot be started")
+                raise ProviderError(UNAVAILABLE, 503) from None
+        return self._embedded_url
+
+    def _connect(self, location: str, database: str | None = None) -> psycopg.Connection[Any]:
+        """An autocommit admin connection to the server at `location` (its maintenance database,
+        or `database`). Unreachable: ProviderError 503. The embedded cluster is started first if
+        it died and the backends supervisor has not restarted it yet."""
+        url = self._servers().get(location)
+        if url is None:
+            log.error("Postgres server %s holds resources but is no longer configured", location)
+            raise ProviderError(UNAVAILABLE, 503)
+        for attempt in (1, 2):
+            overrides = {"dbname": database} if database else {}
+            conninfo = make_conninfo(_libpq_url(url), **overrides)
+            try:
+                if database is None:  # the maintenance database: reused, a connection costs ~5 ms
+                    return _ADMIN_POOL.borrow(conninfo, self.connect_timeout)  # type: ignore[return-value]
+                return psycopg.connect(conninfo, autocommit=True, connect_timeout=self.connect_timeout)
+            except psycopg.OperationalError as error:
+                if attempt == 1 and not self.settings.postgres_servers:
+                    url = self._embedded(refresh=True)
+                    continue
+                log.warning("cannot reach Postgres server %s: %s", location, error)
+        raise ProviderError(UNAVAILABLE, 503)
+
+    @staticmethod
+    def _backend(action: Callable[[], Any]) -> Any:
+        """Run DDL; a server error becomes a 503 (logged, never with a password in it)."""
+        try:
+            return action()
+        except psycopg.Error as error:
+            log.error("Postgres server error %s: %s", error.sqlstate, error.diag.message_primary)
+            raise ProviderError("The Postgres server could not complete the change; try again later.",
+                                503) from None
+
+    @staticmethod
+    def _lock(conn: psycopg.Connection[Any], uuid: str) -> None:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"berth-{SERVICE}:{uuid}"])
+
+    @staticmethod
+    def _unlock(conn: psycopg.Connection[Any], uuid: str) -> None:
+        if not conn.closed:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [f"berth-{SERVICE}:{uuid}"])
+
+    # -- on the server ----------------------------------------------------------------------------
+
+    def _create(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
+        """§6.1, each step safe to repeat after a crash part-way."""
+        plan = PLANS[resource.plan]
+        user, database = resource.user, resource.database
+        limit = 1 if resource.restricted else plan.connections
+        role_options = sql.SQL("LOGIN PASSWORD {} CONNECTION LIMIT {}").format(
+            sql.Literal(resource.details["password"]), sql.Literal(limit))
+
+        def run() -> None:
+            verb = "ALTER" if _role_exists(conn, user) else "CREATE"
+            conn.execute(sql.SQL(verb + " ROLE {} WITH {}").format(sql.Identifier(user), role_options))
+            _become_member(conn, user)
+            if not _database_exists(conn, database):
+                conn.execute(_q("CREATE DATABASE {} OWNER {} ENCODING 'UTF8'", database, user))
+            conn.execute(_q("REVOKE ALL ON DATABASE {} FROM PUBLIC", database))
+            conn.execute(_q("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}", database, user))
+            if conn.info.server_version < 150000:  # PUBLIC may CREATE in schema public before 15
+                with self._connect(resource.location, database) as tenant_db:
+                    tenant_db.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+
+        self._backend(run)
+
+    def _drop(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
+        """§6.3: the tenant's sessions end and its credentials stop working at once."""
+        user, database = resource.user, resource.database
+
+        def run() -> None:
+            if _role_exists(conn, user):
+                conn.execute(_q("ALTER ROLE {} NOLOGIN", user))
+                _terminate(conn, user=user)
+            if conn.info.server_version >= 130000:
+                conn.execute(_q("DROP DATABASE IF EXISTS {} WITH (FORCE)", database))
+            else:
+                _terminate(conn, database=database)
+                conn.execute(_q("DROP DATABASE IF EXISTS {}", database))
+            for role in (user, resource.locker):
+                if _role_exists(conn, role):
+                    _become_member(conn, role)
+                    conn.execute(_q("DROP OWNED BY {}", role))  # grants left in this database
+                    conn.execute(_q("DROP ROLE {}", role))
+
+        self._backend(run)
+
+    def _size(self, conn: psycopg.Connection[Any], resource: _Resource) -> int:
+        row = self._backend(lambda: conn.execute("SELECT pg_database_size(%s)", [resource.database]).fetchone())
+        return int(row[0])
+
+    def _enforce_locked(self, conn: psycopg.Connection[Any], uuid: str) -> StorageChange | None:
+        """Restrict or restore one resource (its advisory lock held), and record the new state."""
+        resource = self._fresh(uuid)
+        if resource.state != ACTIVE:
+            return None
+        size, limit = self._size(conn, resource), self._limit(resource.plan)
+        over = size > limit
+        if over == resource.restricted:
+            return None
+        if over:
+            self._backend(lambda: self._restrict(conn, resource))
+        else:
+            self._backend(lambda: self._restore(conn, resource))
+        self._update(uuid, restricted=over)
+        log.info("Postgres add-on %s %s: %d of %d bytes", uuid, "restricted" if over else "restored",
+                 size, limit)
+        return StorageChange(uuid, resource.plan, size, limit, over)
+
+    def _restrict(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
+        """§6.2: ownership to the locker role; the tenant keeps read, delete and one connection."""
+        user, locker, database = resource.user, resource.locker, resource.database
+        if not _role_exists(conn, locker):
+            conn.execute(_q("CREATE ROLE {} NOLOGIN", locker))
+        _become_member(conn, locker)
+        conn.execute(_q("ALTER ROLE {} CONNECTION LIMIT 1", user))
+        _terminate(conn, database=database)
+        with self._connect(resource.location, database) as tenant_db:
+            tenant_db.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+            tenant_db.execute(_q("REASSIGN OWNED BY {} TO {}", user, locker))  # the database too
+            tenant_db.execute(_q("ALTER DATABASE {} OWNER TO {}", database, locker))
+            tenant_db.execute(_q("REVOKE ALL ON DATABASE {} FROM {}", database, user))
+            tenant_db.execute(_q("GRANT CONNECT ON DATABASE {} TO {}", database, user))
+            for schema in _schemas(tenant_db):
+                tenant_db.execute(_q("GRANT USAGE ON SCHEMA {} TO {}", schema, user))
+                tenant_db.execute(_q("GRANT SELECT, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {} TO {}",
+                                     schema, user))
+                tenant_db.execute(_q("GRANT SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}", schema, user))
+
+    def _restore(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
+        """Undo `_restrict`: everything back to the tenant, the locker dropped, the plan's limit."""
+        user, locker, database = resource.user, resource.locker, resource.database
+        if _role_exists(conn, locker):
+            _become_member(conn, locker)
+            with self._connect(resource.location, database) as tenant_db:
+                tenant_db.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+                for schema in _schemas(tenant_db):  # while the locker owns them: not the owner's own
+                    tenant_db.execute(_q("REVOKE SELECT, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {} FROM {}",
+                                         schema, user))
+                    tenant_db.execute(_q("REVOKE SELECT ON ALL SEQUENCES IN SCHEMA {} FROM {}", schema, user))
+                    tenant_db.execute(_q("REVOKE USAGE ON SCHEMA {} FROM {}", schema, user))
+                tenant_db.execute(_q("REASSIGN OWNED BY {} TO {}", locker, user))  # the database too
+                tenant_db.execute(_q("DROP OWNED BY {}", locker))
+            conn.execute(_q("DROP ROLE {}", locker))
+        conn.execute(_q("ALTER DATABASE {} OWNER TO {}", database, user))
+        conn.execute(_q("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}", database, user))
+        conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
+            sql.Identifier(user), sql.Literal(PLANS[resource.plan].connections)))
+
+
+__all__ = ["CONFIG_VAR", "SERVICE", "PostgresProvider", "StorageChange", "server_location"]

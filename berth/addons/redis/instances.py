@@ -1,0 +1,466 @@
+"""One dedicated `redis-server` per Redis add-on, on this host (`specs/backends.md` §7.1).
+
+Each instance lives in `data_dir/backends/redis/<uuid>/`: `redis.conf` (mode 0600, generated
+from the add-on's record and rewritten on every start and resize), `redis.pid`, `redis.log`
+and, on persistent plans, `appendonlydir/`. The server daemonizes itself (its own session,
+reparented away from Berth), so it outlives the process that started it; `supervise` restarts
+the ones that died.
+
+Who may do what is set with ACL users in the generated config, not with `rename-command`:
+
+- `default` is the tenant (the URL's `redis://:PASSWORD@` logs in as it): every command except
+  CONFIG, ACL, SHUTDOWN, REPLICAOF/SLAVEOF, FAILOVER, MIGRATE, MODULE and DEBUG, so it cannot
+  raise its own limits, change passwords, stop the server or open connections elsewhere.
+- `berth` (its own random password, kept in the encrypted record) may do everything, and is how
+  Berth resizes the running server with CONFIG SET.
+
+ACLs rather than a secret renamed CONFIG because a renamed command still shows up to the tenant
+(`COMMAND`, `INFO commandstats` once Berth has used it), whereas the admin user's password never
+leaves Berth, and the same users allow rotating the tenant's password later (`ACL SETUSER`).
+
+Every function takes the instance's `details` (the record's JSON): host, port, password,
+admin_password, maxmemory, maxclients, appendonly, maxmemory_policy.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from berth.addons import resources
+from berth.config import Settings
+from berth.db import Database
+
+log = logging.getLogger(__name__)
+
+SERVICE = "redis"
+ADMIN_USER = "berth"
+# Outside Linux's ephemeral range (32768-60999), so a client's outgoing connection never holds
+# a stopped instance's port when it restarts.
+DEFAULT_PORTS = range(26379, 28379)
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+# Commands the tenant's user may not run (see the module docstring).
+TENANT_DENIED = ("config", "acl", "shutdown", "replicaof", "slaveof", "failover", "migrate",
+                 "module", "debug")
+UUID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}\Z")
+
+
+class InstanceError(RuntimeError):
+    """An instance could not be started, stopped or changed (no secret in the message)."""
+
+
+class PortInUse(InstanceError):
+    """Another process holds the instance's port."""
+
+
+class TooMuchData(InstanceError):
+    """A smaller maxmemory was asked for than the instance already uses."""
+
+
+# -- places and names --------------------------------------------------------------------------
+
+def root(settings: Settings) -> Path:
+    return settings.data_dir / "backends" / "redis"
+
+
+def instance_dir(settings: Settings, uuid: str) -> Path:
+    if not UUID_RE.match(uuid):
+        raise ValueError(f"not a valid add-on id: {uuid!r}")
+    return root(settings) / uuid
+
+
+def config_path(settings: Settings, uuid: str) -> Path:
+    return instance_dir(settings, uuid) / "redis.conf"
+
+
+def redis_server_binary() -> str:
+    found = os.environ.get("BERTH_REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(found).is_file():
+        raise InstanceError("redis-server is not installed (apt-get install redis-server)")
+    return found
+
+
+def new_details(host: str, port: int, limits: dict[str, Any], policy: str) -> dict[str, Any]:
+    """A fresh record for an instance: where it listens, generated passwords, its limits."""
+    return {"host": host, "port": port, "password": secrets.token_hex(32),
+            "admin_password": secrets.token_hex(32), "maxmemory_policy": policy, **limits}
+
+
+def url(details: dict[str, Any]) -> str:
+    host = details["host"]
+    host = f"[{host}]" if ":" in host else host
+    return f"redis://:{details['password']}@{host}:{details['port']}"
+
+
+def _no_retries() -> Retry:
+    # redis-py retries failed connections with backoff by default: Berth wants the answer now.
+    return Retry(NoBackoff(), 0)
+
+
+def admin_client(details: dict[str, Any], timeout: float = 5.0) -> "redis.Redis[bytes]":
+    return redis.Redis(host=details["host"], port=details["port"], username=ADMIN_USER,
+                       password=details["admin_password"], socket_timeout=timeout,
+                       socket_connect_timeout=timeout, retry=_no_retries())
+
+
+# -- locks -------------------------------------------------------------------------------------
+
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock, re-entrant within one thread (a nested flock on a new fd would wait
+    for ourselves)."""
+    held: dict[str, int] = _held.__dict__.setdefault("locks", {})
+    key = str(path)
+    if held.get(key):
+        held[key] += 1
+        try:
+            yield
+        finally:
+            held[key] -= 1
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        held[key] = 1
+        try:
+            yield
+        finally:
+            held.pop(key, None)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def instance_lock(settings: Settings, uuid: str) -> contextlib.AbstractContextManager[None]:
+    """Serialises start/stop/resize/remove of one instance across threads and processes."""
+    instance_dir(settings, uuid)  # validates the id before it names a file
+    return _file_lock(root(settings) / ".locks" / f"{uuid}.lock")
+
+
+def port_lock(settings: Settings) -> contextlib.AbstractContextManager[None]:
+    """Held from choosing a port until the record that reserves it is committed."""
+    return _file_lock(root(settings) / ".locks" / "ports.lock")
+
+
+def choose_port(host: str, taken: set[int], ports: range = DEFAULT_PORTS) -> int:
+    """The lowest port in `ports` that no record holds and nothing listens on now."""
+    for port in ports:
+        if port not in taken and _bindable(host, port):
+            return port
+    raise InstanceError(f"no free port for a Redis instance in {ports.start}-{ports.stop - 1}")
+
+
+def _bindable(host: str, port: int) -> bool:
+    try:
+        with socket.create_server((host, port)):  # SO_REUSEADDR, as redis-server sets it
+            return True
+    except OSError:
+        return False
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+def _quote(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise InstanceError("a path for redis.conf contains a newline")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_config(settings: Settings, uuid: str, details: dict[str, Any]) -> str:
+    directory = instance_dir(settings, uuid)
+    denied = " ".join(f"-{command}" for command in TENANT_DENIED)
+    lines = [
+        f"# Generated by Berth for Redis add-on {uuid}; rewritten on every start and resize.",
+        f"bind {details['host']}",
+        f"port {int(details['port'])}",
+        "protected-mode yes",
+        "daemonize yes",
+        "supervised no",
+        f"pidfile {_quote(str(directory / 'redis.pid'))}",
+        f"logfile {_quote(str(directory / 'redis.log'))}",
+        f"dir {_quote(str(directory))}",
+        # The config path in the process title lets Berth tell its instance from a reused pid.
+        'proc-title-template "{title} {listen-addr} {config-file}"',
+        f"maxmemory {int(details['maxmemory'])}",
+        f"maxmemory-policy {details['maxmemory_policy']}",
+        f"maxclients {int(details['maxclients'])}",
+        'save ""',
+        f"appendonly {'yes' if details['appendonly'] else 'no'}",
+        "appendfsync everysec",
+        "enable-debug-command no",
+        "enable-module-command no",
+        "enable-protected-configs no",
+        f"user default on >{details['password']} ~* &* +@all {denied}",
+        f"user {ADMIN_USER} on >{details['admin_password']} ~* &* +@all",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _write_config(settings: Settings, uuid: str, details: dict[str, Any]) -> Path:
+    path = config_path(settings, uuid)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name("redis.conf.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(render_config(settings, uuid, details))
+    os.replace(temporary, path)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (nobody reaped it: PID 1 in a container may not) is dead
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _is_ours(pid: int, conf: Path) -> bool:
+    if not _alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc at all: trust the pidfile
+    except OSError:
+        return False
+    return str(conf) in cmdline
+
+
+def pid(settings: Settings, uuid: str) -> int | None:
+    """The running server's pid, or None. Checks the process title, not just the pidfile."""
+    directory = instance_dir(settings, uuid)
+    conf = directory / "redis.conf"
+    try:
+        recorded = int((directory / "redis.pid").read_text().strip())
+    except (OSError, ValueError):
+        recorded = None
+    if recorded is not None and _is_ours(recorded, conf):
+        return recorded
+    # The pidfile is written only once the server listens, and may be lost: look for the title.
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() != "redis-server":
+                    continue
+            except OSError:
+                continue
+            if _is_ours(int(entry.name), conf):
+                return int(entry.name)
+    return None
+
+
+def is_running(settings: Settings, uuid: str) -> bool:
+    return pid(settings, uuid) is not None
+
+
+def _read_log(directory: Path, offset: int) -> str:
+    try:
+        with open(directory / "redis.log", "rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _ping(details: dict[str, Any]) -> bool:
+    client = redis.Redis(host=details["host"], port=details["port"], password=details["password"],
+                         socket_timeout=0.5, socket_connect_timeout=0.5, retry=_no_retries())
+    try:
+        return bool(client.ping())
+    except redis.RedisError as exc:
+        # A server with every connection taken still answered: it is up.
+        return "max number of clients reached" in str(exc)
+    finally:
+        client.close()
+
+
+def _wait_ready(settings: Settings, uuid: str, details: dict[str, Any], log_offset: int | None,
+                timeout: float) -> None:
+    directory = instance_dir(settings, uuid)
+    deadline = time.monotonic() + timeout
+    while True:
+        if _ping(details):
+            return
+        if log_offset is not None:
+            new_log = _read_log(directory, log_offset)
+            if "Address already in use" in new_log or "Failed listening on port" in new_log:
+                raise PortInUse(f"port {details['port']} on {details['host']} is taken")
+            started = re.search(r"(?m)^(\d+):M ", new_log)  # the daemon's own lines
+            if started and not _alive(int(started.group(1))):
+                raise InstanceError(f"redis-server for {uuid} exited at start:\n"
+                                    f"{_redact(_tail(new_log), details)}")
+        if time.monotonic() >= deadline:
+            raise InstanceError(f"redis-server for {uuid} did not answer PING within {timeout:g} s")
+        time.sleep(0.02)
+
+
+def _redact(text: str, details: dict[str, Any]) -> str:
+    """redis-server echoes a bad config line, which may be a `user` line with a password."""
+    for key in ("password", "admin_password"):
+        if details.get(key):
+            text = text.replace(str(details[key]), "[REDACTED]")
+    return text
+
+
+def _tail(text: str, lines: int = 8) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def start(settings: Settings, uuid: str, details: dict[str, Any], timeout: float = START_TIMEOUT) -> bool:
+    """Make the instance run with `details`. True if a server was started, False if it was
+    running already (then only waits for PING). Raises PortInUse / InstanceError."""
+    with instance_lock(settings, uuid):
+        if is_running(settings, uuid):
+            _wait_ready(settings, uuid, details, None, timeout)
+            return False
+        directory = instance_dir(settings, uuid)
+        conf = _write_config(settings, uuid, details)
+        (directory / "redis.pid").unlink(missing_ok=True)
+        log_file = directory / "redis.log"
+        offset = log_file.stat().st_size if log_file.exists() else 0
+        try:
+            # daemonize yes: this process forks the server (which calls setsid) and exits.
+            result = subprocess.run([redis_server_binary(), str(conf)], cwd=directory,
+                                    stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                    start_new_session=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise InstanceError(f"redis-server for {uuid} did not daemonize within {timeout:g} s") from exc
+        if result.returncode != 0:
+            raise InstanceError(f"redis-server for {uuid} refused to start:\n"
+                                f"{_redact(_tail(result.stdout + result.stderr), details)}")
+        _wait_ready(settings, uuid, details, offset, timeout)
+        log.info("started redis instance %s on %s:%s", uuid, details["host"], details["port"])
+        return True
+
+
+def stop(settings: Settings, uuid: str, timeout: float = STOP_TIMEOUT) -> bool:
+    """SIGTERM (the server flushes its AOF and exits), SIGKILL after `timeout`. False if it
+    was not running."""
+    with instance_lock(settings, uuid):
+        running = pid(settings, uuid)
+        if running is None:
+            return False
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(running, sig)
+            deadline = time.monotonic() + wait
+            while _alive(running) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if not _alive(running):
+                break
+        else:
+            raise InstanceError(f"redis-server for {uuid} (pid {running}) does not stop")
+        (instance_dir(settings, uuid) / "redis.pid").unlink(missing_ok=True)
+        return True
+
+
+def remove(settings: Settings, uuid: str) -> None:
+    """Stop the instance and delete its directory (data, config, log). Idempotent."""
+    with instance_lock(settings, uuid):
+        stop(settings, uuid)
+        shutil.rmtree(instance_dir(settings, uuid), ignore_errors=True)
+    (root(settings) / ".locks" / f"{uuid}.lock").unlink(missing_ok=True)
+
+
+def resize(settings: Settings, uuid: str, details: dict[str, Any], timeout: float = START_TIMEOUT) -> None:
+    """Apply `details`' limits and policy: CONFIG SET on the running server (data stays), and
+    the config file for later restarts. A stopped instance is started with them.
+
+    Raises TooMuchData when the server already uses more than the new maxmemory, InstanceError
+    when it cannot be reached (e.g. all its `maxclients` connections are taken)."""
+    with instance_lock(settings, uuid):
+        if not is_running(settings, uuid):
+            start(settings, uuid, details, timeout)
+            return
+        client = admin_client(details)
+        try:
+            used = int(client.info("memory")["used_memory"])
+            if used > int(details["maxmemory"]):
+                raise TooMuchData(f"the instance holds {used / 1048576:.1f} MB, more than the "
+                                  f"{int(details['maxmemory']) / 1048576:g} MB asked for")
+            client.execute_command(
+                "CONFIG", "SET", "maxmemory", str(int(details["maxmemory"])),
+                "maxclients", str(int(details["maxclients"])),
+                "maxmemory-policy", details["maxmemory_policy"],
+                "appendonly", "yes" if details["appendonly"] else "no")
+        except redis.RedisError as exc:
+            raise InstanceError(f"cannot reconfigure redis instance {uuid}: {type(exc).__name__}: "
+                                f"{exc}") from exc
+        finally:
+            client.close()
+        _write_config(settings, uuid, details)
+
+
+# -- all instances -----------------------------------------------------------------------------
+
+def supervise(settings: Settings, database: Database) -> list[str]:
+    """Restart every active instance whose server is gone (call it every few seconds).
+    Returns the ids restarted; failures are logged and retried on the next call."""
+    restarted = []
+    with database.session(write=False) as session:
+        ids = [resource.id for resource in resources.live(session, SERVICE)
+               if resource.state == resources.ACTIVE]
+    for uuid in ids:
+        try:
+            if is_running(settings, uuid):
+                continue
+            with instance_lock(settings, uuid):
+                # Re-read under the lock: a deprovision may have begun since.
+                with database.session(write=False) as session:
+                    resource = resources.find(session, SERVICE, uuid)
+                    if resource is None or resource.state != resources.ACTIVE:
+                        continue
+                    details = resources.details(resource)
+                if start(settings, uuid, details):
+                    log.warning("redis instance %s had stopped; restarted", uuid)
+                    restarted.append(uuid)
+        except (InstanceError, OSError) as exc:
+            log.error("cannot restart redis instance %s: %s", uuid, exc)
+    return restarted
+
+
+def stop_all(settings: Settings, database: Database) -> list[str]:
+    """Stop every instance Berth knows of (shutting the backends down). Returns those stopped."""
+    with database.session(write=False) as session:
+        ids = [resource.id for resource in resources.live(session, SERVICE)]
+    stopped = []
+    for uuid in ids:
+        try:
+            if stop(settings, uuid):
+                stopped.append(uuid)
+        except InstanceError as exc:
+            log.error("cannot stop redis instance %s: %s", uuid, exc)
+    return stopped
+
+
+__all__ = ["ADMIN_USER", "DEFAULT_PORTS", "InstanceError", "PortInUse", "SERVICE", "TooMuchData",
+           "admin_client", "choose_port", "config_path", "instance_dir", "instance_lock", "is_running",
+           "new_details", "pid", "port_lock", "remove", "render_config", "resize", "root", "start",
+           "stop", "stop_all", "supervise", "url"]

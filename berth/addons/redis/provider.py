@@ -1,0 +1,236 @@
+"""The first-party Redis add-on (`redis`): a `Provider` giving each add-on its own redis-server.
+
+Provisioning follows the record-first pattern of `berth.addons.resources`: the row (port,
+generated passwords, limits) is committed in state `creating` before any process starts, then
+the instance is started idempotently, then the row becomes `active`. Any call repeated after a
+crash finds the row and finishes the job with the same port and password, so the same config.
+
+`REDIS_URL` is `redis://:PASSWORD@HOST:PORT`: plain text, which is acceptable while instances
+listen on loopback (`BERTH_REDIS_HOST` defaults to 127.0.0.1). Heroku's `rediss://` (TLS with a
+self-signed certificate) is not done yet.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+from berth.addons import resources
+from berth.addons.models import ProviderResource
+from berth.addons.redis import instances
+from berth.addons.redis.plans import DEFAULT_POLICY, MAXMEMORY_POLICIES, PLANS, Plan
+from berth.broker.partner_api.provider import ActionResult, Provisioned, ProviderError, ProvisionRequest
+from berth.config import Settings
+from berth.db import Database
+
+SERVICE = instances.SERVICE
+OPTIONS = ("maxmemory_policy",)
+PORT_ATTEMPTS = 3
+
+log = logging.getLogger(__name__)
+
+
+class RedisProvider:
+    """`plans` replaces the plan table (tests make a tiny one); `ports` is where instances go."""
+
+    def __init__(self, database: Database, settings: Settings, *, plans: Mapping[str, Plan] | None = None,
+                 ports: range = instances.DEFAULT_PORTS, start_timeout: float = instances.START_TIMEOUT) -> None:
+        self.database, self.settings = database, settings
+        self.plans = dict(PLANS if plans is None else plans)
+        self.ports, self.start_timeout = ports, start_timeout
+
+    # -- the Provider protocol -----------------------------------------------------------------
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "id": SERVICE,
+            "name": "Heroku-style Redis",
+            "description": ("Redis key-value stores, one dedicated redis-server per add-on, with "
+                            "memory and connection limits per plan and a noeviction default policy "
+                            "(set `maxmemory_policy` when creating to change it)."),
+            "categories": ["Data Stores"],
+            "state": "ga",
+            "api": {
+                "version": "3",
+                "config_vars_prefix": "REDIS",
+                "config_vars": ["REDIS_URL"],
+                "regions": ["*"],
+                "requires": ["many_per_app"],
+            },
+            "plans": [plan.manifest_entry() for plan in self.plans.values()],
+        }
+
+    def provision(self, request: ProvisionRequest) -> Provisioned:
+        plan = self._plan(request.plan)
+        policy = self._policy_option(request.options)
+        _check_id(request.uuid, 422)
+        state, details = self._reserve(request.uuid, plan, policy)
+        if state in (resources.DELETING, resources.DELETED):
+            raise ProviderError("This add-on has been deprovisioned; its id cannot be used again.", 422)
+        details = self._start(request.uuid, state, details)
+        with self.database.transaction() as session:
+            resource = resources.find(session, SERVICE, request.uuid)
+            if resource is not None and resource.state == resources.CREATING:
+                resource.state = resources.ACTIVE
+        return Provisioned(id=request.uuid, config={"REDIS_URL": instances.url(details)})
+
+    def change_plan(self, uuid: str, plan: str) -> dict[str, str] | None:
+        new_plan = self._plan(plan)
+        self._reconfigure(uuid, new_plan.limits(), plan=new_plan.name)
+        return None
+
+    def deprovision(self, uuid: str) -> bool:
+        if not instances.UUID_RE.match(uuid):
+            return False
+        with self.database.transaction() as session:
+            resource = resources.find(session, SERVICE, uuid)
+            if resource is None or resource.state == resources.DELETED:
+                return False
+            resource.state = resources.DELETING
+        try:
+            instances.remove(self.settings, uuid)
+        except instances.InstanceError as exc:
+            log.error("deprovisioning redis %s: %s", uuid, exc)
+            raise ProviderError("Could not stop the Redis instance; try again.", 503) from exc
+        with self.database.transaction() as session:
+            resource = resources.find(session, SERVICE, uuid)
+            if resource is not None:
+                resource.state = resources.DELETED
+                kept = resources.details(resource)
+                resources.set_details(resource, {"host": kept.get("host"), "port": kept.get("port")})
+        return True
+
+    # -- beyond the protocol -------------------------------------------------------------------
+
+    def set_maxmemory_policy(self, uuid: str, policy: str) -> None:
+        """`redis:maxmemory --policy`: applied to the running server at once, and kept."""
+        if policy not in MAXMEMORY_POLICIES:
+            raise ProviderError(f"Unknown maxmemory policy {policy!r}; use one of "
+                                f"{', '.join(MAXMEMORY_POLICIES)}.", 422)
+        self._reconfigure(uuid, {"maxmemory_policy": policy})
+
+    def action(self, uuid: str, name: str, params: dict[str, Any]) -> ActionResult:
+        """`maxmemory` `{"policy"}` (what `redis:maxmemory --policy` does) and `info` (the plan
+        and the instance's limits, never its passwords)."""
+        if name == "maxmemory":
+            policy = params.get("policy")
+            if not isinstance(policy, str):
+                raise ProviderError("Give the policy: one of " + ", ".join(MAXMEMORY_POLICIES) + ".", 422)
+            self.set_maxmemory_policy(uuid, policy)
+            return ActionResult(message=f"Maxmemory policy set to {policy}.")
+        if name == "info":
+            record = self.details(uuid)
+            if record["state"] != resources.ACTIVE:
+                raise ProviderError("No such Redis add-on.", 404)
+            plan = self._plan(record["plan"])
+            return ActionResult(result={
+                "plan": plan.name, "maxmemory_bytes": plan.maxmemory_bytes, "maxclients": plan.max_clients,
+                "maxmemory_policy": record.get("maxmemory_policy", DEFAULT_POLICY),
+                "persistent": plan.persistent, "host": record.get("host"), "port": record.get("port")})
+        raise ProviderError(f"Redis has no action {name!r}; it has maxmemory and info.", 404)
+
+    def details(self, uuid: str) -> dict[str, Any]:
+        """The instance's record (with its passwords): for operators and tests."""
+        with self.database.session(write=False) as session:
+            resource = resources.find(session, SERVICE, uuid)
+            if resource is None:
+                raise ProviderError("No such Redis add-on.", 404)
+            return {"state": resource.state, "plan": resource.plan, **resources.details(resource)}
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _plan(self, name: str) -> Plan:
+        plan = self.plans.get(name)
+        if plan is None:
+            raise ProviderError(f"Unknown plan {name!r}; plans: {', '.join(self.plans)}.", 422)
+        return plan
+
+    def _policy_option(self, options: Mapping[str, str]) -> str:
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise ProviderError(f"Unknown option(s) {', '.join(unknown)}; known: {', '.join(OPTIONS)}.", 422)
+        policy = options.get("maxmemory_policy", DEFAULT_POLICY)
+        if policy not in MAXMEMORY_POLICIES:
+            raise ProviderError(f"maxmemory_policy must be one of {', '.join(MAXMEMORY_POLICIES)}.", 422)
+        return policy
+
+    def _reserve(self, uuid: str, plan: Plan, policy: str) -> tuple[str, dict[str, Any]]:
+        """The record for `uuid`: the one made before, or a new one in state `creating` with a
+        port reserved, committed before anything starts."""
+        host = self.settings.redis_host
+        with instances.port_lock(self.settings), self.database.transaction() as session:
+            existing = resources.find(session, SERVICE, uuid)
+            if existing is not None:
+                return existing.state, resources.details(existing)
+            if session.get(ProviderResource, uuid) is not None:
+                raise ProviderError("This id belongs to another add-on.", 422)
+            port = self._free_port(session, host)
+            details = instances.new_details(host, port, plan.limits(), policy)
+            resources.record(session, SERVICE, uuid, plan.name, host, details)
+            return resources.CREATING, details
+
+    def _free_port(self, session: Any, host: str, avoid: int | None = None) -> int:
+        taken = {int(resources.details(resource)["port"]) for resource in resources.live(session, SERVICE)
+                 if resource.location == host and "port" in resources.details(resource)}
+        if avoid is not None:
+            taken.add(avoid)
+        try:
+            return instances.choose_port(host, taken, self.ports)
+        except instances.InstanceError as exc:
+            raise ProviderError("No free port for another Redis instance on this server.", 503) from exc
+
+    def _start(self, uuid: str, state: str, details: dict[str, Any]) -> dict[str, Any]:
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                instances.start(self.settings, uuid, details, self.start_timeout)
+                return details
+            except instances.PortInUse as exc:
+                # Taken since we reserved it. Until the add-on is active nobody has its URL, so
+                # it may move; afterwards the port is part of the app's config and must stay.
+                if state != resources.CREATING or attempt == PORT_ATTEMPTS:
+                    raise ProviderError("The Redis instance's port is taken by another process.", 503) from exc
+                details = self._move_port(uuid)
+            except instances.InstanceError as exc:
+                log.error("starting redis %s: %s", uuid, exc)
+                raise ProviderError("Could not start the Redis instance; try again.", 503) from exc
+        raise AssertionError("unreachable")
+
+    def _move_port(self, uuid: str) -> dict[str, Any]:
+        with instances.port_lock(self.settings), self.database.transaction() as session:
+            resource = resources.find(session, SERVICE, uuid)
+            if resource is None or resource.state != resources.CREATING:
+                raise ProviderError("The Redis add-on changed while it was being created.", 503)
+            details = resources.details(resource)
+            details["port"] = self._free_port(session, details["host"], avoid=int(details["port"]))
+            resources.set_details(resource, details)
+            return details
+
+    def _reconfigure(self, uuid: str, changes: dict[str, Any], plan: str | None = None) -> None:
+        _check_id(uuid, 404)
+        with instances.instance_lock(self.settings, uuid):
+            with self.database.session(write=False) as session:
+                resource = resources.find(session, SERVICE, uuid)
+                if resource is None or resource.state in (resources.DELETING, resources.DELETED):
+                    raise ProviderError("No such Redis add-on.", 404)
+                details = {**resources.details(resource), **changes}
+            try:
+                instances.resize(self.settings, uuid, details, self.start_timeout)
+            except instances.TooMuchData as exc:
+                raise ProviderError(f"Cannot change to that plan: {exc}. Delete some keys first.", 422) from exc
+            except instances.InstanceError as exc:
+                log.error("reconfiguring redis %s: %s", uuid, exc)
+                raise ProviderError("Could not reconfigure the Redis instance (are all its connections "
+                                    "in use?); try again.", 503) from exc
+            with self.database.transaction() as session:
+                resource = resources.find(session, SERVICE, uuid)
+                if resource is not None:
+                    resources.set_details(resource, details)
+                    if plan is not None:
+                        resource.plan = plan
+
+
+def _check_id(uuid: str, status: int) -> None:
+    if not instances.UUID_RE.match(uuid):
+        raise ProviderError("Not a valid add-on id.", status)
+
+
+__all__ = ["OPTIONS", "RedisProvider", "SERVICE"]

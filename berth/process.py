@@ -1,0 +1,23 @@
+"""What every long-running Berth process does first (worker, drain forwarder, backends): logging,
+settings, the keyring, the database at its newest schema, and a stop event set by SIGTERM/SIGINT."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from berth import crypto
+from berth.config import Settings, load_settings
+from berth.db import Database
+
+
+def start_process() -> tuple[Settings, Database, threading.Event]:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load_settings()
+    crypto.configure(crypto.load_or_create_keys(settings.secret_keys, settings.data_dir))
+    database = Database(settings.database_url)
+    database.migrate(settings.data_dir)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return settings, database, stop

@@ -1,0 +1,366 @@
+"""The Kafka add-on against one real single-node KRaft broker (started once for the module's
+session): provisioning, mTLS clients with the injected config, tenant isolation by prefixed ACLs,
+topic limits, plan changes, deprovisioning, and the broker's supervision."""
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
+from cryptography import x509
+
+from berth import crypto
+from berth.addons.kafka import broker, ca
+from berth.addons.kafka.plans import DAY_MS, DEFAULT_PLAN, PLANS, Plan
+from berth.addons.kafka.provider import KafkaProvider
+from berth.broker.partner_api.manifest import load_manifest
+from berth.broker.partner_api.provider import ProviderError, ProvisionRequest
+from berth.config import Settings
+from berth.db import Database, new_id
+from tests.kafka_clients import client_config, consume, produce
+
+
+@dataclass
+class Env:
+    settings: Settings
+    database: Database
+    provider: KafkaProvider
+    keys: list[str]
+    start_seconds: float
+
+    def provision(self, plan: str = "basic-0", uuid: str | None = None) -> tuple[str, dict[str, str]]:
+        uuid = uuid or new_id()
+        provisioned = self.provider.provision(ProvisionRequest(uuid=uuid, plan=plan, region="local"))
+        return uuid, provisioned.config
+
+
+@pytest.fixture(scope="session")
+def kafka_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    if not broker.jars_present():
+        subprocess.run(["bash", str(broker.fetch_script())], check=True, timeout=600)
+    data_dir = tmp_path_factory.mktemp("kafka") / "data"
+    data_dir.mkdir()
+    keys = crypto.load_or_create_keys((), data_dir)
+    crypto.configure(keys)
+    url = f"sqlite:///{data_dir / 'berth.sqlite3'}"
+    database = Database(url)
+    database.migrate(data_dir)
+    settings = Settings(data_dir=data_dir, database_url=url)
+    started = time.monotonic()
+    broker.ensure_embedded(settings)
+    start_seconds = time.monotonic() - started
+    try:
+        yield Env(settings, database, KafkaProvider(database, settings), keys, start_seconds)
+    finally:
+        broker.stop(settings)
+        database.dispose()
+
+
+@pytest.fixture
+def env(kafka_env: Env) -> Env:
+    crypto.configure(kafka_env.keys)  # another module may have configured other keys
+    return kafka_env
+
+
+
+
+def is_authorization_error(error: Any) -> bool:
+    return isinstance(error, KafkaError) and error.code() in (
+        KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED)
+
+
+def acls_of(env: Env, principal: str) -> list[Any]:
+    admin = AdminClient({"bootstrap.servers": broker.endpoints(env.settings).admin_bootstrap})  # type: ignore[union-attr]
+    found = admin.describe_acls(AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, principal, None,
+                                                 AclOperation.ANY, AclPermissionType.ANY))
+    return list(found.result(timeout=30))
+
+
+def topic_names(env: Env) -> set[str]:
+    admin = AdminClient({"bootstrap.servers": broker.endpoints(env.settings).admin_bootstrap})  # type: ignore[union-attr]
+    return set(admin.list_topics(timeout=30).topics)
+
+
+def wait_until(check: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)
+
+
+# -- without a broker ----------------------------------------------------------------------------
+
+def test_manifest_is_a_valid_partner_manifest() -> None:
+    provider = KafkaProvider(None, None)  # type: ignore[arg-type]
+    manifest = provider.manifest()
+    endpoints = {"base_url": "http://127.0.0.1:5000/providers/kafka/heroku/resources"}
+    loaded = load_manifest({**manifest, "api": {**manifest["api"], "password": "dummy-password-123",
+                                                "production": endpoints, "test": endpoints}})
+    assert loaded["id"] == "kafka" and loaded["name"] == "Heroku-style Kafka"
+    assert loaded["api"]["config_vars_prefix"] == "KAFKA"
+    assert loaded["api"]["config_vars"] == ["KAFKA_URL", "KAFKA_TRUSTED_CERT", "KAFKA_CLIENT_CERT",
+                                            "KAFKA_CLIENT_CERT_KEY", "KAFKA_PREFIX"]
+    assert loaded["api"]["requires"] == ["many_per_app"] and loaded["categories"] == ["Data Stores"]
+    assert [plan["name"] for plan in loaded["plans"]] == ["basic-0", "basic-1", "basic-2"]
+    assert [plan["name"] for plan in loaded["plans"] if plan["default"]] == ["basic-0"]
+
+
+def test_plans_follow_herokus_basic_plans() -> None:
+    assert DEFAULT_PLAN.name == "basic-0"
+    assert (PLANS["basic-0"].producer_byte_rate, PLANS["basic-0"].consumer_byte_rate) == (65536, 262144)
+    assert [PLANS[name].max_partitions for name in ("basic-0", "basic-1", "basic-2")] == [240, 480, 960]
+    assert [PLANS[name].capacity_gb for name in ("basic-0", "basic-1", "basic-2")] == [4, 32, 64]
+    for plan in PLANS.values():
+        assert plan.retention_bytes_per_partition * plan.max_partitions <= plan.capacity_bytes
+        assert plan.limits()["min_retention_ms"] == DAY_MS
+        assert plan.price_cents > 0
+
+
+def test_ca_issues_client_and_broker_certificates(tmp_path: Path) -> None:
+    authority = ca.load_or_create(tmp_path / "ca")
+    assert stat.S_IMODE((tmp_path / "ca" / "ca.key").stat().st_mode) == 0o600
+    assert ca.load_or_create(tmp_path / "ca").cert_pem == authority.cert_pem  # made once
+    client = ca.issue_client(authority, "kafka-0123abcd")
+    assert client.key_pem.startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8, as Kafka needs
+    assert ca.common_name(client.cert_pem) == "kafka-0123abcd"
+    certificate = x509.load_pem_x509_certificate(client.cert_pem.encode())
+    assert certificate.subject.rfc4514_string() == "CN=kafka-0123abcd"
+    certificate.verify_directly_issued_by(authority.certificate)
+    server = x509.load_pem_x509_certificate(ca.issue_server(authority, ["127.0.0.1", "localhost"]).cert_pem.encode())
+    names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    with pytest.raises(ValueError):
+        ca.issue_client(authority, "CN=evil,O=x")
+
+
+def test_server_properties_lock_the_broker_down(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, database_url="sqlite://")
+    state = {"host": "127.0.0.1", "tenant_port": 29100, "admin_port": 29101, "controller_port": 29102}
+    lines = dict(line.split("=", 1) for line in broker.render_properties(settings, state).splitlines()
+                 if line and not line.startswith("#"))
+    assert lines["process.roles"] == "broker,controller"
+    assert lines["listener.security.protocol.map"] == "INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT,TENANT:SSL"
+    assert "INTERNAL://127.0.0.1:29101" in lines["listeners"] and "CONTROLLER://127.0.0.1:29102" in lines["listeners"]
+    assert lines["listener.name.tenant.ssl.client.auth"] == "required"
+    assert lines["listener.name.tenant.ssl.keystore.type"] == lines["listener.name.tenant.ssl.truststore.type"] == "PEM"
+    assert lines["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert lines["allow.everyone.if.no.acl.found"] == "false"
+    assert lines["auto.create.topics.enable"] == "false"
+    assert lines["super.users"] == "User:ANONYMOUS"
+    assert broker.new_cluster_id()[0] != "-" and len(broker.new_cluster_id()) == 22
+
+
+# -- against the broker --------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_provision_then_produce_and_consume_over_mtls(env: Env) -> None:
+    uuid, config = env.provision()
+    assert set(config) == {"KAFKA_URL", "KAFKA_TRUSTED_CERT", "KAFKA_CLIENT_CERT", "KAFKA_CLIENT_CERT_KEY",
+                           "KAFKA_PREFIX"}
+    assert config["KAFKA_URL"].startswith("kafka+ssl://127.0.0.1:")
+    prefix = config["KAFKA_PREFIX"]
+    assert prefix.endswith(".") and len(prefix) > 2
+    assert ca.common_name(config["KAFKA_CLIENT_CERT"]) == env.provider.details(uuid)["principal"]
+    # Quotas reach the broker's metadata a moment after the controller took them.
+    wait_until(lambda: env.provider.quotas(uuid) == {"producer_byte_rate": 65536.0, "consumer_byte_rate": 262144.0})
+
+    created = env.provider.create_topic(uuid, "events", partitions=2)
+    assert created == {"name": prefix + "events", "partitions": 2, "retention_ms": DAY_MS}
+    assert env.provider.list_topics(uuid) == [created]
+    assert produce(config, prefix + "events", b"hello") is None
+    assert consume(config, prefix + "events", prefix + "readers") == b"hello"
+
+
+@pytest.mark.slow
+def test_provision_is_idempotent_and_finishes_a_half_done_one(env: Env) -> None:
+    uuid, config = env.provision()
+    assert env.provision(uuid=uuid)[1] == config
+    assert env.provider.details(uuid)["state"] == "active"
+
+    # A crash after the record was committed, before anything was made on the broker.
+    half = new_id()
+    cluster = env.provider._cluster()
+    env.provider._reserve(half, PLANS["basic-0"], cluster)
+    recorded = env.provider.details(half)
+    assert recorded["state"] == "creating" and acls_of(env, f"User:{recorded['principal']}") == []
+    _, finished = env.provision(uuid=half)
+    assert finished["KAFKA_PREFIX"] == recorded["prefix"] and finished["KAFKA_CLIENT_CERT"] == recorded["client_cert"]
+    assert env.provider.details(half)["state"] == "active"
+    assert len(acls_of(env, f"User:{recorded['principal']}")) == 9
+
+    with pytest.raises(ProviderError) as refused:
+        env.provision(plan="basic-9")
+    assert refused.value.status == 422
+
+
+@pytest.mark.slow
+def test_tenants_cannot_reach_each_others_topics_or_groups(env: Env) -> None:
+    a_uuid, a = env.provision()
+    b_uuid, b = env.provision()
+    b_topic = env.provider.create_topic(b_uuid, "private", partitions=1)["name"]
+    assert produce(b, b_topic, b"secret") is None
+
+    assert is_authorization_error(produce(a, b_topic, b"intrusion"))
+    assert is_authorization_error(consume(a, b_topic, a["KAFKA_PREFIX"] + "snoop"))
+    a_topic = env.provider.create_topic(a_uuid, "own", partitions=1)["name"]
+    assert produce(a, a_topic, b"mine") is None
+    joined = consume(a, a_topic, b["KAFKA_PREFIX"] + "group")  # A's own topic, in B's group
+    assert isinstance(joined, KafkaError) and joined.code() == KafkaError.GROUP_AUTHORIZATION_FAILED
+    assert is_authorization_error(consume(a, a_topic, "no-prefix-group"))
+    assert consume(b, b_topic, b["KAFKA_PREFIX"] + "g") == b"secret"  # B still reads its own
+
+
+@pytest.mark.slow
+def test_tenants_cannot_create_topics_themselves(env: Env) -> None:
+    _, config = env.provision()
+    admin = AdminClient(client_config(config))
+    futures = admin.create_topics([NewTopic(config["KAFKA_PREFIX"] + "sneaky", num_partitions=1)])
+    with pytest.raises(KafkaException) as refused:
+        futures[config["KAFKA_PREFIX"] + "sneaky"].result(timeout=30)
+    assert refused.value.args[0].code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                                            KafkaError.CLUSTER_AUTHORIZATION_FAILED)
+    error = produce(config, config["KAFKA_PREFIX"] + "auto", b"x", timeout_ms=3000)  # no auto-creation
+    assert error is not None and error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._MSG_TIMED_OUT,
+                                                  KafkaError._UNKNOWN_TOPIC)
+    assert config["KAFKA_PREFIX"] + "sneaky" not in topic_names(env)
+    assert config["KAFKA_PREFIX"] + "auto" not in topic_names(env)
+
+
+@pytest.mark.slow
+def test_topic_limits_are_refused_with_422_and_nothing_created(env: Env) -> None:
+    small = KafkaProvider(env.database, env.settings, plans={
+        "tiny": Plan("tiny", "Tiny", 100, 64, 256, 1, 4, 2 * DAY_MS, default=True)})
+    uuid = new_id()
+    config = small.provision(ProvisionRequest(uuid=uuid, plan="tiny", region="local")).config
+    prefix = config["KAFKA_PREFIX"]
+    before = topic_names(env)
+    for kwargs, words in (({"partitions": 5}, "allows 4"), ({"partitions": 0}, "at least 1"),
+                          ({"retention_ms": DAY_MS - 1}, "retention_ms must be between"),
+                          ({"retention_ms": 3 * DAY_MS}, "retention_ms must be between"),
+                          ({"partitions": "2"}, "whole number")):
+        with pytest.raises(ProviderError) as refused:
+            small.create_topic(uuid, "big", **kwargs)  # type: ignore[arg-type]
+        assert refused.value.status == 422 and words in refused.value.message
+    for bad in ("", "with space", "x" * 250):
+        with pytest.raises(ProviderError) as refused:
+            small.create_topic(uuid, bad)
+        assert refused.value.status == 422
+    assert topic_names(env) == before
+
+    assert small.create_topic(uuid, prefix + "one", partitions=3)["name"] == prefix + "one"  # prefix given
+    assert small.create_topic(uuid, "one", partitions=3)["partitions"] == 3  # the same again: no-op
+    with pytest.raises(ProviderError) as refused:
+        small.create_topic(uuid, "two", partitions=2)  # 3 + 2 > 4
+    assert refused.value.status == 422 and "1 left" in refused.value.message
+    assert prefix + "two" not in topic_names(env)
+    with pytest.raises(ProviderError) as refused:
+        small.create_topic(uuid, "one", partitions=1)
+    assert refused.value.status == 422 and "already exists" in refused.value.message
+
+
+@pytest.mark.slow
+def test_configure_and_delete_topics(env: Env) -> None:
+    uuid, config = env.provision()
+    name = env.provider.create_topic(uuid, "logs", partitions=1)["name"]
+    assert env.provider.configure_topic(uuid, "logs", 3 * DAY_MS)["retention_ms"] == 3 * DAY_MS
+    assert env.provider.list_topics(uuid)[0]["retention_ms"] == 3 * DAY_MS
+    with pytest.raises(ProviderError) as refused:
+        env.provider.configure_topic(uuid, "logs", 8 * DAY_MS)
+    assert refused.value.status == 422
+    with pytest.raises(ProviderError) as missing:
+        env.provider.configure_topic(uuid, "nope", DAY_MS)
+    assert missing.value.status == 404
+    assert env.provider.action(uuid, "info", {}).result["partitions_used"] == 1
+    assert env.provider.delete_topic(uuid, name) is True
+    wait_until(lambda: name not in topic_names(env))
+    assert env.provider.delete_topic(uuid, "logs") is False
+    assert env.provider.list_topics(uuid) == []
+    with pytest.raises(ProviderError) as unknown:
+        env.provider.create_topic(new_id(), "x")
+    assert unknown.value.status == 404
+
+
+@pytest.mark.slow
+def test_change_plan_moves_quotas_and_limits(env: Env) -> None:
+    uuid, config = env.provision()
+    env.provider.create_topic(uuid, "t", partitions=1)
+    assert env.provider.change_plan(uuid, "basic-1") is None
+    wait_until(lambda: env.provider.quotas(uuid) == {"producer_byte_rate": 512 * 1024.0,
+                                                     "consumer_byte_rate": 2048 * 1024.0})
+    assert env.provider.details(uuid)["plan"] == "basic-1"
+    env.provider.configure_topic(uuid, "t", 10 * DAY_MS)  # within basic-1's 14 days
+    admin = AdminClient({"bootstrap.servers": broker.endpoints(env.settings).admin_bootstrap})  # type: ignore[union-attr]
+    resource = ConfigResource(ResourceType.TOPIC, config["KAFKA_PREFIX"] + "t")
+    entries = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert int(entries["retention.bytes"].value) == PLANS["basic-1"].retention_bytes_per_partition
+    with pytest.raises(ProviderError) as refused:
+        env.provider.change_plan(uuid, "basic-0")  # 10 days > basic-0's 7
+    assert refused.value.status == 422 and "retention" in refused.value.message
+    with pytest.raises(ProviderError) as missing:
+        env.provider.change_plan(new_id(), "basic-1")
+    assert missing.value.status == 404
+
+
+@pytest.mark.slow
+def test_deprovision_removes_everything_and_the_certificate_stops_working(env: Env) -> None:
+    uuid, config = env.provision()
+    prefix = config["KAFKA_PREFIX"]
+    topic = env.provider.create_topic(uuid, "data", partitions=1)["name"]
+    assert produce(config, topic, b"x") is None
+    assert consume(config, topic, prefix + "g") == b"x"
+    principal = f"User:{env.provider.details(uuid)['principal']}"
+    assert len(acls_of(env, principal)) == 9
+
+    assert env.provider.deprovision(uuid) is True
+    assert acls_of(env, principal) == []
+    wait_until(lambda: not any(name.startswith(prefix) for name in topic_names(env)))
+    wait_until(lambda: env.provider.quotas(uuid) == {})
+    assert is_authorization_error(produce(config, topic, b"y"))
+    assert is_authorization_error(consume(config, topic, prefix + "g2"))
+    assert env.provider.details(uuid)["state"] == "deleted"
+    assert "client_key" not in env.provider.details(uuid)
+
+    assert env.provider.deprovision(uuid) is False
+    assert env.provider.deprovision(new_id()) is False
+    with pytest.raises(ProviderError) as reused:
+        env.provision(uuid=uuid)
+    assert reused.value.status == 422
+
+
+@pytest.mark.slow
+def test_supervise_restarts_a_dead_broker_and_data_survives(env: Env) -> None:
+    assert env.start_seconds < 60
+    uuid, config = env.provision()
+    topic = env.provider.create_topic(uuid, "durable", partitions=1)["name"]
+    assert produce(config, topic, b"kept") is None
+    state = broker._read_state(env.settings)
+    assert state is not None and broker.running(env.settings)
+    os.kill(state["pid"], signal.SIGKILL)
+    wait_until(lambda: not broker.running(env.settings))
+    started = time.monotonic()
+    assert broker.supervise(env.settings) == broker.endpoints(env.settings)
+    assert time.monotonic() - started < 60
+    assert broker.running(env.settings)
+    assert broker._read_state(env.settings)["tenant_port"] == state["tenant_port"]  # type: ignore[index]
+    assert consume(config, topic, config["KAFKA_PREFIX"] + "after") == b"kept"
+    # An external cluster is not the embedded broker's business.
+    assert broker.supervise(env.settings.with_overrides(kafka_bootstrap="10.0.0.1:9096")) is None

@@ -1,0 +1,369 @@
+"""The Postgres add-on provider against a real PostgreSQL server, checked with real clients.
+
+The control plane is SQLite in a temporary directory (one per module); the server is the session's
+`postgres_server` cluster, used as an external server (BERTH_POSTGRES_SERVERS mode). Whatever a
+test provisions is deprovisioned when it ends."""
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import unquote, urlsplit
+
+import psycopg
+import pytest
+from cryptography.fernet import Fernet
+from psycopg import errors
+from sqlalchemy import delete
+
+from berth import crypto
+from berth.addons import resources
+from berth.addons.models import ACTIVE, CREATING, DELETED, ProviderResource
+from berth.addons.postgres.cluster import LocalPostgres
+from berth.addons.postgres.plans import PLANS
+from berth.addons.postgres.provider import SERVICE, PostgresProvider, _Resource
+from berth.broker.partner_api.manifest import load_manifest
+from berth.broker.partner_api.provider import ProviderError, ProvisionRequest
+from berth.config import Settings
+from berth.db import Database, new_id
+
+KEY = Fernet.generate_key().decode()
+
+
+@dataclass
+class Env:
+    settings: Settings
+    database: Database
+    server: LocalPostgres
+
+    def provider(self, **kwargs: object) -> PostgresProvider:
+        return PostgresProvider(self.database, self.settings, **kwargs)  # type: ignore[arg-type]
+
+    def admin(self, dbname: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.server.admin_url(dbname), autocommit=True, connect_timeout=5)
+
+    def second_server_url(self) -> str:
+        """The same cluster under another name: a second location without a second cluster."""
+        return self.server.admin_url().replace("@127.0.0.1:", "@localhost:", 1)
+
+    def rows(self) -> list[ProviderResource]:
+        with self.database.session(write=False) as session:
+            return list(session.query(ProviderResource).order_by(ProviderResource.created_at))
+
+
+def request(plan: str = "essential-0", uuid: str | None = None, **options: str) -> ProvisionRequest:
+    return ProvisionRequest(uuid=uuid or new_id(), plan=plan, region="local", options=options)
+
+
+@pytest.fixture(scope="module")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Database]]:
+    data_dir = tmp_path_factory.mktemp("postgres-addon")
+    crypto.configure([KEY])
+    database = Database(f"sqlite:///{data_dir / 'control.sqlite3'}")
+    database.migrate(data_dir)
+    yield data_dir, database
+    database.dispose()
+
+
+@pytest.fixture
+def env(control_plane: tuple[Path, Database], postgres_server: LocalPostgres) -> Iterator[Env]:
+    data_dir, database = control_plane
+    crypto.configure([KEY])  # other modules' apps configure their own keys
+    settings = Settings(data_dir=data_dir, database_url=database.url, secret_keys=(KEY,),
+                        postgres_servers=(postgres_server.admin_url(),))
+    env = Env(settings, database, postgres_server)
+    yield env
+    cleaner = PostgresProvider(database, settings.with_overrides(
+        postgres_servers=(postgres_server.admin_url(), env.second_server_url())))
+    with database.session(write=False) as session:
+        live = [row.id for row in resources.live(session, SERVICE)]
+    for uuid in live:
+        cleaner.deprovision(uuid)
+    with database.transaction() as session:
+        session.execute(delete(ProviderResource))
+
+URL = re.compile(r"^postgres://(u_[a-z0-9]{16}):([A-Za-z0-9]{65})@127\.0\.0\.1:(\d+)/(db_[a-z0-9]{16})\Z")
+
+
+def names(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return unquote(parts.username or ""), parts.path.lstrip("/")
+
+
+def connect(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(url, autocommit=True, connect_timeout=5)
+
+
+def role_limit(env: Env, user: str) -> int | None:
+    with env.admin() as admin:
+        row = admin.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", [user]).fetchone()
+    return None if row is None else int(row[0])
+
+
+def databases(env: Env) -> set[str]:
+    with env.admin() as admin:
+        return {row[0] for row in admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'db\\_%'")}
+
+
+def test_the_manifest_is_valid_and_gives_database_url() -> None:
+    manifest = PostgresProvider.manifest(None)  # type: ignore[arg-type]
+    endpoints = {"base_url": "http://127.0.0.1:5000/providers/postgresql/heroku/resources"}
+    manifest["api"].update(password="a-long-dummy-password", production=endpoints, test=endpoints)
+    loaded = load_manifest(manifest)
+    assert loaded["id"] == "postgresql" and loaded["name"] == "Heroku-style Postgres"
+    assert loaded["api"]["config_vars_prefix"] == "DATABASE"
+    assert loaded["api"]["config_vars"] == ["DATABASE_URL"]
+    assert loaded["api"]["requires"] == ["many_per_app", "log_input"] and loaded["api"]["regions"] == ["*"]
+    assert loaded["categories"] == ["Data Stores"]
+    plans = {plan["name"]: plan for plan in loaded["plans"]}
+    assert list(plans) == ["essential-0", "essential-1", "essential-2"]
+    assert [name for name, plan in plans.items() if plan["default"]] == ["essential-0"]
+    assert [plans[name]["price"]["cents"] for name in plans] == [500, 900, 2000]
+    assert all(plan["description"] for plan in plans.values())
+    assert (PLANS["essential-2"].storage_gb, PLANS["essential-2"].connections) == (32, 40)
+
+
+def test_provision_gives_a_working_database_url(env: Env) -> None:
+    made = env.provider().provision(request())
+    url = made.config["DATABASE_URL"]
+    assert list(made.config) == ["DATABASE_URL"]
+    match = URL.match(url)
+    assert match, url
+    assert int(match.group(3)) == env.server.port
+    with connect(url) as tenant:
+        tenant.execute("CREATE TABLE notes (id serial PRIMARY KEY, body text)")
+        tenant.execute("INSERT INTO notes (body) VALUES ('hello'), ('world')")
+        assert tenant.execute("SELECT body FROM notes ORDER BY id").fetchall() == [("hello",), ("world",)]
+        owner = tenant.execute("SELECT pg_get_userbyid(datdba) FROM pg_database "
+                               "WHERE datname = current_database()").fetchone()
+        assert owner == (match.group(1),)
+    assert role_limit(env, match.group(1)) == 20
+    [row] = env.rows()
+    assert (row.id, row.state, row.plan, row.location) == (made.id, ACTIVE, "essential-0",
+                                                          f"127.0.0.1:{env.server.port}")
+    assert match.group(2) not in row.location
+
+
+def test_tenants_are_isolated(env: Env) -> None:
+    provider = env.provider()
+    a = provider.provision(request()).config["DATABASE_URL"]
+    b = provider.provision(request()).config["DATABASE_URL"]
+    b_user, b_db = names(b)
+    a_as_b_db = a.rsplit("/", 1)[0] + "/" + b_db
+    with pytest.raises(psycopg.OperationalError, match="CONNECT privilege"):
+        connect(a_as_b_db)
+    with connect(a) as tenant:
+        with pytest.raises(errors.InsufficientPrivilege):
+            tenant.execute("CREATE DATABASE stolen")
+        with pytest.raises(errors.InsufficientPrivilege):
+            tenant.execute("CREATE ROLE intruder")
+        with pytest.raises(errors.InsufficientPrivilege):
+            tenant.execute(f'ALTER ROLE "{b_user}" PASSWORD \'x\'')
+        with pytest.raises(errors.InsufficientPrivilege):
+            tenant.execute(f'GRANT "{b_user}" TO CURRENT_USER')
+
+
+def test_provision_is_idempotent_on_the_uuid(env: Env) -> None:
+    provider = env.provider()
+    first = provider.provision(request(uuid="7d1f0c1e-1111-4111-8111-000000000001"))
+    before = databases(env)
+    again = env.provider().provision(request(uuid=first.id))
+    assert (again.id, again.config) == (first.id, first.config)
+    assert databases(env) == before and len(env.rows()) == 1
+
+
+def test_concurrent_provisions_of_one_uuid_make_one_database(env: Env) -> None:
+    uuid, before = new_id(), databases(env)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: env.provider().provision(request(uuid=uuid)), range(4)))
+    assert len({answer.config["DATABASE_URL"] for answer in answers}) == 1
+    assert len(databases(env) - before) == 1 and len(env.rows()) == 1
+
+
+class CrashAfterRole(PostgresProvider):
+    """Dies part-way through creating: after the record is committed and the role exists."""
+
+    def _create(self, conn: psycopg.Connection[tuple[object, ...]], resource: _Resource) -> None:
+        conn.execute(f'CREATE ROLE "{resource.user}" LOGIN PASSWORD \'not-the-real-one\'')
+        raise RuntimeError("the process died here")
+
+
+def test_an_interrupted_provision_is_finished_by_the_next_call(env: Env) -> None:
+    uuid = "7d1f0c1e-2222-4222-8222-000000000002"
+    with pytest.raises(RuntimeError):
+        CrashAfterRole(env.database, env.settings).provision(request(uuid=uuid))
+    [row] = env.rows()
+    assert row.state == CREATING
+    user, database = resources.details(row)["user"], resources.details(row)["database"]
+    assert role_limit(env, user) == -1 and database not in databases(env)
+    made = env.provider().provision(request(uuid=uuid))
+    assert names(made.config["DATABASE_URL"]) == (user, database)
+    assert env.rows()[0].state == ACTIVE and role_limit(env, user) == 20
+    with connect(made.config["DATABASE_URL"]) as tenant:  # the recorded password now works
+        assert tenant.execute("SELECT current_user").fetchone() == (user,)
+
+
+@pytest.mark.parametrize("plan, options, message", [
+    ("enormous", {}, "Unknown plan 'enormous'; the plans are essential-0, essential-1, essential-2."),
+    ("essential-0", {"version": "16"}, "Unknown options: version. The postgresql add-on takes no options."),
+])
+def test_a_bad_plan_or_option_is_refused_and_nothing_is_created(env: Env, plan: str, options: dict[str, str],
+                                                                message: str) -> None:
+    before = databases(env)
+    with pytest.raises(ProviderError) as refused:
+        env.provider().provision(request(plan, **options))
+    assert (refused.value.status, refused.value.message) == (422, message)
+    assert env.rows() == [] and databases(env) == before
+
+
+def test_deprovision_ends_open_sessions_and_the_credentials(env: Env) -> None:
+    provider = env.provider()
+    made = provider.provision(request())
+    url = made.config["DATABASE_URL"]
+    user, database = names(url)
+    tenant = connect(url)
+    tenant.execute("CREATE TABLE t (x int)")
+    assert provider.deprovision(made.id) is True
+    with pytest.raises(psycopg.OperationalError):
+        tenant.execute("SELECT 1")
+    tenant.close()
+    with pytest.raises(psycopg.OperationalError):
+        connect(url)
+    assert database not in databases(env) and role_limit(env, user) is None
+    assert env.rows()[0].state == DELETED
+    assert provider.deprovision(made.id) is False
+    assert provider.deprovision("no-such-uuid") is False
+    with pytest.raises(ProviderError) as refused:
+        provider.provision(request(uuid=made.id))
+    assert refused.value.status == 422
+
+
+def test_change_plan_moves_the_connection_limit(env: Env) -> None:
+    provider = env.provider()
+    made = provider.provision(request())
+    user, _ = names(made.config["DATABASE_URL"])
+    assert provider.change_plan(made.id, "essential-2") is None
+    assert role_limit(env, user) == 40 and env.rows()[0].plan == "essential-2"
+    assert provider.change_plan(made.id, "essential-2") is None  # the same plan: nothing to do
+    assert provider.provision(request(uuid=made.id)).config == made.config
+    with pytest.raises(ProviderError) as unknown:
+        provider.change_plan("no-such-uuid", "essential-1")
+    assert unknown.value.status == 404
+    with pytest.raises(ProviderError) as bad:
+        provider.change_plan(made.id, "enormous")
+    assert bad.value.status == 422
+    tiny = env.provider(limits_bytes={"essential-0": 1_000_000})  # less than an empty database
+    with pytest.raises(ProviderError) as too_big:
+        tiny.change_plan(made.id, "essential-0")
+    assert too_big.value.status == 422 and "delete data first" in too_big.value.message
+    assert role_limit(env, user) == 40 and env.rows()[0].plan == "essential-2"
+
+
+def test_a_new_database_goes_to_the_least_loaded_server(env: Env) -> None:
+    first, second = env.server.admin_url(), env.second_server_url()
+    provider = PostgresProvider(env.database, env.settings.with_overrides(postgres_servers=(first, second)))
+    placed = [provider.provision(request()) for _ in range(3)]
+    locations = [row.location for row in env.rows()]
+    port = env.server.port
+    assert locations == [f"127.0.0.1:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
+    assert urlsplit(placed[1].config["DATABASE_URL"]).hostname == "localhost"
+    assert provider.deprovision(placed[0].id)
+    fourth = provider.provision(request())
+    assert env.rows()[-1].location == f"127.0.0.1:{port}"
+    with connect(fourth.config["DATABASE_URL"]) as tenant:
+        assert tenant.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_storage_enforcement_restricts_and_restores(env: Env) -> None:
+    made = env.provider().provision(request())
+    url = made.config["DATABASE_URL"]
+    user, _ = names(url)
+    empty = env.provider().storage_used(made.id)
+    provider = env.provider(limits_bytes={"essential-0": empty + 1_000_000})
+    assert provider.enforce_storage_limits() == []
+    with connect(url) as tenant:
+        tenant.execute("CREATE TABLE big (body text)")
+        tenant.execute("INSERT INTO big SELECT repeat(md5(i::text), 40) FROM generate_series(1, 2000) AS i")
+    [change] = provider.enforce_storage_limits()
+    assert (change.uuid, change.plan, change.restricted) == (made.id, "essential-0", True)
+    assert change.size_bytes > change.limit_bytes == empty + 1_000_000
+    assert resources.details(env.rows()[0])["restricted"] is True
+    assert provider.enforce_storage_limits() == []  # still over: nothing new
+
+    with connect(url) as tenant:
+        with pytest.raises(psycopg.OperationalError, match="too many connections"):
+            connect(url)
+        for statement in ("INSERT INTO big VALUES ('more')", "CREATE TABLE other (x int)",
+                          "UPDATE big SET body = 'x'", "GRANT INSERT ON big TO CURRENT_USER"):
+            if statement.startswith("GRANT"):  # grants nothing: the tenant no longer owns it
+                tenant.execute(statement)
+                with pytest.raises(errors.InsufficientPrivilege):
+                    tenant.execute("INSERT INTO big VALUES ('more')")
+                continue
+            with pytest.raises(errors.InsufficientPrivilege):
+                tenant.execute(statement)
+        assert tenant.execute("SELECT count(*) FROM big").fetchone() == (2000,)
+        tenant.execute("DELETE FROM big WHERE body LIKE 'c%'")
+        tenant.execute("TRUNCATE big")
+        assert tenant.execute("SELECT count(*) FROM big").fetchone() == (0,)
+
+    [change] = provider.enforce_storage_limits()
+    assert (change.uuid, change.restricted) == (made.id, False) and change.size_bytes <= change.limit_bytes
+    assert resources.details(env.rows()[0])["restricted"] is False
+    assert role_limit(env, user) == 20
+    with connect(url) as tenant, connect(url):
+        tenant.execute("INSERT INTO big VALUES ('back')")
+        tenant.execute("CREATE TABLE other (x int)")
+        owner = tenant.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'big'").fetchone()
+        assert owner == (user,)
+    with env.admin() as admin:
+        assert admin.execute("SELECT 1 FROM pg_roles WHERE rolname LIKE 'l\\_%'").fetchall() == []
+
+
+def test_upgrading_a_restricted_database_restores_it_at_once(env: Env) -> None:
+    made = env.provider().provision(request())
+    url = made.config["DATABASE_URL"]
+    provider = env.provider(limits_bytes={"essential-0": 1_000_000})
+    [change] = provider.enforce_storage_limits()
+    assert change.restricted
+    with connect(url) as tenant, pytest.raises(errors.InsufficientPrivilege):
+        tenant.execute("CREATE TABLE t (x int)")
+    assert provider.change_plan(made.id, "essential-1") is None
+    assert resources.details(env.rows()[0])["restricted"] is False and env.rows()[0].plan == "essential-1"
+    with connect(url) as tenant:
+        tenant.execute("CREATE TABLE t (x int)")
+    assert provider.deprovision(made.id)  # a restricted-then-restored database drops cleanly
+
+
+def test_deprovisioning_a_restricted_database(env: Env) -> None:
+    made = env.provider().provision(request())
+    provider = env.provider(limits_bytes={"essential-0": 1_000_000})
+    assert provider.enforce_storage_limits()[0].restricted
+    user, database = names(made.config["DATABASE_URL"])
+    assert provider.deprovision(made.id)
+    assert database not in databases(env) and role_limit(env, user) is None
+    assert role_limit(env, "l_" + user[2:]) is None
+
+
+def test_rotation_gives_a_new_password_and_ends_the_old_sessions(env: Env) -> None:
+    provider = env.provider()
+    made = provider.provision(request())
+    old = made.config["DATABASE_URL"]
+    session = connect(old)
+    new_config = provider.rotate_credentials(made.id)
+    new = new_config["DATABASE_URL"]
+    assert new != old and URL.match(new)
+    assert names(new) == names(old)
+    with pytest.raises(psycopg.OperationalError):
+        session.execute("SELECT 1")
+    session.close()
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        connect(old)
+    with connect(new) as tenant:
+        assert tenant.execute("SELECT 1").fetchone() == (1,)
+    assert provider.provision(request(uuid=made.id)).config == new_config  # the record has it
+    with pytest.raises(ProviderError) as unknown:
+        provider.rotate_credentials("no-such-uuid")
+    assert unknown.value.status == 404
