@@ -5,7 +5,8 @@ one run with the raw floor of the same work done directly against the backend:
               WITH (FORCE) + DROP ROLE), on the same PostgreSQL server Berth places add-ons on;
 - redis       floor: spawn a `redis-server` (same limits) until PING answers (and SHUTDOWN);
 - kafka       floor: a topic + the tenant's prefixed ACLs with the admin client (and their deletion),
-              on the same broker (only with --kafka: the broker takes a while to start).
+              on the same broker (only with --kafka: the broker takes a while to start); Berth's
+              side is the add-on plus a `topics-create` action, so both make a tenant and a topic.
 
 Berth's time: POST /apps/{app}/addons → `provisioned` (the POST answers it when the provider is
 quick; else GET /addons/{id} until it does), then, untimed, the config var must be visible;
@@ -106,20 +107,23 @@ def redis_floor(base: Path) -> tuple[float, float]:
 
 
 def kafka_floor(settings: Any) -> tuple[float, float]:
-    from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic,
-                                       ResourcePatternType, ResourceType)
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient,
+                                       NewTopic, ResourcePatternType, ResourceType)
 
     from berth.addons.kafka import broker as kafka_broker
 
-    admin = AdminClient({"bootstrap.servers": kafka_broker.admin_bootstrap(settings)})
+    found = kafka_broker.endpoints(settings)
+    assert found is not None, "the embedded broker is not running"
+    admin = AdminClient({"bootstrap.servers": found.admin_bootstrap})
     prefix = "floor-" + secrets.token_hex(4) + "."
     principal = f"User:CN={prefix}"
+    grants = [(kind, operation) for kind, operations in (
+        (ResourceType.TOPIC, (AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE)),
+        (ResourceType.GROUP, (AclOperation.READ, AclOperation.DESCRIBE))) for operation in operations]
     acls = [AclBinding(kind, prefix, ResourcePatternType.PREFIXED, principal, "*", operation,
-                       AclPermissionType.ALLOW)
-            for kind, operations in ((ResourceType.TOPIC, (AclOperation.READ, AclOperation.WRITE,
-                                                           AclOperation.DESCRIBE)),
-                                     (ResourceType.GROUP, (AclOperation.READ, AclOperation.DESCRIBE)))
-            for operation in operations]
+                       AclPermissionType.ALLOW) for kind, operation in grants]
+    filters = [AclBindingFilter(kind, prefix, ResourcePatternType.PREFIXED, principal, "*", operation,
+                                AclPermissionType.ALLOW) for kind, operation in grants]
 
     def create() -> None:
         for future in admin.create_acls(acls).values():
@@ -130,7 +134,7 @@ def kafka_floor(settings: Any) -> tuple[float, float]:
     def drop() -> None:
         for future in admin.delete_topics([prefix + "events"]).values():
             future.result()
-        for future in admin.delete_acls(acls).values():
+        for future in admin.delete_acls(filters).values():
             future.result()
     return timed(create), timed(drop)
 
@@ -140,6 +144,11 @@ def kafka_floor(settings: Any) -> tuple[float, float]:
 def berth_round(platform: BuiltinPlatform, app: str, plan: str, var: str) -> tuple[float, float]:
     started = time.perf_counter()
     addon = platform.provision(app, plan)
+    if plan == "kafka" and addon["state"] == "provisioned":  # as the floor: the tenant and a topic
+        topic = platform.call("POST", f"/apps/{app}/addons/{addon['id']}/actions/topics-create",
+                              params={"name": "events", "partitions": 8})
+        if topic.status_code != 200:
+            raise RuntimeError(f"topics-create: {topic.status_code} {topic.text[:200]}")
     provisioned = (time.perf_counter() - started) * 1000
     if addon["state"] != "provisioned" or var not in platform.config(app):
         raise RuntimeError(f"{plan}: {addon.get('state')} {addon.get('failure_message')}")
