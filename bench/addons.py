@@ -161,7 +161,7 @@ def berth_round(platform: BuiltinPlatform, app: str, plan: str, var: str) -> tup
     return provisioned, (time.perf_counter() - started) * 1000
 
 
-def run(rounds: int, many: int, with_kafka: bool) -> int:
+def run(rounds: int, many: int, with_kafka: bool, only: list[str] | None = None) -> int:
     failures = 0
     with tempfile.TemporaryDirectory(prefix="berth-bench-addons-") as tmp:
         base = Path(tmp)
@@ -174,6 +174,8 @@ def run(rounds: int, many: int, with_kafka: bool) -> int:
                 for name in ["bench"] + [f"bench-{i}" for i in range(-(-many // 20))]:
                     assert platform.call("POST", "/apps", name=name).status_code == 201
                 services = ["postgresql", "redis"] + (["kafka"] if with_kafka else [])
+                if only:
+                    services = [service for service in services if service in only]
                 floors: dict[str, Callable[[], tuple[float, float]]] = {
                     "postgresql": lambda: postgres_floor(server.admin_url()),
                     "redis": lambda: redis_floor(base),
@@ -238,9 +240,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--many", type=int, default=200, help="Postgres add-ons on one server (0: skip)")
     parser.add_argument("--kafka", action="store_true", help="include Kafka (starts the embedded broker)")
+    parser.add_argument("--only", action="append", choices=("postgresql", "redis", "kafka"),
+                        help="bench only this service (repeatable; kafka also needs --kafka)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     args = parser.parse_args()
-    failures = run(args.rounds, args.many, args.kafka)
+    failures = run(args.rounds, args.many, args.kafka, args.only)
     return 1 if args.check and failures else 0
 
 
