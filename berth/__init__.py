@@ -53,5 +53,7 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     if settings.builtin_addons:
         from berth import builtin_addons
         builtin_addons.install(app, database, settings)
+    from berth import web
+    web.install(app, settings)
     logging.getLogger("berth").setLevel(logging.INFO)
     return app

@@ -7,6 +7,7 @@ import berth.addons.models  # noqa: F401
 import berth.broker.models  # noqa: F401
 import berth.platform.logs.models  # noqa: F401
 import berth.platform.models  # noqa: F401
+import berth.web.models  # noqa: F401
 from berth.db import Base
 
 connection = context.config.attributes["connection"]

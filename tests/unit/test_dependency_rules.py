@@ -16,6 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "addons": {"db", "errors", "crypto", "config", "logplex", "process", "addons", "broker.partner_api"},
     "cli": {"cli"},
     "httpapi": FOUNDATION,
+    "web": FOUNDATION | {"platform", "broker", "web"},  # pages: above both, never below them
 }
 NEVER_IMPORTED = {"buildpacks"}
 

@@ -1,0 +1,56 @@
+"""Berth's web pages: marketplace, dashboard, partner portal, sign-in (server-rendered HTML).
+
+Pages combine the platform (apps, config vars, releases) and the broker (catalogue, add-ons), so
+they sit above both, like `create_app`; nothing below imports them. Templates are in
+`berth/templates/web/`, styles and the one small script in `berth/static/`.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+
+from berth.config import Settings
+
+
+def _session_secret(settings: Settings) -> bytes:
+    """The key that signs session cookies and CSRF tokens: made once under the data dir (0600),
+    so every web process of this installation signs alike."""
+    path = settings.data_dir / "session.key"
+    if not path.exists():
+        _create_key(path)
+    return hmac.new(path.read_bytes(), b"berth-web-session", hashlib.sha256).digest()
+
+
+def _create_key(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process made it first
+    with os.fdopen(fd, "wb") as out:
+        out.write(secrets.token_bytes(32))
+
+
+def install(app: Flask, settings: Settings) -> None:
+    from berth.web import pages  # noqa: F401  (the route modules register on its blueprint)
+    from berth.web import account, auth_pages, dashboard, marketplace, partners  # noqa: F401
+
+    app.secret_key = _session_secret(settings)
+    app.config.update(
+        SESSION_COOKIE_NAME="berth_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.api_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(days=14),
+        WTF_CSRF_TIME_LIMIT=3600,  # a form older than an hour is refused: reload it
+    )
+    app.register_blueprint(pages.blueprint)
+    for endpoint, view in app.view_functions.items():
+        if endpoint.startswith("web.") or endpoint == "static":
+            view.berth_public = True  # type: ignore[attr-defined]  # pages check the session cookie
