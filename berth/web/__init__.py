@@ -38,8 +38,8 @@ def _create_key(path: Path) -> None:
 
 
 def install(app: Flask, settings: Settings) -> None:
-    from berth.web import pages  # noqa: F401  (the route modules register on its blueprint)
-    from berth.web import account, auth_pages, dashboard, marketplace, partners  # noqa: F401
+    # The route modules register their pages on `pages.blueprint` when imported.
+    from berth.web import account, addon_pages, auth_pages, dashboard, marketplace, pages, partners  # noqa: F401
 
     app.secret_key = _session_secret(settings)
     app.config.update(

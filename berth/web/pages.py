@@ -19,7 +19,7 @@ from wtforms import ValidationError as CSRFValidationError
 from berth.accounts import Account
 from berth.config import Settings
 from berth.errors import BerthError, Forbidden, NotFound
-from berth.httpapi.context import READ_METHODS, current_account, db_session
+from berth.httpapi.context import READ_METHODS, current_account, database
 from berth.web import sessions
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ def settings() -> Settings:
 def _load_signed_in_account() -> None:
     token = session.get(SESSION_KEY)
     if isinstance(token, str):
-        account_id = sessions.account_id_for(db_session(), token)
+        with database().session(write=False) as reading:  # no write lock for a look-up
+            account_id = sessions.account_id_for(reading, token)
         if account_id is not None:
             g.account_id = account_id  # what the API's service functions and ownership checks use
         else:

@@ -1,0 +1,140 @@
+"""Sign up, sign in, sign out; sessions, CSRF, the sign-in throttle and error pages."""
+from __future__ import annotations
+
+from flask import Flask
+
+from tests.conftest import Api, User
+from tests.web.conftest import Browser, text
+
+
+def test_sign_up_signs_in_and_hashes_the_password(app: Flask, browser: Browser) -> None:
+    browser.get("/signup")
+    answer = browser.submit("/signup", {"email": "New@Example.com", "password": "a long password",
+                                        "password_again": "a long password"})
+    assert answer.status_code == 303
+    home = browser.get("/")
+    assert "Your apps" in text(home) and "new@example.com" in text(home)
+    database = app.extensions["berth.database"]
+    with database.session(write=False) as session:
+        from berth.accounts import find_account_by_email
+        account = find_account_by_email(session, "new@example.com")
+        assert account is not None and account.password_hash is not None
+        assert "a long password" not in account.password_hash and account.password_hash.startswith("$argon2")
+
+
+def test_sign_up_errors_keep_the_form_and_create_nothing(app: Flask, browser: Browser, alice: User) -> None:
+    browser.get("/signup")
+    short = browser.submit("/signup", {"email": "x@example.com", "password": "short", "password_again": "short"})
+    assert short.status_code == 422 and "at least 10 characters" in text(short)
+    assert 'value="x@example.com"' in text(short)
+    differ = browser.submit("/signup", {"email": "x@example.com", "password": "a long password",
+                                        "password_again": "another long one"})
+    assert differ.status_code == 422 and "differ" in text(differ)
+    taken = browser.submit("/signup", {"email": alice.email, "password": "a long password",
+                                       "password_again": "a long password"})
+    assert taken.status_code == 422 and "already registered" in text(taken)
+    with app.extensions["berth.database"].session(write=False) as session:
+        from berth.accounts import find_account_by_email
+        assert find_account_by_email(session, "x@example.com") is None
+
+
+def test_the_session_cookie_is_httponly_and_samesite(browser: Browser, alice: User) -> None:
+    browser.get("/login")
+    answer = browser.submit("/login", {"email": alice.email, "password": alice.password})
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_wrong_password_is_refused_without_saying_which_part(browser: Browser, alice: User) -> None:
+    browser.get("/login")
+    wrong = browser.submit("/login", {"email": alice.email, "password": "not it"})
+    unknown = browser.submit("/login", {"email": "nobody@example.com", "password": "not it"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert "do not match an account" in text(wrong) and "do not match an account" in text(unknown)
+    assert browser.get("/dashboard").status_code == 302  # still signed out
+
+
+def test_sign_in_returns_to_the_page_asked_for_but_never_off_site(browser: Browser, alice: User) -> None:
+    first = browser.get("/dashboard/account")
+    assert first.status_code == 302 and "/login?next=/dashboard/account" in first.headers["Location"]
+    browser.get("/login")
+    answer = browser.submit("/login", {"email": alice.email, "password": alice.password,
+                                       "next": "/dashboard/account"})
+    assert answer.headers["Location"].endswith("/dashboard/account")
+    other = Browser(browser.client.application)
+    other.get("/login")
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example"):
+        answer = other.submit("/login", {"email": alice.email, "password": alice.password, "next": target})
+        assert answer.headers["Location"] == "/", target
+        other.get("/login")
+
+
+def test_forms_without_or_with_a_bad_csrf_token_are_refused(app: Flask, signed_in: Browser) -> None:
+    missing = signed_in.submit("/dashboard/apps", {"name": "no-token-app"}, csrf=False)
+    assert missing.status_code == 400 and "CSRF token is missing" in text(missing)
+    forged = signed_in.submit("/dashboard/apps", {"name": "no-token-app", "csrf_token": "forged"})
+    assert forged.status_code == 400 and "text/html" in forged.content_type
+    assert "no-token-app" not in text(signed_in.get("/dashboard"))
+
+
+def test_an_expired_csrf_token_is_refused(app: Flask, signed_in: Browser) -> None:
+    app.config["WTF_CSRF_TIME_LIMIT"] = 1
+    try:
+        import time
+        signed_in.get("/dashboard")
+        time.sleep(2.1)
+        answer = signed_in.submit("/dashboard/apps", {"name": "late-app"})
+        assert answer.status_code == 400 and "expired" in text(answer)
+    finally:
+        app.config["WTF_CSRF_TIME_LIMIT"] = 3600
+
+
+def test_sign_out_ends_the_session_everywhere(app: Flask, signed_in: Browser) -> None:
+    stolen = signed_in.client.get_cookie("berth_session")
+    assert stolen is not None
+    assert signed_in.get("/logout").status_code == 200  # a page with a form: GET changes nothing
+    assert signed_in.get("/dashboard").status_code == 200
+    assert signed_in.submit("/logout").status_code == 303
+    assert signed_in.get("/dashboard").status_code == 302
+    replay = app.test_client()
+    replay.set_cookie("berth_session", stolen.value)
+    assert replay.get("/dashboard").status_code == 302  # the copied cookie died with the row
+
+
+def test_repeated_failures_lock_sign_in_for_that_email(app: Flask, browser: Browser, alice: User) -> None:
+    from berth.web.sessions import FAILURES_PER_EMAIL
+    browser.get("/login")
+    for _ in range(FAILURES_PER_EMAIL):
+        assert browser.submit("/login", {"email": alice.email, "password": "guess"}).status_code == 401
+    locked = browser.submit("/login", {"email": alice.email, "password": alice.password})
+    assert locked.status_code == 429 and "Too many failed sign-ins" in text(locked)
+    assert browser.get("/dashboard").status_code == 302
+
+
+def test_pages_answer_html_errors_and_the_api_keeps_json(api: Api, browser: Browser, alice: User) -> None:
+    missing_page = browser.get("/dashboard/no/such/page")
+    assert missing_page.status_code == 404 and missing_page.mimetype == "text/html"
+    assert "Traceback" not in text(missing_page)
+    assert api.get("/apps").status_code == 401 and api.get("/apps").mimetype == "application/json"
+    assert api.get("/account", alice).mimetype == "application/json"
+    assert api.get("/no-such-endpoint").mimetype == "application/json"
+
+
+def test_the_home_page_is_the_marketplace_or_the_dashboard(browser: Browser, alice: User) -> None:
+    assert "marketplace" in text(browser.get("/")).lower()
+    browser.sign_in(alice)
+    assert "Your apps" in text(browser.get("/"))
+
+
+def test_an_app_is_created_from_the_dashboard(signed_in: Browser) -> None:
+    answer = signed_in.submit("/dashboard/apps", {"name": "web-made"})
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/dashboard/apps/web-made")
+    assert "web-made" in text(signed_in.get("/dashboard"))
+    bad = signed_in.submit("/dashboard/apps", {"name": "Bad Name!"})
+    assert bad.status_code == 422 and 'role="alert"' in text(bad)
+
+
+def test_user_text_is_escaped(signed_in: Browser) -> None:
+    answer = signed_in.submit("/dashboard/apps", {"name": "<script>alert(1)</script>"})
+    assert "<script>alert(1)</script>" not in text(answer)
+    assert "&lt;script&gt;" in text(answer)
