@@ -2,7 +2,8 @@
 ones are configured, started and kept running (`make run` starts this process).
 
 Every few seconds: the embedded PostgreSQL cluster is running (unless BERTH_POSTGRES_SERVERS names
-servers); every live Redis add-on's `redis-server` is running; the embedded Kafka broker is running
+servers); every active dedicated Postgres add-on's own cluster is running (whether or not servers
+are configured); every live Redis add-on's `redis-server` is running; the embedded Kafka broker is running
 once any Kafka add-on exists (unless BERTH_KAFKA_BOOTSTRAP names one). A backend that died is
 started again. Every minute the log store drops lines past their plan's retention, and Postgres
 databases over their plan's storage lose write access (and regain it when back under). On SIGTERM
@@ -26,12 +27,14 @@ PURGE_SECONDS = 60.0
 
 def supervise_once(settings: Settings, database: Database) -> None:
     from berth.addons.kafka import broker as kafka_broker
+    from berth.addons.postgres import dedicated as postgres_dedicated
     from berth.addons.postgres import embedded as postgres_embedded
     from berth.addons.redis import instances as redis_instances
 
     checks: list[tuple[str, Callable[[], object]]] = []
     if not settings.postgres_servers:
         checks.append(("postgresql", lambda: postgres_embedded.supervise(settings)))
+    checks.append(("postgresql dedicated", lambda: postgres_dedicated.supervise(settings, database)))
     checks.append(("redis", lambda: redis_instances.supervise(settings, database)))
     if not settings.kafka_bootstrap and _has_live(database, "kafka"):
         checks.append(("kafka", lambda: kafka_broker.supervise(settings)))
@@ -44,10 +47,12 @@ def supervise_once(settings: Settings, database: Database) -> None:
 
 def stop_everything(settings: Settings, database: Database) -> None:
     from berth.addons.kafka import broker as kafka_broker
+    from berth.addons.postgres import dedicated as postgres_dedicated
     from berth.addons.postgres import embedded as postgres_embedded
     from berth.addons.redis import instances as redis_instances
 
     for name, stop in (("redis", lambda: redis_instances.stop_all(settings, database)),
+                       ("postgresql dedicated", lambda: postgres_dedicated.stop_all(settings, database)),
                        ("kafka", lambda: kafka_broker.stop(settings)),
                        ("postgresql", lambda: postgres_embedded.stop(settings))):
         try:

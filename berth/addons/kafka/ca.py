@@ -10,21 +10,19 @@ broker maps `CN=<name>` to `User:<name>` (`ssl.principal.mapping.rules`).
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import ipaddress
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from berth.addons import local
 from berth.config import Settings
 
 CA_DAYS = 20 * 365
@@ -65,7 +63,7 @@ def load_or_create(directory: Path) -> CertificateAuthority:
     cert_path, key_path = directory / "ca.pem", directory / "ca.key"
     if not (cert_path.exists() and key_path.exists()):
         directory.mkdir(parents=True, exist_ok=True)
-        with _locked(directory / ".ca.lock"):
+        with local.file_lock(directory / ".ca.lock"):
             if not cert_path.exists() and not key_path.exists():
                 _generate(cert_path, key_path)
     return load(directory)
@@ -184,16 +182,6 @@ def _issue(ca: CertificateAuthority, cn: str, days: int, usage: x509.ObjectIdent
     certificate = builder.sign(ca.key, hashes.SHA256())  # type: ignore[arg-type]
     leaf = cert_pem(certificate)
     return Issued(cert_pem=leaf, key_pem=key_pem(key), chain_pem=leaf + ca.cert_pem)
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 __all__ = ["CAError", "CertificateAuthority", "Issued", "ca_dir", "cert_pem", "common_name", "for_settings",

@@ -25,6 +25,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Mapping
 from urllib.parse import quote
 
 import psycopg
@@ -109,7 +110,9 @@ class LocalPostgres:
         port: int | None = None,
         superuser: str = "berth",
         password: str | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
+        """``settings``: server settings (``-c name=value``) given on every start."""
         # Absolute because the tools run with cwd=/ (root's cwd may be unreadable to postgres).
         self.data_dir = Path(data_dir).absolute()
         if _SHELL_UNSAFE & set(str(self.data_dir)):
@@ -128,6 +131,7 @@ class LocalPostgres:
         self._explicit_password = password is not None
         self._password = password if password is not None else self._read_password_file()
         self._bindir: Path | None = None
+        self._settings = dict(settings or {})
 
     def __repr__(self) -> str:  # never include the password
         return f"LocalPostgres(data_dir={str(self.data_dir)!r}, port={self._port})"
@@ -300,6 +304,7 @@ class LocalPostgres:
             "-c", f"listen_addresses={LOOPBACK}",
             "-p", str(self._port),
             "-c", f"unix_socket_directories={socket_dirs}",
+            *(word for name, value in self._settings.items() for word in ("-c", f"{name}={value}")),
         ]  # fmt: skip
         # pg_ctl hands -o to /bin/sh, so every word must be shell-quoted.
         return " ".join(shlex.quote(option) for option in options)

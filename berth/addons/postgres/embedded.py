@@ -12,14 +12,13 @@ at once: only one initdb or start happens.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import socket
 from pathlib import Path
 from typing import Iterator
 
 import psycopg
 
+from berth.addons import local
 from berth.addons.postgres.cluster import LOOPBACK, ClusterError, LocalPostgres, _PortInUse
 from berth.config import Settings
 
@@ -35,13 +34,8 @@ def root(settings: Settings) -> Path:
 @contextlib.contextmanager
 def _locked(settings: Settings) -> Iterator[Path]:
     directory = root(settings)
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / "lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield directory
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with local.file_lock(directory / "lock"):
+        yield directory
 
 
 def _remembered_port(directory: Path) -> int | None:
@@ -49,15 +43,6 @@ def _remembered_port(directory: Path) -> int | None:
         return int((directory / "port").read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError:
-            return False
-        return True
 
 
 def _start(directory: Path) -> LocalPostgres:
@@ -70,7 +55,7 @@ def _start(directory: Path) -> LocalPostgres:
         cluster.start()
         return cluster
     last_error: ClusterError | None = None
-    for candidate in (p for p in PORTS if _port_is_free(p)):
+    for candidate in (p for p in PORTS if local.port_is_free(LOOPBACK, p)):
         cluster = LocalPostgres(directory / "cluster", port=candidate)
         try:
             cluster.start()

@@ -6,6 +6,12 @@ resource's `location` is its server's `host:port` (never the admin URL: no secre
 its encrypted `details` hold the names (`db_<r>`, `u_<r>`, locker `l_<r>`), the password, the host
 and port tenants connect to, and whether it is restricted for being over its storage limit.
 
+Dedicated plans (`standard-0`) get a cluster of their own on this host (`dedicated.py`), whether or
+not BERTH_POSTGRES_SERVERS is set; their `location` is `dedicated:<uuid>`, their port is chosen
+when the record is written. Inside it the tenant gets the same role and database as on a shared
+server, so everything else (enforcement, rotation, backups) works alike. Deprovisioning one stops
+the cluster and deletes its files; moving between the shared and dedicated tiers is refused.
+
 Every change follows the same order: record it (committed), then do it on the server idempotently,
 then mark it done; so a repeated call finishes what a crashed one began. Work on one resource is
 serialised across processes with a session advisory lock on its server (`hashtext('berth-postgresql:'
@@ -20,8 +26,10 @@ locker while restricted, so a determined tenant can still write through them.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
+import select
 import string
 import threading
 from dataclasses import dataclass
@@ -31,12 +39,13 @@ from urllib.parse import quote, urlsplit
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from psycopg.pq import TransactionStatus
 from sqlalchemy.exc import IntegrityError
 
 from berth.addons import notify, resources
 from berth.addons.models import ACTIVE, CREATING, DELETED, DELETING, ProviderResource
-from berth.addons.postgres import actions, backups, embedded
-from berth.addons.postgres.cluster import ClusterError
+from berth.addons.postgres import actions, backups, dedicated, embedded
+from berth.addons.postgres.cluster import LOOPBACK, ClusterError
 from berth.addons.postgres.plans import PLANS, Plan
 from berth.broker.partner_api.provider import ActionResult, ProviderError, Provisioned, ProvisionRequest
 from berth.config import Settings
@@ -130,6 +139,10 @@ def _database_exists(conn: psycopg.Connection[Any], database: str) -> bool:
 
 
 def _is_superuser(conn: psycopg.Connection[Any]) -> bool:
+    # The server reports it at login (a GUC_REPORT setting): no round trip.
+    reported = conn.info.parameter_status("is_superuser")
+    if reported is not None:
+        return reported == "on"
     row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
     return bool(row and row[0])
 
@@ -147,6 +160,20 @@ def _schemas(conn: psycopg.Connection[Any]) -> list[str]:
     return [row[0] for row in rows]
 
 
+def _do(conn: psycopg.Connection[Any], body: sql.Composable) -> sql.Composed:
+    """A `DO` block running `body` (PL/pgSQL statements), the body quoted as a string literal."""
+    return sql.SQL("DO {}").format(sql.Literal(f"BEGIN {body.as_string(conn)} END"))
+
+
+def _drop_role(role: str, *, member_first: bool) -> sql.Composed:
+    """PL/pgSQL: drop `role` if it exists, with its grants left in the current database. A
+    non-superuser broker must first be a member of it (see `_become_member`)."""
+    template = ("IF EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN "
+                + ("GRANT {role} TO CURRENT_USER; " if member_first else "")
+                + "DROP OWNED BY {role}; DROP ROLE {role}; END IF;")
+    return sql.SQL(template).format(name=sql.Literal(role), role=sql.Identifier(role))
+
+
 def _terminate(conn: psycopg.Connection[Any], *, user: str | None = None, database: str | None = None) -> None:
     column, value = ("usename", user) if user is not None else ("datname", database)
     conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {column} = %s "
@@ -159,6 +186,7 @@ class _Borrowed:
 
     def __init__(self, pool: "_AdminPool", conninfo: str, connection: psycopg.Connection[Any]) -> None:
         self._pool, self._conninfo, self._connection = pool, conninfo, connection
+        self._unlocked = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._connection, name)
@@ -167,7 +195,11 @@ class _Borrowed:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        self._pool.give_back(self._conninfo, self._connection, broken=kind is not None)
+        self._pool.give_back(self._conninfo, self._connection, broken=kind is not None, unlocked=self._unlocked)
+
+    def unlocked(self) -> None:
+        """The caller ran `pg_advisory_unlock_all()` last: giving it back needs no round trip."""
+        self._unlocked = True
 
 
 class _AdminPool:
@@ -181,7 +213,7 @@ class _AdminPool:
         with self._lock:
             idle = self._idle.setdefault(conninfo, [])
             connection = idle.pop() if idle else None
-        if connection is not None:  # the server may have restarted since: a round trip tells
+        if connection is not None and not _quiet(connection):  # the server may have restarted since
             try:
                 connection.execute("SELECT 1")
             except psycopg.Error:
@@ -191,8 +223,9 @@ class _AdminPool:
             connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=timeout)
         return _Borrowed(self, conninfo, connection)
 
-    def give_back(self, conninfo: str, connection: psycopg.Connection[Any], *, broken: bool) -> None:
-        if not broken and not connection.closed:
+    def give_back(self, conninfo: str, connection: psycopg.Connection[Any], *, broken: bool,
+                  unlocked: bool = False) -> None:
+        if not broken and not connection.closed and not unlocked:
             try:
                 connection.execute("SELECT pg_advisory_unlock_all()")
             except psycopg.Error:
@@ -203,6 +236,26 @@ class _AdminPool:
                 idle.append(connection)
                 return
         connection.close()
+
+    def discard(self, conninfo: str) -> None:
+        """Close the idle connections to a server that is going away (a dedicated cluster)."""
+        with self._lock:
+            idle = self._idle.pop(conninfo, [])
+        for connection in idle:
+            connection.close()
+
+
+def _quiet(connection: psycopg.Connection[Any]) -> bool:
+    """An idle pooled connection with nothing to read: its backend has not gone away. A backend
+    ended by a restart or pg_terminate_backend sends an error and closes the socket, making it
+    readable; then (or when unsure) the caller checks with a round trip instead."""
+    if connection.closed or connection.info.transaction_status != TransactionStatus.IDLE:
+        return False
+    try:
+        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 _ADMIN_POOL = _AdminPool()
@@ -225,7 +278,8 @@ class PostgresProvider:
             "id": SERVICE,
             "name": "Heroku-style Postgres",
             "description": ("Reliable PostgreSQL databases as a service: each add-on is its own database "
-                            "and owner role on a shared server, reached through DATABASE_URL."),
+                            "and owner role on a shared server (Essential plans) or on a server of its "
+                            "own (Standard), reached through DATABASE_URL."),
             "categories": ["Data Stores"],
             "api": {"version": "3", "config_vars_prefix": "DATABASE", "config_vars": [CONFIG_VAR],
                     "regions": ["*"], "requires": ["many_per_app", "log_input"]},
@@ -259,6 +313,13 @@ class PostgresProvider:
             raise ProviderError("The database is still being created; try again when it is ready.", 422)
         if resource.plan == new.name:
             return None
+        current = PLANS.get(resource.plan)
+        if current is not None and current.dedicated != new.dedicated:
+            raise ProviderError(
+                f"{resource.plan} is on a {current.tier} server and {new.name} on a {new.tier} one: the "
+                "plan cannot be changed in place. Create a new add-on with the plan you want, copy the "
+                "data with `berth pg:backups:capture` and `berth pg:backups:restore`, then remove this one.",
+                422)
         with self._connect(resource.location) as conn:
             self._lock(conn, uuid)
             resource = self._fresh(uuid)
@@ -276,13 +337,14 @@ class PostgresProvider:
         return None
 
     def deprovision(self, uuid: str) -> bool:
-        resource = self._lookup(uuid)
-        if resource is None or resource.state == DELETED:
+        resource = self._begin_deleting(uuid)
+        if resource is None:
             return False
-        resource = self._update(uuid, state=DELETING)
-        with self._connect(resource.location) as conn:
-            self._lock(conn, uuid)
-            self._drop(conn, resource)
+        if dedicated.is_dedicated(resource.location):
+            self._remove_dedicated(resource)
+        else:
+            with self._connect(resource.location) as conn:
+                self._drop(conn, resource)  # takes and releases the uuid's lock
         self._update(uuid, state=DELETED)
         backups.delete_all(self.settings, uuid)  # the backups go with the database, as on Heroku
         return True
@@ -400,25 +462,55 @@ class PostgresProvider:
         return found
 
     def _record(self, uuid: str, plan: Plan) -> _Resource:
-        """The new resource's row, committed before anything exists on a server."""
-        servers = self._servers()  # outside the transaction: this may start the embedded cluster
+        """The new resource's row, committed before anything exists on a server. A dedicated
+        cluster's port is chosen and committed under the port lock, before its initdb."""
+        if plan.dedicated:
+            try:
+                dedicated.location(uuid)
+            except ValueError:
+                raise ProviderError("A dedicated database needs an add-on id of letters, digits and dashes.",
+                                    422) from None
+        # Outside the transaction: this may start the embedded cluster.
+        servers = {} if plan.dedicated else self._servers()
         suffix = _random(NAME_ALPHABET, NAME_LENGTH)
+        ports = dedicated.port_lock(self.settings) if plan.dedicated else contextlib.nullcontext()
         try:
-            with self.database.transaction() as session:
+            with ports, self.database.transaction() as session:
                 row = session.get(ProviderResource, uuid)
                 if row is not None:  # made meanwhile by a concurrent call
                     if row.service != SERVICE:
                         raise ProviderError("That uuid belongs to another add-on service.", 422)
                     return _Resource.of(row)
-                location = resources.least_loaded(session, SERVICE, list(servers))
-                parts = urlsplit(servers[location])
+                location, host, port = self._place(session, uuid, plan, servers)
                 details = {"database": f"db_{suffix}", "user": f"u_{suffix}", "locker": f"l_{suffix}",
                            "password": _random(PASSWORD_ALPHABET, PASSWORD_LENGTH),
-                           "host": parts.hostname or "localhost", "port": parts.port or 5432,
-                           "restricted": False}
+                           "host": host, "port": port, "restricted": False}
                 return _Resource.of(resources.record(session, SERVICE, uuid, plan.name, location, details))
         except IntegrityError:  # a concurrent call committed the same uuid first
             return self._fresh(uuid)
+
+    @staticmethod
+    def _place(session: Any, uuid: str, plan: Plan, servers: dict[str, str]) -> tuple[str, str, int]:
+        """Where a new resource goes: its location, and the host and port tenants connect to."""
+        if plan.dedicated:
+            try:
+                port = dedicated.choose_port(dedicated.taken_ports(session))
+            except ClusterError as error:
+                log.error("%s", error)
+                raise ProviderError(UNAVAILABLE, 503) from None
+            return dedicated.location(uuid), LOOPBACK, port
+        location = resources.least_loaded(session, SERVICE, list(servers))
+        parts = urlsplit(servers[location])
+        return location, parts.hostname or "localhost", parts.port or 5432
+
+    def _begin_deleting(self, uuid: str) -> _Resource | None:
+        """Mark the resource DELETING (committed, before any work); None if there is none to delete."""
+        with self.database.transaction() as session:
+            row = resources.find(session, SERVICE, uuid)
+            if row is None or row.state == DELETED:
+                return None
+            row.state = DELETING
+            return _Resource.of(row)
 
     def _update(self, uuid: str, *, state: str | None = None, plan: str | None = None,
                 only_from: tuple[str, ...] | None = None, **details: Any) -> _Resource:
@@ -454,25 +546,57 @@ class PostgresProvider:
 
     def _connect(self, location: str, database: str | None = None) -> psycopg.Connection[Any]:
         """An autocommit admin connection to the server at `location` (its maintenance database,
-        or `database`). Unreachable: ProviderError 503. The embedded cluster is started first if
-        it died and the backends supervisor has not restarted it yet."""
-        url = self._servers().get(location)
-        if url is None:
+        or `database`). Unreachable: ProviderError 503. The embedded cluster, or a live add-on's
+        dedicated cluster, is started first if it died and the backends supervisor has not
+        restarted it yet (or, dedicated, was never created)."""
+        ours = dedicated.is_dedicated(location) or not self.settings.postgres_servers
+        url = self._dedicated_url(location) if dedicated.is_dedicated(location) else self._servers().get(location)
+        if url is None and not dedicated.is_dedicated(location):
             log.error("Postgres server %s holds resources but is no longer configured", location)
             raise ProviderError(UNAVAILABLE, 503)
         for attempt in (1, 2):
-            overrides = {"dbname": database} if database else {}
-            conninfo = make_conninfo(_libpq_url(url), **overrides)
-            try:
-                if database is None:  # the maintenance database: reused, a connection costs ~5 ms
-                    return _ADMIN_POOL.borrow(conninfo, self.connect_timeout)  # type: ignore[return-value]
-                return psycopg.connect(conninfo, autocommit=True, connect_timeout=self.connect_timeout)
-            except psycopg.OperationalError as error:
-                if attempt == 1 and not self.settings.postgres_servers:
-                    url = self._embedded(refresh=True)
-                    continue
-                log.warning("cannot reach Postgres server %s: %s", location, error)
+            if url is not None:
+                overrides = {"dbname": database} if database else {}
+                conninfo = make_conninfo(_libpq_url(url), **overrides)
+                try:
+                    if database is None:  # the maintenance database: reused, a connection costs ~5 ms
+                        return _ADMIN_POOL.borrow(conninfo, self.connect_timeout)  # type: ignore[return-value]
+                    return psycopg.connect(conninfo, autocommit=True, connect_timeout=self.connect_timeout)
+                except psycopg.OperationalError as error:
+                    log.warning("cannot reach Postgres server %s: %s", location, error)
+            if attempt == 1 and ours:
+                url = self._start(location)
         raise ProviderError(UNAVAILABLE, 503)
+
+    def _start(self, location: str) -> str:
+        """Start the server Berth runs for `location` (created if need be): its admin URL."""
+        if not dedicated.is_dedicated(location):
+            return self._embedded(refresh=True)
+        try:
+            return dedicated.ensure_live(self.settings, self.database, dedicated.uuid_of(location))[0]
+        except dedicated.NotLive:
+            raise ProviderError("This add-on has been deprovisioned meanwhile.", 422) from None
+        except (ClusterError, OSError, psycopg.Error) as error:
+            log.error("the dedicated PostgreSQL cluster %s cannot be started: %s", location, error)
+            raise ProviderError(UNAVAILABLE, 503) from None
+
+    def _dedicated_url(self, location: str) -> str | None:
+        """The admin URL of a dedicated cluster, None while it has never been created."""
+        resource = self._fresh(dedicated.uuid_of(location))
+        return dedicated.admin_url(self.settings, resource.uuid, int(resource.details["port"]))
+
+    def _remove_dedicated(self, resource: _Resource) -> None:
+        """Stop the add-on's own cluster at once and delete its files (idempotent)."""
+        port = int(resource.details["port"])
+        url = dedicated.admin_url(self.settings, resource.uuid, port)
+        if url is not None:
+            _ADMIN_POOL.discard(make_conninfo(_libpq_url(url)))
+        try:
+            dedicated.remove(self.settings, resource.uuid, port)
+        except (ClusterError, OSError) as error:
+            log.error("cannot remove the dedicated PostgreSQL cluster of %s: %s", resource.uuid, error)
+            raise ProviderError("The Postgres server could not complete the change; try again later.",
+                                503) from None
 
     @staticmethod
     def _backend(action: Callable[[], Any]) -> Any:
@@ -518,23 +642,43 @@ class PostgresProvider:
         self._backend(run)
 
     def _drop(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
-        """§6.3: the tenant's sessions end and its credentials stop working at once."""
-        user, database = resource.user, resource.database
+        """§6.3: the tenant's sessions end and its credentials stop working at once; takes the
+        uuid's lock and releases it. Three round trips, each step safe to repeat; only the last
+        commits anything besides DROP DATABASE (a commit waits for a WAL flush: the costly part).
+        1. the lock; the roles' sessions ended; their oids (for step 3);
+        2. DROP DATABASE … WITH (FORCE) (never inside a transaction block or a multi-statement string):
+           the tenant's URL names a database that is gone;
+        3. the tenant and locker roles dropped where they exist, committed; then every session of
+           theirs still alive (one that logged in elsewhere meanwhile) ended; the lock released.
+        Statements sharing a round trip are one simple-query string: no parameters, so every value
+        is a psycopg.sql Literal and every name an Identifier."""
+        database, roles = resource.database, (resource.user, resource.locker)
+        names = sql.SQL(", ").join(sql.Literal(role) for role in roles)
 
         def run() -> None:
-            if _role_exists(conn, user):
-                conn.execute(_q("ALTER ROLE {} NOLOGIN", user))
-                _terminate(conn, user=user)
+            found = conn.execute(sql.SQL(
+                "SELECT pg_advisory_lock(hashtext({})); "
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE usename IN ({}) AND pid <> pg_backend_pid(); "
+                "SELECT oid FROM pg_roles WHERE rolname IN ({})").format(
+                    sql.Literal(f"berth-{SERVICE}:{resource.uuid}"), names, names))
+            found.nextset()
+            found.nextset()
+            oids = [row[0] for row in found.fetchall()]
             if conn.info.server_version >= 130000:
                 conn.execute(_q("DROP DATABASE IF EXISTS {} WITH (FORCE)", database))
             else:
                 _terminate(conn, database=database)
                 conn.execute(_q("DROP DATABASE IF EXISTS {}", database))
-            for role in (user, resource.locker):
-                if _role_exists(conn, role):
-                    _become_member(conn, role)
-                    conn.execute(_q("DROP OWNED BY {}", role))  # grants left in this database
-                    conn.execute(_q("DROP ROLE {}", role))
+            member_first = not _is_superuser(conn)
+            drops = sql.SQL(" ").join(_drop_role(role, member_first=member_first) for role in roles)
+            stragglers = sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usesysid IN ({}) "
+                                 "AND pid <> pg_backend_pid(); ").format(
+                sql.SQL(", ").join(sql.Literal(str(oid)) for oid in oids)) if oids else sql.SQL("")  # as oid
+            conn.execute(sql.SQL("BEGIN; {}; COMMIT; {}SELECT pg_advisory_unlock_all()").format(
+                _do(conn, drops), stragglers))
+            if isinstance(conn, _Borrowed):
+                conn.unlocked()
 
         self._backend(run)
 

@@ -118,11 +118,13 @@ def test_the_manifest_is_valid_and_gives_database_url() -> None:
     assert loaded["api"]["requires"] == ["many_per_app", "log_input"] and loaded["api"]["regions"] == ["*"]
     assert loaded["categories"] == ["Data Stores"]
     plans = {plan["name"]: plan for plan in loaded["plans"]}
-    assert list(plans) == ["essential-0", "essential-1", "essential-2"]
+    assert list(plans) == ["essential-0", "essential-1", "essential-2", "standard-0"]
     assert [name for name, plan in plans.items() if plan["default"]] == ["essential-0"]
-    assert [plans[name]["price"]["cents"] for name in plans] == [500, 900, 2000]
+    assert [plans[name]["price"]["cents"] for name in plans] == [500, 900, 2000, 5000]
     assert all(plan["description"] for plan in plans.values())
     assert (PLANS["essential-2"].storage_gb, PLANS["essential-2"].connections) == (32, 40)
+    assert (PLANS["standard-0"].storage_gb, PLANS["standard-0"].connections) == (64, 120)
+    assert [p.dedicated for p in PLANS.values()] == [False, False, False, True]
 
 
 def test_provision_gives_a_working_database_url(env: Env) -> None:
@@ -206,7 +208,7 @@ def test_an_interrupted_provision_is_finished_by_the_next_call(env: Env) -> None
 
 
 @pytest.mark.parametrize("plan, options, message", [
-    ("enormous", {}, "Unknown plan 'enormous'; the plans are essential-0, essential-1, essential-2."),
+    ("enormous", {}, "Unknown plan 'enormous'; the plans are essential-0, essential-1, essential-2, standard-0."),
     ("essential-0", {"version": "16"}, "Unknown options: version. The postgresql add-on takes no options."),
 ])
 def test_a_bad_plan_or_option_is_refused_and_nothing_is_created(env: Env, plan: str, options: dict[str, str],
@@ -225,10 +227,12 @@ def test_deprovision_ends_open_sessions_and_the_credentials(env: Env) -> None:
     user, database = names(url)
     tenant = connect(url)
     tenant.execute("CREATE TABLE t (x int)")
+    elsewhere = connect(url.rsplit("/", 1)[0] + "/postgres")  # this server lets PUBLIC connect there
     assert provider.deprovision(made.id) is True
-    with pytest.raises(psycopg.OperationalError):
-        tenant.execute("SELECT 1")
-    tenant.close()
+    for session in (tenant, elsewhere):
+        with pytest.raises(psycopg.OperationalError):
+            session.execute("SELECT 1")
+        session.close()
     with pytest.raises(psycopg.OperationalError):
         connect(url)
     assert database not in databases(env) and role_limit(env, user) is None
@@ -367,3 +371,28 @@ def test_rotation_gives_a_new_password_and_ends_the_old_sessions(env: Env) -> No
     with pytest.raises(ProviderError) as unknown:
         provider.rotate_credentials("no-such-uuid")
     assert unknown.value.status == 404
+
+
+def test_a_broker_without_superuser_provisions_and_deprovisions(env: Env) -> None:
+    """A CREATEROLE/CREATEDB broker (an operator's managed server) must join the roles it drops."""
+    with env.admin() as admin:
+        admin.execute("DROP ROLE IF EXISTS berth_broker")
+        admin.execute("CREATE ROLE berth_broker LOGIN CREATEROLE CREATEDB PASSWORD 'broker-password'")
+    try:
+        broker_url = env.server.admin_url().replace(f"{env.server.superuser}:", "berth_broker:", 1)
+        broker_url = re.sub(r"berth_broker:[^@]*@", "berth_broker:broker-password@", broker_url)
+        provider = PostgresProvider(env.database, env.settings.with_overrides(postgres_servers=(broker_url,)))
+        made = provider.provision(request())
+        user, database = names(made.config["DATABASE_URL"])
+        tenant = connect(made.config["DATABASE_URL"])
+        tenant.execute("CREATE TABLE t (x int)")
+        assert provider.deprovision(made.id) is True
+        with pytest.raises(psycopg.OperationalError):
+            tenant.execute("SELECT 1")
+        tenant.close()
+        assert database not in databases(env) and role_limit(env, user) is None
+        assert provider.deprovision(made.id) is False
+    finally:
+        with env.admin() as admin:
+            admin.execute("DROP OWNED BY berth_broker")
+            admin.execute("DROP ROLE berth_broker")
