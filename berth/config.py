@@ -56,6 +56,7 @@ class Settings:
     # First-party add-on backends. Empty: Berth starts and owns local ones under data_dir/backends.
     postgres_servers: tuple[str, ...] = ()  # admin URLs (postgresql://admin:pw@host:port/postgres)
     redis_host: str = "127.0.0.1"           # where Redis add-on instances listen and apps reach them
+    redis_servers: tuple[str, ...] = ()     # admin URLs (redis://admin:pw@host:port), one add-on each
     kafka_bootstrap: str = ""               # the brokers' mTLS listener apps use (host:port,...)
     kafka_admin_bootstrap: str = ""         # a listener Berth administers the cluster through
     kafka_ca_dir: str = ""                  # holds ca.pem and ca.key that sign tenants' client certs
@@ -96,6 +97,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         postgres_servers=tuple(u.strip() for u in (env.get("BERTH_POSTGRES_SERVERS") or "").split(",")
                                if u.strip()),
         redis_host=env.get("BERTH_REDIS_HOST") or "127.0.0.1",
+        redis_servers=tuple(u.strip() for u in (env.get("BERTH_REDIS_SERVERS") or "").split(",") if u.strip()),
         kafka_bootstrap=env.get("BERTH_KAFKA_BOOTSTRAP") or "",
         kafka_admin_bootstrap=env.get("BERTH_KAFKA_ADMIN_BOOTSTRAP") or "",
         kafka_ca_dir=env.get("BERTH_KAFKA_CA_DIR") or "",

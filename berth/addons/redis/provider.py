@@ -5,6 +5,11 @@ generated passwords, limits) is committed in state `creating` before any process
 the instance is started idempotently, then the row becomes `active`. Any call repeated after a
 crash finds the row and finishes the job with the same port and password, so the same config.
 
+With BERTH_REDIS_SERVERS set, add-ons go to those operator-run servers instead, one add-on per
+server (`external.py`): the record (server, tenant password, limits) is committed first, then the
+server is emptied and handed to the tenant. Which kind an add-on is follows its record, not the
+settings, so add-ons made before the setting changed keep working.
+
 `REDIS_URL` is `redis://:PASSWORD@HOST:PORT`: plain text, which is acceptable while instances
 listen on loopback (`BERTH_REDIS_HOST` defaults to 127.0.0.1). Heroku's `rediss://` (TLS with a
 self-signed certificate) is not done yet.
@@ -12,13 +17,14 @@ self-signed certificate) is not done yet.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+import secrets
+from typing import Any, Callable, Mapping
 
 from berth.addons import resources
 from berth.addons.models import ProviderResource
-from berth.addons.redis import instances
+from berth.addons.redis import external, instances
 from berth.addons.redis.plans import DEFAULT_POLICY, MAXMEMORY_POLICIES, PLANS, Plan
-from berth.broker.partner_api.provider import ActionResult, Provisioned, ProviderError, ProvisionRequest
+from berth.broker.partner_api.provider import ActionResult, ProviderError, Provisioned, ProvisionRequest
 from berth.config import Settings
 from berth.db import Database
 
@@ -37,6 +43,8 @@ class RedisProvider:
         self.database, self.settings = database, settings
         self.plans = dict(PLANS if plans is None else plans)
         self.ports, self.start_timeout = ports, start_timeout
+        # Parsed now so that a bad BERTH_REDIS_SERVERS stops the process at start, clearly.
+        self.servers = external.parse_servers(settings.redis_servers)
 
     # -- the Provider protocol -----------------------------------------------------------------
 
@@ -66,11 +74,16 @@ class RedisProvider:
         state, details = self._reserve(request.uuid, plan, policy)
         if state in (resources.DELETING, resources.DELETED):
             raise ProviderError("This add-on has been deprovisioned; its id cannot be used again.", 422)
-        details = self._start(request.uuid, state, details)
-        with self.database.transaction() as session:
-            resource = resources.find(session, SERVICE, request.uuid)
-            if resource is not None and resource.state == resources.CREATING:
-                resource.state = resources.ACTIVE
+        if external.is_external(details):
+            if state == resources.CREATING:  # once active the tenant's data lives there: never empty it
+                self._external(request.uuid, details, "set up", lambda server: external.prepare(server, details))
+        else:
+            details = self._start(request.uuid, state, details)
+        if state == resources.CREATING:
+            with self.database.transaction() as session:
+                resource = resources.find(session, SERVICE, request.uuid)
+                if resource is not None and resource.state == resources.CREATING:
+                    resource.state = resources.ACTIVE
         return Provisioned(id=request.uuid, config={"REDIS_URL": instances.url(details)})
 
     def change_plan(self, uuid: str, plan: str) -> dict[str, str] | None:
@@ -86,17 +99,23 @@ class RedisProvider:
             if resource is None or resource.state == resources.DELETED:
                 return False
             resource.state = resources.DELETING
-        try:
-            instances.remove(self.settings, uuid)
-        except instances.InstanceError as exc:
-            log.error("deprovisioning redis %s: %s", uuid, exc)
-            raise ProviderError("Could not stop the Redis instance; try again.", 503) from exc
+            kept = resources.details(resource)
+        if external.is_external(kept):
+            self._external(uuid, kept, "release", external.release)
+        else:
+            try:
+                instances.remove(self.settings, uuid)
+            except instances.InstanceError as exc:
+                log.error("deprovisioning redis %s: %s", uuid, exc)
+                raise ProviderError("Could not stop the Redis instance; try again.", 503) from exc
         with self.database.transaction() as session:
             resource = resources.find(session, SERVICE, uuid)
             if resource is not None:
                 resource.state = resources.DELETED
                 kept = resources.details(resource)
-                resources.set_details(resource, {"host": kept.get("host"), "port": kept.get("port")})
+                # The tenant's password goes; `external` stays so the record still says what it was.
+                resources.set_details(resource, {key: kept[key] for key in ("host", "port", "external")
+                                                 if key in kept})
         return True
 
     # -- beyond the protocol -------------------------------------------------------------------
@@ -157,16 +176,51 @@ class RedisProvider:
         """The record for `uuid`: the one made before, or a new one in state `creating` with a
         port reserved, committed before anything starts."""
         host = self.settings.redis_host
+        # The lock also covers choosing a pool server: two add-ons never get the same one.
         with instances.port_lock(self.settings), self.database.transaction() as session:
             existing = resources.find(session, SERVICE, uuid)
             if existing is not None:
                 return existing.state, resources.details(existing)
             if session.get(ProviderResource, uuid) is not None:
                 raise ProviderError("This id belongs to another add-on.", 422)
+            if self.servers:
+                server = self._free_server(session)
+                details = external.new_details(server, secrets.token_hex(32), plan.limits(), policy)
+                resources.record(session, SERVICE, uuid, plan.name, server.location, details)
+                return resources.CREATING, details
             port = self._free_port(session, host)
             details = instances.new_details(host, port, plan.limits(), policy)
             resources.record(session, SERVICE, uuid, plan.name, host, details)
             return resources.CREATING, details
+
+    def _free_server(self, session: Any) -> external.Server:
+        """The first configured server holding no live add-on (each holds at most one)."""
+        locations = list(self.servers)
+        chosen = resources.least_loaded(session, SERVICE, locations)
+        if any(resource.location == chosen for resource in resources.live(session, SERVICE)):
+            raise ProviderError(f"All {len(locations)} Redis servers are in use; an operator must add one "
+                                "to BERTH_REDIS_SERVERS (or another add-on must be removed) first.", 503)
+        return self.servers[chosen]
+
+    def _server_of(self, details: dict[str, Any]) -> external.Server:
+        location = external.location_of(details["host"], int(details["port"]))
+        server = self.servers.get(location)
+        if server is None:
+            log.error("Redis server %s holds an add-on but is not in BERTH_REDIS_SERVERS", location)
+            raise ProviderError("The Redis server of this add-on is not available; try again later.", 503)
+        return server
+
+    def _external(self, uuid: str, details: dict[str, Any], doing: str,
+                  action: Callable[[external.Server], None]) -> None:
+        """Run `action(server)` on the add-on's external server, serialised with every other change
+        to the add-on (as local instances are); failures become a 503."""
+        server = self._server_of(details)
+        try:
+            with instances.instance_lock(self.settings, uuid):
+                action(server)
+        except instances.InstanceError as exc:
+            log.error("redis server %s: %s", server.location, exc)
+            raise ProviderError(f"Could not {doing} the Redis server; try again later.", 503) from exc
 
     def _free_port(self, session: Any, host: str, avoid: int | None = None) -> int:
         taken = {int(resources.details(resource)["port"]) for resource in resources.live(session, SERVICE)
@@ -213,7 +267,10 @@ class RedisProvider:
                     raise ProviderError("No such Redis add-on.", 404)
                 details = {**resources.details(resource), **changes}
             try:
-                instances.resize(self.settings, uuid, details, self.start_timeout)
+                if external.is_external(details):
+                    external.resize(self._server_of(details), details)
+                else:
+                    instances.resize(self.settings, uuid, details, self.start_timeout)
             except instances.TooMuchData as exc:
                 raise ProviderError(f"Cannot change to that plan: {exc}. Delete some keys first.", 422) from exc
             except instances.InstanceError as exc:
