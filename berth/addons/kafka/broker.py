@@ -61,6 +61,7 @@ class KafkaError(RuntimeError):
 class Endpoints:
     bootstrap: str         # host:port of the mTLS listener apps use
     admin_bootstrap: str   # host:port of the PLAINTEXT loopback listener Berth administers through
+    controller: str = ""   # host:port of the PLAINTEXT loopback controller listener (super user too)
 
 
 # -- places --------------------------------------------------------------------------------------
@@ -179,12 +180,18 @@ def _ensure_state(settings: Settings) -> dict[str, Any]:
     return state
 
 
+def _endpoints_of(state: dict[str, Any]) -> Endpoints:
+    host = state["host"]
+    return Endpoints(f"{host}:{state['tenant_port']}", f"{host}:{state['admin_port']}",
+                     f"{host}:{state['controller_port']}")
+
+
 def endpoints(settings: Settings) -> Endpoints | None:
     """Where the embedded broker listens, if it was ever set up (nothing is started)."""
     state = _read_state(settings)
     if state is None:
         return None
-    return Endpoints(f"{state['host']}:{state['tenant_port']}", f"{state['host']}:{state['admin_port']}")
+    return _endpoints_of(state)
 
 
 # -- configuration -------------------------------------------------------------------------------
@@ -397,7 +404,7 @@ def ensure_embedded(settings: Settings, timeout: float = START_TIMEOUT) -> Endpo
     makes concurrent callers (threads and processes) wait for one start."""
     with _lock(settings):
         state = _ensure_state(settings)
-        found = Endpoints(f"{state['host']}:{state['tenant_port']}", f"{state['host']}:{state['admin_port']}")
+        found = _endpoints_of(state)
         if _is_ours(settings, state.get("pid")):
             # Running and accepting connections: served before (a start waits for a full answer),
             # so a connect is proof enough and keeps this cheap for every provider call.

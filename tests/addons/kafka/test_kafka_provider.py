@@ -190,6 +190,34 @@ def test_provision_then_produce_and_consume_over_mtls(env: Env) -> None:
     assert consume(config, prefix + "events", prefix + "readers") == b"hello"
 
 
+def topic_error(config: dict[str, str], topic: str) -> Any:
+    """What the broker tells the tenant's certificate about `topic` in a metadata request (one
+    round trip; None when the topic exists and may be described)."""
+    admin = AdminClient(client_config(config))
+    return admin.list_topics(topic=topic, timeout=30).topics[topic].error
+
+
+def group_ids(env: Env) -> set[str]:
+    admin = AdminClient({"bootstrap.servers": broker.endpoints(env.settings).admin_bootstrap})  # type: ignore[union-attr]
+    return {group.group_id for group in admin.list_consumer_groups().result(timeout=30).valid}
+
+
+@pytest.mark.slow
+def test_the_certificate_works_the_moment_provision_returns(env: Env) -> None:
+    # Provision sets ACLs and quotas concurrently and returns once the broker shows the ACLs:
+    # no waiting on the tenant's side, for the ACLs or for a topic made afterwards.
+    uuid, config = env.provision()
+    prefix = config["KAFKA_PREFIX"]
+    missing = topic_error(config, prefix + "not-yet")
+    assert missing is not None and missing.code() == KafkaError.UNKNOWN_TOPIC_OR_PART  # described, not refused
+    other = topic_error(config, "other-tenant.topic")
+    assert other is not None and other.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    topic = env.provider.create_topic(uuid, "now", partitions=8)["name"]
+    assert topic_error(config, topic) is None
+    assert produce(config, topic, b"at once") is None
+    assert consume(config, topic, prefix + "readers") == b"at once"
+
+
 @pytest.mark.slow
 def test_provision_is_idempotent_and_finishes_a_half_done_one(env: Env) -> None:
     uuid, config = env.provision()
@@ -330,10 +358,16 @@ def test_deprovision_removes_everything_and_the_certificate_stops_working(env: E
     principal = f"User:{env.provider.details(uuid)['principal']}"
     assert len(acls_of(env, principal)) == 9
 
+    assert prefix + "g" in group_ids(env)
+
     assert env.provider.deprovision(uuid) is True
+    # All of it at once, no waiting: the deletions ran concurrently and deprovision returned
+    # only when the broker showed them.
     assert acls_of(env, principal) == []
-    wait_until(lambda: not any(name.startswith(prefix) for name in topic_names(env)))
-    wait_until(lambda: env.provider.quotas(uuid) == {})
+    assert is_authorization_error(topic_error(config, topic))
+    assert not any(name.startswith(prefix) for name in topic_names(env))
+    assert not any(group.startswith(prefix) for group in group_ids(env))
+    wait_until(lambda: env.provider.quotas(uuid) == {})  # the broker's copy of quotas may lag a moment
     assert is_authorization_error(produce(config, topic, b"y"))
     assert is_authorization_error(consume(config, topic, prefix + "g2"))
     assert env.provider.details(uuid)["state"] == "deleted"
