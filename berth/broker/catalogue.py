@@ -8,7 +8,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from berth.accounts import UUID_PATTERN, Account
-from berth.broker.models import AddonService, Plan
+from berth.broker.models import AddOn, AddonService, Plan
 from berth.broker.partner_api.manifest import HEROKU_REGIONS, ManifestError, load_manifest
 from berth.errors import InvalidParams, NotFound
 
@@ -101,12 +101,28 @@ def register_manifest(session: Session, document: Any, *, owner: Account | None,
         manifest = load_manifest(document, known_regions=known_regions, previous=previous)
     except ManifestError as error:
         raise InvalidParams(f"Invalid manifest. {error}", errors=error.errors) from None
+    if existing is not None:
+        _keep_plans_in_use(session, existing, {plan["name"] for plan in manifest["plans"]})
     service = existing or AddonService(name=manifest["id"], owner_id=owner.id if owner else None)
     _apply(service, manifest)
     if existing is None:
         session.add(service)
     session.flush()
     return service
+
+
+def _keep_plans_in_use(session: Session, service: AddonService, kept: set[str]) -> None:
+    """A plan some add-on was ever made on stays: its add-ons (and their history) name it.
+    Partners retire one by marking it `deprecated` instead."""
+    dropped = [plan.id for plan in service.plans if plan.name not in kept]
+    if not dropped:
+        return
+    in_use = sorted(set(session.scalars(select(Plan.name).join(AddOn, AddOn.plan_id == Plan.id)
+                                        .where(Plan.id.in_(dropped)))))
+    if in_use:
+        raise InvalidParams(f"Invalid manifest. Plan {', '.join(map(repr, in_use))} has add-ons and "
+                            "cannot be removed; keep it in the manifest with \"state\": \"deprecated\" "
+                            "to stop new installs.", errors={"plans": ["a plan in use cannot be removed"]})
 
 
 def _apply(service: AddonService, manifest: dict[str, Any]) -> None:
@@ -134,6 +150,6 @@ def _apply(service: AddonService, manifest: dict[str, Any]) -> None:
         plan.contract, plan.metered = price["contract"], price["metered"]
         plan.is_default, plan.state, plan.features = spec["default"], spec["state"], spec["features"]
         plans.append(plan)
-    # Plans left out of the manifest go (delete-orphan); once add-ons exist, a plan in use
-    # must stay: the provisioning work adds that rule.
+    # Plans left out of the manifest go (delete-orphan); `_keep_plans_in_use` has refused
+    # the manifest already if one of them has add-ons.
     service.plans = plans

@@ -102,11 +102,19 @@ def _resolve_plan(session: Session, plan_ref: str) -> Plan:
                        resource="plan") from None
 
 
+def _refuse_deprecated(plan: Plan) -> None:
+    """A deprecated plan keeps its add-ons but takes no new ones (the partner retired it)."""
+    if plan.state == "deprecated":
+        raise InvalidParams(f"The plan {plan.full_name} is deprecated and takes no new add-ons; "
+                            "choose another plan.")
+
+
 def create_addon(session: Session, settings: Settings, caller: Account, app: App, plan_ref: str, *,
                  name: str | None = None, attachment_name: str | None = None,
                  config: dict[str, str] | None = None, confirm: str | None = None) -> AddOn:
     plan = _resolve_plan(session, plan_ref)
     service = plan.service
+    _refuse_deprecated(plan)
     if service.state == "shutdown":
         raise InvalidParams(f"{service.name} is no longer available.")
     if "*" not in service.regions and settings.region not in service.regions:
@@ -161,6 +169,7 @@ def change_plan(session: Session, caller: Account, addon: AddOn, plan_ref: str) 
         raise InvalidParams(f"{plan.full_name} is not a plan of {addon.service.name}.")
     if plan.id == addon.plan_id:
         return addon
+    _refuse_deprecated(plan)
     if operations.open_operation(session, addon) is not None:
         raise Conflict(f"{addon.name} is busy with another change; try again shortly.")
     operations.enqueue(session, addon, operations.CHANGE_PLAN, target_plan_id=plan.id)

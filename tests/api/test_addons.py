@@ -12,6 +12,7 @@ from berth.broker import catalogue
 from berth.broker.models import Operation
 from berth.broker.worker import Worker
 from berth.db import utcnow
+from berth.errors import InvalidParams
 from tests.conftest import Api, User
 from tests.partners.harness import ExamplePartner
 
@@ -299,3 +300,32 @@ def test_async_provision_past_its_deadline_fails_and_is_cleaned_up(
     worker.drain()
     assert partner.calls("deprovision") == before + 1
     assert api.get(f"/apps/{shop}/addons", alice).get_json() == []
+
+
+def test_a_plan_with_add_ons_cannot_be_dropped_but_can_be_deprecated(
+        api: Api, app: Flask, alice: User, shop: str, service: str, worker: Worker,
+        partner: ExamplePartner) -> None:
+    addon = provision(api, alice, shop, worker, plan={"name": "example-partner:premium"})
+    database = app.extensions["berth.database"]
+    without_premium = partner.manifest(requires=("attachable",))
+    without_premium["plans"] = [plan for plan in without_premium["plans"] if plan["name"] != "premium"]
+    with database.transaction() as session:
+        with pytest.raises(InvalidParams) as refused:
+            catalogue.register_manifest(session, without_premium, owner=None)
+    assert "'premium' has add-ons and cannot be removed" in str(refused.value)
+    assert api.get(f"/addons/{addon['id']}", alice).get_json()["plan"]["name"] == "example-partner:premium"
+
+    deprecated = partner.manifest(requires=("attachable",))
+    for plan in deprecated["plans"]:
+        if plan["name"] == "premium":
+            plan["state"] = "deprecated"
+    with database.transaction() as session:
+        catalogue.register_manifest(session, deprecated, owner=None)
+    fresh = api.post(f"/apps/{shop}/addons", alice, json={"plan": "example-partner:premium"})
+    assert fresh.status_code == 422 and "deprecated" in fresh.get_json()["message"]
+    assert api.get(f"/addons/{addon['id']}", alice).status_code == 200  # its add-on keeps going
+    back = api.patch(f"/apps/{shop}/addons/{addon['id']}", alice, json={"plan": "example-partner:test"})
+    assert back.status_code == 200
+    worker.drain()
+    again = api.patch(f"/apps/{shop}/addons/{addon['id']}", alice, json={"plan": "example-partner:premium"})
+    assert again.status_code == 422 and "deprecated" in again.get_json()["message"]
