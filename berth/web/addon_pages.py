@@ -1,20 +1,129 @@
-"""One add-on on an app: its status while provisioning, plan changes, removal, SSO."""
+"""One add-on on an app: its status while provisioning, plan changes, removal, SSO.
+
+Every view finds the add-on the way the API's `/apps/{app}/addons/{addon}` routes do (the app
+must be visible to the caller, the add-on owned by or attached to it), so another user's add-on
+is a 404 page like a missing one. Changes commit and wake a worker, then redirect at once.
+"""
 from __future__ import annotations
 
 from typing import Any
 
-from berth.web.pages import blueprint, login_required
+from flask import flash, get_flashed_messages, jsonify, redirect, request, url_for
+from sqlalchemy.orm import Session
+
+from berth.broker import attachments, operations, provisioning
+from berth.broker.models import AddOn, Attachment
+from berth.broker.nudge import nudge_workers
+from berth.broker.schemas import AddOnDestroySchema, AddOnUpdateSchema
+from berth.errors import BerthError, InvalidParams
+from berth.httpapi.body import load
+from berth.httpapi.context import current_account, db_session
+from berth.platform import apps
+from berth.platform.models import App
+from berth.web.marketplace import listed_plans
+from berth.web.pages import blueprint, login_required, render, settings
 
 Reply = Any
+BUSY = (provisioning.PROVISIONING, provisioning.DEPROVISIONING)
+
+
+def _find(session: Session, app_ref: str, addon_ref: str) -> tuple[App, AddOn]:
+    """As the API's show_app_addon: NotFound (a 404 page) for anything the caller cannot see."""
+    caller = current_account().id
+    app = apps.get_app(session, caller, app_ref)
+    return app, provisioning.get_app_addon(session, caller, app, addon_ref)
+
+
+def _visible_attachments(session: Session, addon: AddOn) -> list[Attachment]:
+    """Only attachments on apps the caller can see, as the attachments API lists them."""
+    query = attachments.attachments_query(current_account().id).where(Attachment.addon_id == addon.id)
+    return list(session.scalars(query.order_by(Attachment.created_at)))
+
+
+def _page(app_ref: str, addon_ref: str, status: int = 200, **context: Any) -> Reply:
+    session = db_session()
+    app, addon = _find(session, app_ref, addon_ref)
+    shown = [(att, attachments.declared_var_names(addon, att.name)) for att in _visible_attachments(session, addon)]
+    plans = listed_plans(addon.service)
+    if addon.plan not in plans:
+        plans = [addon.plan, *plans]  # a private plan it is on still shows as current
+    notices = get_flashed_messages()
+    context.setdefault("notice", notices[-1] if notices else None)
+    return render("web/addons/addon.html", status, app=app, addon=addon, attachments=shown, plans=plans,
+                  busy=addon.state in BUSY, **context)
+
+
+def _commit_and_nudge() -> None:
+    """What the API's `_commit_and_wait` does first; a page then redirects instead of waiting."""
+    db_session().commit()
+    nudge_workers(settings().data_dir)
 
 
 @blueprint.get("/dashboard/apps/<app_ref>/addons/<addon_ref>")
 @login_required
 def addon_page(app_ref: str, addon_ref: str) -> Reply:
-    raise NotImplementedError
+    return _page(app_ref, addon_ref)
+
+
+@blueprint.get("/dashboard/apps/<app_ref>/addons/<addon_ref>/status")
+@login_required
+def addon_status(app_ref: str, addon_ref: str) -> Reply:
+    """Polled by provisioning.js; errors as JSON too, since a script reads them."""
+    try:
+        _app, addon = _find(db_session(), app_ref, addon_ref)
+    except BerthError as error:
+        return jsonify(error.to_dict()), error.status
+    return jsonify({"state": addon.state, "failure_message": addon.failure_message})
+
+
+def _error_again(app_ref: str, addon_ref: str, error: BerthError) -> Reply:
+    db_session().rollback()  # nothing of a refused change stays
+    return _page(app_ref, addon_ref, error.status, error=error.message)
+
+
+@blueprint.post("/dashboard/apps/<app_ref>/addons/<addon_ref>/plan")
+@login_required
+def change_addon_plan(app_ref: str, addon_ref: str) -> Reply:
+    session, account = db_session(), current_account()
+    app, addon = _find(session, app_ref, addon_ref)
+    try:
+        params = load(AddOnUpdateSchema(), {"plan": (request.form.get("plan") or "").strip()})
+        provisioning.require_owner_app_access(session, account.id, addon)
+        provisioning.change_plan(session, account, addon, params["plan"])
+    except BerthError as error:
+        return _error_again(app_ref, addon_ref, error)
+    changing = operations.open_operation(session, addon) is not None  # change_plan queued one
+    target = url_for("web.addon_page", app_ref=app.name, addon_ref=addon.name)
+    _commit_and_nudge()
+    flash("The plan change has been requested; the provider applies it shortly." if changing
+          else "The add-on is already on that plan.")
+    return redirect(target, 303)
+
+
+@blueprint.post("/dashboard/apps/<app_ref>/addons/<addon_ref>/remove")
+@login_required
+def remove_addon(app_ref: str, addon_ref: str) -> Reply:
+    session, account = db_session(), current_account()
+    app, addon = _find(session, app_ref, addon_ref)
+    typed = (request.form.get("confirm") or "").strip()
+    try:
+        load(AddOnDestroySchema(), {})
+        if typed != addon.name:
+            raise InvalidParams(f"To remove this add-on, type its name {addon.name} exactly to confirm."
+                                + (f" You typed {typed!r}." if typed else ""))
+        provisioning.require_owner_app_access(session, account.id, addon)
+        provisioning.destroy_addon(session, account, addon)
+    except BerthError as error:
+        return _error_again(app_ref, addon_ref, error)
+    target = url_for("web.app_page", app_ref=app.name)
+    _commit_and_nudge()
+    return redirect(target, 303)
 
 
 @blueprint.post("/dashboard/apps/<app_ref>/addons/<addon_ref>/open")
 @login_required
 def open_addon(app_ref: str, addon_ref: str) -> Reply:
-    raise NotImplementedError
+    """The API's SSO form, as a page whose script (sso.js) posts it; without scripts, a button."""
+    app, addon = _find(db_session(), app_ref, addon_ref)
+    form = provisioning.sso_form(addon, current_account(), app)
+    return render("web/addons/sso.html", app=app, addon=addon, form=form)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, request
+from sqlalchemy.orm import selectinload
 
 from berth.broker import catalogue
 from berth.broker.api import blueprint
@@ -26,7 +27,8 @@ def _known_regions() -> frozenset[str]:
 @blueprint.get("/addon-services")
 @describe(summary="The add-on catalogue", response=AddonServiceSchema, many=True)
 def list_services() -> Reply:
-    page = paginate(db_session(), catalogue.services_query(),
+    # default_plan reads each service's plans: load them all in one more query, not one each.
+    page = paginate(db_session(), catalogue.services_query().options(selectinload(AddonService.plans)),
                     {"id": AddonService.id, "name": AddonService.name,
                      "created_at": AddonService.created_at, "updated_at": AddonService.updated_at},
                     request.headers.get("Range"), default="name", tie_breaker=AddonService.id)
