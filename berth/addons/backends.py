@@ -4,10 +4,11 @@ ones are configured, started and kept running (`make run` starts this process).
 Every few seconds: the embedded PostgreSQL cluster is running (unless BERTH_POSTGRES_SERVERS names
 servers); every active dedicated Postgres add-on's own cluster is running (whether or not servers
 are configured); every local Redis add-on's `redis-server` is running (those on BERTH_REDIS_SERVERS
-are the operator's); the embedded Kafka broker is running once any Kafka add-on exists (unless BERTH_KAFKA_BOOTSTRAP names one). A backend that died is
-started again. Every minute the log store drops lines past their plan's retention, and Postgres
-databases over their plan's storage lose write access (and regain it when back under). On SIGTERM
-everything this process supervises is stopped.
+are the operator's); the embedded Kafka broker is running once any Kafka add-on exists (unless
+BERTH_KAFKA_BOOTSTRAP names one). A backend that died is started again. Every minute the log store
+drops lines past their plan's retention, and Postgres databases over their plan's storage lose
+write access (and regain it when back under). On SIGTERM everything this process supervises is
+stopped.
 """
 from __future__ import annotations
 
