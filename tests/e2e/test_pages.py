@@ -67,6 +67,8 @@ def test_install_a_postgres_add_on_from_the_marketplace(platform: BuiltinPlatfor
                                                          artifacts: Path) -> None:
     base = platform.server.url
     page: Page = new_page()
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url))
     email = f"dev-{secrets.token_hex(3)}@example.com"
     sign_up(page, base, email)
     shot(page, artifacts, "dashboard-empty")
@@ -129,6 +131,9 @@ def test_install_a_postgres_add_on_from_the_marketplace(platform: BuiltinPlatfor
     until(page, lambda: api("GET", f"/addons/{addon_id}").status_code == 404, "the removal")
     until(page, lambda: name not in page.content(), "the resources list to drop the add-on")
     assert "DATABASE_URL" not in api("GET", "/apps/shop-e2e/config-vars").json()
+    # Every stylesheet, script and page came from Berth itself: no CDN.
+    assert fetched and all(url.startswith(base + "/") for url in fetched), \
+        sorted({url for url in fetched if not url.startswith(base + "/")})
     with pytest.raises(psycopg.OperationalError):  # its credentials stopped working
         psycopg.connect(database_url, connect_timeout=5).close()
 
