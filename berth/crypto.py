@@ -105,3 +105,21 @@ def hash_token(token: str) -> str:
 
 def same_secret(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def installation_secret(path: Path) -> bytes:
+    """32 random bytes kept in `path` (mode 0600), made by whichever process comes first, so every
+    process of one installation derives the same keys from it (session signing, partner secrets).
+    Written aside and linked into place: a reader never sees a half-written file."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(secrets.token_bytes(32))
+            os.link(aside, path)
+        except FileExistsError:
+            pass  # another process made it first: theirs stands
+        finally:
+            os.unlink(aside)
+    return path.read_bytes()

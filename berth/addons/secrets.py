@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
-from pathlib import Path
 
 from berth.config import Settings
+from berth.crypto import installation_secret
 
 
 def derived_secret(settings: Settings, purpose: str) -> str:
-    path = settings.data_dir / "providers.key"
-    if not path.exists():
-        _create(path)
-    return hmac.new(path.read_bytes(), purpose.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(installation_secret(settings.data_dir / "providers.key"), purpose.encode(),
+                    hashlib.sha256).hexdigest()
 
 
 def provider_password(settings: Settings, service: str) -> str:
@@ -25,13 +21,3 @@ def provider_password(settings: Settings, service: str) -> str:
 
 def provider_sso_salt(settings: Settings, service: str) -> str:
     return derived_secret(settings, f"sso-salt:{service}")
-
-
-def _create(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another process made it first
-    with os.fdopen(fd, "wb") as out:
-        out.write(secrets.token_bytes(32))

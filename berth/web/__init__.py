@@ -8,33 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from datetime import timedelta
-from pathlib import Path
 
 from flask import Flask
 
 from berth.config import Settings
+from berth.crypto import installation_secret
 
 
 def _session_secret(settings: Settings) -> bytes:
-    """The key that signs session cookies and CSRF tokens: made once under the data dir (0600),
-    so every web process of this installation signs alike."""
-    path = settings.data_dir / "session.key"
-    if not path.exists():
-        _create_key(path)
-    return hmac.new(path.read_bytes(), b"berth-web-session", hashlib.sha256).digest()
-
-
-def _create_key(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another process made it first
-    with os.fdopen(fd, "wb") as out:
-        out.write(secrets.token_bytes(32))
+    """The key that signs session cookies and CSRF tokens: one per installation, so every web
+    process of it signs alike."""
+    secret = installation_secret(settings.data_dir / "session.key")
+    return hmac.new(secret, b"berth-web-session", hashlib.sha256).digest()
 
 
 def install(app: Flask, settings: Settings) -> None:
