@@ -17,6 +17,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from tests.builtin_platform import BuiltinPlatform
+from tests.e2e.conftest import PHONE
 
 pytestmark = pytest.mark.slow
 PASSWORD = "a long enough password"
@@ -206,13 +207,25 @@ def test_pages_work_without_javascript_and_at_phone_width(platform: BuiltinPlatf
                                                           artifacts: Path) -> None:
     base = platform.server.url
     page: Page = new_page(phone=True, javascript=False)
+
+    def fits(name: str) -> None:
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{name} scrolls sideways at phone width ({width}px)"
+        shot(page, artifacts, f"{name}-phone")
+
     page.goto(base + "/")
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 375, f"the marketplace scrolls sideways at phone width ({width}px)"
-    shot(page, artifacts, "marketplace-phone")
+    fits("marketplace")
+    page.goto(base + "/marketplace/postgresql")
+    fits("marketplace-service")
     sign_up(page, base, f"phone-{secrets.token_hex(3)}@example.com")  # plain form posts, no script
-    create_app(page, base, f"phone-{secrets.token_hex(2)}")
-    shot(page, artifacts, "app-phone")
+    app = f"phone-{secrets.token_hex(2)}"
+    create_app(page, base, app)
+    fits("app")
+    for tab in ("settings", "activity", "access"):
+        page.goto(f"{base}/dashboard/apps/{app}/{tab}")
+        fits(f"app-{tab}")
     page.goto(base + "/dashboard/account")
-    shot(page, artifacts, "account-phone")
+    fits("account")
+    page.goto(base + "/partners/new")
+    fits("partner-new")
