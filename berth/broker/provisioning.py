@@ -68,20 +68,29 @@ def get_addon(session: Session, caller_id: str, ref: str) -> AddOn:
 
 
 def get_app_addon(session: Session, caller_id: str, app: App, ref: str) -> AddOn:
-    """An add-on owned by or attached to `app`, by uuid, name or attachment name."""
+    """An add-on owned by or attached to `app` (which the caller can see: found with get_app), by
+    uuid, name or attachment name. Being on a visible app makes it visible: no wider search."""
     attachment = session.scalar(select(Attachment).where(Attachment.app_id == app.id,
                                                          Attachment.name == ref))
-    addon = attachment.addon if attachment else get_addon(session, caller_id, ref)
-    attached_here = any(a.app_id == app.id for a in addon.attachments)
-    if addon.app_id != app.id and not attached_here or addon.state == DEPROVISIONED:
+    if attachment is not None:
+        addon: AddOn | None = attachment.addon
+    else:
+        on_app = or_(AddOn.app_id == app.id,
+                     AddOn.id.in_(select(Attachment.addon_id).where(Attachment.app_id == app.id)))
+        addon = session.scalar(select(AddOn).where(addon_reference(ref), on_app))
+    if addon is None or addon.state == DEPROVISIONED:
         raise NotFound(ADDON_NOT_FOUND, resource="add_on")
     return addon
 
 
-def require_owner_app_access(session: Session, caller_id: str, addon: AddOn) -> App:
-    """Changing or destroying an add-on is for those who can see the app that owns it."""
+def require_owner_app_access(session: Session, caller_id: str, addon: AddOn, *,
+                             known: App | None = None) -> App:
+    """Changing or destroying an add-on is for those who can see the app that owns it (`known`:
+    an app the caller was already found to see, saving the look-up when it is the owner)."""
     if addon.app_id is None:
         raise NotFound(ADDON_NOT_FOUND, resource="add_on")
+    if known is not None and known.id == addon.app_id:
+        return known
     return apps.get_app(session, caller_id, addon.app_id)
 
 

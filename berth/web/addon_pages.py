@@ -88,7 +88,7 @@ def change_addon_plan(app_ref: str, addon_ref: str) -> Reply:
     app, addon = _find(session, app_ref, addon_ref)
     try:
         params = load(AddOnUpdateSchema(), {"plan": (request.form.get("plan") or "").strip()})
-        provisioning.require_owner_app_access(session, account.id, addon)
+        provisioning.require_owner_app_access(session, account.id, addon, known=app)
         provisioning.change_plan(session, account, addon, params["plan"])
     except BerthError as error:
         return _error_again(app_ref, addon_ref, error)
@@ -111,7 +111,7 @@ def remove_addon(app_ref: str, addon_ref: str) -> Reply:
         if typed != addon.name:
             raise InvalidParams(f"To remove this add-on, type its name {addon.name} exactly to confirm."
                                 + (f" You typed {typed!r}." if typed else ""))
-        provisioning.require_owner_app_access(session, account.id, addon)
+        provisioning.require_owner_app_access(session, account.id, addon, known=app)
         provisioning.destroy_addon(session, account, addon)
     except BerthError as error:
         return _error_again(app_ref, addon_ref, error)

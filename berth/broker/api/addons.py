@@ -155,7 +155,7 @@ def update_addon(app_ref: str, addon_ref: str) -> Reply:
     session, account = db_session(), current_account()
     app = apps.get_app(session, account.id, app_ref)
     addon = provisioning.get_app_addon(session, account.id, app, addon_ref)
-    provisioning.require_owner_app_access(session, account.id, addon)
+    provisioning.require_owner_app_access(session, account.id, addon, known=app)
     if "name" in params:
         provisioning.rename_addon(session, addon, params["name"])
     if "plan" in params:
@@ -172,7 +172,7 @@ def destroy_addon(app_ref: str, addon_ref: str) -> Reply:
     session, account = db_session(), current_account()
     app = apps.get_app(session, account.id, app_ref)
     addon = provisioning.get_app_addon(session, account.id, app, addon_ref)
-    provisioning.require_owner_app_access(session, account.id, addon)
+    provisioning.require_owner_app_access(session, account.id, addon, known=app)
     provisioning.destroy_addon(session, account, addon)
     return _commit_and_wait(addon.id)
 
