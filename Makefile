@@ -42,6 +42,7 @@ test-fast: setup
 bench: setup
 	@bash scripts/install-system-packages.sh --bench
 	$(BIN)/python bench/api.py --check
+	$(BIN)/python bench/web.py --check
 
 clean:
 	rm -rf $(VENV) build *.egg-info .cache
