@@ -60,4 +60,6 @@ def install(app: "Flask", database: "Database", settings: "Settings") -> None:
         if not database.is_sqlite:  # web processes start together: one registers at a time
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REGISTRATION_LOCK})
         for provider in providers.values():
-            catalogue.register_manifest(session, full_manifest(provider, settings), owner=None)
+            manifest = full_manifest(provider, settings)
+            if not catalogue.manifest_unchanged(session, manifest):  # a restart changes nothing
+                catalogue.register_manifest(session, manifest, owner=None)

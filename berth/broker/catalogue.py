@@ -84,6 +84,27 @@ def manifest_of(service: AddonService) -> dict[str, Any]:
     return document
 
 
+def _comparable(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A manifest without what a push itself changes (`$base`) or generates (`client_secret`)."""
+    api = {k: v for k, v in manifest["api"].items() if k != "client_secret"}
+    return {**{k: v for k, v in manifest.items() if k not in ("$base", "base")}, "api": api}
+
+
+def manifest_unchanged(session: Session, document: dict[str, Any],
+                       known_regions: frozenset[str] = HEROKU_REGIONS) -> bool:
+    """True when `document` would register exactly what is there already (first-party add-ons
+    re-register on every start: an unchanged one is left alone, its `$base` not bumped)."""
+    existing = find_service(session, str(document.get("id")))
+    if existing is None:
+        return False
+    try:
+        wanted = load_manifest(document, known_regions=known_regions)
+        current = load_manifest(manifest_of(existing), known_regions=known_regions)
+    except ManifestError:
+        return False
+    return _comparable(wanted) == _comparable(current)
+
+
 def register_manifest(session: Session, document: Any, *, owner: Account | None,
                       known_regions: frozenset[str] = HEROKU_REGIONS) -> AddonService:
     """Create or update a service from a pushed manifest.

@@ -1,0 +1,53 @@
+"""The first-party manifests are registered on start, and a restart that changes nothing leaves
+the catalogue alone (no `$base` bump, no write); a stale entry is put right."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from berth import create_app
+from berth.broker.models import AddonService, Plan
+from berth.config import Settings
+from tests.conftest import empty_all_tables
+
+
+@pytest.fixture
+def with_builtins(settings: Settings) -> Iterator[Settings]:
+    yield replace(settings, builtin_addons=True)
+
+
+def _bases(app: Flask) -> dict[str, int]:
+    with app.extensions["berth.database"].session(write=False) as session:
+        return {service.name: service.manifest_base for service in session.scalars(select(AddonService))}
+
+
+def test_a_restart_leaves_unchanged_manifests_alone(with_builtins: Settings) -> None:
+    first = create_app(with_builtins)
+    try:
+        before = _bases(first)
+        assert set(before) == {"postgresql", "redis", "kafka", "logs"}
+        second = create_app(with_builtins)
+        assert _bases(second) == before
+        second.extensions["berth.database"].dispose()
+
+        database = first.extensions["berth.database"]
+        with database.transaction() as session:  # a catalogue older than the code: a price changed
+            plan = session.scalar(select(Plan).join(AddonService).where(
+                AddonService.name == "postgresql", Plan.name == "essential-0"))
+            assert plan is not None
+            plan.cents = 1
+        third = create_app(with_builtins)
+        assert _bases(third)["postgresql"] == before["postgresql"] + 1
+        assert {name: base for name, base in _bases(third).items() if name != "postgresql"} == \
+            {name: base for name, base in before.items() if name != "postgresql"}
+        with database.session(write=False) as session:
+            assert session.scalar(select(Plan.cents).join(AddonService).where(
+                AddonService.name == "postgresql", Plan.name == "essential-0")) == 500
+        third.extensions["berth.database"].dispose()
+    finally:
+        empty_all_tables(first)
+        first.extensions["berth.database"].dispose()
