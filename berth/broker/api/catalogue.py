@@ -8,7 +8,7 @@ from sqlalchemy.orm import selectinload
 
 from berth.broker import catalogue
 from berth.broker.api import blueprint
-from berth.broker.models import AddonService
+from berth.broker.models import AddonService, Plan
 from berth.broker.partner_api.manifest import HEROKU_REGIONS
 from berth.broker.schemas import AddonServiceSchema, ManifestPushSchema, ManifestSchema, PlanSchema
 from berth.errors import InvalidParams, NotFound
@@ -27,8 +27,10 @@ def _known_regions() -> frozenset[str]:
 @blueprint.get("/addon-services")
 @describe(summary="The add-on catalogue", response=AddonServiceSchema, many=True)
 def list_services() -> Reply:
-    # default_plan reads each service's plans: load them all in one more query, not one each.
-    page = paginate(db_session(), catalogue.services_query().options(selectinload(AddonService.plans)),
+    # default_plan reads each service's plans: load them all in one more query, not one each;
+    # a plan's own service (joined by default) is its parent here, found in the identity map.
+    plans = selectinload(AddonService.plans).lazyload(Plan.service)
+    page = paginate(db_session(), catalogue.services_query().options(plans),
                     {"id": AddonService.id, "name": AddonService.name,
                      "created_at": AddonService.created_at, "updated_at": AddonService.updated_at},
                     request.headers.get("Range"), default="name", tie_breaker=AddonService.id)
