@@ -16,7 +16,7 @@ import requests
 from berth import crypto
 from berth.config import Settings, load_settings
 from berth.db import Database
-from tests.live_server import ROOT, LiveServer, live_server
+from tests.live_server import ROOT, LiveServer, live_server, stop
 
 
 def server_database(server: LiveServer) -> tuple[Settings, Database]:
@@ -73,12 +73,7 @@ def builtin_platform(base: Path, postgres_admin_url: str | None, email: str,
             wait_for_worker(server, worker)
             yield BuiltinPlatform(server, server.create_user(email))
         finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+            stop(worker)
             worker_log.close()
             _stop_backends(server)
 

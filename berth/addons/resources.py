@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from berth.addons.models import ACTIVE, CREATING, DELETED, DELETING, ProviderResource
+from berth.db import Database
 
 
 def find(session: Session, service: str, uuid: str) -> ProviderResource | None:
@@ -33,6 +34,16 @@ def record(session: Session, service: str, uuid: str, plan: str, location: str,
     return resource
 
 
+def snapshot(database: Database, service: str, uuid: str) -> dict[str, Any] | None:
+    """A resource's state, plan and decrypted details (secrets included: operators and tests
+    only), or None when `service` has no such resource."""
+    with database.session(write=False) as session:
+        resource = find(session, service, uuid)
+        if resource is None:
+            return None
+        return {"state": resource.state, "plan": resource.plan, **details(resource)}
+
+
 def live(session: Session, service: str) -> list[ProviderResource]:
     """Resources that exist or may exist on a backend (not yet known to be gone)."""
     return list(session.scalars(select(ProviderResource).where(
@@ -46,4 +57,4 @@ def least_loaded(session: Session, service: str, locations: list[str]) -> str:
 
 
 __all__ = ["ACTIVE", "CREATING", "DELETED", "DELETING", "ProviderResource", "details", "find",
-           "least_loaded", "live", "record", "set_details"]
+           "least_loaded", "live", "record", "set_details", "snapshot"]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.builtin_platform import wait_for_worker
-from tests.live_server import ROOT
+from tests.live_server import ROOT, stop
 from tests.partners.harness import ExamplePartner, run_example_partner
 
 if TYPE_CHECKING:  # annotations only: pytest itself loads conftest
@@ -38,12 +38,7 @@ def partner(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 wait_for_worker(server, worker)
                 yield partner
             finally:
-                worker.terminate()
-                try:
-                    worker.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
+                stop(worker)
 
 
 @pytest.fixture

@@ -345,11 +345,10 @@ class KafkaProvider:
 
     def details(self, uuid: str) -> dict[str, Any]:
         """The add-on's record (with its client key): for operators and tests."""
-        with self.database.session(write=False) as session:
-            resource = resources.find(session, SERVICE, uuid)
-            if resource is None:
-                raise ProviderError("No such Kafka add-on.", 404)
-            return {"state": resource.state, "plan": resource.plan, **resources.details(resource)}
+        found = resources.snapshot(self.database, SERVICE, uuid)
+        if found is None:
+            raise ProviderError("No such Kafka add-on.", 404)
+        return found
 
     def quotas(self, uuid: str) -> dict[str, float]:
         """The client quotas the cluster holds for the add-on's principal."""

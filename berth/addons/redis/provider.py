@@ -149,11 +149,10 @@ class RedisProvider:
 
     def details(self, uuid: str) -> dict[str, Any]:
         """The instance's record (with its passwords): for operators and tests."""
-        with self.database.session(write=False) as session:
-            resource = resources.find(session, SERVICE, uuid)
-            if resource is None:
-                raise ProviderError("No such Redis add-on.", 404)
-            return {"state": resource.state, "plan": resource.plan, **resources.details(resource)}
+        found = resources.snapshot(self.database, SERVICE, uuid)
+        if found is None:
+            raise ProviderError("No such Redis add-on.", 404)
+        return found
 
     # -- steps ---------------------------------------------------------------------------------
 
