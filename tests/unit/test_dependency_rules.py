@@ -11,11 +11,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "berth"
 # Top-level parts of berth a module may import, by where the module lives.
 FOUNDATION = {"config", "db", "errors", "auth", "crypto", "accounts", "hooks", "httpapi", "logplex", "process"}
 ALLOWED: dict[str, set[str]] = {
-    "platform": FOUNDATION | {"platform"},
+    "platform": FOUNDATION | {"platform", "supervise"},
     "broker": FOUNDATION | {"platform", "broker"},
-    "addons": {"db", "errors", "crypto", "config", "logplex", "process", "addons", "broker.partner_api"},
+    "addons": {"db", "errors", "crypto", "config", "logplex", "process", "supervise", "addons", "broker.partner_api"},
     "cli": {"cli"},
     "httpapi": FOUNDATION,
+    "supervise": FOUNDATION | {"supervise"},
     "web": FOUNDATION | {"platform", "broker", "web"},  # pages: above both, never below them
 }
 NEVER_IMPORTED = {"buildpacks"}
