@@ -7,9 +7,12 @@ export BERTH_DATA_DIR ?= $(CURDIR)/var
 export BERTH_HOST ?= 127.0.0.1
 export BERTH_PORT ?= 5000
 
-.PHONY: setup system-packages kafka-jars run migrate test test-fast bench clean
+.PHONY: setup system-packages kafka-jars heroku-cli run migrate test test-fast bench clean
 
-setup: system-packages $(STAMP) kafka-jars
+setup: system-packages $(STAMP) kafka-jars heroku-cli
+
+heroku-cli:
+	@bash scripts/install-heroku-cli.sh
 
 kafka-jars:
 	@bash scripts/fetch-kafka.sh

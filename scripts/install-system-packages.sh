@@ -3,6 +3,7 @@
 #   postgresql    server binaries for local clusters (tests, Postgres add-on)
 #   redis-server  one process per Redis add-on (Redis add-on, tests)
 #   default-jre-headless, maven  the Kafka add-on's broker, fetched from Maven Central
+#   npm           installs the official Heroku CLI the tests run against Berth
 #   chromium      the headless browser the end-to-end page tests drive (playwright, no download)
 #   wrk         HTTP load generator, only with --bench
 # Idempotent and silent when everything is present. Debian's postgresql
@@ -31,6 +32,7 @@ have_initdb || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v java >/dev/null || missing+=(default-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
+command -v npm >/dev/null || missing+=(npm)
 command -v chromium >/dev/null || missing+=(chromium fonts-liberation)
 if ((bench)) && ! command -v wrk >/dev/null; then
     missing+=(wrk)
