@@ -1,0 +1,87 @@
+"""The official Heroku CLI's data commands (`pg:*`, `redis:*`), unmodified, against a live Berth
+with its first-party add-ons: they find the database through /actions/addon-attachments/resolve and
+ask the data API (HEROKU_DATA_HOST, here the API's own host) for details."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.builtin_platform import BuiltinPlatform, builtin_platform
+from tests.heroku_cli import HerokuCLI, heroku_cli
+
+pytestmark = pytest.mark.slow
+
+APP = "data-cli-app"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltinPlatform]:
+    # the embedded Postgres cluster: the one Berth runs itself, with TLS
+    with builtin_platform(tmp_path_factory.mktemp("data-cli"), None, "data@example.com") as running:
+        assert running.call("POST", "/apps", name=APP).status_code == 201
+        yield running
+
+
+@pytest.fixture(scope="module")
+def cli(platform: BuiltinPlatform, tmp_path_factory: pytest.TempPathFactory) -> HerokuCLI:
+    return heroku_cli(platform.server.url, platform.key, tmp_path_factory.mktemp("home"))
+
+
+def data_env(platform: BuiltinPlatform) -> dict[str, str]:
+    """What a user sets (the README says so): the data API lives on Berth's API host, and the CLI
+    must know Berth's service names instead of heroku-postgresql / heroku-redis."""
+    return {"HEROKU_DATA_HOST": urlsplit(platform.server.url).hostname or "",
+            "HEROKU_POSTGRESQL_ADDON_NAME": "postgresql", "HEROKU_REDIS_ADDON_NAME": "redis"}
+
+
+@pytest.fixture(scope="module")
+def database(platform: BuiltinPlatform) -> dict[str, Any]:
+    addon = platform.provision(APP, "postgresql:essential-0")
+    assert addon["state"] == "provisioned", addon
+    return addon
+
+
+def test_pg_info_shows_the_database(cli: HerokuCLI, platform: BuiltinPlatform, database: dict[str, Any]) -> None:
+    shown = cli.ok("pg:info", "-a", APP, **data_env(platform))
+    assert "DATABASE_URL" in shown
+    assert "essential-0" in shown and f"Add-on:" in shown and database["name"] in shown
+    assert "Available" in shown and "Data Size" in shown
+    one = cli.ok("pg:info", "DATABASE", "-a", APP, **data_env(platform))
+    assert database["name"] in one
+
+
+def test_pg_credentials_and_url(cli: HerokuCLI, platform: BuiltinPlatform, database: dict[str, Any]) -> None:
+    url = urlsplit(platform.config(APP)["DATABASE_URL"])
+    listed = cli.ok("pg:credentials", "-a", APP, **data_env(platform))
+    assert "default" in listed and "active" in listed
+    assert url.password not in listed  # the listing never shows a password
+    shown = cli.ok("pg:credentials:url", "DATABASE", "-a", APP, **data_env(platform))
+    assert f"user={url.username} password={url.password} sslmode=require" in shown
+    assert f"host={url.hostname} port={url.port}" in shown
+    assert f"postgres://{url.username}:{url.password}@{url.hostname}:{url.port}/" in shown
+
+
+def test_a_named_credential_is_refused_with_a_reason(cli: HerokuCLI, platform: BuiltinPlatform,
+                                                     database: dict[str, Any]) -> None:
+    done = cli.run("pg:credentials:url", "DATABASE", "-a", APP, "--name", "analyst", **data_env(platform))
+    assert done.returncode != 0
+    assert "only the `default` credential" in done.stderr
+
+
+def test_data_api_is_only_for_who_can_see_the_addon(platform: BuiltinPlatform, database: dict[str, Any]) -> None:
+    stranger = platform.server.create_user("stranger@example.com")
+    for path in (f"/client/v11/databases/{database['id']}",
+                 f"/postgres/v0/databases/{database['name']}/credentials/default"):
+        answer = platform.server.api("GET", path, stranger)
+        assert answer.status_code == 404 and answer.json()["id"] == "not_found"
+        assert "password" not in answer.text
+        assert platform.server.api("GET", path, "not-a-key").status_code == 401
+
+
+def test_pg_info_for_an_app_without_databases(cli: HerokuCLI, platform: BuiltinPlatform) -> None:
+    assert platform.call("POST", "/apps", name="data-cli-empty").status_code == 201
+    shown = cli.ok("pg:info", "-a", "data-cli-empty", **data_env(platform))
+    assert "has no heroku-postgresql databases" in shown
