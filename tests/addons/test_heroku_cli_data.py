@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 
 from tests.builtin_platform import BuiltinPlatform, builtin_platform
@@ -85,3 +86,22 @@ def test_pg_info_for_an_app_without_databases(cli: HerokuCLI, platform: BuiltinP
     assert platform.call("POST", "/apps", name="data-cli-empty").status_code == 201
     shown = cli.ok("pg:info", "-a", "data-cli-empty", **data_env(platform))
     assert "has no heroku-postgresql databases" in shown
+
+
+def test_pg_psql_connects_over_tls(cli: HerokuCLI, platform: BuiltinPlatform, database: dict[str, Any]) -> None:
+    # The CLI sets PGSSLMODE=require for any host but `localhost`; the query proves the session is TLS.
+    query = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+    done = cli.run("pg:psql", "-a", APP, "-c", query, **data_env(platform))
+    assert done.returncode == 0, done.stderr
+    assert "t" in done.stdout.split() and "--> Connecting to" in done.stderr
+    made = cli.ok("pg:psql", "DATABASE_URL", "-a", APP, "-c", "CREATE TABLE notes (body text); "
+                  "INSERT INTO notes VALUES ('over tls'); SELECT body FROM notes", **data_env(platform))
+    assert "over tls" in made
+
+
+def test_the_database_certificate_comes_from_berths_ca(platform: BuiltinPlatform, database: dict[str, Any]) -> None:
+    # sslmode=verify-full: the chain leads to the installation's CA and names the host dialled
+    ca = Path(platform.server.env["BERTH_DATA_DIR"]) / "ca" / "ca.pem"
+    with psycopg.connect(platform.config(APP)["DATABASE_URL"], sslmode="verify-full", sslrootcert=str(ca),
+                         connect_timeout=10) as conn:
+        assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
