@@ -3,6 +3,7 @@ with its first-party add-ons: they find the database through /actions/addon-atta
 ask the data API (HEROKU_DATA_HOST, here the API's own host) for details."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
@@ -105,3 +106,20 @@ def test_the_database_certificate_comes_from_berths_ca(platform: BuiltinPlatform
     with psycopg.connect(platform.config(APP)["DATABASE_URL"], sslmode="verify-full", sslrootcert=str(ca),
                          connect_timeout=10) as conn:
         assert conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (True,)
+
+
+@pytest.fixture(scope="module")
+def cache(platform: BuiltinPlatform) -> dict[str, Any]:
+    addon = platform.provision(APP, "redis:premium-0")
+    assert addon["state"] == "provisioned", addon
+    return addon
+
+
+def test_redis_info_shows_the_instance(cli: HerokuCLI, platform: BuiltinPlatform, cache: dict[str, Any]) -> None:
+    shown = cli.ok("redis:info", "-a", APP, **data_env(platform))
+    assert f"=== {cache['name']} (REDIS_URL" in shown
+    assert "premium-0" in shown and "Maxmemory" in shown and "noeviction" in shown
+    assert "AOF" in shown
+    as_json = json.loads(cli.ok("redis:info", "-a", APP, "--json", **data_env(platform)))
+    assert [entry["name"] for entry in as_json] == [cache["name"]]
+    assert as_json[0]["app"]["name"] == APP and "port" not in as_json[0]
