@@ -39,11 +39,15 @@ def data_env(platform: BuiltinPlatform) -> dict[str, str]:
             "HEROKU_POSTGRESQL_ADDON_NAME": "postgresql", "HEROKU_REDIS_ADDON_NAME": "redis"}
 
 
-@pytest.fixture(scope="module")
-def database(platform: BuiltinPlatform) -> dict[str, Any]:
-    addon = platform.provision(APP, "postgresql:essential-0")
+def provisioned(platform: BuiltinPlatform, plan: str) -> dict[str, Any]:
+    addon = platform.provision(APP, plan)
     assert addon["state"] == "provisioned", addon
     return addon
+
+
+@pytest.fixture(scope="module")
+def database(platform: BuiltinPlatform) -> dict[str, Any]:
+    return provisioned(platform, "postgresql:essential-0")
 
 
 def test_pg_info_shows_the_database(cli: HerokuCLI, platform: BuiltinPlatform, database: dict[str, Any]) -> None:
@@ -110,9 +114,7 @@ def test_the_database_certificate_comes_from_berths_ca(platform: BuiltinPlatform
 
 @pytest.fixture(scope="module")
 def cache(platform: BuiltinPlatform) -> dict[str, Any]:
-    addon = platform.provision(APP, "redis:premium-0")
-    assert addon["state"] == "provisioned", addon
-    return addon
+    return provisioned(platform, "redis:premium-0")
 
 
 def test_redis_info_shows_the_instance(cli: HerokuCLI, platform: BuiltinPlatform, cache: dict[str, Any]) -> None:

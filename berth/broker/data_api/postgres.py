@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 from berth.broker.data_api import blueprint
 from berth.broker.data_api.lookup import DataAddOn, data_addon, row, size
+from berth.broker.data_api.schemas import CredentialSchema, DatabaseInfoSchema
 from berth.errors import NotFound
 from berth.httpapi.openapi import describe
 
@@ -31,13 +32,13 @@ def _url(addon: DataAddOn) -> str:
 
 
 @blueprint.get("/client/v11/databases/<ref>")
-@describe(summary="A Postgres add-on's details, as `heroku pg:info` shows them")
+@describe(summary="A Postgres add-on's details, as `heroku pg:info` shows them", response=DatabaseInfoSchema)
 def database_info(ref: str) -> Any:
     addon = _database(ref)
     info = addon.info
     used, limit = info.get("storage_used_bytes"), info.get("storage_limit_bytes")
     connections = info.get("connections")
-    return {
+    return DatabaseInfoSchema().dump({
         "addon_id": addon.id, "name": addon.name, "plan": addon.plan,
         "resource_url": _url(addon),  # the CLI matches it against config values to name the vars
         "info": [
@@ -49,7 +50,7 @@ def database_info(ref: str) -> Any:
             row("TLS", "available (sslmode=require)"),
             row("Created", addon.created_at.strftime("%Y-%m-%d %H:%M UTC")),
         ],
-    }
+    })
 
 
 def _credential(addon: DataAddOn, with_password: bool) -> dict[str, Any]:
@@ -63,16 +64,17 @@ def _credential(addon: DataAddOn, with_password: bool) -> dict[str, Any]:
 
 
 @blueprint.get("/postgres/v0/databases/<ref>/credentials")
-@describe(summary="A Postgres add-on's credentials (names and states, no passwords): `pg:credentials`")
+@describe(summary="A Postgres add-on's credentials (names and states, no passwords): `pg:credentials`",
+          response=CredentialSchema, many=True)
 def list_credentials(ref: str) -> Any:
-    return [_credential(_database(ref), with_password=False)]
+    return CredentialSchema(many=True).dump([_credential(_database(ref), with_password=False)])
 
 
 @blueprint.get("/postgres/v0/databases/<ref>/credentials/<name>")
-@describe(summary="One credential with its password: `pg:credentials:url`")
+@describe(summary="One credential with its password: `pg:credentials:url`", response=CredentialSchema)
 def show_credential(ref: str, name: str) -> Any:
     addon = _database(ref)
     if name != DEFAULT_CREDENTIAL:
         raise NotFound(f"{addon.name} has only the `default` credential; named credentials are not "
                        "offered by Berth's Postgres.", resource="credential")
-    return _credential(addon, with_password=True)
+    return CredentialSchema().dump(_credential(addon, with_password=True))

@@ -9,6 +9,7 @@ from typing import Any
 
 from berth.broker.data_api import blueprint
 from berth.broker.data_api.lookup import data_addon, row, size
+from berth.broker.data_api.schemas import RedisDatabaseSchema
 from berth.httpapi.openapi import describe
 
 SERVICE = "redis"   # the first-party Redis provider's manifest id
@@ -17,11 +18,12 @@ URL_VAR, TLS_URL_VAR = "REDIS_URL", "REDIS_TLS_URL"
 
 
 @blueprint.get("/redis/v0/databases/<ref>")
-@describe(summary="A Redis add-on's details: `heroku redis:info`, and where `redis:cli` connects")
+@describe(summary="A Redis add-on's details: `heroku redis:info`, and where `redis:cli` connects",
+          response=RedisDatabaseSchema)
 def redis_database(ref: str) -> Any:
     addon = data_addon(ref, SERVICE, KIND)
     info, tls_url = addon.info, addon.config.get(TLS_URL_VAR)
-    return {
+    return RedisDatabaseSchema().dump({
         "addon_id": addon.id, "name": addon.name, "plan": addon.plan,
         "prefer_native_tls": tls_url is not None,
         "resource_url": tls_url or addon.config.get(URL_VAR),
@@ -35,4 +37,4 @@ def redis_database(ref: str) -> Any:
             row("Persistence", "AOF" if info.get("persistent") else "none"),
             row("TLS", "rediss:// (REDIS_TLS_URL)" if tls_url else "not offered"),
         ],
-    }
+    })
