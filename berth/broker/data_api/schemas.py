@@ -9,13 +9,17 @@ class InfoRowSchema(Schema):
     values = fields.List(fields.String())
 
 
-class DatabaseInfoSchema(Schema):
-    """`pg:info`: `resource_url` is matched against the app's config to name the vars."""
+class DataAddOnSchema(Schema):
+    """What both products answer: the add-on, its URL and the lines `pg:info`/`redis:info` print."""
     addon_id = fields.String()
     name = fields.String()
     plan = fields.String()
     resource_url = fields.String()
     info = fields.List(fields.Nested(InfoRowSchema))
+
+
+class DatabaseInfoSchema(DataAddOnSchema):
+    """`pg:info`: `resource_url` is matched against the app's config to name the vars."""
 
 
 class DatabaseUserSchema(Schema):
@@ -34,11 +38,6 @@ class CredentialSchema(Schema):
     credentials = fields.List(fields.Nested(DatabaseUserSchema))
 
 
-class RedisDatabaseSchema(Schema):
+class RedisDatabaseSchema(DataAddOnSchema):
     """`redis:info` prints `info`; `redis:cli` dials `resource_url`, over TLS if `prefer_native_tls`."""
-    addon_id = fields.String()
-    name = fields.String()
-    plan = fields.String()
     prefer_native_tls = fields.Boolean()
-    resource_url = fields.String()
-    info = fields.List(fields.Nested(InfoRowSchema))
