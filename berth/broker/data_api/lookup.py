@@ -24,8 +24,9 @@ class DataAddOn:
     info: dict[str, Any]  # what the provider's `info` action answered
 
 
-def data_addon(ref: str, service: str, kind: str) -> DataAddOn:
-    """The add-on `ref` (id or name) of `service`, provisioned, with its provider's info.
+def data_addon(ref: str, service: str, kind: str, *, with_info: bool = True) -> DataAddOn:
+    """The add-on `ref` (id or name) of `service`, provisioned, with its provider's info (unless
+    only its config is wanted: `with_info=False` spares the provider a call).
 
     404 for anything else, as Heroku's data API answers: the CLI turns a 404 into "not yet
     provisioned, run heroku addons:wait" and skips the add-on."""
@@ -39,8 +40,10 @@ def data_addon(ref: str, service: str, kind: str) -> DataAddOn:
     if addon.state != provisioning.PROVISIONED:
         raise NotFound(f"{addon.name} is {addon.state}; run `heroku addons:wait {addon.name}` and try "
                        "again.", resource="add_on")
-    call = actions.prepare(addon, "info")
     found = DataAddOn(addon.id, addon.name, addon.plan.name, addon.created_at, addon_config(addon), {})
+    if not with_info:
+        return found
+    call = actions.prepare(addon, "info")
     session.commit()  # hold no lock while the provider works: it may be in this very process
     answer = actions.apply(session, call, actions.call(_client(), call, {}))
     info = answer.get("result")

@@ -19,8 +19,8 @@ URL_VAR = "DATABASE_URL"
 DEFAULT_CREDENTIAL = "default"
 
 
-def _database(ref: str) -> DataAddOn:
-    return data_addon(ref, SERVICE, KIND)
+def _database(ref: str, with_info: bool = False) -> DataAddOn:
+    return data_addon(ref, SERVICE, KIND, with_info=with_info)
 
 
 def _url(addon: DataAddOn) -> str:
@@ -34,7 +34,7 @@ def _url(addon: DataAddOn) -> str:
 @blueprint.get("/client/v11/databases/<ref>")
 @describe(summary="A Postgres add-on's details, as `heroku pg:info` shows them", response=DatabaseInfoSchema)
 def database_info(ref: str) -> Any:
-    addon = _database(ref)
+    addon = _database(ref, with_info=True)
     info = addon.info
     used, limit = info.get("storage_used_bytes"), info.get("storage_limit_bytes")
     connections = info.get("connections")
@@ -47,7 +47,6 @@ def database_info(ref: str) -> Any:
             row("Data Size", f"{size(used)} / {size(limit)}" if limit else size(used)),
             row("Connection Limit", connections),
             row("Backups", info.get("backups")),
-            row("TLS", "available (sslmode=require)"),
             row("Created", addon.created_at.strftime("%Y-%m-%d %H:%M UTC")),
         ],
     })
