@@ -23,6 +23,7 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     from berth import crypto
     from berth.broker.api import blueprint as broker_api
     from berth.broker.attachments import drain_addon
+    from berth.broker.data_api import blueprint as data_api
     from berth.broker.partner_auth import addon_for_token
     from berth.broker.provisioning import on_app_destroying, partner_may_see_app
     from berth.config import load_settings
@@ -50,6 +51,7 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     conventions.install(app)
     app.register_blueprint(platform_api)
     app.register_blueprint(broker_api)
+    app.register_blueprint(data_api)
     if settings.builtin_addons:
         from berth import builtin_addons
         builtin_addons.install(app, database, settings)

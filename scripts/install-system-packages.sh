@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages Berth needs on this host, only those missing.
 #   postgresql    server binaries for local clusters (tests, Postgres add-on)
+#   postgresql-client  psql, which `heroku pg:psql` runs (tests of the Heroku CLI's data commands)
 #   redis-server  one process per Redis add-on (Redis add-on, tests)
 #   default-jre-headless, maven  the Kafka add-on's broker, fetched from Maven Central
 #   npm           installs the official Heroku CLI the tests run against Berth
@@ -29,6 +30,7 @@ have_initdb() {
 
 missing=()
 have_initdb || missing+=(postgresql)
+command -v psql >/dev/null || missing+=(postgresql-client)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v java >/dev/null || missing+=(default-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)

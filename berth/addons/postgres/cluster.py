@@ -212,6 +212,42 @@ class LocalPostgres:
     ) -> None:
         self.stop()
 
+    # -- TLS ---------------------------------------------------------------
+
+    def use_tls(self, cert_pem: str, key_pem: str) -> None:
+        """Serve TLS with this certificate chain and key (kept as `server.crt`/`server.key` in the
+        data directory, the server's defaults, owned by the server's user, 0600), switched on with
+        ALTER SYSTEM (so every later start has it too) and a reload; the running server must then
+        accept `sslmode=require`. Clients that ask for no TLS are still served: that is pg_hba's
+        business, not this switch's."""
+        owner = _server_user()
+        for name, text in (("server.crt", cert_pem), ("server.key", key_pem)):
+            path = self.data_dir / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
+            os.chmod(path, 0o600)  # the server refuses a key others may read
+            if owner:
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+        with self._admin_connection() as conn:
+            conn.execute("ALTER SYSTEM SET ssl = on")
+            conn.execute("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + self.start_timeout
+        while True:  # the reload is asynchronous: wait until a TLS login works
+            try:
+                with psycopg.connect(self.admin_url(), sslmode="require", connect_timeout=5) as conn:
+                    conn.execute("SELECT 1")
+                return
+            except psycopg.OperationalError as exc:
+                if time.monotonic() >= deadline:
+                    raise ClusterError(f"PostgreSQL on {self.host}:{self._port} did not turn TLS on: "
+                                       f"{exc}{_tail(self._read_log())}") from exc
+                time.sleep(0.1)
+
+    @property
+    def has_certificate(self) -> bool:
+        return (self.data_dir / "server.crt").is_file() and (self.data_dir / "server.key").is_file()
+
     # -- databases ---------------------------------------------------------
 
     def create_database(self, name: str) -> str:

@@ -2,7 +2,9 @@
 
 It lives in `data_dir/backends/postgres/`: `cluster/` (the data directory), `cluster.password`
 (its superuser's password, 0600, written by `LocalPostgres`), `port` (the port it was first given)
-and `lock`. Tenants' DATABASE_URLs name the port, so it never changes: it is chosen once, outside
+and `lock`. It serves TLS (`sslmode=require`, what `heroku pg:psql` asks for on any host but
+`localhost`) with a certificate from the installation's CA (`berth.certificates`) for the loopback
+addresses, issued on the first start that finds none. Tenants' DATABASE_URLs name the port, so it never changes: it is chosen once, outside
 Linux's ephemeral range (32768-60999) so that no outgoing connection holds it when the cluster
 restarts, and remembered. When it is created, PUBLIC loses CONNECT on `postgres` and `template1`,
 so tenants reach only their own databases (an external server is the operator's to configure).
@@ -18,6 +20,7 @@ from typing import Iterator
 
 import psycopg
 
+from berth import certificates
 from berth.addons import local
 from berth.addons.postgres.cluster import LOOPBACK, ClusterError, LocalPostgres, _PortInUse
 from berth.config import Settings
@@ -45,8 +48,23 @@ def _remembered_port(directory: Path) -> int | None:
         return None
 
 
-def _start(directory: Path) -> LocalPostgres:
-    """The cluster, started; the first start picks a free port and remembers it."""
+def _start(directory: Path, settings: Settings) -> LocalPostgres:
+    """The cluster, started and serving TLS; the first start picks a free port and remembers it."""
+    cluster = _start_plain(directory)
+    if not cluster.has_certificate:
+        _turn_tls_on(cluster, settings)
+    return cluster
+
+
+def _turn_tls_on(cluster: LocalPostgres, settings: Settings) -> None:
+    ca = certificates.installation_ca(settings.data_dir)
+    issued = certificates.issue_server(ca, "berth-postgres", dns_names=["localhost"],
+                                       ip_addresses=[LOOPBACK, "::1"])
+    cluster.use_tls(issued.chain_pem, issued.key_pem)
+    log.info("embedded PostgreSQL cluster serves TLS with a certificate from %s", ca.cert_path)
+
+
+def _start_plain(directory: Path) -> LocalPostgres:
     port = _remembered_port(directory)
     if port is not None:
         cluster = LocalPostgres(directory / "cluster", port=port)
@@ -80,7 +98,7 @@ def ensure_embedded(settings: Settings) -> str:
     """The embedded cluster's admin URL (postgresql://berth:…@127.0.0.1:PORT/postgres), after
     creating (initdb) and starting it if needed. Idempotent; raises ClusterError on failure."""
     with _locked(settings) as directory:
-        return _start(directory).admin_url()
+        return _start(directory, settings).admin_url()
 
 
 def supervise(settings: Settings) -> None:

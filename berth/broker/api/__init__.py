@@ -6,4 +6,4 @@ from flask import Blueprint
 blueprint = Blueprint("broker", __name__)
 
 # Route modules register themselves on the blueprint when imported.
-from berth.broker.api import addons, attachments, catalogue, partner  # noqa: E402,F401
+from berth.broker.api import addons, attachment_resolve, attachments, catalogue, partner  # noqa: E402,F401
