@@ -21,6 +21,8 @@ Over-capacity enforcement (`enforce_storage_limits`, §1.5 and §6.2): a databas
 allows is handed to its own locker role (REASSIGN OWNED), and its tenant keeps only CONNECT, USAGE and
 SELECT/DELETE/TRUNCATE and one connection; INSERT and CREATE then fail with 42501. Once it is back
 under the limit (or the plan is upgraded) ownership returns to the tenant and the locker is dropped.
+Every admin session pins the settings it relies on and names catalog objects `pg_catalog.…`
+(`privileged.py`): a tenant's database settings (search_path, role, read-only…) never reach it.
 Caveat: objects whose privileges run as their owner (SECURITY DEFINER functions, rules) run as the
 locker while restricted, so a determined tenant can still write through them.
 """
@@ -38,13 +40,12 @@ from urllib.parse import quote, urlsplit
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from psycopg.pq import TransactionStatus
 from sqlalchemy.exc import IntegrityError
 
 from berth.addons import notify, resources
 from berth.addons.models import ACTIVE, CREATING, DELETED, DELETING, ProviderResource
-from berth.addons.postgres import actions, backups, dedicated, embedded
+from berth.addons.postgres import actions, backups, dedicated, embedded, privileged
 from berth.addons.postgres.cluster import LOOPBACK, ClusterError
 from berth.addons.postgres.plans import PLANS, Plan
 from berth.broker.partner_api.provider import ActionResult, ProviderError, Provisioned, ProvisionRequest
@@ -59,7 +60,6 @@ PASSWORD_LENGTH = 65  # Heroku's: 65 alphanumeric characters
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 NAME_ALPHABET = string.ascii_lowercase + string.digits
 NAME_LENGTH = 16
-LOCK_TIMEOUT = "10s"  # restricting waits this long for a tenant's open transaction, then retries later
 UNAVAILABLE = "The Postgres server is not available at the moment; try again later."
 
 
@@ -114,10 +114,6 @@ def server_location(admin_url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
 
 
-def _libpq_url(admin_url: str) -> str:
-    return admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
 def _random(alphabet: str, length: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
@@ -131,11 +127,11 @@ def _exists(conn: psycopg.Connection[Any], query: str, value: str) -> bool:
 
 
 def _role_exists(conn: psycopg.Connection[Any], role: str) -> bool:
-    return _exists(conn, "SELECT 1 FROM pg_roles WHERE rolname = %s", role)
+    return _exists(conn, "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", role)
 
 
 def _database_exists(conn: psycopg.Connection[Any], database: str) -> bool:
-    return _exists(conn, "SELECT 1 FROM pg_database WHERE datname = %s", database)
+    return _exists(conn, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", database)
 
 
 def _is_superuser(conn: psycopg.Connection[Any]) -> bool:
@@ -143,7 +139,7 @@ def _is_superuser(conn: psycopg.Connection[Any]) -> bool:
     reported = conn.info.parameter_status("is_superuser")
     if reported is not None:
         return reported == "on"
-    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    row = conn.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user").fetchone()
     return bool(row and row[0])
 
 
@@ -155,7 +151,7 @@ def _become_member(conn: psycopg.Connection[Any], role: str) -> None:
 
 
 def _schemas(conn: psycopg.Connection[Any]) -> list[str]:
-    rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+    rows = conn.execute("SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
                         "AND nspname <> 'information_schema' ORDER BY nspname").fetchall()
     return [row[0] for row in rows]
 
@@ -176,7 +172,8 @@ def _drop_role(role: str, *, member_first: bool) -> sql.Composed:
 
 def _terminate(conn: psycopg.Connection[Any], *, user: str | None = None, database: str | None = None) -> None:
     column, value = ("usename", user) if user is not None else ("datname", database)
-    conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {column} = %s "
+    conn.execute(f"SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+                 f"WHERE {column} = %s "
                  "AND pid <> pg_backend_pid()", [value])
 
 
@@ -220,7 +217,7 @@ class _AdminPool:
                 connection.close()
                 connection = None
         if connection is None:
-            connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=timeout)
+            connection = privileged.verified(psycopg.connect(conninfo, autocommit=True, connect_timeout=timeout))
         return _Borrowed(self, conninfo, connection)
 
     def give_back(self, conninfo: str, connection: psycopg.Connection[Any], *, broken: bool,
@@ -556,12 +553,12 @@ class PostgresProvider:
             raise ProviderError(UNAVAILABLE, 503)
         for attempt in (1, 2):
             if url is not None:
-                overrides = {"dbname": database} if database else {}
-                conninfo = make_conninfo(_libpq_url(url), **overrides)
+                conninfo = privileged.conninfo(url, database)  # settings pinned: see privileged.py
                 try:
                     if database is None:  # the maintenance database: reused, a connection costs ~5 ms
                         return _ADMIN_POOL.borrow(conninfo, self.connect_timeout)  # type: ignore[return-value]
-                    return psycopg.connect(conninfo, autocommit=True, connect_timeout=self.connect_timeout)
+                    return privileged.verified(psycopg.connect(conninfo, autocommit=True,
+                                                               connect_timeout=self.connect_timeout))
                 except psycopg.OperationalError as error:
                     log.warning("cannot reach Postgres server %s: %s", location, error)
             if attempt == 1 and ours:
@@ -590,7 +587,7 @@ class PostgresProvider:
         port = int(resource.details["port"])
         url = dedicated.admin_url(self.settings, resource.uuid, port)
         if url is not None:
-            _ADMIN_POOL.discard(make_conninfo(_libpq_url(url)))
+            _ADMIN_POOL.discard(privileged.conninfo(url))
         try:
             dedicated.remove(self.settings, resource.uuid, port)
         except (ClusterError, OSError) as error:
@@ -683,7 +680,7 @@ class PostgresProvider:
         self._backend(run)
 
     def _size(self, conn: psycopg.Connection[Any], resource: _Resource) -> int:
-        row = self._backend(lambda: conn.execute("SELECT pg_database_size(%s)", [resource.database]).fetchone())
+        row = self._backend(lambda: conn.execute("SELECT pg_catalog.pg_database_size(%s)", [resource.database]).fetchone())
         return int(row[0])
 
     def _enforce_locked(self, conn: psycopg.Connection[Any], uuid: str) -> StorageChange | None:
@@ -713,7 +710,6 @@ class PostgresProvider:
         conn.execute(_q("ALTER ROLE {} CONNECTION LIMIT 1", user))
         _terminate(conn, database=database)
         with self._connect(resource.location, database) as tenant_db:
-            tenant_db.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
             tenant_db.execute(_q("REASSIGN OWNED BY {} TO {}", user, locker))  # the database too
             tenant_db.execute(_q("ALTER DATABASE {} OWNER TO {}", database, locker))
             tenant_db.execute(_q("REVOKE ALL ON DATABASE {} FROM {}", database, user))
@@ -730,7 +726,6 @@ class PostgresProvider:
         if _role_exists(conn, locker):
             _become_member(conn, locker)
             with self._connect(resource.location, database) as tenant_db:
-                tenant_db.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
                 for schema in _schemas(tenant_db):  # while the locker owns them: not the owner's own
                     tenant_db.execute(_q("REVOKE SELECT, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {} FROM {}",
                                          schema, user))

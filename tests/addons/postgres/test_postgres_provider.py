@@ -23,7 +23,7 @@ from berth.addons import resources
 from berth.addons.models import ACTIVE, CREATING, DELETED, ProviderResource
 from berth.addons.postgres.cluster import LocalPostgres
 from berth.addons.postgres.plans import PLANS
-from berth.addons.postgres.provider import SERVICE, PostgresProvider, _Resource
+from berth.addons.postgres.provider import CONFIG_VAR, SERVICE, PostgresProvider, _Resource
 from berth.broker.partner_api.manifest import load_manifest
 from berth.broker.partner_api.provider import ProviderError, ProvisionRequest
 from berth.config import Settings
@@ -100,6 +100,12 @@ def role_limit(env: Env, user: str) -> int | None:
     with env.admin() as admin:
         row = admin.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", [user]).fetchone()
     return None if row is None else int(row[0])
+
+
+def role_superuser(env: Env, user: str) -> bool | None:
+    with env.admin() as admin:
+        row = admin.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [user]).fetchone()
+    return None if row is None else bool(row[0])
 
 
 def databases(env: Env) -> set[str]:
@@ -396,3 +402,79 @@ def test_a_broker_without_superuser_provisions_and_deprovisions(env: Env) -> Non
         with env.admin() as admin:
             admin.execute("DROP OWNED BY berth_broker")
             admin.execute("DROP ROLE berth_broker")
+
+
+def plant_superuser_trap(tenant: psycopg.Connection[tuple[object, ...]], user: str, marker: str) -> None:
+    """As the tenant: operators of its own that, run by a superuser, make the tenant superuser and
+    run a program as the server's OS user (`marker` created in the data directory), then answer as
+    the real operators would; its database's search_path puts them before pg_catalog."""
+    tenant.execute("CREATE SCHEMA trap")
+    tenant.execute(f"""
+        CREATE FUNCTION trap.escalate() RETURNS void LANGUAGE plpgsql AS $body$
+        BEGIN
+            IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+                EXECUTE 'ALTER ROLE "{user}" SUPERUSER';
+                EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {marker}''';
+            END IF;
+        END $body$""")
+    tenant.execute("""
+        CREATE FUNCTION trap.name_ne(name, name) RETURNS boolean LANGUAGE plpgsql AS $body$
+        BEGIN PERFORM trap.escalate(); RETURN pg_catalog.namene($1, $2); END $body$""")
+    tenant.execute("""
+        CREATE FUNCTION trap.name_not_like(name, text) RETURNS boolean LANGUAGE plpgsql AS $body$
+        BEGIN PERFORM trap.escalate(); RETURN pg_catalog.namenlike($1, $2); END $body$""")
+    tenant.execute("""
+        CREATE FUNCTION trap.size(name) RETURNS bigint LANGUAGE plpgsql AS $body$
+        BEGIN PERFORM trap.escalate(); RETURN 0; END $body$""")
+    tenant.execute("CREATE OPERATOR trap.<> (LEFTARG = name, RIGHTARG = name, FUNCTION = trap.name_ne)")
+    tenant.execute("CREATE OPERATOR trap.!~~ (LEFTARG = name, RIGHTARG = text, FUNCTION = trap.name_not_like)")
+    tenant.execute("CREATE FUNCTION trap.pg_database_size(name) RETURNS bigint LANGUAGE sql "
+                   "AS 'SELECT trap.size($1)'")
+    tenant.execute(f'ALTER DATABASE "{tenant.info.dbname}" SET search_path = trap, pg_catalog')
+
+
+def test_enforcement_never_runs_a_tenants_operators_as_superuser(env: Env) -> None:
+    made = env.provider().provision(request())
+    url = made.config["DATABASE_URL"]
+    user, _ = names(url)
+    marker = f"berth-trap-{made.id}"
+    with connect(url) as tenant:
+        plant_superuser_trap(tenant, user, marker)
+        tenant.execute("CREATE TABLE big (body text)")
+        tenant.execute("INSERT INTO big SELECT repeat('x', 1000) FROM generate_series(1, 100)")
+    provider = env.provider(limits_bytes={"essential-0": 1_000_000})  # any database is over
+    [change] = provider.enforce_storage_limits()
+    assert change.restricted
+    provider.storage_used(made.id)
+    provider.action(made.id, "info", {})
+    provider.rotate_credentials(made.id)
+    url = env.provider().active(made.id).config()[CONFIG_VAR]
+    assert env.provider().enforce_storage_limits()[0].restricted is False  # restored: runs the trap too
+    assert role_superuser(env, user) is False
+    assert not (env.server.data_dir / marker).exists()
+    assert env.provider().deprovision(made.id)
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("default_transaction_read_only", "on"),   # every write of a superuser session fails
+    ("role", None),                            # a superuser session becomes the tenant
+    ("statement_timeout", "1"),                # every statement is cancelled
+    ("lock_timeout", "1"),
+])
+def test_a_tenants_database_settings_cannot_switch_enforcement_off(env: Env, setting: str,
+                                                                 value: str | None) -> None:
+    made = env.provider().provision(request())
+    url = made.config["DATABASE_URL"]
+    user, database = names(url)
+    with connect(url) as tenant:
+        tenant.execute("CREATE TABLE big (body text)")
+        tenant.execute(f'ALTER DATABASE "{database}" SET {setting} = \'{value or user}\'')
+    provider = env.provider(limits_bytes={"essential-0": 1_000_000})
+    [change] = provider.enforce_storage_limits()
+    assert (change.uuid, change.restricted) == (made.id, True)
+    with connect(url) as tenant, pytest.raises(errors.InsufficientPrivilege):
+        tenant.execute("BEGIN READ WRITE; INSERT INTO big VALUES ('more')")
+    [change] = env.provider().enforce_storage_limits()
+    assert (change.uuid, change.restricted) == (made.id, False)
+    with connect(url) as tenant:
+        tenant.execute("BEGIN READ WRITE; INSERT INTO big VALUES ('more'); COMMIT")
