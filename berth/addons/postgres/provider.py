@@ -23,8 +23,8 @@ SELECT/DELETE/TRUNCATE and one connection; INSERT and CREATE then fail with 4250
 under the limit (or the plan is upgraded) ownership returns to the tenant and the locker is dropped.
 Every admin session pins the settings it relies on and names catalog objects `pg_catalog.…`
 (`privileged.py`): a tenant's database settings (search_path, role, read-only…) never reach it.
-Caveat: objects whose privileges run as their owner (SECURITY DEFINER functions, rules) run as the
-locker while restricted, so a determined tenant can still write through them.
+Code that runs as its owner (SECURITY DEFINER routines, trigger functions, rules) would then run
+as the locker; `lockdown.py` takes that away while restricted, and gives it back on restoring.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ from sqlalchemy.exc import IntegrityError
 
 from berth.addons import notify, resources
 from berth.addons.models import ACTIVE, CREATING, DELETED, DELETING, ProviderResource
-from berth.addons.postgres import actions, backups, dedicated, embedded, privileged
+from berth.addons.postgres import actions, backups, dedicated, embedded, lockdown, privileged
 from berth.addons.postgres.cluster import LOOPBACK, ClusterError
 from berth.addons.postgres.plans import PLANS, Plan
 from berth.broker.partner_api.provider import ActionResult, ProviderError, Provisioned, ProvisionRequest
@@ -714,11 +714,16 @@ class PostgresProvider:
             tenant_db.execute(_q("ALTER DATABASE {} OWNER TO {}", database, locker))
             tenant_db.execute(_q("REVOKE ALL ON DATABASE {} FROM {}", database, user))
             tenant_db.execute(_q("GRANT CONNECT ON DATABASE {} TO {}", database, user))
-            for schema in _schemas(tenant_db):
+            schemas = _schemas(tenant_db)
+            for schema in schemas:
                 tenant_db.execute(_q("GRANT USAGE ON SCHEMA {} TO {}", schema, user))
                 tenant_db.execute(_q("GRANT SELECT, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {} TO {}",
                                      schema, user))
                 tenant_db.execute(_q("GRANT SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}", schema, user))
+            # Recorded before they change, merged with a crashed attempt's: restoring needs them all.
+            routines = sorted({*resource.details.get("definers", []), *lockdown.definers(tenant_db, locker)})
+            self._update(resource.uuid, definers=routines)
+            lockdown.seal(tenant_db, locker, routines, schemas)
 
     def _restore(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
         """Undo `_restrict`: everything back to the tenant, the locker dropped, the plan's limit."""
@@ -726,7 +731,9 @@ class PostgresProvider:
         if _role_exists(conn, locker):
             _become_member(conn, locker)
             with self._connect(resource.location, database) as tenant_db:
-                for schema in _schemas(tenant_db):  # while the locker owns them: not the owner's own
+                schemas = _schemas(tenant_db)
+                lockdown.unseal(tenant_db, locker, resource.details.get("definers", []), schemas)
+                for schema in schemas:  # while the locker owns them: not the owner's own
                     tenant_db.execute(_q("REVOKE SELECT, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {} FROM {}",
                                          schema, user))
                     tenant_db.execute(_q("REVOKE SELECT ON ALL SEQUENCES IN SCHEMA {} FROM {}", schema, user))
@@ -734,6 +741,7 @@ class PostgresProvider:
                 tenant_db.execute(_q("REASSIGN OWNED BY {} TO {}", locker, user))  # the database too
                 tenant_db.execute(_q("DROP OWNED BY {}", locker))
             conn.execute(_q("DROP ROLE {}", locker))
+            self._update(resource.uuid, definers=[])
         conn.execute(_q("ALTER DATABASE {} OWNER TO {}", database, user))
         conn.execute(_q("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}", database, user))
         conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(

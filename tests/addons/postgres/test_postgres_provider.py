@@ -478,3 +478,52 @@ def test_a_tenants_database_settings_cannot_switch_enforcement_off(env: Env, set
     assert (change.uuid, change.restricted) == (made.id, False)
     with connect(url) as tenant:
         tenant.execute("BEGIN READ WRITE; INSERT INTO big VALUES ('more'); COMMIT")
+
+
+WRITES_AS_OWNER = [
+    "SELECT grow()",                                       # SECURITY DEFINER: runs as the owner
+    "SELECT grant_back(); INSERT INTO big VALUES ('granted')",  # the owner may grant itself anything
+    "DELETE FROM fired",                                   # its trigger's function is SECURITY DEFINER
+    "DELETE FROM ruled",                                   # a rule's actions run as the table's owner
+    "DELETE FROM through_view",                            # an INSTEAD OF trigger on a view
+    "SELECT lo_from_bytea(0, '\\x00'::bytea)",             # large objects are anyone's to create
+]
+
+
+def test_a_restricted_tenant_cannot_write_through_code_it_owned(env: Env) -> None:
+    made = env.provider().provision(request())
+    url = made.config["DATABASE_URL"]
+    user, _ = names(url)
+    with connect(url) as tenant:
+        tenant.execute("CREATE TABLE big (body text)")
+        tenant.execute("""CREATE FUNCTION grow() RETURNS void LANGUAGE sql SECURITY DEFINER
+                          AS $$ INSERT INTO big VALUES ('grown') $$""")
+        tenant.execute(f"""CREATE FUNCTION grant_back() RETURNS void LANGUAGE sql SECURITY DEFINER
+                           AS $$ GRANT INSERT ON big TO "{user}" $$""")
+        tenant.execute("""CREATE FUNCTION grow_on_delete() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+                          AS $$ BEGIN INSERT INTO big VALUES ('fired'); RETURN OLD; END $$""")
+        tenant.execute("CREATE TABLE fired (x int)")
+        tenant.execute("CREATE TRIGGER grows BEFORE DELETE ON fired FOR EACH ROW EXECUTE FUNCTION grow_on_delete()")
+        tenant.execute("CREATE TABLE ruled (x int)")
+        tenant.execute("CREATE RULE grows AS ON DELETE TO ruled DO ALSO INSERT INTO big VALUES ('ruled')")
+        tenant.execute("CREATE TABLE viewed (x int)")
+        tenant.execute("CREATE VIEW through_view AS SELECT x FROM viewed")
+        tenant.execute("CREATE TRIGGER grows INSTEAD OF DELETE ON through_view FOR EACH ROW "
+                       "EXECUTE FUNCTION grow_on_delete()")
+        tenant.execute("INSERT INTO fired VALUES (1); INSERT INTO ruled VALUES (1); INSERT INTO viewed VALUES (1)")
+    provider = env.provider(limits_bytes={"essential-0": 1_000_000})
+    assert provider.enforce_storage_limits()[0].restricted
+    for statement in WRITES_AS_OWNER:
+        with connect(url) as tenant:
+            with pytest.raises(errors.InsufficientPrivilege):
+                tenant.execute(statement)
+            assert tenant.execute("SELECT count(*) FROM big").fetchone() == (0,), statement
+            assert tenant.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone() == (0,)
+
+    assert env.provider().enforce_storage_limits()[0].restricted is False  # all of it works again
+    with connect(url) as tenant:
+        for statement in WRITES_AS_OWNER:
+            tenant.execute(statement)
+        assert tenant.execute("SELECT count(*) FROM big").fetchone() == (5,)
+        assert tenant.execute("SELECT count(*) FROM pg_proc WHERE prosecdef AND proowner = "
+                              "(SELECT oid FROM pg_roles WHERE rolname = current_user)").fetchone() == (3,)
