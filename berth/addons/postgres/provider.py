@@ -65,12 +65,14 @@ UNAVAILABLE = "The Postgres server is not available at the moment; try again lat
 
 @dataclass(frozen=True)
 class StorageChange:
-    """A resource `enforce_storage_limits` restricted (restricted=True) or restored (False)."""
+    """A resource `enforce_storage_limits` restricted (restricted=True) or restored (False), or
+    whose connections it blocked because restricting it failed (blocked=True)."""
     uuid: str
     plan: str
     size_bytes: int
     limit_bytes: int
     restricted: bool
+    blocked: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,10 @@ class _Resource:
     @property
     def restricted(self) -> bool:
         return bool(self.details.get("restricted"))
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.details.get("blocked"))
 
     def config(self) -> dict[str, str]:
         d = self.details
@@ -168,6 +174,13 @@ def _drop_role(role: str, *, member_first: bool) -> sql.Composed:
                 + ("GRANT {role} TO CURRENT_USER; " if member_first else "")
                 + "DROP OWNED BY {role}; DROP ROLE {role}; END IF;")
     return sql.SQL(template).format(name=sql.Literal(role), role=sql.Identifier(role))
+
+
+def _reason(error: Exception) -> str:
+    """What a failure says, for the log (never a connection string or password)."""
+    if isinstance(error, psycopg.Error) and error.diag.message_primary:
+        return f"{error.sqlstate or ''} {error.diag.message_primary}".strip()
+    return str(error) if isinstance(error, ProviderError) else type(error).__name__
 
 
 def _terminate(conn: psycopg.Connection[Any], *, user: str | None = None, database: str | None = None) -> None:
@@ -329,7 +342,7 @@ class PostgresProvider:
                 conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
                     sql.Identifier(resource.user), sql.Literal(new.connections)))
             self._update(uuid, plan=new.name)
-            if resource.restricted:  # an upgrade is the way out of a restriction
+            if resource.restricted or resource.blocked:  # an upgrade is the way out of either
                 self._enforce_locked(conn, uuid)
         return None
 
@@ -373,11 +386,17 @@ class PostgresProvider:
             if resource is None:
                 continue
             used, allowed = change.size_bytes / 1024 ** 2, change.limit_bytes / 1024 ** 2
-            message = (f"Error: database over its {change.plan} storage limit ({used:.0f} of {allowed:.0f} MB): "
-                       "write access revoked until it is back under the limit or the plan is upgraded."
-                       if change.restricted else
-                       f"Database back under its {change.plan} storage limit ({used:.0f} of {allowed:.0f} MB): "
-                       "write access restored.")
+            if change.blocked:
+                message = (f"Error: database over its {change.plan} storage limit ({used:.0f} of {allowed:.0f} MB) "
+                           "and its storage limit could not be enforced, so its connections are blocked. The operator "
+                           "can see why in the Berth backends log; connections return, read-only, once it is "
+                           "restricted, or at once on an upgrade to a plan it fits in.")
+            elif change.restricted:
+                message = (f"Error: database over its {change.plan} storage limit ({used:.0f} of {allowed:.0f} MB): "
+                           "write access revoked until it is back under the limit or the plan is upgraded.")
+            else:
+                message = (f"Database back under its {change.plan} storage limit ({used:.0f} of {allowed:.0f} MB): "
+                           "write access restored.")
             notify.post_notice(resource.details.get("log_input_url"), "postgresql", message,
                                user_agent="berth-postgresql")
 
@@ -684,25 +703,56 @@ class PostgresProvider:
         return int(row[0])
 
     def _enforce_locked(self, conn: psycopg.Connection[Any], uuid: str) -> StorageChange | None:
-        """Restrict or restore one resource (its advisory lock held), and record the new state."""
+        """Restrict or restore one resource (its advisory lock held), and record the new state.
+        Restricting that fails blocks the database's connections instead (`_block`), never leaving
+        it writable over its limit; a restore that fails leaves it restricted, for the next run."""
         resource = self._fresh(uuid)
         if resource.state != ACTIVE:
             return None
         size, limit = self._size(conn, resource), self._limit(resource.plan)
         over = size > limit
-        if over == resource.restricted:
+        if over == resource.restricted and not resource.blocked:
             return None
-        if over:
-            self._backend(lambda: self._restrict(conn, resource))
-        else:
-            self._backend(lambda: self._restore(conn, resource))
-        self._update(uuid, restricted=over)
+        try:
+            if over != resource.restricted:
+                (self._restrict if over else self._restore)(conn, resource)
+            if resource.blocked:
+                self._unblock(conn, self._fresh(uuid), restricted=over)
+        except (psycopg.Error, ProviderError) as error:
+            if not over:
+                raise
+            log.error("Postgres add-on %s is over its storage limit and could not be restricted (%s); "
+                      "blocking its connections", uuid, _reason(error))
+            self._backend(lambda: self._block(conn, resource))
+            if resource.blocked:
+                return None  # blocked, and its owners told, by an earlier run
+            self._update(uuid, blocked=True)
+            return StorageChange(uuid, resource.plan, size, limit, restricted=False, blocked=True)
+        self._update(uuid, restricted=over, blocked=False)
         log.info("Postgres add-on %s %s: %d of %d bytes", uuid, "restricted" if over else "restored",
                  size, limit)
+        if over == resource.restricted:
+            return None  # only unblocked: the owners were told of its restriction before
         return StorageChange(uuid, resource.plan, size, limit, over)
 
+    def _block(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
+        """No session of the tenant's, now or until unblocked: its role may not log in (which its
+        owner cannot grant back, unlike CONNECT) nor connect, and its sessions are ended."""
+        user, database = resource.user, resource.database
+        conn.execute(_q("ALTER ROLE {} NOLOGIN", user))
+        conn.execute(_q("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM {}", database, user))
+        _terminate(conn, user=user)
+
+    def _unblock(self, conn: psycopg.Connection[Any], resource: _Resource, *, restricted: bool) -> None:
+        user, database = resource.user, resource.database
+        conn.execute(_q("GRANT CONNECT ON DATABASE {} TO {}", database, user))
+        if not restricted:
+            conn.execute(_q("GRANT TEMPORARY ON DATABASE {} TO {}", database, user))
+        conn.execute(_q("ALTER ROLE {} LOGIN", user))
+
     def _restrict(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
-        """§6.2: ownership to the locker role; the tenant keeps read, delete and one connection."""
+        """§6.2: ownership to the locker role; the tenant keeps read, delete and one connection.
+        Failing, it leaves the tenant's ownership where it was: the caller blocks the database."""
         user, locker, database = resource.user, resource.locker, resource.database
         if not _role_exists(conn, locker):
             conn.execute(_q("CREATE ROLE {} NOLOGIN", locker))

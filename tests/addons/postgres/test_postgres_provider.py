@@ -6,7 +6,9 @@ test provisions is deprovisioned when it ends."""
 from __future__ import annotations
 
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -53,8 +55,39 @@ class Env:
             return list(session.query(ProviderResource).order_by(ProviderResource.created_at))
 
 
-def request(plan: str = "essential-0", uuid: str | None = None, **options: str) -> ProvisionRequest:
-    return ProvisionRequest(uuid=uuid or new_id(), plan=plan, region="local", options=options)
+def request(plan: str = "essential-0", uuid: str | None = None, log_input_url: str | None = None,
+            **options: str) -> ProvisionRequest:
+    return ProvisionRequest(uuid=uuid or new_id(), plan=plan, region="local", options=options,
+                            log_input_url=log_input_url)
+
+
+class LogInput(ThreadingHTTPServer):
+    """An app's log input on a loopback port: the notices an add-on posts there."""
+
+    def __init__(self) -> None:
+        notices: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                notices.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.notices = notices
+        self.url = f"http://token:t.log-token@127.0.0.1:{self.server_address[1]}/logs"
+
+
+@pytest.fixture(scope="module")
+def log_input() -> Iterator[LogInput]:
+    server = LogInput()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -527,3 +560,54 @@ def test_a_restricted_tenant_cannot_write_through_code_it_owned(env: Env) -> Non
         assert tenant.execute("SELECT count(*) FROM big").fetchone() == (5,)
         assert tenant.execute("SELECT count(*) FROM pg_proc WHERE prosecdef AND proowner = "
                               "(SELECT oid FROM pg_roles WHERE rolname = current_user)").fetchone() == (3,)
+
+
+def login_and_connect(env: Env, user: str, database: str) -> tuple[bool, bool]:
+    with env.admin() as admin:
+        row = admin.execute("SELECT rolcanlogin, has_database_privilege(rolname, %s, 'CONNECT') "
+                            "FROM pg_roles WHERE rolname = %s", [database, user]).fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1])
+
+
+def test_a_failed_enforcement_run_blocks_the_database_and_tells_the_owner(env: Env, log_input: LogInput) -> None:
+    made = env.provider().provision(request(log_input_url=log_input.url))
+    url = made.config["DATABASE_URL"]
+    user, database = names(url)
+    log_input.notices.clear()
+    # This server lets PUBLIC connect to `postgres`; from there the owner may shut its database to
+    # every session, Berth's admin ones included: restricting it cannot work.
+    with connect(url.rsplit("/", 1)[0] + "/postgres") as tenant:
+        tenant.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+    provider = env.provider(limits_bytes={"essential-0": 1_000_000})
+    [change] = provider.enforce_storage_limits()
+    assert (change.uuid, change.restricted, change.blocked) == (made.id, False, True)
+    provider.notify_storage_changes([change])
+    assert login_and_connect(env, user, database) == (False, False)
+    with pytest.raises(psycopg.OperationalError):
+        connect(url.rsplit("/", 1)[0] + "/postgres")
+    [notice] = log_input.notices
+    assert "storage limit could not be enforced" in notice and "connections are blocked" in notice
+    assert provider.enforce_storage_limits() == []  # still failing: blocked, and told once
+
+    with env.admin() as admin:  # the operator puts it right; the next run restricts and unblocks
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    [change] = provider.enforce_storage_limits()
+    assert (change.restricted, change.blocked) == (True, False)
+    assert login_and_connect(env, user, database) == (True, True)
+    with connect(url) as tenant, pytest.raises(errors.InsufficientPrivilege):
+        tenant.execute("CREATE TABLE t (x int)")
+    assert resources.details(env.rows()[0])["blocked"] is False
+
+
+def test_a_plan_upgrade_unblocks_a_blocked_database(env: Env) -> None:
+    made = env.provider().provision(request())
+    url = made.config["DATABASE_URL"]
+    user, database = names(url)
+    with connect(url.rsplit("/", 1)[0] + "/postgres") as tenant:
+        tenant.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+    provider = env.provider(limits_bytes={"essential-0": 1_000_000})
+    assert provider.enforce_storage_limits()[0].blocked
+    assert provider.change_plan(made.id, "essential-1") is None
+    assert login_and_connect(env, user, database) == (True, True)
+    assert resources.details(env.rows()[0])["blocked"] is False
