@@ -170,7 +170,7 @@ def _do(conn: psycopg.Connection[Any], body: sql.Composable) -> sql.Composed:
 def _drop_role(role: str, *, member_first: bool) -> sql.Composed:
     """PL/pgSQL: drop `role` if it exists, with its grants left in the current database. A
     non-superuser broker must first be a member of it (see `_become_member`)."""
-    template = ("IF EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN "
+    template = ("IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {name}) THEN "
                 + ("GRANT {role} TO CURRENT_USER; " if member_first else "")
                 + "DROP OWNED BY {role}; DROP ROLE {role}; END IF;")
     return sql.SQL(template).format(name=sql.Literal(role), role=sql.Identifier(role))
@@ -237,7 +237,7 @@ class _AdminPool:
                   unlocked: bool = False) -> None:
         if not broken and not connection.closed and not unlocked:
             try:
-                connection.execute("SELECT pg_advisory_unlock_all()")
+                connection.execute("SELECT pg_catalog.pg_advisory_unlock_all()")
             except psycopg.Error:
                 broken = True
         with self._lock:
@@ -626,12 +626,12 @@ class PostgresProvider:
 
     @staticmethod
     def _lock(conn: psycopg.Connection[Any], uuid: str) -> None:
-        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"berth-{SERVICE}:{uuid}"])
+        conn.execute("SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext(%s))", [f"berth-{SERVICE}:{uuid}"])
 
     @staticmethod
     def _unlock(conn: psycopg.Connection[Any], uuid: str) -> None:
         if not conn.closed:
-            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [f"berth-{SERVICE}:{uuid}"])
+            conn.execute("SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext(%s))", [f"berth-{SERVICE}:{uuid}"])
 
     # -- on the server ----------------------------------------------------------------------------
 
@@ -673,10 +673,10 @@ class PostgresProvider:
 
         def run() -> None:
             found = conn.execute(sql.SQL(
-                "SELECT pg_advisory_lock(hashtext({})); "
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext({})); "
+                "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
                 "WHERE usename IN ({}) AND pid <> pg_backend_pid(); "
-                "SELECT oid FROM pg_roles WHERE rolname IN ({})").format(
+                "SELECT oid FROM pg_catalog.pg_roles WHERE rolname IN ({})").format(
                     sql.Literal(f"berth-{SERVICE}:{resource.uuid}"), names, names))
             found.nextset()
             found.nextset()
@@ -688,10 +688,11 @@ class PostgresProvider:
                 conn.execute(_q("DROP DATABASE IF EXISTS {}", database))
             member_first = not _is_superuser(conn)
             drops = sql.SQL(" ").join(_drop_role(role, member_first=member_first) for role in roles)
-            stragglers = sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usesysid IN ({}) "
+            stragglers = sql.SQL("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+                                 "WHERE usesysid IN ({}) "
                                  "AND pid <> pg_backend_pid(); ").format(
                 sql.SQL(", ").join(sql.Literal(str(oid)) for oid in oids)) if oids else sql.SQL("")  # as oid
-            conn.execute(sql.SQL("BEGIN; {}; COMMIT; {}SELECT pg_advisory_unlock_all()").format(
+            conn.execute(sql.SQL("BEGIN; {}; COMMIT; {}SELECT pg_catalog.pg_advisory_unlock_all()").format(
                 _do(conn, drops), stragglers))
             if isinstance(conn, _Borrowed):
                 conn.unlocked()
