@@ -202,6 +202,7 @@ class LocalPostgres:
     def is_running(self) -> bool:
         if not self.initialized:
             return False
+        self._adopt()
         # Exit status 0 = running, 3 = not running (including a stale postmaster.pid), 4 = the
         # data directory is not this account's to read: say so rather than call it stopped.
         status = self._run(["pg_ctl", "status", "-D", str(self.data_dir)])
@@ -269,11 +270,28 @@ class LocalPostgres:
             self.data_dir.mkdir(mode=0o700)
         if not self.initialized:
             owner.own(self.data_dir, 0o700)
-        elif owner.switches and self.data_dir.stat().st_uid != owner.uid:
-            # Made under another account (before Berth had one per cluster): hand it over.
-            log.warning("handing PostgreSQL files in %s to %s", self.data_dir, owner.name)
-            owner.own_tree(self.data_dir)
         self._ensure_password_file(owner)
+
+    def _adopt(self) -> None:
+        """A cluster made under another account (Debian's `postgres`, before Berth had accounts of
+        its own) is stopped as that account, then its files are handed to this cluster's account."""
+        account = self.account
+        found = self.data_dir.stat()
+        if not account.switches or found.st_uid == account.uid:
+            return
+        log.warning("handing the PostgreSQL cluster in %s from uid %d to %s", self.data_dir, found.st_uid,
+                    account.name)
+        if found.st_uid != 0:  # root cannot have run it; any other owner may be running it now
+            if self._bindir is None:
+                self._bindir = find_postgres_bindir()
+            subprocess.run([str(self._bindir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w",
+                            "-t", str(int(self.stop_timeout))], cwd="/", stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=self.stop_timeout + 30, check=False,
+                           user=found.st_uid, group=found.st_gid, extra_groups=[],
+                           env={**os.environ, "HOME": "/nonexistent", "LC_ALL": "C"})
+        account.own_tree(self.data_dir)
+        if self.password_file.exists():
+            account.own(self.password_file)
 
     def _ensure_password_file(self, owner: ServiceAccount) -> None:
         if self.password_file.exists():
