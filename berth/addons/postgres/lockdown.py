@@ -8,16 +8,20 @@ while restricted:
 - every SECURITY DEFINER routine the locker owns runs as SECURITY INVOKER, i.e. as the tenant,
   which may not write; their oids are recorded so that restoring makes them definers again;
 - the locker loses INSERT and UPDATE on its own tables and views, so rules cannot write either;
-- nobody may create large objects (any role may, by default, outside every table's privileges).
+- nobody may create large objects (any role may, by default, outside every table's privileges);
+  only a superuser may change that (a CREATEROLE broker leaves it, and says so in the log).
 Every statement runs in an admin session to the tenant's database (`privileged.py`), names
 catalog objects `pg_catalog.…`, and may be repeated after a crash part-way.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Iterable
 
 import psycopg
 from psycopg import sql
+
+log = logging.getLogger(__name__)
 
 LARGE_OBJECT_MAKERS = ("pg_catalog.lo_creat(integer), pg_catalog.lo_create(oid), "
                        "pg_catalog.lo_from_bytea(oid, bytea)")
@@ -31,17 +35,24 @@ def definers(tenant_db: psycopg.Connection[Any], locker: str) -> list[int]:
     return [int(row[0]) for row in rows]
 
 
-def seal(tenant_db: psycopg.Connection[Any], locker: str, routines: Iterable[int], schemas: list[str]) -> None:
+def seal(tenant_db: psycopg.Connection[Any], locker: str, routines: Iterable[int], schemas: list[str], *,
+         superuser: bool) -> None:
     _set_security(tenant_db, locker, routines, "INVOKER")
     for schema in schemas:
         tenant_db.execute(sql.SQL("REVOKE INSERT, UPDATE ON ALL TABLES IN SCHEMA {} FROM {}").format(
             sql.Identifier(schema), sql.Identifier(locker)))
-    tenant_db.execute(f"REVOKE EXECUTE ON FUNCTION {LARGE_OBJECT_MAKERS} FROM PUBLIC")
+    if superuser:
+        tenant_db.execute(f"REVOKE EXECUTE ON FUNCTION {LARGE_OBJECT_MAKERS} FROM PUBLIC")
+    else:
+        log.warning("restricted database %s: its tenant can still create large objects (the admin role "
+                    "is not superuser)", tenant_db.info.dbname)
 
 
-def unseal(tenant_db: psycopg.Connection[Any], locker: str, routines: Iterable[int], schemas: list[str]) -> None:
+def unseal(tenant_db: psycopg.Connection[Any], locker: str, routines: Iterable[int], schemas: list[str], *,
+           superuser: bool) -> None:
     """Undo `seal` (before the locker hands everything back to the tenant)."""
-    tenant_db.execute(f"GRANT EXECUTE ON FUNCTION {LARGE_OBJECT_MAKERS} TO PUBLIC")
+    if superuser:
+        tenant_db.execute(f"GRANT EXECUTE ON FUNCTION {LARGE_OBJECT_MAKERS} TO PUBLIC")
     for schema in schemas:
         tenant_db.execute(sql.SQL("GRANT INSERT, UPDATE ON ALL TABLES IN SCHEMA {} TO {}").format(
             sql.Identifier(schema), sql.Identifier(locker)))

@@ -33,8 +33,9 @@ PINNED = {
 }
 
 
-class UnsafeSession(psycopg.Error):
-    """An admin session is not the one Berth asked for (an override did not take)."""
+class UnsafeSession(psycopg.OperationalError):
+    """An admin session is not the one Berth asked for (an override did not take): treated as a
+    server that cannot be reached, so nothing runs in it."""
 
 
 def conninfo(admin_url: str, database: str | None = None) -> str:

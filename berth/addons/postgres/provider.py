@@ -712,11 +712,15 @@ class PostgresProvider:
             return None
         size, limit = self._size(conn, resource), self._limit(resource.plan)
         over = size > limit
-        if over == resource.restricted and not resource.blocked:
+        # Restricted before `lockdown` existed (no `definers` recorded): restricted again, sealed.
+        sealed = "definers" in resource.details
+        if over == resource.restricted and not resource.blocked and (sealed or not over):
             return None
         try:
-            if over != resource.restricted:
-                (self._restrict if over else self._restore)(conn, resource)
+            if over and not (resource.restricted and sealed):
+                self._restrict(conn, resource)
+            elif not over and resource.restricted:
+                self._restore(conn, resource)
             if resource.blocked:
                 self._unblock(conn, self._fresh(uuid), restricted=over)
         except (psycopg.Error, ProviderError) as error:
@@ -774,7 +778,7 @@ class PostgresProvider:
             # Recorded before they change, merged with a crashed attempt's: restoring needs them all.
             routines = sorted({*resource.details.get("definers", []), *lockdown.definers(tenant_db, locker)})
             self._update(resource.uuid, definers=routines)
-            lockdown.seal(tenant_db, locker, routines, schemas)
+            lockdown.seal(tenant_db, locker, routines, schemas, superuser=_is_superuser(conn))
 
     def _restore(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
         """Undo `_restrict`: everything back to the tenant, the locker dropped, the plan's limit."""
@@ -783,7 +787,8 @@ class PostgresProvider:
             _become_member(conn, locker)
             with self._connect(resource.location, database) as tenant_db:
                 schemas = _schemas(tenant_db)
-                lockdown.unseal(tenant_db, locker, resource.details.get("definers", []), schemas)
+                lockdown.unseal(tenant_db, locker, resource.details.get("definers", []), schemas,
+                                superuser=_is_superuser(conn))
                 for schema in schemas:  # while the locker owns them: not the owner's own
                     tenant_db.execute(_q("REVOKE SELECT, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {} FROM {}",
                                          schema, user))

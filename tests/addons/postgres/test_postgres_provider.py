@@ -505,14 +505,18 @@ def test_a_tenants_database_settings_cannot_switch_enforcement_off(env: Env, set
     provider = env.provider(limits_bytes={"essential-0": 1_000_000})
     [change] = provider.enforce_storage_limits()
     assert (change.uuid, change.restricted) == (made.id, True)
-    with connect(url) as tenant, pytest.raises(errors.InsufficientPrivilege):
-        tenant.execute("BEGIN READ WRITE; INSERT INTO big VALUES ('more')")
+    # The tenant's own checks escape its trap as Berth's sessions do: with settings at login.
+    escaped = {"options": "-c statement_timeout=0 -c lock_timeout=0 -c default_transaction_read_only=off"}
+    with psycopg.connect(url, autocommit=True, **escaped) as tenant, pytest.raises(errors.InsufficientPrivilege):
+        tenant.execute("INSERT INTO big VALUES ('more')")
     [change] = env.provider().enforce_storage_limits()
     assert (change.uuid, change.restricted) == (made.id, False)
-    with connect(url) as tenant:
-        tenant.execute("BEGIN READ WRITE; INSERT INTO big VALUES ('more'); COMMIT")
+    with psycopg.connect(url, autocommit=True, **escaped) as tenant:
+        tenant.execute("INSERT INTO big VALUES ('more')")
 
 
+GROW = """CREATE FUNCTION grow() RETURNS void LANGUAGE sql SECURITY DEFINER
+          AS $$ INSERT INTO big VALUES ('grown') $$"""
 WRITES_AS_OWNER = [
     "SELECT grow()",                                       # SECURITY DEFINER: runs as the owner
     "SELECT grant_back(); INSERT INTO big VALUES ('granted')",  # the owner may grant itself anything
@@ -523,14 +527,19 @@ WRITES_AS_OWNER = [
 ]
 
 
-def test_a_restricted_tenant_cannot_write_through_code_it_owned(env: Env) -> None:
+def provision_with_grow(env: Env) -> tuple[str, str]:
+    """A new add-on whose tenant made table `big` and the SECURITY DEFINER function `grow()`."""
     made = env.provider().provision(request())
-    url = made.config["DATABASE_URL"]
+    with connect(made.config["DATABASE_URL"]) as tenant:
+        tenant.execute("CREATE TABLE big (body text)")
+        tenant.execute(GROW)
+    return made.id, made.config["DATABASE_URL"]
+
+
+def test_a_restricted_tenant_cannot_write_through_code_it_owned(env: Env) -> None:
+    uuid, url = provision_with_grow(env)
     user, _ = names(url)
     with connect(url) as tenant:
-        tenant.execute("CREATE TABLE big (body text)")
-        tenant.execute("""CREATE FUNCTION grow() RETURNS void LANGUAGE sql SECURITY DEFINER
-                          AS $$ INSERT INTO big VALUES ('grown') $$""")
         tenant.execute(f"""CREATE FUNCTION grant_back() RETURNS void LANGUAGE sql SECURITY DEFINER
                            AS $$ GRANT INSERT ON big TO "{user}" $$""")
         tenant.execute("""CREATE FUNCTION grow_on_delete() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
@@ -611,3 +620,24 @@ def test_a_plan_upgrade_unblocks_a_blocked_database(env: Env) -> None:
     assert provider.change_plan(made.id, "essential-1") is None
     assert login_and_connect(env, user, database) == (True, True)
     assert resources.details(env.rows()[0])["blocked"] is False
+
+
+def test_a_database_restricted_before_the_lockdown_is_sealed_on_the_next_run(env: Env) -> None:
+    uuid, url = provision_with_grow(env)
+    _, database = names(url)
+    provider = env.provider(limits_bytes={"essential-0": 1_000_000})
+    assert provider.enforce_storage_limits()[0].restricted
+    with env.admin(database) as admin:  # as an earlier Berth left it: the locker's code still a definer
+        admin.execute("ALTER FUNCTION public.grow() SECURITY DEFINER")
+        locker = admin.execute("SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'grow'").fetchone()
+        admin.execute(f'GRANT INSERT ON public.big TO "{locker[0]}"')
+    with env.database.transaction() as session:
+        row = resources.find(session, SERVICE, uuid)
+        assert row is not None
+        resources.set_details(row, {k: v for k, v in resources.details(row).items() if k != "definers"})
+    assert provider.enforce_storage_limits() == []  # sealed, and nothing new to tell
+    with connect(url) as tenant, pytest.raises(errors.InsufficientPrivilege):
+        tenant.execute("SELECT grow()")
+    assert env.provider().enforce_storage_limits()[0].restricted is False
+    with connect(url) as tenant:
+        tenant.execute("SELECT grow()")
