@@ -187,7 +187,7 @@ def _terminate(conn: psycopg.Connection[Any], *, user: str | None = None, databa
     column, value = ("usename", user) if user is not None else ("datname", database)
     conn.execute(f"SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
                  f"WHERE {column} = %s "
-                 "AND pid <> pg_backend_pid()", [value])
+                 "AND pid <> pg_catalog.pg_backend_pid()", [value])
 
 
 class _Borrowed:
@@ -675,7 +675,7 @@ class PostgresProvider:
             found = conn.execute(sql.SQL(
                 "SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext({})); "
                 "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
-                "WHERE usename IN ({}) AND pid <> pg_backend_pid(); "
+                "WHERE usename IN ({}) AND pid <> pg_catalog.pg_backend_pid(); "
                 "SELECT oid FROM pg_catalog.pg_roles WHERE rolname IN ({})").format(
                     sql.Literal(f"berth-{SERVICE}:{resource.uuid}"), names, names))
             found.nextset()
@@ -690,7 +690,7 @@ class PostgresProvider:
             drops = sql.SQL(" ").join(_drop_role(role, member_first=member_first) for role in roles)
             stragglers = sql.SQL("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
                                  "WHERE usesysid IN ({}) "
-                                 "AND pid <> pg_backend_pid(); ").format(
+                                 "AND pid <> pg_catalog.pg_backend_pid(); ").format(
                 sql.SQL(", ").join(sql.Literal(str(oid)) for oid in oids)) if oids else sql.SQL("")  # as oid
             conn.execute(sql.SQL("BEGIN; {}; COMMIT; {}SELECT pg_catalog.pg_advisory_unlock_all()").format(
                 _do(conn, drops), stragglers))

@@ -23,6 +23,7 @@ from sqlalchemy import delete
 from berth import crypto
 from berth.addons import resources
 from berth.addons.models import ACTIVE, CREATING, DELETED, ProviderResource
+from berth.addons.postgres import privileged
 from berth.addons.postgres.cluster import LocalPostgres
 from berth.addons.postgres.plans import PLANS
 from berth.addons.postgres.provider import CONFIG_VAR, SERVICE, PostgresProvider, _Resource
@@ -641,3 +642,17 @@ def test_a_database_restricted_before_the_lockdown_is_sealed_on_the_next_run(env
     assert env.provider().enforce_storage_limits()[0].restricted is False
     with connect(url) as tenant:
         tenant.execute("SELECT grow()")
+
+
+def test_an_admin_session_without_its_pinned_settings_is_refused(env: Env) -> None:
+    made = env.provider().provision(request())
+    user, database = names(made.config["DATABASE_URL"])
+    with connect(made.config["DATABASE_URL"]) as tenant:
+        tenant.execute(f'ALTER DATABASE "{database}" SET role = "{user}"')
+    plain = psycopg.connect(env.server.admin_url(database), autocommit=True)
+    with pytest.raises(privileged.UnsafeSession):
+        privileged.verified(plain)
+    assert plain.closed
+    with privileged.verified(psycopg.connect(privileged.conninfo(env.server.admin_url(), database))) as pinned:
+        assert pinned.execute("SELECT current_user, current_setting('search_path')").fetchone() == \
+            (env.server.superuser, "pg_catalog,pg_temp")
