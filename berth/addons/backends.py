@@ -87,7 +87,8 @@ def enforce_postgres_limits(settings: Settings, database: Database) -> None:
         return
     for change in changes:
         log.info("postgresql %s: %s (%d of %d bytes)", change.uuid,
-                 "restricted" if change.restricted else "restored", change.size_bytes, change.limit_bytes)
+                 "blocked" if change.blocked else "restricted" if change.restricted else "restored",
+                 change.size_bytes, change.limit_bytes)
 
 
 def _has_live(database: Database, service: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import socket
 import tempfile
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 
 from berth.addons.postgres.cluster import LocalPostgres
+from berth.supervise.accounts import remove_service_account
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +129,26 @@ def test_stop_validates_mode_and_tolerates_missing_cluster(tmp_path: Path) -> No
     with pytest.raises(ValueError):
         LocalPostgres(tmp_path / "never").stop(mode="sideways")
     LocalPostgres(tmp_path / "never").stop()  # never created: nothing to do
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="servers switch to accounts of their own only when Berth is root")
+def test_a_cluster_made_under_another_account_is_handed_over_with_its_data() -> None:
+    """Clusters made before Berth had accounts of its own ran as Debian's `postgres`."""
+    with tempfile.TemporaryDirectory(prefix="berth-pg-handover-") as directory:
+        data = Path(directory) / "data"
+        before = LocalPostgres(data, account="berth-pg-handover-test")
+        try:
+            before.start()
+            with psycopg.connect(before.admin_url(), autocommit=True) as admin:
+                admin.execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (7)")
+            after = LocalPostgres(data, port=before.port)  # the default account, while it runs
+            after.start()
+            account = pwd.getpwnam(after.account_name)
+            assert data.stat().st_uid == account.pw_uid
+            pid = int((data / "postmaster.pid").read_text().splitlines()[0])
+            assert f"Uid:\t{account.pw_uid}\t" in Path(f"/proc/{pid}/status").read_text()
+            with psycopg.connect(after.admin_url()) as admin:
+                assert admin.execute("SELECT x FROM kept").fetchall() == [(7,)]
+        finally:
+            LocalPostgres(data, port=before.port).stop()  # whoever runs it
+            remove_service_account("berth-pg-handover-test")

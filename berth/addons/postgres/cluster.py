@@ -5,9 +5,12 @@ Postgres add-on to manage clusters that live on this host. The server only
 listens on 127.0.0.1 and its Unix socket lives inside the data directory, so
 clusters never collide with a system-wide PostgreSQL or with each other.
 
-PostgreSQL refuses to run as root. When we are root (CI, containers) every
-server tool runs as Debian's unprivileged ``postgres`` system user through
-``runuser`` and the directories it needs are handed over to that user.
+PostgreSQL refuses to run as root, and Berth never runs a server as root. When
+we are root (CI, containers) every server tool runs as the cluster's own
+unprivileged service account (``berth.supervise.accounts``: ``berth-postgres``
+unless the caller names another, e.g. one per dedicated cluster), and the data
+directory (0700) is that account's alone: a tenant who reaches the server's OS
+user (``COPY … TO PROGRAM`` as superuser) reaches no other cluster's files.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
+from berth.supervise.accounts import ServiceAccount, service_account
+
 __all__ = ["ClusterError", "LocalPostgres", "find_postgres_bindir", "free_loopback_port"]
 
 log = logging.getLogger(__name__)
@@ -39,7 +44,7 @@ log = logging.getLogger(__name__)
 DATABASE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 STOP_MODES = ("smart", "fast", "immediate")
 LOOPBACK = "127.0.0.1"
-SYSTEM_USER = "postgres"  # created by Debian's postgresql package
+DEFAULT_ACCOUNT = "berth-postgres"
 
 # sun_path holds 108 bytes including the terminating NUL.
 _MAX_SOCKET_PATH = 107
@@ -111,8 +116,10 @@ class LocalPostgres:
         superuser: str = "berth",
         password: str | None = None,
         settings: Mapping[str, str] | None = None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
-        """``settings``: server settings (``-c name=value``) given on every start."""
+        """``settings``: server settings (``-c name=value``) given on every start; ``account``:
+        the service account the server runs as when we are root (created on first use)."""
         # Absolute because the tools run with cwd=/ (root's cwd may be unreadable to postgres).
         self.data_dir = Path(data_dir).absolute()
         if _SHELL_UNSAFE & set(str(self.data_dir)):
@@ -132,6 +139,8 @@ class LocalPostgres:
         self._password = password if password is not None else self._read_password_file()
         self._bindir: Path | None = None
         self._settings = dict(settings or {})
+        self.account_name = account
+        self._account: ServiceAccount | None = None
 
     def __repr__(self) -> str:  # never include the password
         return f"LocalPostgres(data_dir={str(self.data_dir)!r}, port={self._port})"
@@ -193,8 +202,14 @@ class LocalPostgres:
     def is_running(self) -> bool:
         if not self.initialized:
             return False
-        # Exit status 0 = running, 3 = not running (including a stale postmaster.pid).
-        return self._run(["pg_ctl", "status", "-D", str(self.data_dir)]).returncode == 0
+        self._adopt()
+        # Exit status 0 = running, 3 = not running (including a stale postmaster.pid), 4 = the
+        # data directory is not this account's to read: say so rather than call it stopped.
+        status = self._run(["pg_ctl", "status", "-D", str(self.data_dir)])
+        if status.returncode == 4:
+            raise ClusterError(f"{self.data_dir} is not readable by {self.account.name}, the account "
+                               f"this cluster runs as: {status.stdout}{status.stderr}".strip())
+        return status.returncode == 0
 
     @property
     def initialized(self) -> bool:
@@ -271,19 +286,50 @@ class LocalPostgres:
 
     # -- setup steps -------------------------------------------------------
 
+    @property
+    def account(self) -> ServiceAccount:
+        """Who the server runs as (Berth's own user when Berth is not root)."""
+        if self._account is None:
+            try:
+                self._account = service_account(self.account_name)
+            except (RuntimeError, ValueError) as error:
+                raise ClusterError(f"no service account for PostgreSQL: {error}") from error
+        return self._account
+
     def _prepare_directories(self) -> None:
-        owner = _server_user()
-        created_mode = 0o711 if owner else 0o700  # postgres must traverse root's dirs
+        owner = self.account
+        created_mode = 0o711 if owner.switches else 0o700  # the account must traverse root's dirs
         _make_dirs(self.data_dir.parent, created_mode)
-        if owner:
-            _ensure_traversable(self.data_dir.parent, owner)
+        if owner.switches and owner.entry is not None:
+            _ensure_traversable(self.data_dir.parent, owner.entry)
         if not self.data_dir.exists():
             self.data_dir.mkdir(mode=0o700)
-        if owner and not self.initialized:
-            os.chown(self.data_dir, owner.pw_uid, owner.pw_gid)
+        if not self.initialized:
+            owner.own(self.data_dir, 0o700)
         self._ensure_password_file(owner)
 
-    def _ensure_password_file(self, owner: pwd.struct_passwd | None) -> None:
+    def _adopt(self) -> None:
+        """A cluster made under another account (Debian's `postgres`, before Berth had accounts of
+        its own) is stopped as that account, then its files are handed to this cluster's account."""
+        account = self.account
+        found = self.data_dir.stat()
+        if not account.switches or found.st_uid == account.uid:
+            return
+        log.warning("handing the PostgreSQL cluster in %s from uid %d to %s", self.data_dir, found.st_uid,
+                    account.name)
+        if found.st_uid != 0:  # root cannot have run it; any other owner may be running it now
+            if self._bindir is None:
+                self._bindir = find_postgres_bindir()
+            subprocess.run([str(self._bindir / "pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w",
+                            "-t", str(int(self.stop_timeout))], cwd="/", stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=self.stop_timeout + 30, check=False,
+                           user=found.st_uid, group=found.st_gid, extra_groups=[],
+                           env={**os.environ, "HOME": "/nonexistent", "LC_ALL": "C"})
+        account.own_tree(self.data_dir)
+        if self.password_file.exists():
+            account.own(self.password_file)
+
+    def _ensure_password_file(self, owner: ServiceAccount) -> None:
         if self.password_file.exists():
             return
         if self.initialized and not self._explicit_password:
@@ -295,8 +341,7 @@ class LocalPostgres:
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(self._password + "\n")
-        if owner:  # initdb, running as postgres, reads it via --pwfile
-            os.chown(self.password_file, owner.pw_uid, owner.pw_gid)
+        owner.own(self.password_file)  # initdb, running as the account, reads it via --pwfile
 
     def _read_password_file(self) -> str:
         try:
@@ -326,9 +371,7 @@ class LocalPostgres:
 
     def _prepare_socket_dir(self) -> None:
         self.socket_dir.mkdir(mode=0o700, exist_ok=True)
-        owner = _server_user()
-        if owner:
-            os.chown(self.socket_dir, owner.pw_uid, owner.pw_gid)
+        self.account.own(self.socket_dir)
 
     def _server_options(self) -> str:
         socket_dirs = f'"{self.socket_dir}"'  # quoted: the setting is a comma-separated list
@@ -385,17 +428,16 @@ class LocalPostgres:
     # -- helpers -----------------------------------------------------------
 
     def _run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
-        """Run a PostgreSQL tool, as the postgres system user when we are root."""
+        """Run a PostgreSQL tool, as the cluster's service account when we are root."""
         if self._bindir is None:
             self._bindir = find_postgres_bindir()
         command = [str(self._bindir / argv[0]), *argv[1:]]
-        if _server_user():
-            command = ["runuser", "-u", SYSTEM_USER, "--", *command]
         return subprocess.run(
             command,
             cwd="/",
             # Server messages are matched (port clash), so keep them untranslated.
-            env={**os.environ, "LC_ALL": "C"},
+            env=self.account.environment({**os.environ, "LC_ALL": "C"}),
+            **self.account.popen_kwargs(),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -422,19 +464,6 @@ class LocalPostgres:
 def _check_database_name(name: str) -> None:
     if not DATABASE_NAME_RE.match(name):
         raise ValueError(f"invalid database name {name!r}: must match {DATABASE_NAME_RE.pattern}")
-
-
-def _server_user() -> pwd.struct_passwd | None:
-    """The account the server runs as when we are root; None means run as ourselves."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        return pwd.getpwnam(SYSTEM_USER)
-    except KeyError:
-        raise ClusterError(
-            "PostgreSQL cannot run as root and there is no 'postgres' system user; "
-            "install Debian's postgresql package (it creates one) or run as a non-root user"
-        ) from None
 
 
 def _make_dirs(path: Path, mode: int) -> None:

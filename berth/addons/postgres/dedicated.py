@@ -8,6 +8,10 @@ under `port_lock`), because the tenant's DATABASE_URL names it. The range lies o
 ephemeral range (32768-60999) and outside the shared cluster's (15432-16431), Redis's
 (26379-28378) and Kafka's (29092-29991).
 
+Each cluster runs as a service account of its own (`account_name`: `berth-pg-<hash of the uuid>`,
+made on first start when Berth is root, removed with the cluster), owning its data directory (0700):
+a tenant who reaches its server's OS user reaches no other cluster's files.
+
 A resource's `location` is `dedicated:<uuid>`. Starting, stopping and removing one cluster is
 serialised across processes with a flock per uuid (`cluster_lock`); starting re-reads the record
 under it, so a cluster is never created again after its deprovision began.
@@ -15,6 +19,7 @@ under it, so a cluster is never created again after its deprovision began.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
 import shutil
@@ -29,6 +34,7 @@ from berth.addons.postgres.cluster import LOOPBACK, ClusterError, LocalPostgres
 from berth.addons.postgres.plans import PLANS
 from berth.config import Settings
 from berth.db import Database
+from berth.supervise.accounts import AccountError, remove_service_account
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +81,16 @@ def uuid_of(where: str) -> str:
     return where[len(LOCATION_PREFIX):]
 
 
+def account_name(uuid: str) -> str:
+    """The service account the add-on's cluster runs as (an add-on id is too long for a user name)."""
+    return "berth-pg-" + hashlib.sha256(directory_name(uuid).encode()).hexdigest()[:20]
+
+
 def _cluster(settings: Settings, uuid: str, port: int, plan: str | None = None) -> LocalPostgres:
     """`plan` sizes max_connections when it starts (the default, 100, is below standard-0's 120)."""
     server = {"max_connections": str(PLANS[plan].connections + ADMIN_CONNECTIONS)} if plan in PLANS else None
-    return LocalPostgres(directory(settings, uuid) / "cluster", port=port, settings=server)
+    return LocalPostgres(directory(settings, uuid) / "cluster", port=port, settings=server,
+                         account=account_name(uuid))
 
 
 # -- locks and ports ---------------------------------------------------------------------------
@@ -152,8 +164,8 @@ def stop(settings: Settings, uuid: str, port: int, mode: str = "fast") -> bool:
 
 
 def remove(settings: Settings, uuid: str, port: int) -> None:
-    """Stop the cluster at once (immediate: its data is going anyway) and delete its files.
-    Idempotent: a repeated call finishes what a crashed one began."""
+    """Stop the cluster at once (immediate: its data is going anyway), delete its files and its
+    service account. Idempotent: a repeated call finishes what a crashed one began."""
     with cluster_lock(settings, uuid):
         cluster = _cluster(settings, uuid, port)
         if cluster.is_running():
@@ -161,6 +173,10 @@ def remove(settings: Settings, uuid: str, port: int) -> None:
         shutil.rmtree(directory(settings, uuid), ignore_errors=True)
         if directory(settings, uuid).exists():
             raise ClusterError(f"cannot delete the files of dedicated Postgres cluster {uuid}")
+        try:
+            remove_service_account(account_name(uuid))
+        except AccountError as error:
+            raise ClusterError(f"cannot remove the account of dedicated Postgres cluster {uuid}: {error}") from error
     (root(settings) / ".locks" / f"{uuid}.lock").unlink(missing_ok=True)
 
 
@@ -202,6 +218,6 @@ def stop_all(settings: Settings, database: Database) -> list[str]:
     return stopped
 
 
-__all__ = ["LOCATION_PREFIX", "NotLive", "PORTS", "admin_url", "choose_port", "cluster_lock", "directory",
+__all__ = ["LOCATION_PREFIX", "account_name", "NotLive", "PORTS", "admin_url", "choose_port", "cluster_lock", "directory",
            "ensure_live", "is_dedicated", "location", "port_lock", "remove", "root", "stop", "stop_all",
            "supervise", "taken_ports", "uuid_of"]

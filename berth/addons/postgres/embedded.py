@@ -8,6 +8,8 @@ addresses, issued on the first start that finds none. Tenants' DATABASE_URLs nam
 Linux's ephemeral range (32768-60999) so that no outgoing connection holds it when the cluster
 restarts, and remembered. When it is created, PUBLIC loses CONNECT on `postgres` and `template1`,
 so tenants reach only their own databases (an external server is the operator's to configure).
+When Berth is root the cluster runs as the `berth-postgres` service account (`LocalPostgres`'s
+default), which owns its data directory; dedicated clusters each have an account of their own.
 Every function takes the lock (`flock`), so web, worker and backends processes may all call them
 at once: only one initdb or start happens.
 """

@@ -21,8 +21,10 @@ Over-capacity enforcement (`enforce_storage_limits`, §1.5 and §6.2): a databas
 allows is handed to its own locker role (REASSIGN OWNED), and its tenant keeps only CONNECT, USAGE and
 SELECT/DELETE/TRUNCATE and one connection; INSERT and CREATE then fail with 42501. Once it is back
 under the limit (or the plan is upgraded) ownership returns to the tenant and the locker is dropped.
-Caveat: objects whose privileges run as their owner (SECURITY DEFINER functions, rules) run as the
-locker while restricted, so a determined tenant can still write through them.
+Every admin session pins the settings it relies on and names catalog objects `pg_catalog.…`
+(`privileged.py`): a tenant's database settings (search_path, role, read-only…) never reach it.
+Code that runs as its owner (SECURITY DEFINER routines, trigger functions, rules) would then run
+as the locker; `lockdown.py` takes that away while restricted, and gives it back on restoring.
 """
 from __future__ import annotations
 
@@ -38,13 +40,12 @@ from urllib.parse import quote, urlsplit
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from psycopg.pq import TransactionStatus
 from sqlalchemy.exc import IntegrityError
 
 from berth.addons import notify, resources
 from berth.addons.models import ACTIVE, CREATING, DELETED, DELETING, ProviderResource
-from berth.addons.postgres import actions, backups, dedicated, embedded
+from berth.addons.postgres import actions, backups, dedicated, embedded, lockdown, privileged
 from berth.addons.postgres.cluster import LOOPBACK, ClusterError
 from berth.addons.postgres.plans import PLANS, Plan
 from berth.broker.partner_api.provider import ActionResult, ProviderError, Provisioned, ProvisionRequest
@@ -59,18 +60,19 @@ PASSWORD_LENGTH = 65  # Heroku's: 65 alphanumeric characters
 PASSWORD_ALPHABET = string.ascii_letters + string.digits
 NAME_ALPHABET = string.ascii_lowercase + string.digits
 NAME_LENGTH = 16
-LOCK_TIMEOUT = "10s"  # restricting waits this long for a tenant's open transaction, then retries later
 UNAVAILABLE = "The Postgres server is not available at the moment; try again later."
 
 
 @dataclass(frozen=True)
 class StorageChange:
-    """A resource `enforce_storage_limits` restricted (restricted=True) or restored (False)."""
+    """A resource `enforce_storage_limits` restricted (restricted=True) or restored (False), or
+    whose connections it blocked because restricting it failed (blocked=True)."""
     uuid: str
     plan: str
     size_bytes: int
     limit_bytes: int
     restricted: bool
+    blocked: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,10 @@ class _Resource:
     def restricted(self) -> bool:
         return bool(self.details.get("restricted"))
 
+    @property
+    def blocked(self) -> bool:
+        return bool(self.details.get("blocked"))
+
     def config(self) -> dict[str, str]:
         d = self.details
         host = f"[{d['host']}]" if ":" in str(d["host"]) else d["host"]
@@ -112,10 +118,6 @@ def server_location(admin_url: str) -> str:
     """`host:port` of an admin URL: where a resource lives, without the URL's credentials."""
     parts = urlsplit(admin_url)
     return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
-
-
-def _libpq_url(admin_url: str) -> str:
-    return admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def _random(alphabet: str, length: int) -> str:
@@ -131,11 +133,11 @@ def _exists(conn: psycopg.Connection[Any], query: str, value: str) -> bool:
 
 
 def _role_exists(conn: psycopg.Connection[Any], role: str) -> bool:
-    return _exists(conn, "SELECT 1 FROM pg_roles WHERE rolname = %s", role)
+    return _exists(conn, "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", role)
 
 
 def _database_exists(conn: psycopg.Connection[Any], database: str) -> bool:
-    return _exists(conn, "SELECT 1 FROM pg_database WHERE datname = %s", database)
+    return _exists(conn, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = %s", database)
 
 
 def _is_superuser(conn: psycopg.Connection[Any]) -> bool:
@@ -143,7 +145,7 @@ def _is_superuser(conn: psycopg.Connection[Any]) -> bool:
     reported = conn.info.parameter_status("is_superuser")
     if reported is not None:
         return reported == "on"
-    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    row = conn.execute("SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user").fetchone()
     return bool(row and row[0])
 
 
@@ -155,7 +157,7 @@ def _become_member(conn: psycopg.Connection[Any], role: str) -> None:
 
 
 def _schemas(conn: psycopg.Connection[Any]) -> list[str]:
-    rows = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+    rows = conn.execute("SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
                         "AND nspname <> 'information_schema' ORDER BY nspname").fetchall()
     return [row[0] for row in rows]
 
@@ -168,16 +170,24 @@ def _do(conn: psycopg.Connection[Any], body: sql.Composable) -> sql.Composed:
 def _drop_role(role: str, *, member_first: bool) -> sql.Composed:
     """PL/pgSQL: drop `role` if it exists, with its grants left in the current database. A
     non-superuser broker must first be a member of it (see `_become_member`)."""
-    template = ("IF EXISTS (SELECT FROM pg_roles WHERE rolname = {name}) THEN "
+    template = ("IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {name}) THEN "
                 + ("GRANT {role} TO CURRENT_USER; " if member_first else "")
                 + "DROP OWNED BY {role}; DROP ROLE {role}; END IF;")
     return sql.SQL(template).format(name=sql.Literal(role), role=sql.Identifier(role))
 
 
+def _reason(error: Exception) -> str:
+    """What a failure says, for the log (never a connection string or password)."""
+    if isinstance(error, psycopg.Error) and error.diag.message_primary:
+        return f"{error.sqlstate or ''} {error.diag.message_primary}".strip()
+    return str(error) if isinstance(error, ProviderError) else type(error).__name__
+
+
 def _terminate(conn: psycopg.Connection[Any], *, user: str | None = None, database: str | None = None) -> None:
     column, value = ("usename", user) if user is not None else ("datname", database)
-    conn.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {column} = %s "
-                 "AND pid <> pg_backend_pid()", [value])
+    conn.execute(f"SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+                 f"WHERE {column} = %s "
+                 "AND pid <> pg_catalog.pg_backend_pid()", [value])
 
 
 class _Borrowed:
@@ -220,14 +230,14 @@ class _AdminPool:
                 connection.close()
                 connection = None
         if connection is None:
-            connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=timeout)
+            connection = privileged.verified(psycopg.connect(conninfo, autocommit=True, connect_timeout=timeout))
         return _Borrowed(self, conninfo, connection)
 
     def give_back(self, conninfo: str, connection: psycopg.Connection[Any], *, broken: bool,
                   unlocked: bool = False) -> None:
         if not broken and not connection.closed and not unlocked:
             try:
-                connection.execute("SELECT pg_advisory_unlock_all()")
+                connection.execute("SELECT pg_catalog.pg_advisory_unlock_all()")
             except psycopg.Error:
                 broken = True
         with self._lock:
@@ -332,7 +342,7 @@ class PostgresProvider:
                 conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
                     sql.Identifier(resource.user), sql.Literal(new.connections)))
             self._update(uuid, plan=new.name)
-            if resource.restricted:  # an upgrade is the way out of a restriction
+            if resource.restricted or resource.blocked:  # an upgrade is the way out of either
                 self._enforce_locked(conn, uuid)
         return None
 
@@ -376,11 +386,17 @@ class PostgresProvider:
             if resource is None:
                 continue
             used, allowed = change.size_bytes / 1024 ** 2, change.limit_bytes / 1024 ** 2
-            message = (f"Error: database over its {change.plan} storage limit ({used:.0f} of {allowed:.0f} MB): "
-                       "write access revoked until it is back under the limit or the plan is upgraded."
-                       if change.restricted else
-                       f"Database back under its {change.plan} storage limit ({used:.0f} of {allowed:.0f} MB): "
-                       "write access restored.")
+            if change.blocked:
+                message = (f"Error: database over its {change.plan} storage limit ({used:.0f} of {allowed:.0f} MB) "
+                           "and its storage limit could not be enforced, so its connections are blocked. The operator "
+                           "can see why in the Berth backends log; connections return, read-only, once it is "
+                           "restricted, or at once on an upgrade to a plan it fits in.")
+            elif change.restricted:
+                message = (f"Error: database over its {change.plan} storage limit ({used:.0f} of {allowed:.0f} MB): "
+                           "write access revoked until it is back under the limit or the plan is upgraded.")
+            else:
+                message = (f"Database back under its {change.plan} storage limit ({used:.0f} of {allowed:.0f} MB): "
+                           "write access restored.")
             notify.post_notice(resource.details.get("log_input_url"), "postgresql", message,
                                user_agent="berth-postgresql")
 
@@ -556,12 +572,12 @@ class PostgresProvider:
             raise ProviderError(UNAVAILABLE, 503)
         for attempt in (1, 2):
             if url is not None:
-                overrides = {"dbname": database} if database else {}
-                conninfo = make_conninfo(_libpq_url(url), **overrides)
+                conninfo = privileged.conninfo(url, database)  # settings pinned: see privileged.py
                 try:
                     if database is None:  # the maintenance database: reused, a connection costs ~5 ms
                         return _ADMIN_POOL.borrow(conninfo, self.connect_timeout)  # type: ignore[return-value]
-                    return psycopg.connect(conninfo, autocommit=True, connect_timeout=self.connect_timeout)
+                    return privileged.verified(psycopg.connect(conninfo, autocommit=True,
+                                                               connect_timeout=self.connect_timeout))
                 except psycopg.OperationalError as error:
                     log.warning("cannot reach Postgres server %s: %s", location, error)
             if attempt == 1 and ours:
@@ -590,7 +606,7 @@ class PostgresProvider:
         port = int(resource.details["port"])
         url = dedicated.admin_url(self.settings, resource.uuid, port)
         if url is not None:
-            _ADMIN_POOL.discard(make_conninfo(_libpq_url(url)))
+            _ADMIN_POOL.discard(privileged.conninfo(url))
         try:
             dedicated.remove(self.settings, resource.uuid, port)
         except (ClusterError, OSError) as error:
@@ -610,12 +626,12 @@ class PostgresProvider:
 
     @staticmethod
     def _lock(conn: psycopg.Connection[Any], uuid: str) -> None:
-        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"berth-{SERVICE}:{uuid}"])
+        conn.execute("SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext(%s))", [f"berth-{SERVICE}:{uuid}"])
 
     @staticmethod
     def _unlock(conn: psycopg.Connection[Any], uuid: str) -> None:
         if not conn.closed:
-            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", [f"berth-{SERVICE}:{uuid}"])
+            conn.execute("SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext(%s))", [f"berth-{SERVICE}:{uuid}"])
 
     # -- on the server ----------------------------------------------------------------------------
 
@@ -657,10 +673,10 @@ class PostgresProvider:
 
         def run() -> None:
             found = conn.execute(sql.SQL(
-                "SELECT pg_advisory_lock(hashtext({})); "
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE usename IN ({}) AND pid <> pg_backend_pid(); "
-                "SELECT oid FROM pg_roles WHERE rolname IN ({})").format(
+                "SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext({})); "
+                "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+                "WHERE usename IN ({}) AND pid <> pg_catalog.pg_backend_pid(); "
+                "SELECT oid FROM pg_catalog.pg_roles WHERE rolname IN ({})").format(
                     sql.Literal(f"berth-{SERVICE}:{resource.uuid}"), names, names))
             found.nextset()
             found.nextset()
@@ -672,10 +688,11 @@ class PostgresProvider:
                 conn.execute(_q("DROP DATABASE IF EXISTS {}", database))
             member_first = not _is_superuser(conn)
             drops = sql.SQL(" ").join(_drop_role(role, member_first=member_first) for role in roles)
-            stragglers = sql.SQL("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usesysid IN ({}) "
-                                 "AND pid <> pg_backend_pid(); ").format(
+            stragglers = sql.SQL("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+                                 "WHERE usesysid IN ({}) "
+                                 "AND pid <> pg_catalog.pg_backend_pid(); ").format(
                 sql.SQL(", ").join(sql.Literal(str(oid)) for oid in oids)) if oids else sql.SQL("")  # as oid
-            conn.execute(sql.SQL("BEGIN; {}; COMMIT; {}SELECT pg_advisory_unlock_all()").format(
+            conn.execute(sql.SQL("BEGIN; {}; COMMIT; {}SELECT pg_catalog.pg_advisory_unlock_all()").format(
                 _do(conn, drops), stragglers))
             if isinstance(conn, _Borrowed):
                 conn.unlocked()
@@ -683,29 +700,64 @@ class PostgresProvider:
         self._backend(run)
 
     def _size(self, conn: psycopg.Connection[Any], resource: _Resource) -> int:
-        row = self._backend(lambda: conn.execute("SELECT pg_database_size(%s)", [resource.database]).fetchone())
+        row = self._backend(lambda: conn.execute("SELECT pg_catalog.pg_database_size(%s)", [resource.database]).fetchone())
         return int(row[0])
 
     def _enforce_locked(self, conn: psycopg.Connection[Any], uuid: str) -> StorageChange | None:
-        """Restrict or restore one resource (its advisory lock held), and record the new state."""
+        """Restrict or restore one resource (its advisory lock held), and record the new state.
+        Restricting that fails blocks the database's connections instead (`_block`), never leaving
+        it writable over its limit; a restore that fails leaves it restricted, for the next run."""
         resource = self._fresh(uuid)
         if resource.state != ACTIVE:
             return None
         size, limit = self._size(conn, resource), self._limit(resource.plan)
         over = size > limit
-        if over == resource.restricted:
+        # Restricted before `lockdown` existed (no `definers` recorded): restricted again, sealed.
+        sealed = "definers" in resource.details
+        if over == resource.restricted and not resource.blocked and (sealed or not over):
             return None
-        if over:
-            self._backend(lambda: self._restrict(conn, resource))
-        else:
-            self._backend(lambda: self._restore(conn, resource))
-        self._update(uuid, restricted=over)
+        try:
+            if over and not (resource.restricted and sealed):
+                self._restrict(conn, resource)
+            elif not over and resource.restricted:
+                self._restore(conn, resource)
+            if resource.blocked:
+                self._unblock(conn, self._fresh(uuid), restricted=over)
+        except (psycopg.Error, ProviderError) as error:
+            if not over:
+                raise
+            log.error("Postgres add-on %s is over its storage limit and could not be restricted (%s); "
+                      "blocking its connections", uuid, _reason(error))
+            self._backend(lambda: self._block(conn, resource))
+            if resource.blocked:
+                return None  # blocked, and its owners told, by an earlier run
+            self._update(uuid, blocked=True)
+            return StorageChange(uuid, resource.plan, size, limit, restricted=False, blocked=True)
+        self._update(uuid, restricted=over, blocked=False)
         log.info("Postgres add-on %s %s: %d of %d bytes", uuid, "restricted" if over else "restored",
                  size, limit)
+        if over == resource.restricted:
+            return None  # only unblocked: the owners were told of its restriction before
         return StorageChange(uuid, resource.plan, size, limit, over)
 
+    def _block(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
+        """No session of the tenant's, now or until unblocked: its role may not log in (which its
+        owner cannot grant back, unlike CONNECT) nor connect, and its sessions are ended."""
+        user, database = resource.user, resource.database
+        conn.execute(_q("ALTER ROLE {} NOLOGIN", user))
+        conn.execute(_q("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM {}", database, user))
+        _terminate(conn, user=user)
+
+    def _unblock(self, conn: psycopg.Connection[Any], resource: _Resource, *, restricted: bool) -> None:
+        user, database = resource.user, resource.database
+        conn.execute(_q("GRANT CONNECT ON DATABASE {} TO {}", database, user))
+        if not restricted:
+            conn.execute(_q("GRANT TEMPORARY ON DATABASE {} TO {}", database, user))
+        conn.execute(_q("ALTER ROLE {} LOGIN", user))
+
     def _restrict(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
-        """§6.2: ownership to the locker role; the tenant keeps read, delete and one connection."""
+        """§6.2: ownership to the locker role; the tenant keeps read, delete and one connection.
+        Failing, it leaves the tenant's ownership where it was: the caller blocks the database."""
         user, locker, database = resource.user, resource.locker, resource.database
         if not _role_exists(conn, locker):
             conn.execute(_q("CREATE ROLE {} NOLOGIN", locker))
@@ -713,16 +765,20 @@ class PostgresProvider:
         conn.execute(_q("ALTER ROLE {} CONNECTION LIMIT 1", user))
         _terminate(conn, database=database)
         with self._connect(resource.location, database) as tenant_db:
-            tenant_db.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
             tenant_db.execute(_q("REASSIGN OWNED BY {} TO {}", user, locker))  # the database too
             tenant_db.execute(_q("ALTER DATABASE {} OWNER TO {}", database, locker))
             tenant_db.execute(_q("REVOKE ALL ON DATABASE {} FROM {}", database, user))
             tenant_db.execute(_q("GRANT CONNECT ON DATABASE {} TO {}", database, user))
-            for schema in _schemas(tenant_db):
+            schemas = _schemas(tenant_db)
+            for schema in schemas:
                 tenant_db.execute(_q("GRANT USAGE ON SCHEMA {} TO {}", schema, user))
                 tenant_db.execute(_q("GRANT SELECT, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {} TO {}",
                                      schema, user))
                 tenant_db.execute(_q("GRANT SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}", schema, user))
+            # Recorded before they change, merged with a crashed attempt's: restoring needs them all.
+            routines = sorted({*resource.details.get("definers", []), *lockdown.definers(tenant_db, locker)})
+            self._update(resource.uuid, definers=routines)
+            lockdown.seal(tenant_db, locker, routines, schemas, superuser=_is_superuser(conn))
 
     def _restore(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
         """Undo `_restrict`: everything back to the tenant, the locker dropped, the plan's limit."""
@@ -730,8 +786,10 @@ class PostgresProvider:
         if _role_exists(conn, locker):
             _become_member(conn, locker)
             with self._connect(resource.location, database) as tenant_db:
-                tenant_db.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
-                for schema in _schemas(tenant_db):  # while the locker owns them: not the owner's own
+                schemas = _schemas(tenant_db)
+                lockdown.unseal(tenant_db, locker, resource.details.get("definers", []), schemas,
+                                superuser=_is_superuser(conn))
+                for schema in schemas:  # while the locker owns them: not the owner's own
                     tenant_db.execute(_q("REVOKE SELECT, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {} FROM {}",
                                          schema, user))
                     tenant_db.execute(_q("REVOKE SELECT ON ALL SEQUENCES IN SCHEMA {} FROM {}", schema, user))
@@ -739,6 +797,7 @@ class PostgresProvider:
                 tenant_db.execute(_q("REASSIGN OWNED BY {} TO {}", locker, user))  # the database too
                 tenant_db.execute(_q("DROP OWNED BY {}", locker))
             conn.execute(_q("DROP ROLE {}", locker))
+            self._update(resource.uuid, definers=[])
         conn.execute(_q("ALTER DATABASE {} OWNER TO {}", database, user))
         conn.execute(_q("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}", database, user))
         conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(

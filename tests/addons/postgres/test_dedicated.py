@@ -4,8 +4,11 @@ shared by the tests, which run in order: the last ones deprovision them."""
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import signal
+import stat
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +73,8 @@ class Pair:
 
     def cluster(self, uuid: str) -> LocalPostgres:
         port = int(resources.details(self.row(uuid))["port"])
-        return LocalPostgres(dedicated.directory(self.settings, uuid) / "cluster", port=port)
+        return LocalPostgres(dedicated.directory(self.settings, uuid) / "cluster", port=port,
+                             account=dedicated.account_name(uuid))
 
 
 def request(uuid: str, plan: str = "standard-0") -> ProvisionRequest:
@@ -139,6 +143,33 @@ def test_two_dedicated_addons_are_isolated(pair: Pair) -> None:
         connect(a_on_b)
     with pytest.raises(psycopg.OperationalError):
         connect(a_on_b.rsplit("/", 1)[0] + "/" + a.group(4))
+
+
+def postmaster_uid(cluster: LocalPostgres) -> int:
+    pid = int((cluster.data_dir / "postmaster.pid").read_text().splitlines()[0])
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+
+
+def can_read_as(account: pwd.struct_passwd, path: Path) -> bool:
+    done = subprocess.run(["cat", str(path)], user=account.pw_uid, group=account.pw_gid, extra_groups=[],
+                          capture_output=True, check=False)
+    return done.returncode == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="servers switch to accounts of their own only when Berth is root")
+def test_each_dedicated_cluster_runs_as_an_account_of_its_own(pair: Pair) -> None:
+    a, b = pair.cluster(pair.a), pair.cluster(pair.b)
+    a_account, b_account = (pwd.getpwnam(dedicated.account_name(uuid)) for uuid in (pair.a, pair.b))
+    assert len({a_account.pw_uid, b_account.pw_uid, 0, pwd.getpwnam("postgres").pw_uid}) == 4
+    for cluster, account in ((a, a_account), (b, b_account)):
+        assert postmaster_uid(cluster) == account.pw_uid
+        found = cluster.data_dir.stat()
+        assert (found.st_uid, stat.S_IMODE(found.st_mode)) == (account.pw_uid, 0o700)
+    assert can_read_as(a_account, a.data_dir / "PG_VERSION")
+    assert not can_read_as(b_account, a.data_dir / "PG_VERSION")  # B's server cannot reach A's data
+    assert not can_read_as(a_account, b.data_dir / "postgresql.conf")
+    assert not can_read_as(a_account, b.password_file)
 
 
 def test_an_interrupted_dedicated_provision_is_finished_with_the_same_config(pair: Pair) -> None:
@@ -230,6 +261,9 @@ def test_deprovision_stops_the_cluster_and_deletes_its_files(pair: Pair) -> None
     with pytest.raises(psycopg.OperationalError):
         connect(pair.a_url)
     assert not directory.exists() and pair.row(pair.a).state == DELETED
+    if os.geteuid() == 0:  # its account went with it
+        with pytest.raises(KeyError):
+            pwd.getpwnam(dedicated.account_name(pair.a))
     assert provider.deprovision(pair.a) is False
     with pytest.raises(ProviderError) as refused:
         provider.provision(request(pair.a))

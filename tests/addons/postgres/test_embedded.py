@@ -3,6 +3,7 @@ idempotently, restarted by `supervise` after it was killed, and used by the prov
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +55,11 @@ def test_embedded_cluster_is_created_once_and_restarted_when_killed(settings: Se
     with psycopg.connect(url, connect_timeout=5) as admin:
         assert admin.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (True,)
     assert embedded.ensure_embedded(settings) == url  # already running: the same cluster, no new initdb
+    if os.geteuid() == 0:  # its own account, never root nor Debian's `postgres` (nor a dedicated one's)
+        account = pwd.getpwnam("berth-postgres")
+        status = Path(f"/proc/{postmaster_pid(settings)}/status").read_text()
+        assert f"Uid:\t{account.pw_uid}\t" in status
+        assert (embedded.root(settings) / "cluster").stat().st_uid == account.pw_uid
 
     pid = postmaster_pid(settings)
     os.kill(pid, signal.SIGKILL)

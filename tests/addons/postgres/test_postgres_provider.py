@@ -6,7 +6,9 @@ test provisions is deprovisioned when it ends."""
 from __future__ import annotations
 
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -21,9 +23,10 @@ from sqlalchemy import delete
 from berth import crypto
 from berth.addons import resources
 from berth.addons.models import ACTIVE, CREATING, DELETED, ProviderResource
+from berth.addons.postgres import privileged
 from berth.addons.postgres.cluster import LocalPostgres
 from berth.addons.postgres.plans import PLANS
-from berth.addons.postgres.provider import SERVICE, PostgresProvider, _Resource
+from berth.addons.postgres.provider import CONFIG_VAR, SERVICE, PostgresProvider, _Resource
 from berth.broker.partner_api.manifest import load_manifest
 from berth.broker.partner_api.provider import ProviderError, ProvisionRequest
 from berth.config import Settings
@@ -53,8 +56,39 @@ class Env:
             return list(session.query(ProviderResource).order_by(ProviderResource.created_at))
 
 
-def request(plan: str = "essential-0", uuid: str | None = None, **options: str) -> ProvisionRequest:
-    return ProvisionRequest(uuid=uuid or new_id(), plan=plan, region="local", options=options)
+def request(plan: str = "essential-0", uuid: str | None = None, log_input_url: str | None = None,
+            **options: str) -> ProvisionRequest:
+    return ProvisionRequest(uuid=uuid or new_id(), plan=plan, region="local", options=options,
+                            log_input_url=log_input_url)
+
+
+class LogInput(ThreadingHTTPServer):
+    """An app's log input on a loopback port: the notices an add-on posts there."""
+
+    def __init__(self) -> None:
+        notices: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                notices.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.notices = notices
+        self.url = f"http://token:t.log-token@127.0.0.1:{self.server_address[1]}/logs"
+
+
+@pytest.fixture(scope="module")
+def log_input() -> Iterator[LogInput]:
+    server = LogInput()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +134,12 @@ def role_limit(env: Env, user: str) -> int | None:
     with env.admin() as admin:
         row = admin.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", [user]).fetchone()
     return None if row is None else int(row[0])
+
+
+def role_superuser(env: Env, user: str) -> bool | None:
+    with env.admin() as admin:
+        row = admin.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", [user]).fetchone()
+    return None if row is None else bool(row[0])
 
 
 def databases(env: Env) -> set[str]:
@@ -396,3 +436,223 @@ def test_a_broker_without_superuser_provisions_and_deprovisions(env: Env) -> Non
         with env.admin() as admin:
             admin.execute("DROP OWNED BY berth_broker")
             admin.execute("DROP ROLE berth_broker")
+
+
+def plant_superuser_trap(tenant: psycopg.Connection[tuple[object, ...]], user: str, marker: str) -> None:
+    """As the tenant: operators of its own that, run by a superuser, make the tenant superuser and
+    run a program as the server's OS user (`marker` created in the data directory), then answer as
+    the real operators would; its database's search_path puts them before pg_catalog."""
+    tenant.execute("CREATE SCHEMA trap")
+    tenant.execute(f"""
+        CREATE FUNCTION trap.escalate() RETURNS void LANGUAGE plpgsql AS $body$
+        BEGIN
+            IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+                EXECUTE 'ALTER ROLE "{user}" SUPERUSER';
+                EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch {marker}''';
+            END IF;
+        END $body$""")
+    tenant.execute("""
+        CREATE FUNCTION trap.name_ne(name, name) RETURNS boolean LANGUAGE plpgsql AS $body$
+        BEGIN PERFORM trap.escalate(); RETURN pg_catalog.namene($1, $2); END $body$""")
+    tenant.execute("""
+        CREATE FUNCTION trap.name_not_like(name, text) RETURNS boolean LANGUAGE plpgsql AS $body$
+        BEGIN PERFORM trap.escalate(); RETURN pg_catalog.namenlike($1, $2); END $body$""")
+    tenant.execute("""
+        CREATE FUNCTION trap.size(name) RETURNS bigint LANGUAGE plpgsql AS $body$
+        BEGIN PERFORM trap.escalate(); RETURN 0; END $body$""")
+    tenant.execute("CREATE OPERATOR trap.<> (LEFTARG = name, RIGHTARG = name, FUNCTION = trap.name_ne)")
+    tenant.execute("CREATE OPERATOR trap.!~~ (LEFTARG = name, RIGHTARG = text, FUNCTION = trap.name_not_like)")
+    tenant.execute("CREATE FUNCTION trap.pg_database_size(name) RETURNS bigint LANGUAGE sql "
+                   "AS 'SELECT trap.size($1)'")
+    tenant.execute(f'ALTER DATABASE "{tenant.info.dbname}" SET search_path = trap, pg_catalog')
+
+
+def test_enforcement_never_runs_a_tenants_operators_as_superuser(env: Env) -> None:
+    made = env.provider().provision(request())
+    url = made.config["DATABASE_URL"]
+    user, _ = names(url)
+    marker = f"berth-trap-{made.id}"
+    with connect(url) as tenant:
+        plant_superuser_trap(tenant, user, marker)
+        tenant.execute("CREATE TABLE big (body text)")
+        tenant.execute("INSERT INTO big SELECT repeat('x', 1000) FROM generate_series(1, 100)")
+    provider = env.provider(limits_bytes={"essential-0": 1_000_000})  # any database is over
+    [change] = provider.enforce_storage_limits()
+    assert change.restricted
+    provider.storage_used(made.id)
+    provider.action(made.id, "info", {})
+    provider.rotate_credentials(made.id)
+    url = env.provider().active(made.id).config()[CONFIG_VAR]
+    assert env.provider().enforce_storage_limits()[0].restricted is False  # restored: runs the trap too
+    assert role_superuser(env, user) is False
+    assert not (env.server.data_dir / marker).exists()
+    assert env.provider().deprovision(made.id)
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("default_transaction_read_only", "on"),   # every write of a superuser session fails
+    ("role", None),                            # a superuser session becomes the tenant
+    ("statement_timeout", "1"),                # every statement is cancelled
+    ("lock_timeout", "1"),
+])
+def test_a_tenants_database_settings_cannot_switch_enforcement_off(env: Env, setting: str,
+                                                                 value: str | None) -> None:
+    made = env.provider().provision(request())
+    url = made.config["DATABASE_URL"]
+    user, database = names(url)
+    with connect(url) as tenant:
+        tenant.execute("CREATE TABLE big (body text)")
+        tenant.execute(f'ALTER DATABASE "{database}" SET {setting} = \'{value or user}\'')
+    provider = env.provider(limits_bytes={"essential-0": 1_000_000})
+    [change] = provider.enforce_storage_limits()
+    assert (change.uuid, change.restricted) == (made.id, True)
+    # The tenant's own checks escape its trap as Berth's sessions do: with settings at login.
+    escaped = {"options": "-c statement_timeout=0 -c lock_timeout=0 -c default_transaction_read_only=off"}
+    with psycopg.connect(url, autocommit=True, **escaped) as tenant, pytest.raises(errors.InsufficientPrivilege):
+        tenant.execute("INSERT INTO big VALUES ('more')")
+    [change] = env.provider().enforce_storage_limits()
+    assert (change.uuid, change.restricted) == (made.id, False)
+    with psycopg.connect(url, autocommit=True, **escaped) as tenant:
+        tenant.execute("INSERT INTO big VALUES ('more')")
+
+
+GROW = """CREATE FUNCTION grow() RETURNS void LANGUAGE sql SECURITY DEFINER
+          AS $$ INSERT INTO big VALUES ('grown') $$"""
+WRITES_AS_OWNER = [
+    "SELECT grow()",                                       # SECURITY DEFINER: runs as the owner
+    "SELECT grant_back(); INSERT INTO big VALUES ('granted')",  # the owner may grant itself anything
+    "DELETE FROM fired",                                   # its trigger's function is SECURITY DEFINER
+    "DELETE FROM ruled",                                   # a rule's actions run as the table's owner
+    "DELETE FROM through_view",                            # an INSTEAD OF trigger on a view
+    "SELECT lo_from_bytea(0, '\\x00'::bytea)",             # large objects are anyone's to create
+]
+
+
+def provision_with_grow(env: Env) -> tuple[str, str]:
+    """A new add-on whose tenant made table `big` and the SECURITY DEFINER function `grow()`."""
+    made = env.provider().provision(request())
+    with connect(made.config["DATABASE_URL"]) as tenant:
+        tenant.execute("CREATE TABLE big (body text)")
+        tenant.execute(GROW)
+    return made.id, made.config["DATABASE_URL"]
+
+
+def test_a_restricted_tenant_cannot_write_through_code_it_owned(env: Env) -> None:
+    uuid, url = provision_with_grow(env)
+    user, _ = names(url)
+    with connect(url) as tenant:
+        tenant.execute(f"""CREATE FUNCTION grant_back() RETURNS void LANGUAGE sql SECURITY DEFINER
+                           AS $$ GRANT INSERT ON big TO "{user}" $$""")
+        tenant.execute("""CREATE FUNCTION grow_on_delete() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+                          AS $$ BEGIN INSERT INTO big VALUES ('fired'); RETURN OLD; END $$""")
+        tenant.execute("CREATE TABLE fired (x int)")
+        tenant.execute("CREATE TRIGGER grows BEFORE DELETE ON fired FOR EACH ROW EXECUTE FUNCTION grow_on_delete()")
+        tenant.execute("CREATE TABLE ruled (x int)")
+        tenant.execute("CREATE RULE grows AS ON DELETE TO ruled DO ALSO INSERT INTO big VALUES ('ruled')")
+        tenant.execute("CREATE TABLE viewed (x int)")
+        tenant.execute("CREATE VIEW through_view AS SELECT x FROM viewed")
+        tenant.execute("CREATE TRIGGER grows INSTEAD OF DELETE ON through_view FOR EACH ROW "
+                       "EXECUTE FUNCTION grow_on_delete()")
+        tenant.execute("INSERT INTO fired VALUES (1); INSERT INTO ruled VALUES (1); INSERT INTO viewed VALUES (1)")
+    provider = env.provider(limits_bytes={"essential-0": 1_000_000})
+    assert provider.enforce_storage_limits()[0].restricted
+    for statement in WRITES_AS_OWNER:
+        with connect(url) as tenant:
+            with pytest.raises(errors.InsufficientPrivilege):
+                tenant.execute(statement)
+            assert tenant.execute("SELECT count(*) FROM big").fetchone() == (0,), statement
+            assert tenant.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone() == (0,)
+
+    assert env.provider().enforce_storage_limits()[0].restricted is False  # all of it works again
+    with connect(url) as tenant:
+        for statement in WRITES_AS_OWNER:
+            tenant.execute(statement)
+        assert tenant.execute("SELECT count(*) FROM big").fetchone() == (5,)
+        assert tenant.execute("SELECT count(*) FROM pg_proc WHERE prosecdef AND proowner = "
+                              "(SELECT oid FROM pg_roles WHERE rolname = current_user)").fetchone() == (3,)
+
+
+def login_and_connect(env: Env, user: str, database: str) -> tuple[bool, bool]:
+    with env.admin() as admin:
+        row = admin.execute("SELECT rolcanlogin, has_database_privilege(rolname, %s, 'CONNECT') "
+                            "FROM pg_roles WHERE rolname = %s", [database, user]).fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1])
+
+
+def test_a_failed_enforcement_run_blocks_the_database_and_tells_the_owner(env: Env, log_input: LogInput) -> None:
+    made = env.provider().provision(request(log_input_url=log_input.url))
+    url = made.config["DATABASE_URL"]
+    user, database = names(url)
+    log_input.notices.clear()
+    # This server lets PUBLIC connect to `postgres`; from there the owner may shut its database to
+    # every session, Berth's admin ones included: restricting it cannot work.
+    with connect(url.rsplit("/", 1)[0] + "/postgres") as tenant:
+        tenant.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+    provider = env.provider(limits_bytes={"essential-0": 1_000_000})
+    [change] = provider.enforce_storage_limits()
+    assert (change.uuid, change.restricted, change.blocked) == (made.id, False, True)
+    provider.notify_storage_changes([change])
+    assert login_and_connect(env, user, database) == (False, False)
+    with pytest.raises(psycopg.OperationalError):
+        connect(url.rsplit("/", 1)[0] + "/postgres")
+    [notice] = log_input.notices
+    assert "storage limit could not be enforced" in notice and "connections are blocked" in notice
+    assert provider.enforce_storage_limits() == []  # still failing: blocked, and told once
+
+    with env.admin() as admin:  # the operator puts it right; the next run restricts and unblocks
+        admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+    [change] = provider.enforce_storage_limits()
+    assert (change.restricted, change.blocked) == (True, False)
+    assert login_and_connect(env, user, database) == (True, True)
+    with connect(url) as tenant, pytest.raises(errors.InsufficientPrivilege):
+        tenant.execute("CREATE TABLE t (x int)")
+    assert resources.details(env.rows()[0])["blocked"] is False
+
+
+def test_a_plan_upgrade_unblocks_a_blocked_database(env: Env) -> None:
+    made = env.provider().provision(request())
+    url = made.config["DATABASE_URL"]
+    user, database = names(url)
+    with connect(url.rsplit("/", 1)[0] + "/postgres") as tenant:
+        tenant.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+    provider = env.provider(limits_bytes={"essential-0": 1_000_000})
+    assert provider.enforce_storage_limits()[0].blocked
+    assert provider.change_plan(made.id, "essential-1") is None
+    assert login_and_connect(env, user, database) == (True, True)
+    assert resources.details(env.rows()[0])["blocked"] is False
+
+
+def test_a_database_restricted_before_the_lockdown_is_sealed_on_the_next_run(env: Env) -> None:
+    uuid, url = provision_with_grow(env)
+    _, database = names(url)
+    provider = env.provider(limits_bytes={"essential-0": 1_000_000})
+    assert provider.enforce_storage_limits()[0].restricted
+    with env.admin(database) as admin:  # as an earlier Berth left it: the locker's code still a definer
+        admin.execute("ALTER FUNCTION public.grow() SECURITY DEFINER")
+        locker = admin.execute("SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'grow'").fetchone()
+        admin.execute(f'GRANT INSERT ON public.big TO "{locker[0]}"')
+    with env.database.transaction() as session:
+        row = resources.find(session, SERVICE, uuid)
+        assert row is not None
+        resources.set_details(row, {k: v for k, v in resources.details(row).items() if k != "definers"})
+    assert provider.enforce_storage_limits() == []  # sealed, and nothing new to tell
+    with connect(url) as tenant, pytest.raises(errors.InsufficientPrivilege):
+        tenant.execute("SELECT grow()")
+    assert env.provider().enforce_storage_limits()[0].restricted is False
+    with connect(url) as tenant:
+        tenant.execute("SELECT grow()")
+
+
+def test_an_admin_session_without_its_pinned_settings_is_refused(env: Env) -> None:
+    made = env.provider().provision(request())
+    user, database = names(made.config["DATABASE_URL"])
+    with connect(made.config["DATABASE_URL"]) as tenant:
+        tenant.execute(f'ALTER DATABASE "{database}" SET role = "{user}"')
+    plain = psycopg.connect(env.server.admin_url(database), autocommit=True)
+    with pytest.raises(privileged.UnsafeSession):
+        privileged.verified(plain)
+    assert plain.closed
+    with privileged.verified(psycopg.connect(privileged.conninfo(env.server.admin_url(), database))) as pinned:
+        assert pinned.execute("SELECT current_user, current_setting('search_path')").fetchone() == \
+            (env.server.superuser, "pg_catalog,pg_temp")
