@@ -1,7 +1,6 @@
 """The official Heroku CLI, unmodified, against a live Berth: the commands every user starts with."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest

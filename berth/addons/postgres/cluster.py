@@ -235,15 +235,14 @@ class LocalPostgres:
         ALTER SYSTEM (so every later start has it too) and a reload; the running server must then
         accept `sslmode=require`. Clients that ask for no TLS are still served: that is pg_hba's
         business, not this switch's."""
-        owner = _server_user()
         for name, text in (("server.crt", cert_pem), ("server.key", key_pem)):
             path = self.data_dir / name
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # The data directory is the server account's: never follow a link it may have planted.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "w") as out:
+                os.fchmod(out.fileno(), 0o600)  # the server refuses a key others may read
                 out.write(text)
-            os.chmod(path, 0o600)  # the server refuses a key others may read
-            if owner:
-                os.chown(path, owner.pw_uid, owner.pw_gid)
+            self.account.own(path)
         with self._admin_connection() as conn:
             conn.execute("ALTER SYSTEM SET ssl = on")
             conn.execute("SELECT pg_reload_conf()")
