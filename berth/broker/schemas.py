@@ -9,7 +9,7 @@ from sqlalchemy.orm import object_session
 
 from berth.broker.attachments import declared_var_names
 from berth.httpapi.body import InputSchema
-from berth.httpapi.fields import Reference, ScalarString, Timestamp
+from berth.httpapi.fields import Reference, ScalarString, Timestamp, strict_boolean
 from berth.platform.logs import tokens
 
 CEDAR = {"id": "8c1dc3c9-5eef-51c5-a82a-b80937ca7f69", "name": "cedar"}
@@ -146,7 +146,8 @@ class AddOnUpdateSchema(InputSchema):
 
 
 class AddOnActionSchema(InputSchema):
-    params = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=100)), values=fields.Raw(),
+    params = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=100)),
+                         values=fields.Raw(allow_none=True),
                          allow_none=True, load_default=None)
 
 
@@ -156,7 +157,7 @@ class AddOnActionResultSchema(Schema):
 
 
 class AddOnDestroySchema(InputSchema):
-    force = fields.Boolean(load_default=False)
+    force = strict_boolean(load_default=False)
 
 
 class AttachmentSchema(Schema):

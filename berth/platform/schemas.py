@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from berth.config import Settings
 from berth.httpapi.body import InputSchema
-from berth.httpapi.fields import Reference, ScalarString, Timestamp, strict_boolean
+from berth.httpapi.fields import JsonBoolean, Reference, ScalarString, Timestamp, strict_boolean
 from berth.platform.apps import stable_id
 from berth.platform.config_vars import NAME_PATTERN
 from berth.platform.naming import APP_NAME_PATTERN
@@ -45,8 +45,8 @@ class AccountSchema(Schema):
 
 
 class AccountUpdateSchema(InputSchema):
-    allow_tracking = strict_boolean()
-    beta = strict_boolean()
+    allow_tracking = JsonBoolean()
+    beta = JsonBoolean()
     name = fields.String(allow_none=True, validate=validate.Length(max=255))
 
 
