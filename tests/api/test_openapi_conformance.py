@@ -11,7 +11,9 @@ from typing import Iterator
 
 import pytest
 
-from tests.live_server import ACCEPT, ROOT, LiveServer, clean_env, live_server
+from berth.addons.postgres.cluster import LocalPostgres
+from tests.builtin_platform import BuiltinPlatform, builtin_platform
+from tests.live_server import ACCEPT, clean_env
 
 pytestmark = pytest.mark.slow
 
@@ -23,11 +25,13 @@ CHECKS = ",".join(["not_a_server_error", "status_code_conformance", "content_typ
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    # A rate limit that a few hundred requests cannot reach: 429 is not what is tested here.
-    with live_server(tmp_path_factory.mktemp("schemathesis"), workers=2, threads=4,
-                     RATE_LIMIT_PER_HOUR="1000000") as live:
-        yield live
+def platform(tmp_path_factory: pytest.TempPathFactory,
+             postgres_server: LocalPostgres) -> Iterator[BuiltinPlatform]:
+    """With the first-party add-ons, so add-on, attachment and catalogue routes reach real ones.
+    A rate limit that a few thousand requests cannot reach: 429 is not what is tested here."""
+    with builtin_platform(tmp_path_factory.mktemp("schemathesis"), postgres_server.admin_url(),
+                          "fuzz@example.com", RATE_LIMIT_PER_HOUR="1000000") as running:
+        yield running
 
 
 # Requests reach real resources (an app with a config var, a release, a collaborator) instead of
@@ -35,12 +39,28 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 CONFIG = """
 [parameters]
 "path.app_ref" = "fuzzed-app"
+"path.addon_ref" = "fuzzed-cache"
+"path.service_ref" = "redis"
+"path.plan_ref" = "mini"
 "path.ref" = "1"
 
 [[operations]]
 include-path = "/apps/{app_ref}"
 include-method-regex = "^(PATCH|DELETE)$"
 parameters = { "path.app_ref" = "renamed-or-destroyed" }
+
+[[operations]]
+include-path = "/apps/{app_ref}/addons/{addon_ref}"
+include-method-regex = "^(PATCH|DELETE)$"
+parameters = { "path.addon_ref" = "renamed-or-destroyed-cache" }
+
+[[operations]]
+include-path = "/plans/{plan_ref}"
+parameters = { "path.plan_ref" = "redis:mini" }
+
+[[operations]]
+include-path = "/apps/{app_ref}/addon-attachments/{ref}"
+parameters = { "path.ref" = "REDIS" }
 
 [[operations]]
 include-path = "/apps/{app_ref}/collaborators/{ref}"
@@ -60,14 +80,15 @@ checks.positive_data_acceptance.expected-statuses = ["2XX", 401, 403, 404, 409, 
 """
 
 
-def test_the_api_answers_as_its_openapi_document_says(server: LiveServer, tmp_path: Path) -> None:
-    key = server.create_user("fuzz@example.com")
+def test_the_api_answers_as_its_openapi_document_says(platform: BuiltinPlatform, tmp_path: Path) -> None:
+    server, key = platform.server, platform.key
     server.create_user("helper@example.com")
     for app in ("fuzzed-app", "renamed-or-destroyed"):
-        assert server.api("POST", "/apps", key, json={"name": app}).status_code == 201
-    assert server.api("PATCH", "/apps/fuzzed-app/config-vars", key, json={"GREETING": "hi"}).ok
-    assert server.api("POST", "/apps/fuzzed-app/collaborators", key,
-                      json={"user": "helper@example.com"}).status_code == 201
+        assert platform.call("POST", "/apps", name=app).status_code == 201
+    assert platform.call("PATCH", "/apps/fuzzed-app/config-vars", GREETING="hi").ok
+    assert platform.call("POST", "/apps/fuzzed-app/collaborators", user="helper@example.com").status_code == 201
+    for name in ("fuzzed-cache", "renamed-or-destroyed-cache"):
+        assert platform.provision("fuzzed-app", "heroku-redis:mini", name=name)["state"] == "provisioned"
     (tmp_path / "schemathesis.toml").write_text(CONFIG)
     done = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/openapi.json",
@@ -79,4 +100,7 @@ def test_the_api_answers_as_its_openapi_document_says(server: LiveServer, tmp_pa
          "--exclude-path-regex", r"^/oauth/authorizations/\{ref\}",
          ],
         cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=600)
+    print(done.stdout[-4000:])  # the summary, for `pytest -s`
     assert done.returncode == 0, done.stdout[-20000:] + done.stderr[-3000:]
+    # The pinned resources lived through the run, so the requests reached them.
+    assert platform.call("GET", "/apps/fuzzed-app/addons/fuzzed-cache").json()["state"] == "provisioned"
