@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import TextIO
+from pathlib import Path
+from typing import Mapping, TextIO
 
 import click
 from sqlalchemy import column as sql_column
@@ -15,20 +17,54 @@ from berth import crypto
 from berth.accounts import create_account, find_account_by_email
 from berth.broker.catalogue import register_manifest
 from berth.broker.partner_api.manifest import HEROKU_REGIONS
-from berth.config import load_settings
+from berth.config import Settings, load_settings
 from berth.db import Base, Database, EncryptedText
 from berth.errors import BerthError
 
+DATABASE_FILE = "berth.sqlite3"
+PROJECT_DATA_DIR = Path(__file__).resolve().parents[1] / "var"  # where `make run` keeps its data
 
-def _open_database() -> Database:
+
+def find_data_dir(start: Path, project_data_dir: Path = PROJECT_DATA_DIR) -> Path | None:
+    """The data dir of an embedded (SQLite) Berth: `var/` in `start` or a directory above it,
+    else the project's own `var/`, whichever first holds a database; None when none does."""
+    for directory in (start, *start.parents):
+        if (directory / "var" / DATABASE_FILE).is_file():
+            return directory / "var"
+    return project_data_dir if (project_data_dir / DATABASE_FILE).is_file() else None
+
+
+def _settings(env: Mapping[str, str]) -> Settings:
+    """The server's settings; with neither BERTH_DATA_DIR nor BERTH_DATABASE_URL set, the data dir
+    of the Berth this directory belongs to, so a key made from elsewhere works on that server."""
+    if env.get("BERTH_DATA_DIR") or env.get("BERTH_DATABASE_URL"):
+        return load_settings(env)
+    found = find_data_dir(Path.cwd())
+    if found is not None and found != Path("var").resolve():
+        click.echo(f"Using the data dir {found} (set BERTH_DATA_DIR to choose another).", err=True)
+    return load_settings({**env, "BERTH_DATA_DIR": str(found)} if found else env)
+
+
+def _where(settings: Settings) -> str:
+    """The database, as an operator recognises it (no password)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def _open_database() -> tuple[Settings, Database]:
     try:
-        settings = load_settings()
+        settings = _settings(os.environ)
         crypto.configure(crypto.load_or_create_keys(settings.secret_keys, settings.data_dir))
     except (ValueError, crypto.KeyringError) as error:
         raise click.ClickException(str(error)) from None
     database = Database(settings.database_url)
-    database.migrate(settings.data_dir)
-    return database
+    if database.migrate(settings.data_dir) is None:
+        click.echo(f"There was no Berth database at {_where(settings)}: this made a new one. If your "
+                   "server keeps its data elsewhere, run this again with BERTH_DATA_DIR (or "
+                   "BERTH_DATABASE_URL) set as the server has it.", err=True)
+    click.echo(f"Database: {_where(settings)}", err=True)
+    return settings, database
 
 
 @click.group()
@@ -45,7 +81,7 @@ def create_user(email: str, password: str | None, name: str | None) -> None:
     """Create an account and print its API key (shown once) on standard output."""
     if password is None and sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True) or None
-    database = _open_database()
+    _, database = _open_database()
     try:
         with database.transaction() as session:
             account, key = create_account(session, email, password, name)
@@ -64,8 +100,7 @@ def register_addon(manifest_file: TextIO, owner: str | None) -> None:
         document = json.load(manifest_file)
     except ValueError as error:
         raise click.ClickException(f"{manifest_file.name} is not valid JSON: {error}") from None
-    settings = load_settings()
-    database = _open_database()
+    settings, database = _open_database()
     try:
         with database.transaction() as session:
             account = find_account_by_email(session, owner) if owner else None
@@ -106,7 +141,7 @@ def rotate_all(session: Session) -> int:
 @main.command("rotate-keys")
 def rotate_keys() -> None:
     """Re-encrypt all secrets under the newest key of BERTH_SECRET_KEYS (list it first)."""
-    database = _open_database()
+    _, database = _open_database()
     with database.transaction() as session:
         count = rotate_all(session)
     click.echo(f"Re-encrypted secrets in {count} rows under the newest key.", err=True)

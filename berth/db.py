@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,6 +27,10 @@ from sqlalchemy.types import TypeDecorator
 from berth import crypto
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+log = logging.getLogger(__name__)
+# Every process migrates on start; Alembic's INFO lines (plugins, context, each step) would flood
+# the log. Its warnings still show; `migrate` logs one line when the schema moved.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 UUID_LENGTH = 36
 
 
@@ -103,10 +108,13 @@ class Database:
         with self.session() as session, session.begin():
             yield session
 
-    def migrate(self, lock_dir: Path) -> None:
-        """Bring the schema to head; a file lock keeps concurrent workers from racing."""
+    def migrate(self, lock_dir: Path) -> str | None:
+        """Bring the schema to head; a file lock keeps concurrent workers from racing.
+
+        Returns the revision it started from: None for an empty (new) database."""
         from alembic import command
         from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
 
         lock_dir.mkdir(parents=True, exist_ok=True)
         with open(lock_dir / "migrate.lock", "w") as lock:
@@ -118,7 +126,12 @@ class Database:
                 config = Config()
                 config.set_main_option("script_location", str(MIGRATIONS_DIR))
                 config.attributes["connection"] = connection
+                before = MigrationContext.configure(connection).get_current_revision()
                 command.upgrade(config, "head")
+                after = MigrationContext.configure(connection).get_current_revision()
+        if after != before:
+            log.info("Database schema upgraded from %s to %s", before or "(empty)", after)
+        return before
 
     def dispose(self) -> None:
         self.write_engine.dispose()

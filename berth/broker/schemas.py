@@ -9,7 +9,7 @@ from sqlalchemy.orm import object_session
 
 from berth.broker.attachments import declared_var_names
 from berth.httpapi.body import InputSchema
-from berth.httpapi.fields import Reference, ScalarString, Timestamp
+from berth.httpapi.fields import Reference, ScalarString, Timestamp, strict_boolean
 from berth.platform.logs import tokens
 
 CEDAR = {"id": "8c1dc3c9-5eef-51c5-a82a-b80937ca7f69", "name": "cedar"}
@@ -89,6 +89,16 @@ def _log_input_url(attachment: Any) -> str | None:
     return tokens.input_url(current_app.config["BERTH_SETTINGS"].api_url, token)
 
 
+def _dashboard_url(app: Any, addon: Any) -> str | None:
+    """The add-on's page on the dashboard, as seen from `app`: what `heroku addons:open` opens.
+
+    First-party services have no SSO dashboard of a partner's; the page shows every add-on's
+    state, plan and attachments, and leads on to the partner's dashboard where there is one."""
+    if app is None or not has_app_context():
+        return None
+    return f"{current_app.config['BERTH_SETTINGS'].api_url}/dashboard/apps/{app.name}/addons/{addon.name}"
+
+
 # Heroku's states; a failed add-on reads as `deprovisioned`, which is how the Heroku CLI's
 # `--wait` learns that creation failed. `failure_message` says why.
 PUBLIC_STATE = {"failed": "deprovisioned"}
@@ -110,7 +120,7 @@ class AddOnSchema(Schema):
     provision_message = fields.String(allow_none=True)
     failure_message = fields.String(allow_none=True)
     actions = fields.Function(lambda a: [])
-    web_url = fields.Function(lambda a: None)
+    web_url = fields.Function(lambda a: _dashboard_url(a.app, a))
     created_at = Timestamp()
     updated_at = Timestamp()
 
@@ -136,7 +146,8 @@ class AddOnUpdateSchema(InputSchema):
 
 
 class AddOnActionSchema(InputSchema):
-    params = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=100)), values=fields.Raw(),
+    params = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=100)),
+                         values=fields.Raw(allow_none=True),
                          allow_none=True, load_default=None)
 
 
@@ -146,7 +157,7 @@ class AddOnActionResultSchema(Schema):
 
 
 class AddOnDestroySchema(InputSchema):
-    force = fields.Boolean(load_default=False)
+    force = strict_boolean(load_default=False)
 
 
 class AttachmentSchema(Schema):
@@ -157,7 +168,7 @@ class AttachmentSchema(Schema):
                                        "app": _named(a.addon.app), "plan": _addon_plan(a.addon)})
     app = fields.Function(lambda a: _named(a.app))
     config_vars = fields.Function(lambda a: declared_var_names(a.addon, a.name))
-    web_url = fields.Function(lambda a: None)
+    web_url = fields.Function(lambda a: _dashboard_url(a.app, a.addon))
     log_input_url = fields.Function(_log_input_url)
     created_at = Timestamp()
     updated_at = Timestamp()

@@ -18,15 +18,26 @@ def strict_boolean(**kwargs: Any) -> fields.Boolean:
     return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
 
 
+class JsonBoolean(fields.Boolean):
+    """JSON true or false only: 0, 1 and strings are refused (what /openapi.json promises)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class Reference(fields.Field):
     """A related object named by a string, {"name": ...} (Heroku CLI) or {"id": ...}."""
 
+    KEYS = ("id", "name", "email")  # the first one present names the object
     default_error_messages = {"invalid": "Must be a name, an id, or an object with a name or an id."}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, dict):
-            refs = [value.get(key) for key in ("id", "name", "email") if value.get(key) is not None]
-            value = refs[0] if len(refs) >= 1 else None
+            if not value or set(value) - set(self.KEYS):
+                raise self.make_error("invalid")
+            value = next(value[key] for key in self.KEYS if key in value)
         if not isinstance(value, str) or not value.strip():
             raise self.make_error("invalid")
         return value.strip()

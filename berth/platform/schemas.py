@@ -1,13 +1,15 @@
 """Marshmallow schemas of the Platform API: what comes in (validated) and what goes out."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from berth.config import Settings
 from berth.httpapi.body import InputSchema
-from berth.httpapi.fields import Reference, ScalarString, Timestamp, strict_boolean
+from berth.httpapi.fields import JsonBoolean, Reference, ScalarString, Timestamp, strict_boolean
 from berth.platform.apps import stable_id
 from berth.platform.config_vars import NAME_PATTERN
 from berth.platform.naming import APP_NAME_PATTERN
@@ -43,8 +45,8 @@ class AccountSchema(Schema):
 
 
 class AccountUpdateSchema(InputSchema):
-    allow_tracking = strict_boolean()
-    beta = strict_boolean()
+    allow_tracking = JsonBoolean()
+    beta = JsonBoolean()
     name = fields.String(allow_none=True, validate=validate.Length(max=255))
 
 
@@ -145,12 +147,28 @@ class AppUpdateSchema(InputSchema):
     build_stack = Reference()
 
 
+@dataclass(frozen=True)
+class AppOwnerEntry:
+    """The owner, shaped as a collaborator for lists (Heroku lists the owner with role `owner`)."""
+    id: str
+    app: Any
+    account: Any
+    created_at: datetime
+    updated_at: datetime
+    role: str = "owner"
+
+    @classmethod
+    def of(cls, app: Any) -> "AppOwnerEntry":
+        return cls(id=app.owner.id, app=app, account=app.owner, created_at=app.created_at,
+                   updated_at=app.updated_at)
+
+
 class CollaboratorSchema(Schema):
     id = fields.String()
     app = fields.Function(lambda c: {"id": c.app.id, "name": c.app.name})
     user = fields.Function(lambda c: {"id": c.account.id, "email": c.account.email,
                                       "federated": False})
-    role = fields.Function(lambda c: "collaborator")
+    role = fields.Function(lambda c: getattr(c, "role", "collaborator"))
     permissions = fields.Function(lambda c: [])
     created_at = Timestamp()
     updated_at = Timestamp()

@@ -152,7 +152,8 @@ def test_collaborator_listing_removal_and_errors(api: Api, alice: User, bob: Use
     assert api.post("/apps/team-app/collaborators", bob, json={"user": carol.email}).status_code == 403
     assert api.post("/apps/team-app/collaborators", alice, json={}).status_code == 422
     listed = api.get("/apps/team-app/collaborators", alice).get_json()
-    assert [c["user"]["email"] for c in listed] == [bob.email]
+    # Heroku lists the owner first, with role "owner" (what `heroku access` shows).
+    assert [(c["user"]["email"], c["role"]) for c in listed] == [(alice.email, "owner"), (bob.email, "collaborator")]
     assert api.delete(f"/apps/team-app/collaborators/{bob.email}", alice).status_code == 200
     assert api.get("/apps/team-app", bob).status_code == 404
 

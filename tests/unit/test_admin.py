@@ -84,3 +84,45 @@ def test_invalid_secret_keys_fail_clearly(tmp_path: Path) -> None:
 def test_bad_numeric_setting_is_reported(variable: str, value: str) -> None:
     with pytest.raises(ValueError, match=variable):
         load_settings({variable: value})
+
+
+def _admin_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m berth.admin` run from `cwd`, with no BERTH_DATA_DIR or BERTH_DATABASE_URL."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("BERTH_DATA_DIR", "BERTH_DATABASE_URL", "BERTH_SECRET_KEYS")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "berth.admin", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_create_user_from_a_subdirectory_writes_to_the_servers_data_dir(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    deeper = project / "apps" / "shop"
+    deeper.mkdir(parents=True)
+    first = _admin_in(project, "create-user", "first@example.com")
+    assert first.returncode == 0, first.stderr
+    assert "no Berth database" in first.stderr and str(project / "var" / "berth.sqlite3") in first.stderr
+
+    from_below = _admin_in(deeper, "create-user", "second@example.com")
+    assert from_below.returncode == 0, from_below.stderr
+    assert f"Using the data dir {project / 'var'}" in from_below.stderr
+    assert "no Berth database" not in from_below.stderr
+    assert not (deeper / "var").exists()
+    key = from_below.stdout.strip()
+    app = create_app(load_settings({"BERTH_DATA_DIR": str(project / "var")}))
+    response = app.test_client().get("/account", headers={"Authorization": f"Bearer {key}", "Accept": ACCEPT})
+    assert response.status_code == 200 and response.get_json()["email"] == "second@example.com"
+
+
+def test_the_data_dir_is_looked_for_above_then_in_the_project(tmp_path: Path) -> None:
+    from berth.admin import find_data_dir
+
+    project_var, elsewhere = tmp_path / "berth" / "var", tmp_path / "home" / "me"
+    elsewhere.mkdir(parents=True)
+    assert find_data_dir(elsewhere, project_var) is None  # nothing yet: a new one, said so
+    project_var.mkdir(parents=True)
+    (project_var / "berth.sqlite3").touch()
+    assert find_data_dir(elsewhere, project_var) == project_var
+    (tmp_path / "home" / "var").mkdir()
+    (tmp_path / "home" / "var" / "berth.sqlite3").touch()
+    assert find_data_dir(elsewhere, project_var) == tmp_path / "home" / "var"

@@ -101,7 +101,7 @@ def test_config_posts_to_another_users_app_change_nothing(api: Api, alice: User,
     assert signed_in.submit("/dashboard/apps/bobs-app/access", {"email": alice.email}).status_code == 404
     assert _config(api, bob, "bobs-app") == {"TOKEN": SECRET}
     assert len(_releases(api, bob, "bobs-app")) == before
-    assert api.get("/apps/bobs-app/collaborators", bob).get_json() == []
+    assert [c["role"] for c in api.get("/apps/bobs-app/collaborators", bob).get_json()] == ["owner"]
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(api: Api, alice: User, browser: Browser) -> None:
@@ -241,12 +241,14 @@ def test_collaborators_are_added_and_removed_with_the_apis_rules(api: Api, alice
     assert added.status_code == 303
     page = text(signed_in.get("/dashboard/apps/shop/access"))
     assert bob.email in page and f"Added {bob.email}" in page
-    assert [c["user"]["email"] for c in api.get("/apps/shop/collaborators", alice).get_json()] == [bob.email]
+    listed = api.get("/apps/shop/collaborators", alice).get_json()
+    assert [(c["user"]["email"], c["role"]) for c in listed] == [(alice.email, "owner"), (bob.email, "collaborator")]
     again = signed_in.submit("/dashboard/apps/shop/access", {"email": bob.email})
     assert again.status_code == 422 and "already a collaborator" in text(again)
-    collaborator_id = api.get("/apps/shop/collaborators", alice).get_json()[0]["id"]
+    collaborator_id = api.get("/apps/shop/collaborators", alice).get_json()[1]["id"]
     removed = signed_in.submit("/dashboard/apps/shop/access/remove", {"user": collaborator_id})
-    assert removed.status_code == 303 and api.get("/apps/shop/collaborators", alice).get_json() == []
+    assert removed.status_code == 303
+    assert [c["role"] for c in api.get("/apps/shop/collaborators", alice).get_json()] == ["owner"]
 
 
 def test_a_collaborator_sees_the_app_but_cannot_share_it(app: Flask, api: Api, alice: User, carol: User) -> None:

@@ -148,7 +148,7 @@ class KafkaProvider:
                 "config_vars": ["KAFKA_URL", "KAFKA_TRUSTED_CERT", "KAFKA_CLIENT_CERT", "KAFKA_CLIENT_CERT_KEY",
                                 "KAFKA_PREFIX"],
                 "regions": ["*"],
-                "requires": ["many_per_app"],
+                "requires": ["many_per_app", "attachable"],
             },
             "plans": [plan.manifest_entry() for plan in self.plans.values()],
         }

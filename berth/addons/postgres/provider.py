@@ -292,7 +292,7 @@ class PostgresProvider:
                             "own (Standard), reached through DATABASE_URL."),
             "categories": ["Data Stores"],
             "api": {"version": "3", "config_vars_prefix": "DATABASE", "config_vars": [CONFIG_VAR],
-                    "regions": ["*"], "requires": ["many_per_app", "log_input"]},
+                    "regions": ["*"], "requires": ["many_per_app", "log_input", "attachable"]},
             "plans": [plan.manifest_entry() for plan in PLANS.values()],
         }
 
@@ -312,7 +312,7 @@ class PostgresProvider:
         if request.log_input_url and resource.details.get("log_input_url") != request.log_input_url:
             resource = self._update(resource.uuid, log_input_url=request.log_input_url)  # for notices
         return Provisioned(id=resource.uuid, config=resource.config(),
-                           message="Your PostgreSQL database is ready: DATABASE_URL is set.")
+                           message="Your PostgreSQL database is ready.")
 
     def change_plan(self, uuid: str, plan: str) -> dict[str, str] | None:
         new = self._plan(plan)

@@ -62,7 +62,7 @@ class RedisProvider:
                 "config_vars_prefix": "REDIS",
                 "config_vars": ["REDIS_URL"],
                 "regions": ["*"],
-                "requires": ["many_per_app"],
+                "requires": ["many_per_app", "attachable"],
             },
             "plans": [plan.manifest_entry() for plan in self.plans.values()],
         }

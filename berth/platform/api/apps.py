@@ -15,13 +15,14 @@ from berth.httpapi.context import (
     partner_access,
 )
 from berth.httpapi.openapi import describe
-from berth.httpapi.pagination import paginate
+from berth.httpapi.pagination import paginate, parse_range
 from berth.platform import apps, collaborators
 from berth.platform.api import blueprint
 from berth.platform.api.helpers import hooks, settings
 from berth.platform.models import App, Collaborator
 from berth.platform.schemas import (
     AppCreateSchema,
+    AppOwnerEntry,
     AppSchema,
     AppUpdateSchema,
     CollaboratorCreateSchema,
@@ -102,10 +103,14 @@ def destroy_app(app_ref: str) -> Reply:
 def list_collaborators(app_ref: str) -> Reply:
     session = db_session()
     app = apps.get_app(session, current_account_id(), app_ref)
-    page = paginate(session, collaborators.collaborators_query(app),
-                    {"id": Collaborator.id, "created_at": Collaborator.created_at},
-                    request.headers.get("Range"), tie_breaker=Collaborator.id)
-    return page.respond(CollaboratorSchema(many=True).dump(page.rows))
+    columns = {"id": Collaborator.id, "created_at": Collaborator.created_at}
+    header = request.headers.get("Range")
+    page = paginate(session, collaborators.collaborators_query(app), columns, header,
+                    tie_breaker=Collaborator.id)
+    # Heroku lists the owner too (role "owner"): `heroku access` shows who owns the app.
+    first_page = parse_range(header, list(columns), "id").start is None
+    rows = [AppOwnerEntry.of(app), *page.rows] if first_page else page.rows
+    return page.respond(CollaboratorSchema(many=True).dump(rows))
 
 
 @blueprint.post("/apps/<app_ref>/collaborators")

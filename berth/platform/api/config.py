@@ -8,7 +8,7 @@ from flask import request
 from berth.errors import BadRequest
 from berth.httpapi.body import json_body, load
 from berth.httpapi.context import current_account, current_account_id, db_session
-from berth.httpapi.openapi import describe
+from berth.httpapi.openapi import describe, map_of_scalars
 from berth.httpapi.pagination import paginate
 from berth.platform import apps, config_vars, releases
 from berth.platform.api import blueprint
@@ -26,7 +26,7 @@ def show_config_vars(app_ref: str) -> Reply:
 
 @blueprint.patch("/apps/<app_ref>/config-vars")
 @describe(summary="Set config vars (null unsets); a release is made before answering",
-          map_of_strings=True)
+          map_of_strings=True, request_json=map_of_scalars(config_vars.NAME_PATTERN.pattern, 255))
 def update_config_vars(app_ref: str) -> Reply:
     body = json_body()
     if not isinstance(body, dict):

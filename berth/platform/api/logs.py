@@ -100,7 +100,8 @@ class _Reading:
 
 @blueprint.get("/log-sessions/<session_id>")
 @public  # the unguessable URL is the credential, as with Logplex's session URLs
-@describe(summary="Stream a log session (text/plain, or SSE when Accept has text/event-stream)")
+@describe(summary="Stream a log session (text/plain, or SSE when Accept has text/event-stream)",
+          streams=("text/plain", "text/event-stream"))
 def read_log_session(session_id: str) -> Reply:
     db = database()
     with db.session(write=False) as session:
