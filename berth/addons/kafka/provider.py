@@ -16,8 +16,9 @@ Config: `KAFKA_URL` (comma-separated `kafka+ssl://host:port`), `KAFKA_TRUSTED_CE
 `KAFKA_CLIENT_CERT`, `KAFKA_CLIENT_CERT_KEY` (PKCS#8 PEM), `KAFKA_PREFIX`.
 
 The cluster is `BERTH_KAFKA_BOOTSTRAP` (the mTLS listener apps use) administered through
-`BERTH_KAFKA_ADMIN_BOOTSTRAP` (a PLAINTEXT listener where Berth is a super user) when set, else
-the embedded single-node broker (`broker.py`), started on demand.
+`BERTH_KAFKA_ADMIN_BOOTSTRAP` (a listener where Berth is a super user; the operator secures it)
+when set, else the embedded single-node broker (`broker.py`), administered over mutual TLS with
+Berth's admin certificate.
 
 Record first (`berth.addons.resources`): the row with the prefix, principal and client key and
 certificate is committed in state `creating` before anything is made on the cluster; ACLs and
@@ -36,7 +37,7 @@ Speed: every metadata change (ACLs, quotas, topics) costs ~30 ms, mostly the con
 metadata-log append linger; a broker forwards such changes to the controller one at a time and
 answers one request per connection at a time. So independent changes are put in flight
 together, and on the embedded broker quota changes go straight to its controller listener
-(loopback, super user) beside the ACL change the broker forwards, sharing one commit.
+(loopback, mTLS as the admin) beside the ACL change the broker forwards, sharing one commit.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ import logging
 import re
 import secrets
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -172,7 +174,7 @@ class KafkaProvider:
                 state, details = self._reserve(request.uuid, plan, cluster)
                 if state == resources.ACTIVE:
                     return Provisioned(id=request.uuid, config=_config(details))
-            admin = self._admin(details["admin_bootstrap"])
+            admin = self._admin(details)
             principal = principal_of(details)
             wanted = tenant_acls(details["prefix"], principal)
             # ACLs and quotas are independent controller writes (~30 ms each, mostly the metadata
@@ -191,7 +193,7 @@ class KafkaProvider:
         new_plan = self._plan(plan)
         with self._lock_for(uuid):
             details = self._active(uuid)
-            admin = self._admin(details["admin_bootstrap"])
+            admin = self._admin(details)
             topics = self._describe(admin, details["prefix"])
             used = sum(topic["partitions"] for topic in topics)
             if used > new_plan.max_partitions:
@@ -226,7 +228,7 @@ class KafkaProvider:
                 details = resources.details(resource)
             if details.get("location") == EMBEDDED:
                 self._cluster()  # the embedded broker must be up to clean up in it
-            self._tear_down(self._admin(details["admin_bootstrap"]), self._admin(details["admin_bootstrap"], "reader"),
+            self._tear_down(self._admin(details), self._admin(details, "reader"),
                             details)
             with self.database.transaction() as session:
                 resource = resources.find(session, SERVICE, uuid)
@@ -254,7 +256,7 @@ class KafkaProvider:
             self._check_retention(details, retention_ms)
             if partitions < 1:
                 raise ProviderError("A topic needs at least 1 partition.", 422)
-            admin = self._admin(details["admin_bootstrap"])
+            admin = self._admin(details)
             topics = {topic["name"]: topic for topic in self._describe(admin, details["prefix"])}
             if full in topics:
                 found = topics[full]
@@ -279,7 +281,7 @@ class KafkaProvider:
     def list_topics(self, uuid: str) -> list[dict[str, Any]]:
         """The add-on's topics, by name: `{"name", "partitions", "retention_ms"}`."""
         details = self._active(uuid)
-        return self._describe(self._admin(details["admin_bootstrap"]), details["prefix"])
+        return self._describe(self._admin(details), details["prefix"])
 
     def configure_topic(self, uuid: str, name: str, retention_ms: int) -> dict[str, Any]:
         """Change a topic's retention (the partition count is fixed after creation, as on Heroku)."""
@@ -288,7 +290,7 @@ class KafkaProvider:
             full = self._full_name(details["prefix"], name)
             retention_ms = _integer(retention_ms, "retention_ms")
             self._check_retention(details, retention_ms)
-            admin = self._admin(details["admin_bootstrap"])
+            admin = self._admin(details)
             topics = {topic["name"]: topic for topic in self._describe(admin, details["prefix"])}
             if full not in topics:
                 raise ProviderError(f"No topic {full}.", 404)
@@ -303,7 +305,7 @@ class KafkaProvider:
         with self._lock_for(uuid):
             details = self._active(uuid)
             full = self._full_name(details["prefix"], name)
-            admin = self._admin(details["admin_bootstrap"])
+            admin = self._admin(details)
             if full not in self._topic_names(admin):
                 return False
             self._wait(admin.delete_topics([full], operation_timeout=self.timeout), "deleting a topic",
@@ -353,7 +355,8 @@ class KafkaProvider:
     def quotas(self, uuid: str) -> dict[str, float]:
         """The client quotas the cluster holds for the add-on's principal."""
         details = self.details(uuid)
-        return describe_user_quotas(details["admin_bootstrap"], details["principal"], self.timeout)
+        return describe_user_quotas(details["admin_bootstrap"], details["principal"], self.timeout,
+                                    tls=self._admin_tls(details))
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -424,17 +427,27 @@ class KafkaProvider:
             self._cluster()
         return details
 
-    def _admin(self, admin_bootstrap: str, role: str = "provider") -> AdminClient:
+    def _admin(self, details: Mapping[str, Any], role: str = "provider") -> AdminClient:
         """One long-lived client per cluster and `role`: a client's first connection and metadata
         cost more than a request. Roles are separate connections, so that reads in one are not
-        queued behind a slow change in another (a broker answers a connection in order)."""
+        queued behind a slow change in another (a broker answers a connection in order).
+        The embedded broker's admin listener wants Berth's admin certificate (mTLS)."""
+        admin_bootstrap = details["admin_bootstrap"]
         with self._guard:
             client = self._admins.get((admin_bootstrap, role))
             if client is None:
-                client = AdminClient({"bootstrap.servers": admin_bootstrap, "client.id": f"berth-kafka-{role}",
+                config: dict[str, Any] = {"bootstrap.servers": admin_bootstrap}
+                if details.get("location") == EMBEDDED:
+                    config = broker.admin_client_config(self.settings, admin_bootstrap)
+                client = AdminClient({**config, "client.id": f"berth-kafka-{role}",
                                       "socket.connection.setup.timeout.ms": 5000})
                 self._admins[(admin_bootstrap, role)] = client
             return client
+
+    def _admin_tls(self, details: Mapping[str, Any]) -> ssl.SSLContext | None:
+        """How raw admin requests (client quotas) reach the cluster: with Berth's admin
+        certificate on the embedded broker; as the operator's admin listener expects otherwise."""
+        return broker.admin_ssl_context(self.settings) if details.get("location") == EMBEDDED else None
 
     def _wait(self, futures: Any, what: str, ignore: tuple[int, ...] = ()) -> list[Any]:
         """Every future's result; a Kafka error → ProviderError 503 (one in `ignore` is fine)."""
@@ -558,7 +571,8 @@ class KafkaProvider:
         try:
             alter_user_quotas(self._quota_address(details), details["principal"],
                               {"producer_byte_rate": float(details["producer_byte_rate"]),
-                               "consumer_byte_rate": float(details["consumer_byte_rate"])}, self.timeout)
+                               "consumer_byte_rate": float(details["consumer_byte_rate"])}, self.timeout,
+                              tls=self._admin_tls(details))
         except (OSError, QuotaError) as exc:
             log.error("kafka: setting quotas failed: %s", exc)
             raise ProviderError("Kafka failed while setting quotas; try again.", 503) from exc
@@ -566,7 +580,8 @@ class KafkaProvider:
     def _remove_quotas(self, details: Mapping[str, Any]) -> None:
         try:
             alter_user_quotas(self._quota_address(details), details["principal"],
-                              {"producer_byte_rate": None, "consumer_byte_rate": None}, self.timeout)
+                              {"producer_byte_rate": None, "consumer_byte_rate": None}, self.timeout,
+                              tls=self._admin_tls(details))
         except (OSError, QuotaError) as exc:
             log.error("kafka: removing quotas failed: %s", exc)
             raise ProviderError("Kafka failed while removing quotas; try again.", 503) from exc
@@ -665,14 +680,16 @@ class _Reader:
         return value
 
 
-def _call(address: str, api_key: int, body: bytes, timeout: float) -> _Reader:
+def _call(address: str, api_key: int, body: bytes, timeout: float, tls: ssl.SSLContext | None = None) -> _Reader:
     host, _, port = address.split(",")[0].strip().rpartition(":")
+    host = host.strip("[]")
     correlation = secrets.randbelow(2 ** 31)
     request = struct.pack(">hhi", api_key, 0, correlation) + _str("berth-kafka-quotas") + body
-    with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
-        sock.sendall(struct.pack(">i", len(request)) + request)
-        size = struct.unpack(">i", _read_exactly(sock, 4))[0]
-        reader = _Reader(_read_exactly(sock, size))
+    with socket.create_connection((host, int(port)), timeout=timeout) as raw:
+        with (tls.wrap_socket(raw, server_hostname=host) if tls is not None else raw) as sock:
+            sock.sendall(struct.pack(">i", len(request)) + request)
+            size = struct.unpack(">i", _read_exactly(sock, 4))[0]
+            reader = _Reader(_read_exactly(sock, size))
     if reader.take(">i") != correlation:
         raise QuotaError("the answer does not match the request")
     return reader
@@ -689,7 +706,8 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def alter_user_quotas(address: str, user: str, values: Mapping[str, float | None], timeout: float = 10.0) -> None:
+def alter_user_quotas(address: str, user: str, values: Mapping[str, float | None], timeout: float = 10.0,
+                      tls: ssl.SSLContext | None = None) -> None:
     """Set (a number) or remove (None) client quotas of principal name `user` (without `User:`)."""
     ops = b"".join(_str(key) + struct.pack(">d?", 0.0 if value is None else float(value), value is None)
                    for key, value in values.items())
@@ -697,7 +715,7 @@ def alter_user_quotas(address: str, user: str, values: Mapping[str, float | None
             + struct.pack(">i", 1) + _str("user") + _str(user)    # its entity
             + struct.pack(">i", len(values)) + ops
             + struct.pack(">?", False))                           # validate_only
-    reader = _call(address, ALTER_CLIENT_QUOTAS, body, timeout)
+    reader = _call(address, ALTER_CLIENT_QUOTAS, body, timeout, tls)
     reader.take(">i")  # throttle time
     for _ in range(reader.take(">i")):
         code, message = reader.take(">h"), reader.string()
@@ -707,10 +725,11 @@ def alter_user_quotas(address: str, user: str, values: Mapping[str, float | None
             raise QuotaError(f"AlterClientQuotas failed with error {code}: {message}")
 
 
-def describe_user_quotas(address: str, user: str, timeout: float = 10.0) -> dict[str, float]:
+def describe_user_quotas(address: str, user: str, timeout: float = 10.0,
+                         tls: ssl.SSLContext | None = None) -> dict[str, float]:
     """The client quotas set for exactly principal name `user`."""
     body = struct.pack(">i", 1) + _str("user") + struct.pack(">b", 0) + _str(user) + struct.pack(">?", True)
-    reader = _call(address, DESCRIBE_CLIENT_QUOTAS, body, timeout)
+    reader = _call(address, DESCRIBE_CLIENT_QUOTAS, body, timeout, tls)
     reader.take(">i")  # throttle time
     code, message = reader.take(">h"), reader.string()
     if code:
