@@ -192,14 +192,18 @@ def _choose_ports(count: int) -> list[int]:
 
 
 def _ensure_state(settings: Settings) -> dict[str, Any]:
+    """The broker's state, its ports chosen first if need be; under a lock of its own, not the
+    start lock, so the ports are known at once even while another process starts the broker."""
     state = _read_state(settings)
     if state is None:
-        tenant, admin, controller = _choose_ports(3)
-        state = {"cluster_id": new_cluster_id(), "host": HOST, "tenant_port": tenant,
-                 "admin_port": admin, "controller_port": controller, "pid": None,
-                 "version": KAFKA_VERSION}
-        root(settings).mkdir(parents=True, exist_ok=True)
-        _write_state(settings, state)
+        with local.file_lock(root(settings) / ".state.lock"):
+            state = _read_state(settings)
+            if state is None:
+                tenant, admin, controller = _choose_ports(3)
+                state = {"cluster_id": new_cluster_id(), "host": HOST, "tenant_port": tenant,
+                         "admin_port": admin, "controller_port": controller, "pid": None,
+                         "version": KAFKA_VERSION}
+                _write_state(settings, state)
     return state
 
 
@@ -207,6 +211,12 @@ def _endpoints_of(state: dict[str, Any]) -> Endpoints:
     host = state["host"]
     return Endpoints(f"{host}:{state['tenant_port']}", f"{host}:{state['admin_port']}",
                      f"{host}:{state['controller_port']}")
+
+
+def planned_endpoints(settings: Settings) -> Endpoints:
+    """Where the embedded broker listens once started (its ports chosen now if never before);
+    nothing is started: a provision records these before the broker is up."""
+    return _endpoints_of(_ensure_state(settings))
 
 
 def endpoints(settings: Settings) -> Endpoints | None:
@@ -574,6 +584,16 @@ def running(settings: Settings) -> bool:
     return bool(state) and _is_ours(settings, state.get("pid"))  # type: ignore[union-attr]
 
 
+def ready(settings: Settings) -> bool:
+    """Running and accepting connections on its admin and tenant listeners (cheap: no start,
+    no lock), i.e. a provision can be served now rather than after a JVM start."""
+    state = _read_state(settings)
+    if not state or not _is_ours(settings, state.get("pid")):
+        return False
+    found = _endpoints_of(state)
+    return _listening(found.admin_bootstrap) and _listening(found.bootstrap)
+
+
 def supervise(settings: Settings) -> Endpoints | None:
     """Start the embedded broker again if it died (nothing when an external cluster is configured)."""
     if settings.kafka_bootstrap:
@@ -636,5 +656,5 @@ class LocalKafka:
 
 __all__ = ["ACCOUNT", "ADMIN_PRINCIPAL", "Endpoints", "KAFKA_VERSION", "KafkaError", "LocalKafka", "account",
            "admin_client_config", "admin_credentials", "admin_dir", "admin_ssl_context", "endpoints", "ensure_embedded",
-           "fetch_script", "jars_present", "libs_dir", "new_cluster_id", "render_properties", "root",
-           "running", "stop", "supervise"]
+           "fetch_script", "jars_present", "libs_dir", "new_cluster_id", "planned_endpoints", "ready", "render_properties",
+           "root", "running", "stop", "supervise"]

@@ -483,3 +483,50 @@ def test_kafka_runs_as_its_own_unprivileged_account(env: Env) -> None:
                    broker.admin_dir(env.settings) / "client.key"):
         found = ca_key.stat()
         assert stat.S_IMODE(found.st_mode) == 0o600 and (found.st_uid != uid or os.geteuid() != 0)
+
+
+@pytest.mark.slow
+def test_the_reconciler_removes_what_no_live_record_owns(env: Env) -> None:
+    from berth.addons import resources
+    from berth.addons.kafka.provider import alter_user_quotas, tenant_acls
+    from berth.addons.kafka.reconcile import reconcile
+
+    kept_uuid, kept = env.provision()
+    kept_topic = env.provider.create_topic(kept_uuid, "stays", partitions=1)["name"]
+    kept_principal = f"User:{env.provider.details(kept_uuid)['principal']}"
+    # The leftover: a principal with its 9 ACLs, a quota and a topic whose add-on is gone.
+    orphan_uuid, _ = env.provision()
+    orphan_topic = env.provider.create_topic(orphan_uuid, "left", partitions=1)["name"]
+    orphan = env.provider.details(orphan_uuid)["principal"]
+    with env.database.transaction() as session:
+        resources.find(session, "kafka", orphan_uuid).state = resources.DELETED  # type: ignore[union-attr]
+    # And one no record ever knew.
+    stray = "kafka-" + "0badc0de" * 2
+    admin = AdminClient(broker.admin_client_config(env.settings))
+    for future in admin.create_acls(tenant_acls("zephyr-0badc0de.", f"User:{stray}")).values():
+        future.result(timeout=30)
+    endpoints = broker.endpoints(env.settings)
+    assert endpoints is not None
+    tls = broker.admin_ssl_context(env.settings)
+    alter_user_quotas(endpoints.controller, stray, {"producer_byte_rate": 1024.0}, tls=tls)
+    wait_until(lambda: stray in reconcile_view(env))
+
+    gone = reconcile(env.provider)
+    assert {f"User:{orphan}", f"User:{stray}"} <= set(gone.principals)
+    assert {orphan, stray} <= set(gone.quotas) and orphan_topic in gone.topics
+    assert kept_principal not in gone.principals and kept_topic not in gone.topics
+    assert acls_of(env, f"User:{orphan}") == [] and acls_of(env, f"User:{stray}") == []
+    wait_until(lambda: not {orphan, stray} & set(reconcile_view(env)))
+    wait_until(lambda: orphan_topic not in topic_names(env))
+    # The live add-on keeps everything, and works.
+    assert len(acls_of(env, kept_principal)) == 9 and kept_topic in topic_names(env)
+    assert produce(kept, kept_topic, b"still here") is None
+    assert not reconcile(env.provider)  # nothing left to find
+
+
+def reconcile_view(env: Env) -> dict[str, dict[str, float]]:
+    from berth.addons.kafka.provider import describe_all_user_quotas
+
+    endpoints = broker.endpoints(env.settings)
+    assert endpoints is not None
+    return describe_all_user_quotas(endpoints.admin_bootstrap, tls=broker.admin_ssl_context(env.settings))
