@@ -62,8 +62,10 @@ def complete(settings: Settings, uuid: str, pending: Mapping[str, Any], config: 
         step = "declaring it provisioned"
         _call("POST", callback_url + "/actions/provision", headers, None)
     except _Refused as refused:
-        log.error("kafka %s: Berth refused while %s (%s); the add-on's provision is abandoned and Berth's "
-                  "deadline fails it", uuid, step, refused)
+        hint = (" The kafka service's client secret in Berth's catalogue is not the one this installation "
+                "derives: register the built-in add-ons again." if "HTTP 401" in str(refused) else "")
+        log.error("kafka %s: Berth refused while %s (%s); the provision is abandoned (Berth deprovisions the "
+                  "add-on, or fails it at its deadline).%s", uuid, step, refused, hint)
         return Outcome.GAVE_UP
     except (requests.RequestException, ValueError) as exc:
         log.warning("kafka %s: %s failed (%s); trying again shortly", uuid, step, type(exc).__name__)

@@ -87,3 +87,30 @@ def test_the_first_kafka_add_on_is_provisioned_and_deprovisioned_without_leftove
         assert not reconcile(KafkaProvider(database, settings))  # and nothing else a reconciler would find
     finally:
         database.dispose()
+
+
+@pytest.mark.slow
+def test_an_add_on_destroyed_while_kafka_starts_leaves_nothing(platform: BuiltinPlatform) -> None:
+    """A deprovision racing the provision: it waits for the add-on's lock, then removes what the
+    provision made (or, first, a record nothing was made for)."""
+    settings, database = server_database(platform.server)
+    try:
+        broker.stop(settings)  # as on a fresh install (or after a crash): the next add-on starts it
+        assert platform.call("POST", "/apps", name="racing").status_code == 201
+        created = platform.call("POST", "/apps/racing/addons", plan="heroku-kafka")
+        assert created.status_code == 201, created.text
+        uuid = created.json()["id"]
+        assert created.json()["state"] == "provisioning"
+        assert platform.call("DELETE", f"/apps/racing/addons/{uuid}").status_code == 200
+        until(lambda: snapshot(database, uuid)["state"] == "deleted", START_WITHIN, "the provider's record deleted")
+        record = snapshot(database, uuid)
+        until(lambda: platform.call("GET", f"/addons/{uuid}").status_code == 404, 60, "the add-on gone at Berth")
+        if broker.ready(settings):  # the provision got as far as starting it: nothing of it may remain
+            assert acls(settings, f"User:{record['principal']}") == []
+            endpoints = broker.endpoints(settings)
+            assert endpoints is not None
+            until(lambda: describe_user_quotas(endpoints.admin_bootstrap, record["principal"],
+                                               tls=broker.admin_ssl_context(settings)) == {}, 15, "quotas gone")
+            assert not reconcile(KafkaProvider(database, settings))
+    finally:
+        database.dispose()

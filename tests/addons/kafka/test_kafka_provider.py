@@ -530,3 +530,42 @@ def reconcile_view(env: Env) -> dict[str, dict[str, float]]:
     endpoints = broker.endpoints(env.settings)
     assert endpoints is not None
     return describe_all_user_quotas(endpoints.admin_bootstrap, tls=broker.admin_ssl_context(env.settings))
+
+
+def accepted_but_not_begun(env: Env, callback_url: str, grant: dict[str, str]) -> str:
+    """What an accepted (202) provision leaves when its process dies at once: the record with
+    Berth's callback and grant, nothing on the broker."""
+    uuid = new_id()
+    env.provider._reserve(uuid, PLANS["basic-0"], env.provider._planned_cluster())
+    env.provider._remember_callback(uuid, callback_url.replace("{uuid}", uuid), grant)
+    return uuid
+
+
+@pytest.mark.slow
+def test_an_accepted_provision_whose_process_died_is_finished_by_the_backends_loop(env: Env) -> None:
+    from berth.broker.partner_api.conformance import _PlatformStub
+
+    manifest = KafkaProvider(env.database, env.settings).manifest()
+    with _PlatformStub(manifest["api"]["config_vars"]) as platform:
+        uuid = accepted_but_not_begun(env, platform.url + "/addons/{uuid}", {})
+        grant = platform.mint_grant(uuid)
+        env.provider._update_details(uuid, {"pending": {**env.provider.details(uuid)["pending"], "grant": grant}})
+        assert env.provider.resume_pending() == 0  # what the backends loop calls every few seconds
+        assert platform.wait_provisioned(uuid, 30)
+        seen = platform.seen(uuid)
+        assert seen["exchanged"] and set(seen["config_names"]) == set(manifest["api"]["config_vars"])
+    details = env.provider.details(uuid)
+    assert details["state"] == "active" and "pending" not in details
+    assert len(acls_of(env, f"User:{details['principal']}")) == 9
+    assert env.provider.resume_pending() == 0 and env.provider.finish_pending(uuid) is True  # once only
+
+
+@pytest.mark.slow
+def test_deprovisioning_an_accepted_add_on_before_it_began_removes_only_its_record(env: Env) -> None:
+    uuid = accepted_but_not_begun(env, "http://127.0.0.1:9/addons/{uuid}", {"code": "unused"})
+    principal = f"User:{env.provider.details(uuid)['principal']}"
+    assert env.provider.deprovision(uuid) is True
+    assert env.provider.details(uuid)["state"] == "deleted"
+    assert env.provider.finish_pending(uuid) is True  # a late finisher finds it gone: makes nothing
+    assert acls_of(env, principal) == [] and env.provider.quotas(uuid) == {}
+    assert env.provider.deprovision(uuid) is False
