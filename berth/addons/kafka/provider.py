@@ -219,7 +219,10 @@ class KafkaProvider:
         except BlockingIOError:
             return False
         except ProviderError as exc:  # the cluster is not reachable yet: the backends loop retries
-            log.error("kafka %s: finishing the provision failed: %s", uuid, exc.message)
+            log.error("kafka %s: finishing the provision failed: %s; trying again shortly", uuid, exc.message)
+            return False
+        except Exception:  # in a thread or the backends loop: must reach the log, and be retried
+            log.exception("kafka %s: finishing the provision crashed; trying again shortly", uuid)
             return False
 
     def resume_pending(self) -> int:

@@ -569,3 +569,17 @@ def test_deprovisioning_an_accepted_add_on_before_it_began_removes_only_its_reco
     assert env.provider.finish_pending(uuid) is True  # a late finisher finds it gone: makes nothing
     assert acls_of(env, principal) == [] and env.provider.quotas(uuid) == {}
     assert env.provider.deprovision(uuid) is False
+
+
+@pytest.mark.slow
+def test_the_backends_loop_runs_the_reconciler(env: Env) -> None:
+    from berth.addons import backends
+    from berth.addons.kafka.provider import tenant_acls
+
+    stray = "User:kafka-" + "feedface" * 2
+    admin = AdminClient(broker.admin_client_config(env.settings))
+    for future in admin.create_acls(tenant_acls("willow-feedface.", stray)).values():
+        future.result(timeout=30)
+    assert len(acls_of(env, stray)) == 9
+    backends.reconcile_kafka(env.settings, env.database)
+    assert acls_of(env, stray) == []
