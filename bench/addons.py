@@ -114,7 +114,7 @@ def kafka_floor(settings: Any) -> tuple[float, float]:
 
     found = kafka_broker.endpoints(settings)
     assert found is not None, "the embedded broker is not running"
-    admin = AdminClient({"bootstrap.servers": found.admin_bootstrap})
+    admin = AdminClient(kafka_broker.admin_client_config(settings))  # the admin listener wants mTLS
     prefix = "floor-" + secrets.token_hex(4) + "."
     principal = f"User:CN={prefix}"
     grants = [(kind, operation) for kind, operations in (

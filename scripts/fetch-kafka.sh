@@ -9,7 +9,10 @@ POM="$ROOT/berth/addons/kafka/pom.xml"
 VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM")"
 DEST="${1:-$ROOT/.cache/kafka/$VERSION/libs}"
 
+# The broker runs as its own unprivileged account (berth-kafka): the jars must be readable by others
+# (public software, no secret). A cache fetched before that rule is opened up here.
 if ls "$DEST"/kafka_2.13-"$VERSION".jar >/dev/null 2>&1 && [ -e "$DEST/.complete" ]; then
+    chmod -R a+rX "$DEST"
     exit 0
 fi
 for tool in mvn java; do
@@ -25,6 +28,7 @@ TMP="$(mktemp -d "$DEST.tmp.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
 mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$TMP"
 touch "$TMP/.complete"
+chmod -R a+rX "$TMP"  # mktemp made it 0700
 rm -rf "$DEST"
 mv "$TMP" "$DEST"
 trap - EXIT

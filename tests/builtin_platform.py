@@ -4,7 +4,9 @@ worker process. On the way out, the redis-servers and Kafka broker its add-ons s
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
+import tempfile
 import sys
 import time
 from dataclasses import dataclass
@@ -49,6 +51,17 @@ class BuiltinPlatform:
         return self.call("GET", f"/apps/{app}/config-vars").json()
 
 
+def let_service_accounts_in(base: Path) -> None:
+    """Servers run as unprivileged accounts when the tests run as root (`berth.supervise.accounts`):
+    they must be able to pass through pytest's directories (made 0700) to reach the data dir."""
+    if os.geteuid() != 0:
+        return
+    for directory in (*Path(base).resolve().parents, Path(base).resolve()):
+        mode = directory.stat().st_mode
+        if not mode & 0o001 and str(directory).startswith(tempfile.gettempdir() + os.sep):
+            directory.chmod(mode | 0o001)  # search only: nothing becomes listable or readable
+
+
 def wait_for_worker(server: LiveServer, worker: subprocess.Popen[bytes]) -> None:
     """The worker migrates before it listens; until then provisions would stay `provisioning`."""
     sock = Path(server.env["BERTH_DATA_DIR"]) / "run" / f"worker-{worker.pid}.sock"
@@ -64,6 +77,7 @@ def builtin_platform(base: Path, postgres_admin_url: str | None, email: str,
                      **settings: str) -> Iterator[BuiltinPlatform]:
     """`postgres_admin_url` None: Postgres add-ons go to an embedded cluster of this server's own."""
     servers = {"POSTGRES_SERVERS": postgres_admin_url} if postgres_admin_url else {}
+    let_service_accounts_in(base)
     with live_server(base, workers=2, threads=4, BUILTIN_ADDONS="1", PROVISION_WAIT_SECONDS="10",
                      **servers, **settings) as server:
         worker_log = (base / "worker.log").open("wb")

@@ -5,21 +5,26 @@ Every few seconds: the embedded PostgreSQL cluster is running (unless BERTH_POST
 servers); every active dedicated Postgres add-on's own cluster is running (whether or not servers
 are configured); every local Redis add-on's `redis-server` is running (those on BERTH_REDIS_SERVERS
 are the operator's); the embedded Kafka broker is running once any Kafka add-on exists (unless
-BERTH_KAFKA_BOOTSTRAP names one). A backend that died is started again. Every minute the log store
+BERTH_KAFKA_BOOTSTRAP names one), and Kafka provisions answered 202 that no web process is finishing
+are finished. A backend that died is started again. Every minute the log store
 drops lines past their plan's retention, and Postgres databases over their plan's storage lose
-write access (and regain it when back under). On SIGTERM everything this process supervises is
+write access (and regain it when back under), and the Kafka reconciler removes from the embedded broker
+what no record owns. On SIGTERM everything this process supervises is
 stopped.
 """
 from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from berth.addons import resources
 from berth.config import Settings
 from berth.db import Database
 from berth.process import start_process
+
+if TYPE_CHECKING:
+    from berth.addons.kafka.provider import KafkaProvider
 
 log = logging.getLogger("berth.backends")
 SUPERVISE_SECONDS = 5.0
@@ -39,6 +44,7 @@ def supervise_once(settings: Settings, database: Database) -> None:
     checks.append(("redis", lambda: redis_instances.supervise(settings, database)))
     if not settings.kafka_bootstrap and _has_live(database, "kafka"):
         checks.append(("kafka", lambda: kafka_broker.supervise(settings)))
+        checks.append(("kafka provisions", lambda: _kafka_provider(settings, database).resume_pending()))
     for name, check in checks:
         try:
             check()
@@ -91,6 +97,21 @@ def enforce_postgres_limits(settings: Settings, database: Database) -> None:
                  change.size_bytes, change.limit_bytes)
 
 
+def reconcile_kafka(settings: Settings, database: Database) -> None:
+    from berth.addons.kafka.reconcile import reconcile
+
+    try:
+        reconcile(_kafka_provider(settings, database))
+    except Exception:
+        log.exception("reconciling Kafka failed; trying again in %.0f s", PURGE_SECONDS)
+
+
+def _kafka_provider(settings: Settings, database: Database) -> "KafkaProvider":
+    from berth.addons.kafka.provider import KafkaProvider
+
+    return KafkaProvider(database, settings)
+
+
 def _has_live(database: Database, service: str) -> bool:
     with database.session(write=False) as session:
         return bool(resources.live(session, service))
@@ -105,6 +126,7 @@ def main() -> None:
         if time.monotonic() - last_purge >= PURGE_SECONDS:
             purge_logs(settings, database)
             enforce_postgres_limits(settings, database)
+            reconcile_kafka(settings, database)
             last_purge = time.monotonic()
         stop.wait(SUPERVISE_SECONDS)
     stop_everything(settings, database)

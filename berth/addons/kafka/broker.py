@@ -9,15 +9,22 @@ The jars come from Maven Central (`scripts/fetch-kafka.sh` → `.cache/kafka/<ve
 - `server.properties` + `log4j2.properties`, rewritten on every start; `data/` (formatted once
   with `kafka.tools.StorageTool format --standalone`); `kafka.log` (the JVM's output);
 - `tls/broker.pem` (PKCS#8 key + certificate chain for 127.0.0.1 and localhost, signed by the
-  add-on's CA) and `ca/` (the CA, see `ca.py`), unless `BERTH_KAFKA_CA_DIR` names another.
+  add-on's CA) and `ca/` (the CA, see `ca.py`), unless `BERTH_KAFKA_CA_DIR` names another;
+- `tls/internal.pem` + `tls/admin-ca.pem`: the broker's identity on its INTERNAL and CONTROLLER
+  listeners, and whom it trusts there; `admin/` (Berth's only): the admin CA and Berth's own
+  client certificate.
 
-Listeners: TENANT (SSL, client certificate required; what apps reach), INTERNAL (PLAINTEXT on
-127.0.0.1; Berth administers through it as the super user `User:ANONYMOUS`) and CONTROLLER
-(PLAINTEXT on 127.0.0.1). `StandardAuthorizer` with `allow.everyone.if.no.acl.found=false` and
-no topic auto-creation: a tenant can do only what its ACLs allow.
+Listeners: TENANT (SSL, a certificate of the add-on CA required; what apps reach), INTERNAL and
+CONTROLLER (SSL on 127.0.0.1, a certificate of the *admin* CA required). Both the broker's own
+internal identity and Berth's admin client are `User:berth-kafka-admin`, the one super user: no
+listener lets an anonymous client in, and a tenant's certificate is not even accepted by the admin
+listeners' TLS. `StandardAuthorizer` with `allow.everyone.if.no.acl.found=false` and no topic
+auto-creation: a tenant can do only what its ACLs allow.
 
-The JVM is started detached (its own session, output to kafka.log) from an argv list, so it
-outlives the process that started it; `supervise` starts it again when it died.
+The JVM runs as the unprivileged account `berth-kafka` when Berth is root (`berth.supervise.
+accounts`): it owns `data/` and `tls/` (keys mode 0600); the CA keys stay Berth's. It is started
+detached (its own session, output to kafka.log) from an argv list, so it outlives the process
+that started it; `supervise` starts it again when it died.
 """
 from __future__ import annotations
 
@@ -27,8 +34,11 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
+import ssl
+import stat
 import subprocess
 import threading
 import time
@@ -36,14 +46,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from berth.addons import local
 from berth.addons.kafka import ca as kafka_ca
 from berth.config import Settings
+from berth.supervise.accounts import ServiceAccount, service_account
 
 log = logging.getLogger(__name__)
 
 KAFKA_VERSION = "4.3.1"  # keep equal to <kafka.version> in pom.xml
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HOST = "127.0.0.1"
+ACCOUNT = "berth-kafka"              # who the JVM runs as when Berth is root
+ADMIN_PRINCIPAL = "berth-kafka-admin"  # the one super user: the broker itself and Berth's admin client
 # Outside Linux's ephemeral range (32768-60999): an outgoing connection never holds them.
 PORTS = range(29092, 29992)
 START_TIMEOUT = 90.0
@@ -60,14 +74,23 @@ class KafkaError(RuntimeError):
 @dataclass(frozen=True)
 class Endpoints:
     bootstrap: str         # host:port of the mTLS listener apps use
-    admin_bootstrap: str   # host:port of the PLAINTEXT loopback listener Berth administers through
-    controller: str = ""   # host:port of the PLAINTEXT loopback controller listener (super user too)
+    admin_bootstrap: str   # host:port of the mTLS loopback listener Berth administers through
+    controller: str = ""   # host:port of the mTLS loopback controller listener (admin certificate too)
 
 
 # -- places --------------------------------------------------------------------------------------
 
 def root(settings: Settings) -> Path:
     return settings.data_dir / "backends" / "kafka"
+
+
+def account() -> ServiceAccount:
+    return service_account(ACCOUNT)
+
+
+def admin_dir(settings: Settings) -> Path:
+    """Berth's own: the admin CA (key included) and Berth's admin client certificate."""
+    return root(settings) / "admin"
 
 
 def libs_dir() -> Path:
@@ -169,14 +192,18 @@ def _choose_ports(count: int) -> list[int]:
 
 
 def _ensure_state(settings: Settings) -> dict[str, Any]:
+    """The broker's state, its ports chosen first if need be; under a lock of its own, not the
+    start lock, so the ports are known at once even while another process starts the broker."""
     state = _read_state(settings)
     if state is None:
-        tenant, admin, controller = _choose_ports(3)
-        state = {"cluster_id": new_cluster_id(), "host": HOST, "tenant_port": tenant,
-                 "admin_port": admin, "controller_port": controller, "pid": None,
-                 "version": KAFKA_VERSION}
-        root(settings).mkdir(parents=True, exist_ok=True)
-        _write_state(settings, state)
+        with local.file_lock(root(settings) / ".state.lock"):
+            state = _read_state(settings)
+            if state is None:
+                tenant, admin, controller = _choose_ports(3)
+                state = {"cluster_id": new_cluster_id(), "host": HOST, "tenant_port": tenant,
+                         "admin_port": admin, "controller_port": controller, "pid": None,
+                         "version": KAFKA_VERSION}
+                _write_state(settings, state)
     return state
 
 
@@ -184,6 +211,12 @@ def _endpoints_of(state: dict[str, Any]) -> Endpoints:
     host = state["host"]
     return Endpoints(f"{host}:{state['tenant_port']}", f"{host}:{state['admin_port']}",
                      f"{host}:{state['controller_port']}")
+
+
+def planned_endpoints(settings: Settings) -> Endpoints:
+    """Where the embedded broker listens once started (its ports chosen now if never before);
+    nothing is started: a provision records these before the broker is up."""
+    return _endpoints_of(_ensure_state(settings))
 
 
 def endpoints(settings: Settings) -> Endpoints | None:
@@ -211,7 +244,7 @@ def render_properties(settings: Settings, state: dict[str, Any]) -> str:
         ("controller.quorum.bootstrap.servers", f"{host}:{controller}"),
         ("listeners", f"INTERNAL://{host}:{admin},CONTROLLER://{host}:{controller},TENANT://{host}:{tenant}"),
         ("advertised.listeners", f"INTERNAL://{host}:{admin},TENANT://{host}:{tenant}"),
-        ("listener.security.protocol.map", "INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT,TENANT:SSL"),
+        ("listener.security.protocol.map", "INTERNAL:SSL,CONTROLLER:SSL,TENANT:SSL"),
         ("inter.broker.listener.name", "INTERNAL"),
         ("controller.listener.names", "CONTROLLER"),
         ("log.dirs", str(base / "data")),
@@ -233,7 +266,19 @@ def render_properties(settings: Settings, state: dict[str, Any]) -> str:
         ("delete.topic.enable", "true"),
         ("authorizer.class.name", "org.apache.kafka.metadata.authorizer.StandardAuthorizer"),
         ("allow.everyone.if.no.acl.found", "false"),
-        ("super.users", "User:ANONYMOUS"),
+        ("super.users", f"User:{ADMIN_PRINCIPAL}"),
+        # The broker's own identity wherever it is a client (to its controller listener) and on
+        # the admin listeners: signed by the admin CA, the only CA those listeners trust.
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.keystore.location", str(base / "tls" / "internal.pem")),
+        ("ssl.truststore.type", "PEM"),
+        ("ssl.truststore.location", str(base / "tls" / "admin-ca.pem")),
+        ("ssl.enabled.protocols", "TLSv1.3,TLSv1.2"),
+        ("ssl.endpoint.identification.algorithm", "https"),
+        *[(f"listener.name.{name}.ssl.{key}", value) for name in ("internal", "controller") for key, value in (
+            ("client.auth", "required"), ("keystore.type", "PEM"),
+            ("keystore.location", str(base / "tls" / "internal.pem")), ("truststore.type", "PEM"),
+            ("truststore.location", str(base / "tls" / "admin-ca.pem")))],
         ("listener.name.tenant.ssl.client.auth", "required"),
         ("listener.name.tenant.ssl.keystore.type", "PEM"),
         ("listener.name.tenant.ssl.keystore.location", str(base / "tls" / "broker.pem")),
@@ -243,8 +288,8 @@ def render_properties(settings: Settings, state: dict[str, Any]) -> str:
         ("ssl.principal.mapping.rules", "RULE:^CN=([^,]+).*$/$1/,DEFAULT"),
     ]
     lines = [f"# Generated by Berth ({KAFKA_VERSION}); rewritten on every start.",
-             "# INTERNAL and CONTROLLER are PLAINTEXT, so their principal User:ANONYMOUS is the",
-             "# super user: safe only because both listen on loopback."]
+             "# Every listener is mutual TLS: TENANT trusts the add-on CA, INTERNAL and CONTROLLER",
+             f"# only the admin CA, whose one certificate name (User:{ADMIN_PRINCIPAL}) is the super user."]
     lines += [f"{key}={_property_value(value)}" for key, value in values]
     return "\n".join(lines) + "\n"
 
@@ -265,50 +310,159 @@ logger.broker.level = info
 """
 
 
-def _write_tls(settings: Settings) -> None:
+def _signed_by(path: Path, authority: kafka_ca.CertificateAuthority) -> bool:
+    try:
+        return authority.cert_pem in path.read_text()
+    except OSError:
+        return False
+
+
+def _write_tls(settings: Settings, runs_as: ServiceAccount) -> None:
+    """The broker's keys and trust stores in `tls/`, owned by the account it runs as (0700/0600):
+    the tenant listener's certificate (add-on CA) and its internal one (admin CA)."""
     tls = root(settings) / "tls"
     authority = kafka_ca.for_settings(settings)
+    admin = _admin_authority(settings)
     tls.mkdir(parents=True, exist_ok=True)
-    (tls / "ca.pem").write_text(authority.cert_pem)
-    broker_pem = tls / "broker.pem"
-    if broker_pem.exists():
-        try:
-            current = broker_pem.read_text()
-            if authority.cert_pem in current:  # still signed by this CA
-                return
-        except OSError:
-            pass
-    issued = kafka_ca.issue_server(authority, [HOST, "localhost"])
-    kafka_ca.write_private(broker_pem, issued.key_pem + issued.chain_pem)
+    runs_as.own(tls, 0o700)
+    for name, text in (("ca.pem", authority.cert_pem), ("admin-ca.pem", admin.cert_pem)):
+        kafka_ca.write_private(tls / name, text)
+    for name, signer, issue in (
+            ("broker.pem", authority, lambda: kafka_ca.issue_server(authority, [HOST, "localhost"])),
+            ("internal.pem", admin, lambda: kafka_ca.issue_peer(admin, ADMIN_PRINCIPAL, [HOST, "localhost"]))):
+        if not _signed_by(tls / name, signer):
+            issued = issue()
+            kafka_ca.write_private(tls / name, issued.key_pem + issued.chain_pem)
+    for path in tls.iterdir():
+        runs_as.own(path, 0o600)
 
 
-def _write_config(settings: Settings, state: dict[str, Any]) -> Path:
+# -- Berth's admin identity ----------------------------------------------------------------------
+
+def _admin_authority(settings: Settings) -> kafka_ca.CertificateAuthority:
+    directory = admin_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    return kafka_ca.load_or_create(directory, "Berth Kafka admin CA")
+
+
+def admin_credentials(settings: Settings) -> tuple[Path, Path, Path]:
+    """(CA certificate, client certificate, client key) Berth's admin clients present to the
+    embedded broker's INTERNAL and CONTROLLER listeners; made on first use (files mode 0600)."""
+    directory = admin_dir(settings)
+    ca_pem, cert, key = directory / "ca.pem", directory / "client.pem", directory / "client.key"
+    authority = _admin_authority(settings)
+    if not (_signed_by(cert, authority) and key.exists()):
+        with local.file_lock(directory / ".client.lock"):
+            if not (_signed_by(cert, authority) and key.exists()):
+                issued = kafka_ca.issue_client(authority, ADMIN_PRINCIPAL)
+                kafka_ca.write_private(key, issued.key_pem)
+                kafka_ca.write_private(cert, issued.chain_pem)
+    return ca_pem, cert, key
+
+
+def admin_client_config(settings: Settings, address: str | None = None) -> dict[str, Any]:
+    """confluent-kafka settings for an admin client of the embedded broker (its INTERNAL
+    listener unless `address` names another of its admin listeners)."""
+    if address is None:
+        found = endpoints(settings)
+        if found is None:
+            raise KafkaError("the embedded Kafka broker was never set up")
+        address = found.admin_bootstrap
+    ca_pem, cert, key = admin_credentials(settings)
+    return {"bootstrap.servers": address, "security.protocol": "ssl", "ssl.ca.location": str(ca_pem),
+            "ssl.certificate.location": str(cert), "ssl.key.location": str(key),
+            "ssl.endpoint.identification.algorithm": "https"}
+
+
+def admin_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """A TLS client context with Berth's admin certificate, for raw requests to the broker."""
+    ca_pem, cert, key = admin_credentials(settings)
+    context = ssl.create_default_context(cafile=str(ca_pem))
+    context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+def _write_config(settings: Settings, state: dict[str, Any], runs_as: ServiceAccount) -> Path:
     base = root(settings)
-    (base / "data").mkdir(parents=True, exist_ok=True)
-    _write_tls(settings)
+    data = base / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    os.chmod(base, 0o755)  # the account reads its configuration here; secrets live below, closed
+    if data.stat().st_uid != runs_as.uid:  # a data dir from before Berth ran Kafka as its own account
+        runs_as.own_tree(data)
+    runs_as.own(data, 0o700)
+    _write_tls(settings, runs_as)
     (base / "log4j2.properties").write_text(LOG4J2)
     properties = base / "server.properties"
     properties.write_text(render_properties(settings, state))
+    _check_reachable(base, runs_as)
     return properties
 
 
-def _java_argv(main: str, *args: str, settings: Settings, heap: bool = True) -> list[str]:
+def _check_reachable(base: Path, runs_as: ServiceAccount) -> None:
+    """The account must be able to pass through every directory above `base`: say which one
+    stops it, rather than let the JVM fail with a bare 'permission denied'."""
+    if not runs_as.switches:
+        return
+    for directory in (*reversed(base.resolve().parents), base.resolve()):
+        found = directory.stat()
+        if found.st_uid != runs_as.uid and not found.st_mode & stat.S_IXOTH:
+            raise KafkaError(f"{runs_as.name} (who runs Kafka) cannot enter {directory}: give others search "
+                             f"permission on it (chmod o+x {directory}) or put BERTH_DATA_DIR elsewhere")
+
+
+def _readable_by_others(libs: Path) -> bool:
+    if not libs.stat().st_mode & stat.S_IROTH or not libs.stat().st_mode & stat.S_IXOTH:
+        return False
+    return all(jar.stat().st_mode & stat.S_IROTH for jar in libs.glob("*.jar"))
+
+
+def _runnable_libs(settings: Settings, runs_as: ServiceAccount) -> Path:
+    """The jars where the account can read them: the cache itself, or (a cache only root can
+    read) hard links to its jars under the data dir, copies across file systems."""
     libs = libs_dir()
     if not jars_present(libs):
         raise KafkaError(f"the Kafka {KAFKA_VERSION} jars are not in {libs}: run scripts/fetch-kafka.sh")
+    if not runs_as.switches or _readable_by_others(libs):
+        return libs
+    staged = root(settings) / "libs" / KAFKA_VERSION
+    if (staged / ".complete").exists():
+        return staged
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir(parents=True)
+    for jar in libs.glob("*.jar"):
+        try:
+            os.link(jar, staged / jar.name)
+        except OSError:
+            shutil.copyfile(jar, staged / jar.name)
+        os.chmod(staged / jar.name, 0o644)
+    for directory in (staged, staged.parent):
+        os.chmod(directory, 0o755)
+    (staged / ".complete").touch()
+    return staged
+
+
+def _java_argv(main: str, *args: str, settings: Settings, libs: Path, heap: bool = True) -> list[str]:
     options = list(JVM_OPTIONS) if heap else ["-Xmx256m", "-Djava.awt.headless=true"]
-    return [java_binary(), *options,
+    return [java_binary(), *options, "-XX:-UsePerfData",  # no hsperfdata files in /tmp
             f"-Dlog4j2.configurationFile={root(settings) / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={root(settings)}",
             "-cp", f"{libs}/*", main, *args]
 
 
-def _format_storage(settings: Settings, state: dict[str, Any], properties: Path) -> None:
+def _child_environment(runs_as: ServiceAccount) -> dict[str, str]:
+    """No BERTH_* settings (secrets among them) in the JVM's environment."""
+    return runs_as.environment({key: value for key, value in os.environ.items() if not key.startswith("BERTH_")})
+
+
+def _format_storage(settings: Settings, state: dict[str, Any], properties: Path, runs_as: ServiceAccount) -> None:
     if (root(settings) / "data" / "meta.properties").exists():
         return
     argv = _java_argv("kafka.tools.StorageTool", "format", "-t", state["cluster_id"], "-c", str(properties),
-                      "--standalone", "--ignore-formatted", settings=settings, heap=False)
-    result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+                      "--standalone", "--ignore-formatted", settings=settings,
+                      libs=_runnable_libs(settings, runs_as), heap=False)
+    result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
+                            cwd=root(settings), env=_child_environment(runs_as), **runs_as.popen_kwargs())
     if result.returncode != 0:
         raise KafkaError(f"formatting Kafka's storage failed: {(result.stderr or result.stdout).strip()[-500:]}")
 
@@ -343,14 +497,14 @@ def _listening(address: str) -> bool:
         return False
 
 
-def _answers(address: str, timeout: float = 5.0) -> bool:
+def _answers(settings: Settings, address: str, timeout: float = 5.0) -> bool:
     """The admin listener serves metadata with a broker in it."""
     from confluent_kafka.admin import AdminClient
 
     if not _listening(address):
         return False
-    client = AdminClient({"bootstrap.servers": address, "client.id": "berth-probe",
-                          "socket.connection.setup.timeout.ms": 2000})
+    client = AdminClient({**admin_client_config(settings, address), "client.id": "berth-probe",
+                          "socket.connection.setup.timeout.ms": 2000, "log_level": 0})
     try:
         return bool(client.list_topics(timeout=timeout).brokers)
     except Exception:
@@ -367,19 +521,20 @@ def _log_tail(settings: Settings, size: int = 1500) -> str:
         return ""
 
 
-def _start(settings: Settings, state: dict[str, Any], properties: Path) -> int:
+def _start(settings: Settings, state: dict[str, Any], properties: Path, runs_as: ServiceAccount) -> int:
     for key in ("tenant_port", "admin_port", "controller_port"):
         if not _bindable(state[key]):
             raise KafkaError(f"port {state[key]} on {HOST} (Kafka's {key.replace('_', ' ')}) is held by "
                              "another process")
-    argv = _java_argv("kafka.Kafka", str(properties), settings=settings)
+    argv = _java_argv("kafka.Kafka", str(properties), settings=settings, libs=_runnable_libs(settings, runs_as))
     with open(root(settings) / "kafka.log", "ab") as output:
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                   cwd=root(settings), start_new_session=True, close_fds=True)
+                                   cwd=root(settings), start_new_session=True, close_fds=True,
+                                   env=_child_environment(runs_as), **runs_as.popen_kwargs())
     _children[process.pid] = process
     state["pid"] = process.pid
     _write_state(settings, state)
-    log.info("started Kafka %s (pid %d) for %s", KAFKA_VERSION, process.pid, root(settings))
+    log.info("started Kafka %s (pid %d, as %s) for %s", KAFKA_VERSION, process.pid, runs_as.name, root(settings))
     return process.pid
 
 
@@ -392,7 +547,7 @@ def _wait_ready(settings: Settings, state: dict[str, Any], timeout: float) -> No
             code = child.poll() if child is not None else None
             raise KafkaError(f"Kafka exited while starting (exit status {code}); the end of its log:\n"
                              f"{_log_tail(settings)}")
-        if _answers(admin, timeout=2.0):
+        if _answers(settings, admin, timeout=2.0):
             return
         time.sleep(0.2)
     raise KafkaError(f"Kafka did not answer on {admin} within {timeout:.0f} s")
@@ -412,9 +567,10 @@ def ensure_embedded(settings: Settings, timeout: float = START_TIMEOUT) -> Endpo
                 return found
             _wait_ready(settings, state, timeout)  # still starting (or stuck: then this raises)
             return found
-        properties = _write_config(settings, state)
-        _format_storage(settings, state, properties)
-        _start(settings, state, properties)
+        runs_as = account()
+        properties = _write_config(settings, state, runs_as)
+        _format_storage(settings, state, properties, runs_as)
+        _start(settings, state, properties, runs_as)
         try:
             _wait_ready(settings, state, timeout)
         except KafkaError:
@@ -426,6 +582,16 @@ def ensure_embedded(settings: Settings, timeout: float = START_TIMEOUT) -> Endpo
 def running(settings: Settings) -> bool:
     state = _read_state(settings)
     return bool(state) and _is_ours(settings, state.get("pid"))  # type: ignore[union-attr]
+
+
+def ready(settings: Settings) -> bool:
+    """Running and accepting connections on its admin and tenant listeners (cheap: no start,
+    no lock), i.e. a provision can be served now rather than after a JVM start."""
+    state = _read_state(settings)
+    if not state or not _is_ours(settings, state.get("pid")):
+        return False
+    found = _endpoints_of(state)
+    return _listening(found.admin_bootstrap) and _listening(found.bootstrap)
 
 
 def supervise(settings: Settings) -> Endpoints | None:
@@ -488,6 +654,7 @@ class LocalKafka:
         return endpoints(self.settings)
 
 
-__all__ = ["Endpoints", "KAFKA_VERSION", "KafkaError", "LocalKafka", "endpoints", "ensure_embedded",
-           "fetch_script", "jars_present", "libs_dir", "new_cluster_id", "render_properties", "root",
-           "running", "stop", "supervise"]
+__all__ = ["ACCOUNT", "ADMIN_PRINCIPAL", "Endpoints", "KAFKA_VERSION", "KafkaError", "LocalKafka", "account",
+           "admin_client_config", "admin_credentials", "admin_dir", "admin_ssl_context", "endpoints", "ensure_embedded",
+           "fetch_script", "jars_present", "libs_dir", "new_cluster_id", "planned_endpoints", "ready", "render_properties",
+           "root", "running", "stop", "supervise"]

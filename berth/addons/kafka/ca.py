@@ -57,15 +57,15 @@ def ca_dir(settings: Settings) -> Path:
     return Path(settings.kafka_ca_dir) if settings.kafka_ca_dir else settings.data_dir / "backends" / "kafka" / "ca"
 
 
-def load_or_create(directory: Path) -> CertificateAuthority:
-    """The CA in `directory`, generated there first if neither file exists (under a file lock,
-    so concurrent processes make one CA)."""
+def load_or_create(directory: Path, name: str = "Berth Kafka CA") -> CertificateAuthority:
+    """The CA in `directory`, generated there first (named `name`) if neither file exists (under
+    a file lock, so concurrent processes make one CA)."""
     cert_path, key_path = directory / "ca.pem", directory / "ca.key"
     if not (cert_path.exists() and key_path.exists()):
         directory.mkdir(parents=True, exist_ok=True)
         with local.file_lock(directory / ".ca.lock"):
             if not cert_path.exists() and not key_path.exists():
-                _generate(cert_path, key_path)
+                _generate(cert_path, key_path, name)
     return load(directory)
 
 
@@ -93,18 +93,31 @@ def issue_client(ca: CertificateAuthority, common_name: str, days: int = CLIENT_
     """A client certificate whose subject is only `CN=<common_name>`: the tenant's principal."""
     if not COMMON_NAME.match(common_name):
         raise ValueError(f"not a valid principal name: {common_name!r}")
-    return _issue(ca, common_name, days, ExtendedKeyUsageOID.CLIENT_AUTH, sans=[])
+    return _issue(ca, common_name, days, [ExtendedKeyUsageOID.CLIENT_AUTH], sans=[])
 
 
 def issue_server(ca: CertificateAuthority, hosts: list[str], days: int = BROKER_DAYS) -> Issued:
     """A broker certificate valid for `hosts` (IP addresses and DNS names, as SANs)."""
+    return _issue(ca, "berth-kafka-broker", days, [ExtendedKeyUsageOID.SERVER_AUTH], sans=_sans(hosts))
+
+
+def issue_peer(ca: CertificateAuthority, common_name: str, hosts: list[str], days: int = BROKER_DAYS) -> Issued:
+    """A certificate that serves as a TLS server for `hosts` and authenticates as a client as
+    `CN=<common_name>`: the broker's identity on listeners where it also calls itself."""
+    if not COMMON_NAME.match(common_name):
+        raise ValueError(f"not a valid principal name: {common_name!r}")
+    return _issue(ca, common_name, days, [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+                  sans=_sans(hosts))
+
+
+def _sans(hosts: list[str]) -> list[x509.GeneralName]:
     sans: list[x509.GeneralName] = []
     for host in hosts:
         try:
             sans.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             sans.append(x509.DNSName(host))
-    return _issue(ca, "berth-kafka-broker", days, ExtendedKeyUsageOID.SERVER_AUTH, sans=sans)
+    return sans
 
 
 def key_pem(key: ec.EllipticCurvePrivateKey) -> str:
@@ -137,10 +150,10 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _generate(cert_path: Path, key_path: Path) -> None:
+def _generate(cert_path: Path, key_path: Path, common_name: str) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Berth"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, "Berth Kafka CA")])
+                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = _now()
     certificate = (
         x509.CertificateBuilder()
@@ -158,7 +171,7 @@ def _generate(cert_path: Path, key_path: Path) -> None:
     cert_path.write_text(cert_pem(certificate))
 
 
-def _issue(ca: CertificateAuthority, cn: str, days: int, usage: x509.ObjectIdentifier,
+def _issue(ca: CertificateAuthority, cn: str, days: int, usages: list[x509.ObjectIdentifier],
            sans: list[x509.GeneralName]) -> Issued:
     key = ec.generate_private_key(ec.SECP256R1())
     issuer = ca.certificate
@@ -173,7 +186,7 @@ def _issue(ca: CertificateAuthority, cn: str, days: int, usage: x509.ObjectIdent
         .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
                                      data_encipherment=False, key_agreement=True, key_cert_sign=False,
                                      crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()),  # type: ignore[arg-type]
                        critical=False)
     )
@@ -185,4 +198,4 @@ def _issue(ca: CertificateAuthority, cn: str, days: int, usage: x509.ObjectIdent
 
 
 __all__ = ["CAError", "CertificateAuthority", "Issued", "ca_dir", "cert_pem", "common_name", "for_settings",
-           "issue_client", "issue_server", "key_pem", "load", "load_or_create", "write_private"]
+           "issue_client", "issue_peer", "issue_server", "key_pem", "load", "load_or_create", "write_private"]

@@ -16,13 +16,22 @@ Config: `KAFKA_URL` (comma-separated `kafka+ssl://host:port`), `KAFKA_TRUSTED_CE
 `KAFKA_CLIENT_CERT`, `KAFKA_CLIENT_CERT_KEY` (PKCS#8 PEM), `KAFKA_PREFIX`.
 
 The cluster is `BERTH_KAFKA_BOOTSTRAP` (the mTLS listener apps use) administered through
-`BERTH_KAFKA_ADMIN_BOOTSTRAP` (a PLAINTEXT listener where Berth is a super user) when set, else
-the embedded single-node broker (`broker.py`), started on demand.
+`BERTH_KAFKA_ADMIN_BOOTSTRAP` (a listener where Berth is a super user; the operator secures it)
+when set, else the embedded single-node broker (`broker.py`), administered over mutual TLS with
+Berth's admin certificate.
 
 Record first (`berth.addons.resources`): the row with the prefix, principal and client key and
-certificate is committed in state `creating` before anything is made on the cluster; ACLs and
-quotas are then set idempotently and the row becomes `active`. A repeated provision returns the
-same config and finishes one that crashed half-way.
+certificate is committed in state `creating` before anything is made on the cluster (or the
+embedded broker is even started); ACLs and quotas are then set idempotently and the row becomes
+`active`. A repeated provision returns the same config and finishes one that crashed half-way.
+Every call on an add-on holds its lock across threads and processes (an flock, `_lock_for`), so a
+deprovision racing a provision waits for it and then removes what it made.
+
+When the embedded broker is not up, a provision does not race Berth's call timeout with a JVM
+start: it records the add-on with the callback and grant Berth sent, answers 202, and a thread
+finishes it (start the broker, ACLs, quotas, then `completion.py`: grant exchange, config PATCH,
+actions/provision). Should that process die, the backends loop (`resume_pending`) finishes it
+from the record; `reconcile.py` removes whatever the broker holds that no record owns.
 
 Topic names may be given with or without the prefix: a name that does not start with it gets it
 added (`events` → `cedar-1a2b3c4d.events`). Partition counts, retention and the plan's total
@@ -36,19 +45,24 @@ Speed: every metadata change (ACLs, quotas, topics) costs ~30 ms, mostly the con
 metadata-log append linger; a broker forwards such changes to the controller one at a time and
 answers one request per connection at a time. So independent changes are put in flight
 together, and on the embedded broker quota changes go straight to its controller listener
-(loopback, super user) beside the ACL change the broker forwards, sharing one commit.
+(loopback, mTLS as the admin) beside the ACL change the broker forwards, sharing one commit.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import re
 import secrets
 import socket
+import ssl
 import struct
 import threading
 import time
+import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
@@ -67,7 +81,7 @@ from confluent_kafka.admin import (
 from sqlalchemy.exc import IntegrityError
 
 from berth.addons import resources
-from berth.addons.kafka import broker
+from berth.addons.kafka import broker, completion
 from berth.addons.kafka import ca as kafka_ca
 from berth.addons.kafka.plans import DEFAULT_PARTITIONS, DEFAULT_RETENTION_MS, PLANS, Plan
 from berth.broker.partner_api.provider import ActionResult, ProviderError, Provisioned, ProvisionRequest
@@ -86,6 +100,7 @@ WORDS = ("amber", "aspen", "basalt", "birch", "cedar", "cobalt", "coral", "delta
          "garnet", "glacier", "harbor", "indigo", "juniper", "kelp", "lagoon", "maple", "meadow", "onyx",
          "orchid", "pebble", "quartz", "reef", "saffron", "sierra", "spruce", "tundra", "willow", "zephyr")
 
+LOCK_STRIPES = 64
 VISIBLE_TIMEOUT = 10.0
 POLL_FIRST, POLL_MAX = 0.002, 0.05  # seconds between checks in `_await`: first, and at most
 KEPT_AFTER_DELETION = ("prefix", "principal", "location", "bootstrap", "admin_bootstrap")  # no secrets
@@ -127,7 +142,6 @@ class KafkaProvider:
         self.plans = dict(PLANS if plans is None else plans)
         self.timeout = timeout
         self._admins: dict[tuple[str, str], AdminClient] = {}
-        self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
     # -- the Provider protocol -----------------------------------------------------------------
@@ -149,6 +163,9 @@ class KafkaProvider:
                                 "KAFKA_PREFIX"],
                 "regions": ["*"],
                 "requires": ["many_per_app", "attachable"],
+                # Berth's OAuth client secret for this service: a slow provision answers 202 and
+                # finishes through the partner endpoints, which start with the grant exchange.
+                **({"client_secret": completion.client_secret(self.settings)} if self.settings else {}),
             },
             "plans": [plan.manifest_entry() for plan in self.plans.values()],
         }
@@ -159,39 +176,91 @@ class KafkaProvider:
             raise ProviderError(f"Kafka takes no options (got {', '.join(sorted(request.options))}).", 422)
         _check_id(request.uuid, 422)
         with self._lock_for(request.uuid):
-            with self.database.session(write=False) as session:
-                existing = resources.find(session, SERVICE, request.uuid)
-                state, details = ((existing.state, resources.details(existing)) if existing is not None
-                                  else (None, {}))
+            state, details = self._record(request.uuid)
             if state in (resources.DELETING, resources.DELETED):
                 raise ProviderError("This add-on has been deprovisioned; its id cannot be used again.", 422)
-            if state == resources.ACTIVE:
+            if state == resources.ACTIVE and "pending" not in details:
                 return Provisioned(id=request.uuid, config=_config(details))
-            cluster = self._cluster()
-            if state is None:
-                state, details = self._reserve(request.uuid, plan, cluster)
+            if state is None:  # recorded before anything exists (or is started) anywhere
+                state, details = self._reserve(request.uuid, plan, self._planned_cluster())
                 if state == resources.ACTIVE:
                     return Provisioned(id=request.uuid, config=_config(details))
-            admin = self._admin(details["admin_bootstrap"])
-            principal = principal_of(details)
-            wanted = tenant_acls(details["prefix"], principal)
-            # ACLs and quotas are independent controller writes (~30 ms each, mostly the metadata
-            # log's append linger): in flight together they share one commit. Both idempotent.
-            created = admin.create_acls(wanted)
-            self._set_quotas(details)
-            self._wait(created, "creating ACLs")
-            self._await_acls(admin, principal, len(wanted))
-            with self.database.transaction() as session:
-                resource = resources.find(session, SERVICE, request.uuid)
-                if resource is not None and resource.state == resources.CREATING:
-                    resource.state = resources.ACTIVE
+            asynchronous = request.callback_url is not None and request.oauth_grant is not None
+            if asynchronous and not self._cluster_ready(details):
+                # The embedded broker is not up: starting a JVM takes longer than Berth waits for
+                # an answer. Answer 202 now and finish through the partner endpoints.
+                self._remember_callback(request.uuid, request.callback_url or "", request.oauth_grant or {})
+                self._finish_in_background(request.uuid)
+                return Provisioned(id=request.uuid, config={}, accepted=True,
+                                   message="Kafka is starting; the add-on is ready in a minute or so.")
+            details = self._create_on_cluster(request.uuid, details)
+            self._forget_callback(request.uuid)  # answered now: no callback (a retry after a lost 202)
         return Provisioned(id=request.uuid, config=_config(details))
+
+    def finish_pending(self, uuid: str, *, wait: bool = True) -> bool:
+        """Finish an accepted provision: create it on the cluster (starting the embedded broker),
+        then tell Berth through the partner endpoints. Under the add-on's lock, so a racing
+        deprovision waits or goes first; `wait=False` gives up at once when another process holds
+        it. True when nothing is left to do for it."""
+        try:
+            with self._lock_for(uuid, wait=wait):
+                state, details = self._record(uuid)
+                pending = details.get("pending")
+                if state not in (resources.CREATING, resources.ACTIVE) or not pending:
+                    return True
+                if state == resources.CREATING:
+                    details = self._create_on_cluster(uuid, details)
+                outcome = completion.complete(self.settings, uuid, pending, _config(details),
+                                              save_token=lambda token: self._save_callback_token(uuid, token))
+                if outcome is completion.Outcome.RETRY:
+                    return False
+                self._forget_callback(uuid)
+                return True
+        except BlockingIOError:
+            return False
+        except ProviderError as exc:  # the cluster is not reachable yet: the backends loop retries
+            log.error("kafka %s: finishing the provision failed: %s; trying again shortly", uuid, exc.message)
+            return False
+        except Exception:  # in a thread or the backends loop: must reach the log, and be retried
+            log.exception("kafka %s: finishing the provision crashed; trying again shortly", uuid)
+            return False
+
+    def resume_pending(self) -> int:
+        """Finish accepted provisions nobody is finishing (their web process died, the broker
+        failed to start): the backends loop calls this. Returns how many are still pending."""
+        with self.database.session(write=False) as session:
+            waiting = [resource.id for resource in resources.live(session, SERVICE)
+                       if resource.state in (resources.CREATING, resources.ACTIVE)
+                       and "pending" in resources.details(resource)]
+        return sum(not self.finish_pending(uuid, wait=False) for uuid in waiting)
+
+    def _create_on_cluster(self, uuid: str, details: dict[str, Any]) -> dict[str, Any]:
+        """ACLs and quotas for a recorded add-on, which then becomes `active`. `applying` is
+        committed first: from then on a deprovision must clean up on the cluster."""
+        if details.get("location") == EMBEDDED:
+            self._cluster()  # starts the embedded broker if need be
+        if not details.get("applying"):
+            details = self._update_details(uuid, {"applying": True})
+        admin = self._admin(details)
+        principal = principal_of(details)
+        wanted = tenant_acls(details["prefix"], principal)
+        # ACLs and quotas are independent controller writes (~30 ms each, mostly the metadata
+        # log's append linger): in flight together they share one commit. Both idempotent.
+        created = admin.create_acls(wanted)
+        self._set_quotas(details)
+        self._wait(created, "creating ACLs")
+        self._await_acls(admin, principal, len(wanted))
+        with self.database.transaction() as session:
+            resource = resources.find(session, SERVICE, uuid)
+            if resource is not None and resource.state == resources.CREATING:
+                resource.state = resources.ACTIVE
+        return details
 
     def change_plan(self, uuid: str, plan: str) -> dict[str, str] | None:
         new_plan = self._plan(plan)
         with self._lock_for(uuid):
             details = self._active(uuid)
-            admin = self._admin(details["admin_bootstrap"])
+            admin = self._admin(details)
             topics = self._describe(admin, details["prefix"])
             used = sum(topic["partitions"] for topic in topics)
             if used > new_plan.max_partitions:
@@ -222,11 +291,16 @@ class KafkaProvider:
                 resource = resources.find(session, SERVICE, uuid)
                 if resource is None or resource.state == resources.DELETED:
                     return False
-                resource.state = resources.DELETING
                 details = resources.details(resource)
+                if resource.state == resources.CREATING and not details.get("applying"):
+                    # Accepted, never begun on the cluster (we hold its lock): nothing to remove.
+                    resource.state = resources.DELETED
+                    resources.set_details(resource, {key: details.get(key) for key in KEPT_AFTER_DELETION})
+                    return True
+                resource.state = resources.DELETING
             if details.get("location") == EMBEDDED:
                 self._cluster()  # the embedded broker must be up to clean up in it
-            self._tear_down(self._admin(details["admin_bootstrap"]), self._admin(details["admin_bootstrap"], "reader"),
+            self._tear_down(self._admin(details), self._admin(details, "reader"),
                             details)
             with self.database.transaction() as session:
                 resource = resources.find(session, SERVICE, uuid)
@@ -254,7 +328,7 @@ class KafkaProvider:
             self._check_retention(details, retention_ms)
             if partitions < 1:
                 raise ProviderError("A topic needs at least 1 partition.", 422)
-            admin = self._admin(details["admin_bootstrap"])
+            admin = self._admin(details)
             topics = {topic["name"]: topic for topic in self._describe(admin, details["prefix"])}
             if full in topics:
                 found = topics[full]
@@ -279,7 +353,7 @@ class KafkaProvider:
     def list_topics(self, uuid: str) -> list[dict[str, Any]]:
         """The add-on's topics, by name: `{"name", "partitions", "retention_ms"}`."""
         details = self._active(uuid)
-        return self._describe(self._admin(details["admin_bootstrap"]), details["prefix"])
+        return self._describe(self._admin(details), details["prefix"])
 
     def configure_topic(self, uuid: str, name: str, retention_ms: int) -> dict[str, Any]:
         """Change a topic's retention (the partition count is fixed after creation, as on Heroku)."""
@@ -288,7 +362,7 @@ class KafkaProvider:
             full = self._full_name(details["prefix"], name)
             retention_ms = _integer(retention_ms, "retention_ms")
             self._check_retention(details, retention_ms)
-            admin = self._admin(details["admin_bootstrap"])
+            admin = self._admin(details)
             topics = {topic["name"]: topic for topic in self._describe(admin, details["prefix"])}
             if full not in topics:
                 raise ProviderError(f"No topic {full}.", 404)
@@ -303,7 +377,7 @@ class KafkaProvider:
         with self._lock_for(uuid):
             details = self._active(uuid)
             full = self._full_name(details["prefix"], name)
-            admin = self._admin(details["admin_bootstrap"])
+            admin = self._admin(details)
             if full not in self._topic_names(admin):
                 return False
             self._wait(admin.delete_topics([full], operation_timeout=self.timeout), "deleting a topic",
@@ -353,7 +427,8 @@ class KafkaProvider:
     def quotas(self, uuid: str) -> dict[str, float]:
         """The client quotas the cluster holds for the add-on's principal."""
         details = self.details(uuid)
-        return describe_user_quotas(details["admin_bootstrap"], details["principal"], self.timeout)
+        return describe_user_quotas(details["admin_bootstrap"], details["principal"], self.timeout,
+                                    tls=self._admin_tls(details))
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -363,9 +438,57 @@ class KafkaProvider:
             raise ProviderError(f"Unknown plan {name!r}; plans: {', '.join(self.plans)}.", 422)
         return plan
 
-    def _lock_for(self, uuid: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(uuid, threading.Lock())
+    def _lock_for(self, uuid: str, *, wait: bool = True) -> contextlib.AbstractContextManager[None]:
+        """The add-on's lock across threads and processes (web workers, the backends process):
+        an flock on one of LOCK_STRIPES files, so no lock file is ever left per add-on.
+        `wait=False` raises BlockingIOError when it is held."""
+        stripe = zlib.crc32(uuid.encode()) % LOCK_STRIPES
+        return _flock(broker.root(self.settings) / "locks" / f"{stripe}.lock", wait)
+
+    def _record(self, uuid: str) -> tuple[str | None, dict[str, Any]]:
+        with self.database.session(write=False) as session:
+            found = resources.find(session, SERVICE, uuid)
+            return (found.state, resources.details(found)) if found is not None else (None, {})
+
+    def _update_details(self, uuid: str, changes: Mapping[str, Any], drop: tuple[str, ...] = ()) -> dict[str, Any]:
+        with self.database.transaction() as session:
+            resource = resources.find(session, SERVICE, uuid)
+            if resource is None:
+                raise ProviderError("No such Kafka add-on.", 404)
+            details = {key: value for key, value in {**resources.details(resource), **changes}.items()
+                       if key not in drop}
+            resources.set_details(resource, details)
+            return details
+
+    def _remember_callback(self, uuid: str, callback_url: str, grant: Mapping[str, str]) -> None:
+        state, details = self._record(uuid)
+        if "pending" not in details:  # a repeated 202 keeps the first grant (maybe already exchanged)
+            self._update_details(uuid, {"pending": {"callback_url": callback_url, "grant": dict(grant)}})
+
+    def _save_callback_token(self, uuid: str, token: str) -> None:
+        _, details = self._record(uuid)
+        if "pending" in details:
+            self._update_details(uuid, {"pending": {**details["pending"], "token": token}})
+
+    def _forget_callback(self, uuid: str) -> None:
+        if "pending" in self._record(uuid)[1]:
+            self._update_details(uuid, {}, drop=("pending",))
+
+    def _finish_in_background(self, uuid: str) -> None:
+        """A thread of this process finishes it at once; if the process dies first, the backends
+        loop (`resume_pending`) does, from what the record holds."""
+        threading.Thread(target=self.finish_pending, args=(uuid,), name=f"kafka-finish-{uuid[:8]}",
+                         daemon=True).start()
+
+    def _planned_cluster(self) -> Cluster:
+        """Where a new add-on goes, without starting anything."""
+        if self.settings.kafka_bootstrap:
+            return self._cluster()
+        found = broker.planned_endpoints(self.settings)
+        return Cluster(found.bootstrap, found.admin_bootstrap, EMBEDDED)
+
+    def _cluster_ready(self, details: Mapping[str, Any]) -> bool:
+        return details.get("location") != EMBEDDED or broker.ready(self.settings)
 
     def _cluster(self) -> Cluster:
         settings = self.settings
@@ -424,17 +547,27 @@ class KafkaProvider:
             self._cluster()
         return details
 
-    def _admin(self, admin_bootstrap: str, role: str = "provider") -> AdminClient:
+    def _admin(self, details: Mapping[str, Any], role: str = "provider") -> AdminClient:
         """One long-lived client per cluster and `role`: a client's first connection and metadata
         cost more than a request. Roles are separate connections, so that reads in one are not
-        queued behind a slow change in another (a broker answers a connection in order)."""
+        queued behind a slow change in another (a broker answers a connection in order).
+        The embedded broker's admin listener wants Berth's admin certificate (mTLS)."""
+        admin_bootstrap = details["admin_bootstrap"]
         with self._guard:
             client = self._admins.get((admin_bootstrap, role))
             if client is None:
-                client = AdminClient({"bootstrap.servers": admin_bootstrap, "client.id": f"berth-kafka-{role}",
+                config: dict[str, Any] = {"bootstrap.servers": admin_bootstrap}
+                if details.get("location") == EMBEDDED:
+                    config = broker.admin_client_config(self.settings, admin_bootstrap)
+                client = AdminClient({**config, "client.id": f"berth-kafka-{role}",
                                       "socket.connection.setup.timeout.ms": 5000})
                 self._admins[(admin_bootstrap, role)] = client
             return client
+
+    def _admin_tls(self, details: Mapping[str, Any]) -> ssl.SSLContext | None:
+        """How raw admin requests (client quotas) reach the cluster: with Berth's admin
+        certificate on the embedded broker; as the operator's admin listener expects otherwise."""
+        return broker.admin_ssl_context(self.settings) if details.get("location") == EMBEDDED else None
 
     def _wait(self, futures: Any, what: str, ignore: tuple[int, ...] = ()) -> list[Any]:
         """Every future's result; a Kafka error → ProviderError 503 (one in `ignore` is fine)."""
@@ -535,7 +668,10 @@ class KafkaProvider:
 
     def _delete_groups(self, admin: AdminClient, prefix: str) -> None:
         listed = self._wait(admin.list_consumer_groups(request_timeout=self.timeout), "listing consumer groups")
-        groups = [group.group_id for group in listed[0].valid if group.group_id.startswith(prefix)] if listed else []
+        self._drop_groups(admin, [group.group_id for group in listed[0].valid
+                                  if group.group_id.startswith(prefix)] if listed else [])
+
+    def _drop_groups(self, admin: AdminClient, groups: list[str]) -> None:
         if not groups:
             return
         for group, future in admin.delete_consumer_groups(groups, request_timeout=self.timeout).items():
@@ -558,7 +694,8 @@ class KafkaProvider:
         try:
             alter_user_quotas(self._quota_address(details), details["principal"],
                               {"producer_byte_rate": float(details["producer_byte_rate"]),
-                               "consumer_byte_rate": float(details["consumer_byte_rate"])}, self.timeout)
+                               "consumer_byte_rate": float(details["consumer_byte_rate"])}, self.timeout,
+                              tls=self._admin_tls(details))
         except (OSError, QuotaError) as exc:
             log.error("kafka: setting quotas failed: %s", exc)
             raise ProviderError("Kafka failed while setting quotas; try again.", 503) from exc
@@ -566,7 +703,8 @@ class KafkaProvider:
     def _remove_quotas(self, details: Mapping[str, Any]) -> None:
         try:
             alter_user_quotas(self._quota_address(details), details["principal"],
-                              {"producer_byte_rate": None, "consumer_byte_rate": None}, self.timeout)
+                              {"producer_byte_rate": None, "consumer_byte_rate": None}, self.timeout,
+                              tls=self._admin_tls(details))
         except (OSError, QuotaError) as exc:
             log.error("kafka: removing quotas failed: %s", exc)
             raise ProviderError("Kafka failed while removing quotas; try again.", 503) from exc
@@ -592,6 +730,17 @@ class KafkaProvider:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _flock(path: Path, wait: bool) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
 
 def _check_id(uuid: str, status: int) -> None:
     if not UUID_RE.match(uuid):
@@ -665,14 +814,16 @@ class _Reader:
         return value
 
 
-def _call(address: str, api_key: int, body: bytes, timeout: float) -> _Reader:
+def _call(address: str, api_key: int, body: bytes, timeout: float, tls: ssl.SSLContext | None = None) -> _Reader:
     host, _, port = address.split(",")[0].strip().rpartition(":")
+    host = host.strip("[]")
     correlation = secrets.randbelow(2 ** 31)
     request = struct.pack(">hhi", api_key, 0, correlation) + _str("berth-kafka-quotas") + body
-    with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
-        sock.sendall(struct.pack(">i", len(request)) + request)
-        size = struct.unpack(">i", _read_exactly(sock, 4))[0]
-        reader = _Reader(_read_exactly(sock, size))
+    with socket.create_connection((host, int(port)), timeout=timeout) as raw:
+        with (tls.wrap_socket(raw, server_hostname=host) if tls is not None else raw) as sock:
+            sock.sendall(struct.pack(">i", len(request)) + request)
+            size = struct.unpack(">i", _read_exactly(sock, 4))[0]
+            reader = _Reader(_read_exactly(sock, size))
     if reader.take(">i") != correlation:
         raise QuotaError("the answer does not match the request")
     return reader
@@ -689,7 +840,8 @@ def _read_exactly(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def alter_user_quotas(address: str, user: str, values: Mapping[str, float | None], timeout: float = 10.0) -> None:
+def alter_user_quotas(address: str, user: str, values: Mapping[str, float | None], timeout: float = 10.0,
+                      tls: ssl.SSLContext | None = None) -> None:
     """Set (a number) or remove (None) client quotas of principal name `user` (without `User:`)."""
     ops = b"".join(_str(key) + struct.pack(">d?", 0.0 if value is None else float(value), value is None)
                    for key, value in values.items())
@@ -697,7 +849,7 @@ def alter_user_quotas(address: str, user: str, values: Mapping[str, float | None
             + struct.pack(">i", 1) + _str("user") + _str(user)    # its entity
             + struct.pack(">i", len(values)) + ops
             + struct.pack(">?", False))                           # validate_only
-    reader = _call(address, ALTER_CLIENT_QUOTAS, body, timeout)
+    reader = _call(address, ALTER_CLIENT_QUOTAS, body, timeout, tls)
     reader.take(">i")  # throttle time
     for _ in range(reader.take(">i")):
         code, message = reader.take(">h"), reader.string()
@@ -707,23 +859,38 @@ def alter_user_quotas(address: str, user: str, values: Mapping[str, float | None
             raise QuotaError(f"AlterClientQuotas failed with error {code}: {message}")
 
 
-def describe_user_quotas(address: str, user: str, timeout: float = 10.0) -> dict[str, float]:
+def describe_user_quotas(address: str, user: str, timeout: float = 10.0,
+                         tls: ssl.SSLContext | None = None) -> dict[str, float]:
     """The client quotas set for exactly principal name `user`."""
-    body = struct.pack(">i", 1) + _str("user") + struct.pack(">b", 0) + _str(user) + struct.pack(">?", True)
-    reader = _call(address, DESCRIBE_CLIENT_QUOTAS, body, timeout)
+    return _describe_quotas(address, 0, user, timeout, tls).get(user, {})
+
+
+def describe_all_user_quotas(address: str, timeout: float = 10.0,
+                             tls: ssl.SSLContext | None = None) -> dict[str, dict[str, float]]:
+    """Every principal name with client quotas of its own, with them."""
+    return _describe_quotas(address, 2, None, timeout, tls)
+
+
+def _describe_quotas(address: str, match_type: int, user: str | None, timeout: float,
+                     tls: ssl.SSLContext | None) -> dict[str, dict[str, float]]:
+    """DescribeClientQuotas on user entities: match_type 0 = exactly `user`, 2 = any named user."""
+    body = (struct.pack(">i", 1) + _str("user") + struct.pack(">b", match_type) + _str(user)
+            + struct.pack(">?", True))
+    reader = _call(address, DESCRIBE_CLIENT_QUOTAS, body, timeout, tls)
     reader.take(">i")  # throttle time
     code, message = reader.take(">h"), reader.string()
     if code:
         raise QuotaError(f"DescribeClientQuotas failed with error {code}: {message}")
-    found: dict[str, float] = {}
+    found: dict[str, dict[str, float]] = {}
     for _ in range(max(0, reader.take(">i"))):
-        for _ in range(reader.take(">i")):
-            reader.string(), reader.string()
+        entity = dict((reader.string(), reader.string()) for _ in range(reader.take(">i")))
+        values = found.setdefault(entity.get("user") or "", {})
         for _ in range(reader.take(">i")):
             key = reader.string() or ""
-            found[key] = reader.take(">d")
+            values[key] = reader.take(">d")
     return found
 
 
-__all__ = ["Cluster", "KafkaProvider", "QuotaError", "SERVICE", "alter_user_quotas", "describe_user_quotas",
+__all__ = ["Cluster", "KafkaProvider", "QuotaError", "SERVICE", "alter_user_quotas", "describe_all_user_quotas",
+           "describe_user_quotas",
            "kafka_url", "principal_of", "tenant_acls"]

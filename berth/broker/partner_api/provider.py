@@ -18,17 +18,24 @@ class ProvisionRequest:
     region: str
     name: str = ""
     options: dict[str, str] = field(default_factory=dict)
-    callback_url: str | None = None
+    callback_url: str | None = None  # `<Berth API>/addons/<uuid>`: where an asynchronous provision reports
     log_input_url: str | None = None
     log_drain_token: str | None = None
+    oauth_grant: dict[str, str] | None = field(default=None, repr=False)  # single-use code (a secret)
 
 
 @dataclass(frozen=True)
 class Provisioned:
+    """`accepted`: the resource is recorded but not ready; the server answers 202 and the
+    provider finishes through Berth's partner endpoints (grant exchange, config PATCH,
+    actions/provision: `specs/partner-api.md` §3.2), so a slow backend never races the
+    broker's call timeout. `config` is then empty."""
+
     id: str                                   # the provider's resource id (often the uuid itself)
     config: dict[str, str]                    # full names, with the manifest's prefix
     message: str | None = None
     log_drain_url: str | None = None
+    accepted: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,9 @@ class Provider(Protocol):
         ...
 
     def provision(self, request: ProvisionRequest) -> Provisioned:
-        """Create the resource (or return the one made for this uuid before)."""
+        """Create the resource (or return the one made for this uuid before); or, when that would
+        take long, record it and answer `Provisioned(accepted=True)` (needs `callback_url` and
+        `oauth_grant`)."""
         ...
 
     def change_plan(self, uuid: str, plan: str) -> dict[str, str] | None:

@@ -2,7 +2,8 @@
 runs, so a first-party add-on is called over HTTP by the same client, and passes the same
 conformance suite.
 
-    POST   <base>/heroku/resources          provision (idempotent on `uuid`)
+    POST   <base>/heroku/resources          provision (idempotent on `uuid`): 200 with config, or
+                                            202 when the provider finishes later (§3.2)
     PUT    <base>/heroku/resources/<uuid>   plan change
     DELETE <base>/heroku/resources/<uuid>   deprovision -> 204; already gone -> 410
     POST   <base>/heroku/resources/<uuid>/actions/<name>   Berth's extension: `{"params"}` ->
@@ -32,7 +33,7 @@ RESOURCES = "/heroku/resources"
 
 class _ProvisionBody(Schema):
     class Meta:
-        unknown = EXCLUDE  # oauth_grant, heroku_id, logplex_token and whatever comes next
+        unknown = EXCLUDE  # heroku_id, logplex_token and whatever comes next
 
     uuid = fields.String(required=True, validate=validate.Length(min=1, max=64))
     plan = fields.String(required=True, validate=validate.Length(min=1, max=100))
@@ -42,6 +43,7 @@ class _ProvisionBody(Schema):
     callback_url = fields.String(load_default=None, allow_none=True)
     log_input_url = fields.String(load_default=None, allow_none=True)
     log_drain_token = fields.String(load_default=None, allow_none=True)
+    oauth_grant = fields.Dict(keys=fields.String(), values=fields.String(), load_default=None, allow_none=True)
 
 
 class _ActionBody(Schema):
@@ -124,9 +126,12 @@ def provider_blueprint(service: str, provider: Provider, password: Callable[[], 
             made = provider.provision(ProvisionRequest(
                 uuid=loaded["uuid"], plan=_plan_name(loaded["plan"], service), region=loaded["region"],
                 name=loaded["name"] or "", options=options, callback_url=loaded["callback_url"],
-                log_input_url=loaded["log_input_url"], log_drain_token=loaded["log_drain_token"]))
+                log_input_url=loaded["log_input_url"], log_drain_token=loaded["log_drain_token"],
+                oauth_grant=loaded["oauth_grant"]))
         except ProviderError as error:
             return answer_failure(error)
+        if made.accepted:  # config follows through the partner endpoints
+            return jsonify({"id": made.id, "message": made.message or "Provisioning; ready shortly."}), 202
         document: dict[str, Any] = {"id": made.id, "config": made.config}
         if made.message:
             document["message"] = made.message

@@ -34,6 +34,7 @@ from berth.broker.partner_api.manifest import load_manifest
 from berth.broker.partner_api.provider import ProviderError, ProvisionRequest
 from berth.config import Settings
 from berth.db import Database, new_id
+from tests.builtin_platform import let_service_accounts_in
 from tests.kafka_clients import client_config, consume, produce
 
 
@@ -57,6 +58,7 @@ def kafka_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         subprocess.run(["bash", str(broker.fetch_script())], check=True, timeout=600)
     data_dir = tmp_path_factory.mktemp("kafka") / "data"
     data_dir.mkdir()
+    let_service_accounts_in(data_dir)
     keys = crypto.load_or_create_keys((), data_dir)
     crypto.configure(keys)
     url = f"sqlite:///{data_dir / 'berth.sqlite3'}"
@@ -88,14 +90,14 @@ def is_authorization_error(error: Any) -> bool:
 
 
 def acls_of(env: Env, principal: str) -> list[Any]:
-    admin = AdminClient({"bootstrap.servers": broker.endpoints(env.settings).admin_bootstrap})  # type: ignore[union-attr]
+    admin = AdminClient(broker.admin_client_config(env.settings))
     found = admin.describe_acls(AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, principal, None,
                                                  AclOperation.ANY, AclPermissionType.ANY))
     return list(found.result(timeout=30))
 
 
 def topic_names(env: Env) -> set[str]:
-    admin = AdminClient({"bootstrap.servers": broker.endpoints(env.settings).admin_bootstrap})  # type: ignore[union-attr]
+    admin = AdminClient(broker.admin_client_config(env.settings))
     return set(admin.list_topics(timeout=30).topics)
 
 
@@ -158,14 +160,20 @@ def test_server_properties_lock_the_broker_down(tmp_path: Path) -> None:
     lines = dict(line.split("=", 1) for line in broker.render_properties(settings, state).splitlines()
                  if line and not line.startswith("#"))
     assert lines["process.roles"] == "broker,controller"
-    assert lines["listener.security.protocol.map"] == "INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT,TENANT:SSL"
+    assert lines["listener.security.protocol.map"] == "INTERNAL:SSL,CONTROLLER:SSL,TENANT:SSL"
+    for listener in ("internal", "controller", "tenant"):
+        assert lines[f"listener.name.{listener}.ssl.client.auth"] == "required"
+    admin_ca = str(tmp_path / "backends" / "kafka" / "tls" / "admin-ca.pem")
+    assert lines["listener.name.internal.ssl.truststore.location"] == admin_ca
+    assert lines["listener.name.controller.ssl.truststore.location"] == admin_ca
+    assert lines["listener.name.tenant.ssl.truststore.location"] != admin_ca
     assert "INTERNAL://127.0.0.1:29101" in lines["listeners"] and "CONTROLLER://127.0.0.1:29102" in lines["listeners"]
     assert lines["listener.name.tenant.ssl.client.auth"] == "required"
     assert lines["listener.name.tenant.ssl.keystore.type"] == lines["listener.name.tenant.ssl.truststore.type"] == "PEM"
     assert lines["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
     assert lines["allow.everyone.if.no.acl.found"] == "false"
     assert lines["auto.create.topics.enable"] == "false"
-    assert lines["super.users"] == "User:ANONYMOUS"
+    assert lines["super.users"] == "User:berth-kafka-admin"  # Berth's admin principal, nobody else
     assert broker.new_cluster_id()[0] != "-" and len(broker.new_cluster_id()) == 22
 
 
@@ -198,7 +206,7 @@ def topic_error(config: dict[str, str], topic: str) -> Any:
 
 
 def group_ids(env: Env) -> set[str]:
-    admin = AdminClient({"bootstrap.servers": broker.endpoints(env.settings).admin_bootstrap})  # type: ignore[union-attr]
+    admin = AdminClient(broker.admin_client_config(env.settings))
     return {group.group_id for group in admin.list_consumer_groups().result(timeout=30).valid}
 
 
@@ -336,7 +344,7 @@ def test_change_plan_moves_quotas_and_limits(env: Env) -> None:
                                                      "consumer_byte_rate": 2048 * 1024.0})
     assert env.provider.details(uuid)["plan"] == "basic-1"
     env.provider.configure_topic(uuid, "t", 10 * DAY_MS)  # within basic-1's 14 days
-    admin = AdminClient({"bootstrap.servers": broker.endpoints(env.settings).admin_bootstrap})  # type: ignore[union-attr]
+    admin = AdminClient(broker.admin_client_config(env.settings))
     resource = ConfigResource(ResourceType.TOPIC, config["KAFKA_PREFIX"] + "t")
     entries = admin.describe_configs([resource])[resource].result(timeout=30)
     assert int(entries["retention.bytes"].value) == PLANS["basic-1"].retention_bytes_per_partition
@@ -398,3 +406,180 @@ def test_supervise_restarts_a_dead_broker_and_data_survives(env: Env) -> None:
     assert consume(config, topic, config["KAFKA_PREFIX"] + "after") == b"kept"
     # An external cluster is not the embedded broker's business.
     assert broker.supervise(env.settings.with_overrides(kafka_bootstrap="10.0.0.1:9096")) is None
+
+
+# -- the admin listeners and the broker's account ------------------------------------------------
+
+def anonymous_attempts(env: Env, address: str) -> dict[str, Any]:
+    """What a client without Berth's admin certificate gets from `address`: listing topics,
+    describing the cluster and reading ACLs, in plaintext and over TLS without a client
+    certificate; each value is the result (a failure is an exception instance)."""
+    ca_pem = str(broker.admin_credentials(env.settings)[0])
+    clients = {"plaintext": {"bootstrap.servers": address},
+               "tls-no-cert": {"bootstrap.servers": address, "security.protocol": "ssl", "ssl.ca.location": ca_pem}}
+    found: dict[str, Any] = {}
+    for kind, config in clients.items():
+        admin = AdminClient({**config, "log_level": 0, "socket.connection.setup.timeout.ms": 3000})
+        for what, call in (("topics", lambda: admin.list_topics(timeout=5).topics),
+                           ("cluster", lambda: admin.describe_cluster(request_timeout=5).result(timeout=8)),
+                           ("acls", lambda: admin.describe_acls(AclBindingFilter(
+                               ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                               AclPermissionType.ANY), request_timeout=5).result(timeout=8))):
+            try:
+                found[f"{kind} {what}"] = call()
+            except Exception as exc:  # what an anonymous client must meet
+                found[f"{kind} {what}"] = exc
+    return found
+
+
+@pytest.mark.slow
+def test_admin_listeners_refuse_anyone_without_berths_admin_certificate(env: Env) -> None:
+    from berth.addons.kafka.provider import QuotaError, describe_user_quotas
+
+    uuid, config = env.provision()
+    principal = env.provider.details(uuid)["principal"]
+    found = broker.endpoints(env.settings)
+    assert found is not None
+    for address in (found.admin_bootstrap, found.controller):
+        answers = anonymous_attempts(env, address)
+        assert all(isinstance(answer, Exception) for answer in answers.values()), {
+            key: answer for key, answer in answers.items() if not isinstance(answer, Exception)}
+        # The raw client-quota request Berth itself sends, without the certificate.
+        with pytest.raises((OSError, QuotaError, Exception)):
+            describe_user_quotas(address, principal, timeout=5)
+    # A tenant's certificate opens nothing there either: another CA.
+    tenant = AdminClient(client_config(config, **{"bootstrap.servers": found.admin_bootstrap,
+                                                  "socket.connection.setup.timeout.ms": 3000}))
+    with pytest.raises(KafkaException):
+        tenant.list_topics(timeout=5)
+    # Berth's own admin identity still administers, through both listeners.
+    assert len(acls_of(env, f"User:{principal}")) == 9
+    quotas = describe_user_quotas(found.admin_bootstrap, principal, tls=broker.admin_ssl_context(env.settings))
+    assert quotas == {"producer_byte_rate": 65536.0, "consumer_byte_rate": 262144.0}
+
+
+@pytest.mark.slow
+def test_kafka_runs_as_its_own_unprivileged_account(env: Env) -> None:
+    state = broker._read_state(env.settings)
+    assert state is not None and broker.running(env.settings)
+    status = Path(f"/proc/{state['pid']}/status").read_text()
+    uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+    base = broker.root(env.settings)
+    if os.geteuid() == 0:
+        import pwd
+
+        assert uid == pwd.getpwnam(broker.ACCOUNT).pw_uid != 0
+        groups = next(line for line in status.splitlines() if line.startswith("Groups:")).split()[1:]
+        assert "0" not in groups
+    else:
+        assert uid == os.geteuid()
+    data = (base / "data").stat()
+    assert data.st_uid == uid and stat.S_IMODE(data.st_mode) == 0o700
+    for key in ("broker.pem", "internal.pem"):
+        found = (base / "tls" / key).stat()
+        assert found.st_uid == uid and stat.S_IMODE(found.st_mode) == 0o600
+    # The CAs' keys stay Berth's: the broker never needs to sign anything.
+    for ca_key in (base / "ca" / "ca.key", broker.admin_dir(env.settings) / "ca.key",
+                   broker.admin_dir(env.settings) / "client.key"):
+        found = ca_key.stat()
+        assert stat.S_IMODE(found.st_mode) == 0o600 and (found.st_uid != uid or os.geteuid() != 0)
+
+
+@pytest.mark.slow
+def test_the_reconciler_removes_what_no_live_record_owns(env: Env) -> None:
+    from berth.addons import resources
+    from berth.addons.kafka.provider import alter_user_quotas, tenant_acls
+    from berth.addons.kafka.reconcile import reconcile
+
+    kept_uuid, kept = env.provision()
+    kept_topic = env.provider.create_topic(kept_uuid, "stays", partitions=1)["name"]
+    kept_principal = f"User:{env.provider.details(kept_uuid)['principal']}"
+    # The issue's leftover: a principal with its 9 ACLs, a quota and a topic whose add-on is gone.
+    orphan_uuid, _ = env.provision()
+    orphan_topic = env.provider.create_topic(orphan_uuid, "left", partitions=1)["name"]
+    orphan = env.provider.details(orphan_uuid)["principal"]
+    with env.database.transaction() as session:
+        resources.find(session, "kafka", orphan_uuid).state = resources.DELETED  # type: ignore[union-attr]
+    # And one no record ever knew.
+    stray = "kafka-" + "0badc0de" * 2
+    admin = AdminClient(broker.admin_client_config(env.settings))
+    for future in admin.create_acls(tenant_acls("zephyr-0badc0de.", f"User:{stray}")).values():
+        future.result(timeout=30)
+    endpoints = broker.endpoints(env.settings)
+    assert endpoints is not None
+    tls = broker.admin_ssl_context(env.settings)
+    alter_user_quotas(endpoints.controller, stray, {"producer_byte_rate": 1024.0}, tls=tls)
+    wait_until(lambda: stray in reconcile_view(env))
+
+    gone = reconcile(env.provider)
+    assert {f"User:{orphan}", f"User:{stray}"} <= set(gone.principals)
+    assert {orphan, stray} <= set(gone.quotas) and orphan_topic in gone.topics
+    assert kept_principal not in gone.principals and kept_topic not in gone.topics
+    assert acls_of(env, f"User:{orphan}") == [] and acls_of(env, f"User:{stray}") == []
+    wait_until(lambda: not {orphan, stray} & set(reconcile_view(env)))
+    wait_until(lambda: orphan_topic not in topic_names(env))
+    # The live add-on keeps everything, and works.
+    assert len(acls_of(env, kept_principal)) == 9 and kept_topic in topic_names(env)
+    assert produce(kept, kept_topic, b"still here") is None
+    assert not reconcile(env.provider)  # nothing left to find
+
+
+def reconcile_view(env: Env) -> dict[str, dict[str, float]]:
+    from berth.addons.kafka.provider import describe_all_user_quotas
+
+    endpoints = broker.endpoints(env.settings)
+    assert endpoints is not None
+    return describe_all_user_quotas(endpoints.admin_bootstrap, tls=broker.admin_ssl_context(env.settings))
+
+
+def accepted_but_not_begun(env: Env, callback_url: str, grant: dict[str, str]) -> str:
+    """What an accepted (202) provision leaves when its process dies at once: the record with
+    Berth's callback and grant, nothing on the broker."""
+    uuid = new_id()
+    env.provider._reserve(uuid, PLANS["basic-0"], env.provider._planned_cluster())
+    env.provider._remember_callback(uuid, callback_url.replace("{uuid}", uuid), grant)
+    return uuid
+
+
+@pytest.mark.slow
+def test_an_accepted_provision_whose_process_died_is_finished_by_the_backends_loop(env: Env) -> None:
+    from berth.broker.partner_api.conformance import _PlatformStub
+
+    manifest = KafkaProvider(env.database, env.settings).manifest()
+    with _PlatformStub(manifest["api"]["config_vars"]) as platform:
+        uuid = accepted_but_not_begun(env, platform.url + "/addons/{uuid}", {})
+        grant = platform.mint_grant(uuid)
+        env.provider._update_details(uuid, {"pending": {**env.provider.details(uuid)["pending"], "grant": grant}})
+        assert env.provider.resume_pending() == 0  # what the backends loop calls every few seconds
+        assert platform.wait_provisioned(uuid, 30)
+        seen = platform.seen(uuid)
+        assert seen["exchanged"] and set(seen["config_names"]) == set(manifest["api"]["config_vars"])
+    details = env.provider.details(uuid)
+    assert details["state"] == "active" and "pending" not in details
+    assert len(acls_of(env, f"User:{details['principal']}")) == 9
+    assert env.provider.resume_pending() == 0 and env.provider.finish_pending(uuid) is True  # once only
+
+
+@pytest.mark.slow
+def test_deprovisioning_an_accepted_add_on_before_it_began_removes_only_its_record(env: Env) -> None:
+    uuid = accepted_but_not_begun(env, "http://127.0.0.1:9/addons/{uuid}", {"code": "unused"})
+    principal = f"User:{env.provider.details(uuid)['principal']}"
+    assert env.provider.deprovision(uuid) is True
+    assert env.provider.details(uuid)["state"] == "deleted"
+    assert env.provider.finish_pending(uuid) is True  # a late finisher finds it gone: makes nothing
+    assert acls_of(env, principal) == [] and env.provider.quotas(uuid) == {}
+    assert env.provider.deprovision(uuid) is False
+
+
+@pytest.mark.slow
+def test_the_backends_loop_runs_the_reconciler(env: Env) -> None:
+    from berth.addons import backends
+    from berth.addons.kafka.provider import tenant_acls
+
+    stray = "User:kafka-" + "feedface" * 2
+    admin = AdminClient(broker.admin_client_config(env.settings))
+    for future in admin.create_acls(tenant_acls("willow-feedface.", stray)).values():
+        future.result(timeout=30)
+    assert len(acls_of(env, stray)) == 9
+    backends.reconcile_kafka(env.settings, env.database)
+    assert acls_of(env, stray) == []
