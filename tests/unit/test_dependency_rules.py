@@ -9,11 +9,13 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "berth"
 
 # Top-level parts of berth a module may import, by where the module lives.
-FOUNDATION = {"config", "db", "errors", "auth", "crypto", "accounts", "hooks", "httpapi", "logplex", "process"}
+FOUNDATION = {"config", "db", "errors", "auth", "crypto", "accounts", "hooks", "httpapi", "logplex", "process",
+              "certificates"}
 ALLOWED: dict[str, set[str]] = {
     "platform": FOUNDATION | {"platform", "supervise"},
     "broker": FOUNDATION | {"platform", "broker"},
-    "addons": {"db", "errors", "crypto", "config", "logplex", "process", "supervise", "addons", "broker.partner_api"},
+    "addons": {"db", "errors", "crypto", "config", "logplex", "process", "certificates", "supervise", "addons",
+               "broker.partner_api"},
     "cli": {"cli"},
     "httpapi": FOUNDATION,
     "supervise": FOUNDATION | {"supervise"},
