@@ -114,12 +114,6 @@ def _tenant_rules(password: str) -> list[str]:
     return ["reset", "on", f">{password}", "~*", "&*", "+@all", *denied]
 
 
-def _config_args(details: dict[str, Any]) -> list[str]:
-    return ["maxmemory", str(int(details["maxmemory"])), "maxclients", str(int(details["maxclients"])),
-            "maxmemory-policy", str(details["maxmemory_policy"]),
-            "appendonly", "yes" if details["appendonly"] else "no"]
-
-
 def _error(server: Server, doing: str, exc: redis.RedisError) -> instances.InstanceError:
     # redis-py's messages name host and port at most; the admin password never reaches them.
     return instances.InstanceError(f"redis server {server.location}: {doing}: {type(exc).__name__}: {exc}")
@@ -134,7 +128,7 @@ def prepare(server: Server, details: dict[str, Any]) -> None:
         client.execute_command("ACL", "SETUSER", "default", *_tenant_rules(details["password"]))
         client.execute_command("CLIENT", "KILL", "USER", "default")
         client.execute_command("FLUSHALL")  # a server back from the pool may hold old data
-        client.execute_command("CONFIG", "SET", *_config_args(details))
+        client.execute_command("CONFIG", "SET", *instances.config_set_args(details))
         _persist(server, client)
     except redis.RedisError as exc:
         raise _error(server, "preparing it for a new add-on", exc) from exc
@@ -150,7 +144,7 @@ def resize(server: Server, details: dict[str, Any]) -> None:
         if used > int(details["maxmemory"]):
             raise instances.TooMuchData(f"the instance holds {used / 1048576:.1f} MB, more than the "
                                         f"{int(details['maxmemory']) / 1048576:g} MB asked for")
-        client.execute_command("CONFIG", "SET", *_config_args(details))
+        client.execute_command("CONFIG", "SET", *instances.config_set_args(details))
         _persist(server, client)
     except redis.RedisError as exc:
         raise _error(server, "reconfiguring it", exc) from exc

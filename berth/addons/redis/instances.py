@@ -9,8 +9,9 @@ the ones that died.
 Who may do what is set with ACL users in the generated config, not with `rename-command`:
 
 - `default` is the tenant (the URL's `redis://:PASSWORD@` logs in as it): every command except
-  CONFIG, ACL, SHUTDOWN, REPLICAOF/SLAVEOF, FAILOVER, MIGRATE, MODULE and DEBUG, so it cannot
-  raise its own limits, change passwords, stop the server or open connections elsewhere.
+  CONFIG, ACL, SHUTDOWN, REPLICAOF/SLAVEOF, FAILOVER, MIGRATE, MODULE, DEBUG, SYNC/PSYNC and
+  CLIENT NO-EVICT, so it cannot raise its own limits (memory, client buffers), change passwords,
+  stop the server or open connections elsewhere.
 - `berth` (its own random password, kept in the encrypted record) may do everything, and is how
   Berth resizes the running server with CONFIG SET.
 
@@ -44,6 +45,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from berth.addons import resources
+from berth.addons.redis.plans import client_limits
 from berth.config import Settings
 from berth.db import Database
 
@@ -56,9 +58,10 @@ ADMIN_USER = "berth"
 DEFAULT_PORTS = range(26379, 28379)
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
-# Commands the tenant's user may not run (see the module docstring).
+# Commands the tenant's user may not run (see the module docstring). SYNC/PSYNC would make the
+# tenant's connection a replica, and CLIENT NO-EVICT exempt it, from the clients' memory share.
 TENANT_DENIED = ("config", "acl", "shutdown", "replicaof", "slaveof", "failover", "migrate",
-                 "module", "debug")
+                 "module", "debug", "sync", "psync", "client|no-evict")
 UUID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}\Z")
 
 
@@ -202,6 +205,7 @@ def render_config(settings: Settings, uuid: str, details: dict[str, Any]) -> str
         f"maxmemory {int(details['maxmemory'])}",
         f"maxmemory-policy {details['maxmemory_policy']}",
         f"maxclients {int(details['maxclients'])}",
+        *(f"{name} {value}" for name, value in client_config(details).items()),
         'save ""',
         f"appendonly {'yes' if details['appendonly'] else 'no'}",
         "appendfsync everysec",
@@ -212,6 +216,11 @@ def render_config(settings: Settings, uuid: str, details: dict[str, Any]) -> str
         f"user {ADMIN_USER} on >{details['admin_password']} ~* &* +@all",
     ]
     return "\n".join(lines) + "\n"
+
+
+def client_config(details: dict[str, Any]) -> dict[str, str]:
+    """The client buffer limits that keep the instance within its plan (plans.ClientLimits)."""
+    return client_limits(int(details["maxmemory"])).config()
 
 
 def _write_config(settings: Settings, uuid: str, details: dict[str, Any]) -> Path:
@@ -419,6 +428,15 @@ def remove(settings: Settings, uuid: str) -> None:
     (root(settings) / ".locks" / f"{uuid}.lock").unlink(missing_ok=True)
 
 
+def config_set_args(details: dict[str, Any]) -> list[str]:
+    """CONFIG SET's arguments for the limits and policy in `details`: one atomic call, so the
+    client limits always change with the maxmemory they are derived from."""
+    settings = {"maxmemory": str(int(details["maxmemory"])), "maxclients": str(int(details["maxclients"])),
+                "maxmemory-policy": str(details["maxmemory_policy"]),
+                "appendonly": "yes" if details["appendonly"] else "no", **client_config(details)}
+    return [word for pair in settings.items() for word in pair]
+
+
 def resize(settings: Settings, uuid: str, details: dict[str, Any], timeout: float = START_TIMEOUT) -> None:
     """Apply `details`' limits and policy: CONFIG SET on the running server (data stays), and
     the config file for later restarts. A stopped instance is started with them.
@@ -435,11 +453,7 @@ def resize(settings: Settings, uuid: str, details: dict[str, Any], timeout: floa
             if used > int(details["maxmemory"]):
                 raise TooMuchData(f"the instance holds {used / 1048576:.1f} MB, more than the "
                                   f"{int(details['maxmemory']) / 1048576:g} MB asked for")
-            client.execute_command(
-                "CONFIG", "SET", "maxmemory", str(int(details["maxmemory"])),
-                "maxclients", str(int(details["maxclients"])),
-                "maxmemory-policy", details["maxmemory_policy"],
-                "appendonly", "yes" if details["appendonly"] else "no")
+            client.execute_command("CONFIG", "SET", *config_set_args(details))
         except redis.RedisError as exc:
             raise InstanceError(f"cannot reconfigure redis instance {uuid}: {type(exc).__name__}: "
                                 f"{exc}") from exc
@@ -497,6 +511,7 @@ def stop_all(settings: Settings, database: Database) -> list[str]:
 
 
 __all__ = ["ADMIN_USER", "DEFAULT_PORTS", "InstanceError", "PortInUse", "SERVICE", "TooMuchData",
-           "admin_client", "choose_port", "config_path", "instance_dir", "instance_lock", "is_running",
+           "admin_client", "choose_port", "client_config", "config_path", "config_set_args", "instance_dir",
+           "instance_lock", "is_running",
            "new_details", "no_retries", "pid", "port_lock", "remove", "render_config", "resize", "root",
            "start", "stop", "stop_all", "supervise", "url"]

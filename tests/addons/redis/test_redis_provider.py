@@ -16,7 +16,7 @@ import redis
 from berth.addons import resources
 from berth.addons.models import ProviderResource
 from berth.addons.redis import instances
-from berth.addons.redis.plans import MB, PLANS
+from berth.addons.redis.plans import MB, PLANS, client_limits
 from berth.addons.redis.provider import RedisProvider
 from berth.broker.partner_api.manifest import load_manifest
 from berth.broker.partner_api.provider import ProviderError, ProvisionRequest
@@ -281,6 +281,12 @@ def test_change_plan_resizes_the_running_instance_and_keeps_data(env: Any) -> No
     assert details["plan"] == "premium-2" and details["maxmemory"] == 250 * MB
     conf = instances.config_path(env.settings, req.uuid).read_text()
     assert f"maxmemory {250 * MB}" in conf and "appendonly yes" in conf
+    # The client buffer limits follow the plan's memory, on the running server and in its file.
+    bigger = client_limits(250 * MB)
+    with instances.admin_client(details) as admin:
+        assert admin.config_get("proto-max-bulk-len")["proto-max-bulk-len"] == str(bigger.value_bytes)
+        assert admin.config_get("maxmemory-clients")["maxmemory-clients"] == str(bigger.all_clients_bytes)
+    assert f"client-query-buffer-limit {bigger.input_bytes}" in conf
 
     assert provider.change_plan(req.uuid, "mini") is None
     assert info(url, "memory")["maxmemory"] == 25 * MB
