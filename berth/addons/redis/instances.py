@@ -34,7 +34,9 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -48,10 +50,12 @@ from berth.addons import resources
 from berth.addons.redis.plans import client_limits
 from berth.config import Settings
 from berth.db import Database
+from berth.supervise.accounts import AccountError, ServiceAccount, service_account
 
 log = logging.getLogger(__name__)
 
 SERVICE = "redis"
+ACCOUNT = "berth-redis"  # the system account local redis-servers run as when Berth is root
 ADMIN_USER = "berth"
 # Outside Linux's ephemeral range (32768-60999), so a client's outgoing connection never holds
 # a stopped instance's port when it restarts.
@@ -187,6 +191,12 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _title_safe(path: str) -> str:
+    if "{" in path or "}" in path:
+        raise InstanceError("BERTH_DATA_DIR contains { or }, which Redis's process title cannot show")
+    return path
+
+
 def render_config(settings: Settings, uuid: str, details: dict[str, Any]) -> str:
     directory = instance_dir(settings, uuid)
     denied = " ".join(f"-{command}" for command in TENANT_DENIED)
@@ -197,11 +207,14 @@ def render_config(settings: Settings, uuid: str, details: dict[str, Any]) -> str
         "protected-mode yes",
         "daemonize yes",
         "supervised no",
-        f"pidfile {_quote(str(directory / 'redis.pid'))}",
-        f"logfile {_quote(str(directory / 'redis.log'))}",
-        f"dir {_quote(str(directory))}",
+        # The server gets this text on stdin and starts in its directory, with paths relative
+        # to it: its account may not be able to traverse the data dir's parents (a 0700 home, a
+        # private tmp dir), so it could open no absolute path there.
+        "pidfile redis.pid",
+        "logfile redis.log",
+        "dir .",
         # The config path in the process title lets Berth tell its instance from a reused pid.
-        'proc-title-template "{title} {listen-addr} {config-file}"',
+        f"proc-title-template {_quote('{title} {listen-addr} ' + _title_safe(str(directory / 'redis.conf')))}",
         f"maxmemory {int(details['maxmemory'])}",
         f"maxmemory-policy {details['maxmemory_policy']}",
         f"maxclients {int(details['maxclients'])}",
@@ -223,15 +236,55 @@ def client_config(details: dict[str, Any]) -> dict[str, str]:
     return client_limits(int(details["maxmemory"])).config()
 
 
-def _write_config(settings: Settings, uuid: str, details: dict[str, Any]) -> Path:
-    path = config_path(settings, uuid)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name("redis.conf.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(render_config(settings, uuid, details))
-    os.replace(temporary, path)
-    return path
+def server_account() -> ServiceAccount:
+    """Who every local redis-server runs as: `berth-redis` when Berth is root, else Berth."""
+    try:
+        return service_account(ACCOUNT)
+    except AccountError as exc:
+        raise InstanceError(f"cannot set up the {ACCOUNT} account redis-server runs as: {exc}") from exc
+
+
+def _prepare_dir(settings: Settings, uuid: str, account: ServiceAccount) -> Path:
+    """The instance's directory, 0700 and the server account's. A directory from before servers
+    ran as that account (root's, holding only what Berth and its own servers wrote) is handed
+    over whole; once the account owns it, Berth never walks it again, since the server could
+    have planted symlinks there."""
+    directory = instance_dir(settings, uuid)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=0o700)
+    if directory.is_symlink() or not directory.is_dir():
+        raise InstanceError(f"{directory} is not a directory")
+    if directory.stat().st_uid != account.uid:
+        account.own_tree(directory)
+    account.own(directory, 0o700)
+    return directory
+
+
+def write_owned(path: Path, text: str, account: ServiceAccount) -> None:
+    """Write `path` as a new 0600 file of the server's account, renamed over whatever is there:
+    never opening an existing name, so a symlink the server planted leads nowhere."""
+    fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            if account.switches:
+                os.fchown(handle.fileno(), account.uid, account.gid)
+        os.replace(aside, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(aside)
+        raise
+
+
+def _write_config(settings: Settings, uuid: str, details: dict[str, Any]) -> str:
+    """Write the instance's redis.conf (what it runs with, for restarts and for people) and
+    return its text."""
+    account = server_account()
+    _prepare_dir(settings, uuid, account)
+    text = render_config(settings, uuid, details)
+    write_owned(config_path(settings, uuid), text, account)
+    return text
 
 
 def _alive(pid: int) -> bool:
@@ -242,8 +295,8 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     try:  # a zombie (nobody reaped it: PID 1 in a container may not) is dead
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        proc_stat = Path(f"/proc/{pid}/stat").read_text()
+        return proc_stat.rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
 
@@ -257,7 +310,9 @@ def _is_ours(pid: int, conf: Path) -> bool:
         return not Path("/proc/self").exists()  # no /proc at all: trust the pidfile
     except OSError:
         return False
-    return str(conf) in cmdline
+    # Redis titles itself with the config path made absolute from its working directory, which
+    # is the real path; a server started before that (by an older Berth) shows the path as given.
+    return str(conf) in cmdline or os.path.realpath(conf) in cmdline
 
 
 def pid(settings: Settings, uuid: str) -> int | None:
@@ -269,8 +324,8 @@ def pid(settings: Settings, uuid: str) -> int | None:
         # milliseconds on every provision.
         return None
     try:
-        recorded = int((directory / "redis.pid").read_text().strip())
-    except (OSError, ValueError):
+        recorded = int(_read_regular(directory / "redis.pid", 0, 64).strip())
+    except ValueError:
         recorded = None
     if recorded is not None and _is_ours(recorded, conf):
         return recorded
@@ -294,13 +349,23 @@ def is_running(settings: Settings, uuid: str) -> bool:
     return pid(settings, uuid) is not None
 
 
-def _read_log(directory: Path, offset: int) -> str:
+def _read_regular(path: Path, offset: int = 0, limit: int = -1) -> str:
+    """A file the server wrote (its pidfile, its log), read only if it is a regular file: the
+    server's account owns the directory, and a symlink it planted must not make Berth (perhaps
+    root) quote another file into an error message, nor a FIFO make Berth wait forever."""
     try:
-        with open(directory / "redis.log", "rb") as handle:
-            handle.seek(offset)
-            return handle.read().decode(errors="replace")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return ""
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        handle.seek(offset)
+        return handle.read(limit).decode(errors="replace")
+
+
+def _read_log(directory: Path, offset: int) -> str:
+    return _read_regular(directory / "redis.log", offset)
 
 
 def _command(*words: str) -> bytes:
@@ -339,7 +404,7 @@ def _wait_ready(settings: Settings, uuid: str, details: dict[str, Any], log_offs
             return
         attempts += 1
         if launcher is not None and launcher.poll() not in (None, 0):
-            output, _ = launcher.communicate()
+            output = launcher.stdout.read() if launcher.stdout else ""
             raise InstanceError(f"redis-server for {uuid} refused to start:\n{_redact(_tail(output), details)}")
         # The log is read once in a while: a refused connect costs microseconds, a read more.
         if log_offset is not None and attempts % 10 == 1:
@@ -376,16 +441,25 @@ def start(settings: Settings, uuid: str, details: dict[str, Any], timeout: float
             _wait_ready(settings, uuid, details, None, timeout)
             return False
         directory = instance_dir(settings, uuid)
-        conf = _write_config(settings, uuid, details)
+        config = _write_config(settings, uuid, details)
         (directory / "redis.pid").unlink(missing_ok=True)
-        log_file = directory / "redis.log"
-        offset = log_file.stat().st_size if log_file.exists() else 0
-        # daemonize yes: this process forks the server (which calls setsid) and exits. Its output
-        # (a bad config line, before the log file is open) goes to a pipe the daemon lets go of.
-        launcher = subprocess.Popen([redis_server_binary(), str(conf)], cwd=directory, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    start_new_session=True)
         try:
+            offset = (directory / "redis.log").lstat().st_size
+        except FileNotFoundError:
+            offset = 0
+        # daemonize yes: this process reads its config from stdin, forks the server (which calls
+        # setsid) and exits. Its output (a bad config line, before the log file is open) goes to
+        # a pipe the daemon lets go of. The child enters the directory (as Berth) before it
+        # becomes the server's account.
+        account = server_account()
+        launcher = subprocess.Popen([redis_server_binary(), "-"], cwd=directory, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    start_new_session=True, env=account.environment(dict(os.environ)),
+                                    **account.popen_kwargs())
+        try:
+            with contextlib.suppress(BrokenPipeError):  # it refused at once: its output says why
+                launcher.stdin.write(config)  # type: ignore[union-attr]
+                launcher.stdin.close()  # type: ignore[union-attr]
             _wait_ready(settings, uuid, details, offset, timeout, launcher)
             launcher.wait(timeout)  # exited before the daemon listened: reaps it at once
         except subprocess.TimeoutExpired as exc:

@@ -8,8 +8,10 @@ import stat
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import redis
 
@@ -21,6 +23,7 @@ from berth.addons.redis.provider import RedisProvider
 from berth.broker.partner_api.manifest import load_manifest
 from berth.broker.partner_api.provider import ProviderError, ProvisionRequest
 from berth.db import new_id
+from berth.supervise.accounts import service_account
 
 pytestmark = pytest.mark.slow
 
@@ -431,3 +434,52 @@ def test_start_is_idempotent_and_stop_reports_what_it_did(env: Any) -> None:
     assert instances.stop(env.settings, req.uuid) is False
     assert instances.start(env.settings, req.uuid, details) is True
     assert isinstance(provider, RedisProvider)
+
+
+# -- who the server runs as --------------------------------------------------------------------
+
+def test_the_server_runs_as_its_own_account_never_root(env: Any) -> None:
+    """When Berth is root, redis-server runs as `berth-redis` (else as Berth's own user), in a
+    0700 directory of that account, and still keeps its AOF (a premium plan) there."""
+    account = service_account(instances.ACCOUNT)
+    req = request("premium-0")
+    url = env.provider().provision(req).config["REDIS_URL"]
+    with client(url) as tenant:
+        tenant.set("kept", "yes")
+    server = psutil.Process(instances.pid(env.settings, req.uuid))
+    assert set(server.uids()) == {account.uid} and set(server.gids()) == {account.gid}
+    if os.geteuid() == 0:
+        assert account.uid != 0 and account.name == "berth-redis"
+    directory = instances.instance_dir(env.settings, req.uuid)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    owners = {path.relative_to(directory): path.lstat().st_uid for path in [directory, *directory.rglob("*")]}
+    assert set(owners.values()) == {account.uid}, owners
+    assert Path("appendonlydir") in owners  # the server could write its AOF there
+    with client(url) as tenant:
+        assert tenant.get("kept") == b"yes"
+
+
+def test_a_symlink_planted_in_the_servers_directory_leads_nowhere(env: Any, tmp_path: Path) -> None:
+    """The server's account owns its directory, so a compromised server could plant symlinks
+    there; Berth (perhaps root) rewrites the config and reads the log without following them."""
+    provider = env.provider()
+    req = request()
+    url = provider.provision(req).config["REDIS_URL"]
+    instances.stop(env.settings, req.uuid)
+    directory = instances.instance_dir(env.settings, req.uuid)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    for name in ("redis.conf.tmp", "redis.log"):
+        (directory / name).unlink(missing_ok=True)
+        (directory / name).symlink_to(victim)
+    os.mkfifo(directory / "redis.pid")
+    refused = None
+    try:
+        instances.start(env.settings, req.uuid, provider.details(req.uuid), timeout=5)
+    except instances.InstanceError as exc:  # the server cannot open its log: that is its own loss
+        refused = str(exc)
+    assert victim.read_text() == "precious\n"
+    assert refused is None or "precious" not in refused
+    assert not instances.config_path(env.settings, req.uuid).is_symlink()
+    if refused is None:
+        assert client(url).ping()
