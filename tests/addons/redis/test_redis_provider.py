@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -22,6 +23,7 @@ from berth.addons.redis.plans import MB, PLANS, client_limits
 from berth.addons.redis.provider import RedisProvider
 from berth.broker.partner_api.manifest import load_manifest
 from berth.broker.partner_api.provider import ProviderError, ProvisionRequest
+from berth.certificates import installation_ca
 from berth.db import new_id
 from berth.supervise.accounts import service_account
 
@@ -57,7 +59,7 @@ def test_manifest_is_a_valid_partner_manifest(env: Any) -> None:
     manifest = load_manifest(document)
     assert manifest["id"] == "redis" and manifest["name"] == "Heroku-style Redis"
     assert manifest["api"]["config_vars_prefix"] == "REDIS"
-    assert manifest["api"]["config_vars"] == ["REDIS_URL"]
+    assert manifest["api"]["config_vars"] == ["REDIS_URL", "REDIS_TLS_URL"]
     assert manifest["api"]["requires"] == ["many_per_app"]
     assert manifest["categories"] == ["Data Stores"]
     plans = {plan["name"]: plan for plan in manifest["plans"]}
@@ -75,7 +77,7 @@ def test_provision_gives_a_url_an_app_can_use(env: Any) -> None:
     req = request()
     provisioned = provider.provision(req)
     assert provisioned.id == req.uuid
-    assert list(provisioned.config) == ["REDIS_URL"]
+    assert list(provisioned.config) == ["REDIS_URL", "REDIS_TLS_URL"]
     url = provisioned.config["REDIS_URL"]
     details = provider.details(req.uuid)
     assert url == f"redis://:{details['password']}@127.0.0.1:{details['port']}"
@@ -483,3 +485,67 @@ def test_a_symlink_planted_in_the_servers_directory_leads_nowhere(env: Any, tmp_
     assert not instances.config_path(env.settings, req.uuid).is_symlink()
     if refused is None:
         assert client(url).ping()
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+def test_the_tls_url_is_encrypted_and_verifies_with_the_installation_ca(env: Any) -> None:
+    provider = env.provider()
+    req = request()
+    config = provider.provision(req).config
+    details = provider.details(req.uuid)
+    assert config["REDIS_TLS_URL"] == f"rediss://:{details['password']}@127.0.0.1:{details['tls_port']}"
+    assert details["tls_port"] != details["port"]
+    ca_file = str(installation_ca(env.settings.data_dir).cert_path)
+    with redis.Redis.from_url(config["REDIS_TLS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:
+        tenant.set("secret", "over tls")
+        assert tenant.get("secret") == b"over tls"
+        assert tenant.connection_pool.get_connection()._sock.version() in ("TLSv1.2", "TLSv1.3")
+    with client(config["REDIS_URL"]) as plain:  # the same server, the same data
+        assert plain.get("secret") == b"over tls"
+    # A client that trusts only its system CAs refuses the server: the certificate is Berth's.
+    with pytest.raises(redis.ConnectionError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        redis.Redis.from_url(config["REDIS_TLS_URL"], socket_timeout=5).ping()
+    # The TLS port speaks only TLS: a plain client gets nothing from it.
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=details["tls_port"], password=details["password"], socket_timeout=2).ping()
+    directory = instances.instance_dir(env.settings, req.uuid)
+    assert stat.S_IMODE((directory / "tls.key").stat().st_mode) == 0o600
+
+
+def test_a_new_installation_ca_gets_the_instance_a_new_certificate_on_restart(env: Any) -> None:
+    provider = env.provider()
+    req = request()
+    config = provider.provision(req).config
+    instances.stop(env.settings, req.uuid)
+    shutil.rmtree(env.settings.data_dir / "ca")  # the operator replaced the CA
+    instances.start(env.settings, req.uuid, provider.details(req.uuid))
+    ca_file = str(installation_ca(env.settings.data_dir).cert_path)
+    with redis.Redis.from_url(config["REDIS_TLS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:
+        assert tenant.ping()
+
+
+def test_a_tls_port_taken_before_the_start_moves_the_new_instance(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    for _ in range(20):  # a squatted port whose neighbour below is free, for the plain port
+        squatter = socket.create_server(("127.0.0.1", 0))
+        port = squatter.getsockname()[1]
+        if instances._bindable("127.0.0.1", port - 1):
+            break
+        squatter.close()
+    try:
+        # The squatter arrives between reservation and start: the bind check is fooled once.
+        real_bindable, fooled = instances._bindable, {port}
+        monkeypatch.setattr(instances, "_bindable", lambda host, p: p in fooled and not fooled.remove(p)
+                            or real_bindable(host, p))
+        provider = env.provider(ports=range(port - 1, port + 50))
+        req = request()
+        config = provider.provision(req).config
+        details = provider.details(req.uuid)
+        assert port not in (details["port"], details["tls_port"])
+        assert config["REDIS_TLS_URL"].endswith(f":{details['tls_port']}")
+        ca_file = str(installation_ca(env.settings.data_dir).cert_path)
+        with redis.Redis.from_url(config["REDIS_TLS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:
+            assert tenant.ping()
+    finally:
+        squatter.close()
