@@ -10,11 +10,12 @@ server (`external.py`): the record (server, tenant password, limits) is committe
 server is emptied and handed to the tenant. Which kind an add-on is follows its record, not the
 settings, so add-ons made before the setting changed keep working.
 
-`REDIS_URL` is `redis://:PASSWORD@HOST:PORT`, plain text, and `REDIS_TLS_URL` the same server's
-TLS port, `rediss://:PASSWORD@HOST:TLS_PORT`, with a certificate from the installation's CA
-(`tls.py`; apps verify it with the CA from `GET /ca.pem`). Apps should use the TLS URL whenever
-`BERTH_REDIS_HOST` is not a loopback address. Add-ons on operator-run servers get `REDIS_URL`
-only: their TLS is the operator's.
+`REDIS_TLS_URL` is the instance's TLS port, `rediss://:PASSWORD@HOST:TLS_PORT`, with a
+certificate from the installation's CA (`tls.py`; apps verify it with the CA from `GET /ca.pem`).
+`REDIS_URL` is the plain `redis://:PASSWORD@HOST:PORT` while instances listen on loopback
+(`BERTH_REDIS_HOST` defaults to 127.0.0.1); on any other host the instance has no plain port and
+`REDIS_URL` is the `rediss://` URL too (as on Heroku), so nothing leaves the machine in clear.
+Add-ons on operator-run servers get `REDIS_URL` only: their TLS is the operator's.
 """
 from __future__ import annotations
 
@@ -293,7 +294,7 @@ class RedisProvider:
 
 def _config(details: dict[str, Any]) -> dict[str, str]:
     """The add-on's config vars: the plain URL, and the TLS one where the server has a TLS port."""
-    config = {"REDIS_URL": instances.url(details)}
+    config = {"REDIS_URL": instances.url(details, secure=not tls.plain_port_open(details))}
     if tls.enabled(details):
         config[tls.CONFIG_VAR] = instances.url(details, secure=True)
     return config

@@ -13,6 +13,8 @@ Records made before TLS existed have no `tls_port`: they keep their plain URL on
 from __future__ import annotations
 
 import ipaddress
+import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,34 @@ class CertificateError(RuntimeError):
 
 def enabled(details: dict[str, Any]) -> bool:
     return bool(details.get("tls_port"))
+
+
+def plain_port_open(details: dict[str, Any]) -> bool:
+    """Plain text only where it cannot leave the machine: on a loopback host, or for a record
+    from before TLS (it has nothing else). Elsewhere the server has no plain port at all, and
+    REDIS_URL is the `rediss://` one too (as Heroku's is)."""
+    return not enabled(details) or is_loopback(str(details["host"]))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address `host` resolves to (and so every one the server binds) is loopback."""
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        return bool(found) and all(ipaddress.ip_address(entry[4][0]).is_loopback for entry in found)
+    except (OSError, ValueError):  # unresolvable: assume the worst
+        return False
+
+
+def ca_file(settings: Settings) -> Path:
+    """The installation CA's certificate: what Berth verifies its instances' TLS ports with."""
+    try:
+        return certificates.installation_ca(settings.data_dir).cert_path
+    except certificates.CAError as exc:
+        raise CertificateError(str(exc)) from exc
+
+
+def client_context(ca: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca))
 
 
 def config_lines(details: dict[str, Any]) -> list[str]:
@@ -71,4 +101,5 @@ def _is_address(name: str) -> bool:
     return True
 
 
-__all__ = ["CONFIG_VAR", "CertificateError", "config_lines", "enabled", "ensure_certificate"]
+__all__ = ["CONFIG_VAR", "CertificateError", "ca_file", "client_context", "config_lines", "enabled",
+           "ensure_certificate", "is_loopback", "plain_port_open"]

@@ -549,3 +549,37 @@ def test_a_tls_port_taken_before_the_start_moves_the_new_instance(
             assert tenant.ping()
     finally:
         squatter.close()
+
+
+def non_loopback_address() -> str:
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not address.address.startswith("127."):
+                return address.address
+    pytest.fail("this machine has no IPv4 address beside loopback to listen on")
+
+
+def test_off_loopback_an_instance_speaks_only_tls(env: Any) -> None:
+    """With BERTH_REDIS_HOST on a real interface nothing may travel in clear: no plain port,
+    REDIS_URL is rediss:// too, and Berth itself (start, resize, restart) goes over TLS."""
+    host = non_loopback_address()
+    provider = RedisProvider(env.database, env.settings.with_overrides(redis_host=host))
+    req = request("premium-0")  # AOF: the data outlives the restart below
+    config = provider.provision(req).config
+    details = provider.details(req.uuid)
+    assert config["REDIS_URL"] == config["REDIS_TLS_URL"] == \
+        f"rediss://:{details['password']}@{host}:{details['tls_port']}"
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(host=host, port=details["port"], password=details["password"], socket_timeout=2).ping()
+    ca_file = str(installation_ca(env.settings.data_dir).cert_path)
+    with redis.Redis.from_url(config["REDIS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:
+        tenant.set("kept", "yes")
+    provider.change_plan(req.uuid, "premium-1")  # Berth's admin connection, over TLS
+    pid = instances.pid(env.settings, req.uuid)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while instances._alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert instances.supervise(env.settings, env.database) == [req.uuid]  # its PING goes over TLS
+    with redis.Redis.from_url(config["REDIS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:
+        assert tenant.info("memory")["maxmemory"] == 100 * MB and tenant.get("kept") == b"yes"
