@@ -49,6 +49,7 @@ class Plan:
         return plan_entry(name=self.name, human_name=self.human_name, description=self.description,
                           cents=self.price_cents, default=self.default, features=[
                               ("Memory", f"{self.memory_mb:g} MB"), ("Connections", str(self.max_clients)),
+                              ("Largest value", f"{client_limits(self.maxmemory_bytes).value_bytes / MB:g} MB"),
                               ("Persistence", "AOF" if self.persistent else "none"), ("Dedicated server", "yes")])
 
 

@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping
 from berth.addons import resources
 from berth.addons.models import ProviderResource
 from berth.addons.redis import external, instances, tls
-from berth.addons.redis.plans import DEFAULT_POLICY, MAXMEMORY_POLICIES, PLANS, Plan
+from berth.addons.redis.plans import DEFAULT_POLICY, MAXMEMORY_POLICIES, PLANS, Plan, client_limits
 from berth.broker.partner_api.provider import ActionResult, ProviderError, Provisioned, ProvisionRequest
 from berth.config import Settings
 from berth.db import Database
@@ -146,6 +146,7 @@ class RedisProvider:
             plan = self._plan(record["plan"])
             return ActionResult(result={
                 "plan": plan.name, "maxmemory_bytes": plan.maxmemory_bytes, "maxclients": plan.max_clients,
+                "largest_value_bytes": client_limits(plan.maxmemory_bytes).value_bytes,
                 "maxmemory_policy": record.get("maxmemory_policy", DEFAULT_POLICY),
                 "persistent": plan.persistent, "host": record.get("host"), "port": record.get("port"),
                 "tls_port": record.get("tls_port")})

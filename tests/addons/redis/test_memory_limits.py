@@ -115,7 +115,10 @@ def test_clients_cannot_push_the_server_past_its_plans_bound(env: Any, scenario:
 
 def test_a_value_as_large_as_the_plan_allows_is_stored_and_one_byte_more_is_refused(env: Any) -> None:
     limit = client_limits(SMALLEST.maxmemory_bytes).value_bytes
-    url = env.provider().provision(request(SMALLEST.name)).config["REDIS_URL"]
+    provider, req = env.provider(), request(SMALLEST.name)
+    url = provider.provision(req).config["REDIS_URL"]
+    # The tenant can learn the limit: `addons:action REDIS info`.
+    assert provider.action(req.uuid, "info", {}).result["largest_value_bytes"] == limit
     with redis.Redis.from_url(url, socket_timeout=5) as tenant:
         tenant.set("largest", b"x" * limit)
         assert tenant.get("largest") == b"x" * limit

@@ -68,6 +68,7 @@ def test_manifest_is_a_valid_partner_manifest(env: Any) -> None:
     assert plans["mini"]["price"]["cents"] == 300
     assert all(plan["description"] for plan in plans.values())
     assert {"name": "Memory", "value": "250 MB"} in plans["premium-2"]["features"]
+    assert {"name": "Largest value", "value": "3.125 MB"} in plans["mini"]["features"]
 
 
 # -- provision ---------------------------------------------------------------------------------
