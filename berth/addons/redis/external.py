@@ -6,9 +6,11 @@ ACLs leak key names through SCAN, RANDOMKEY and DBSIZE, §7.2). A server is free
 resource (`creating`, `active` or `deleting`) is located on it; a deprovision empties it and hands
 it back to the pool.
 
-Each entry is an admin URL, `redis://ADMINUSER:PASSWORD@host:port` (Redis ≥ 7.0: ACLs with pub/sub
-channel rules and subcommand rules, CONFIG SET of several parameters at once, maxmemory-clients). Berth administers the server as ADMINUSER and gives the server's `default` user to
-the tenant (`redis://:PASSWORD@host:port` logs in as `default`), with the commands the local
+Each entry is an admin URL, `redis://ADMINUSER:PASSWORD@host:port` (Redis ≥ 7.0: ACLs with
+pub/sub channel and subcommand rules, CONFIG SET of several parameters at once, and the client
+limits of `plans.ClientLimits`, maxmemory-clients included, applied on every provision and plan
+change). Berth administers the server as ADMINUSER and gives the server's `default` user to the
+tenant (`redis://:PASSWORD@host:port` logs in as `default`), with the commands the local
 instances deny (`instances.TENANT_DENIED`) denied here too. That is why the admin user may not be
 `default` itself.
 

@@ -1,8 +1,12 @@
 """One dedicated `redis-server` per Redis add-on, on this host (`specs/backends.md` §7.1).
 
 Each instance lives in `data_dir/backends/redis/<uuid>/`: `redis.conf` (mode 0600, generated
-from the add-on's record and rewritten on every start and resize), `redis.pid`, `redis.log`
-and, on persistent plans, `appendonlydir/`. The server daemonizes itself (its own session,
+from the add-on's record and rewritten on every start and resize; the server reads it on stdin),
+`redis.pid`, `redis.log`, its TLS certificate (`tls.py`) and, on persistent plans,
+`appendonlydir/`. When Berth is root the server runs as the `berth-redis` system account, which
+owns that directory (0700) and nothing else of Berth's; Berth treats the directory's contents
+as the server's (`files.py`). The server's memory is bounded by its plan's maxmemory plus its
+clients' share (`plans.ClientLimits`). The server daemonizes itself (its own session,
 reparented away from Berth), so it outlives the process that started it; `supervise` restarts
 the ones that died.
 
@@ -131,8 +135,9 @@ def no_retries() -> Retry:
 def admin_client(details: dict[str, Any], timeout: float = 5.0, ca: Path | None = None) -> "redis.Redis[bytes]":
     """Berth's connection to an instance: its plain port, or its TLS port (verified with `ca`,
     the installation CA's file) where it has no plain one."""
-    common: dict[str, Any] = {"host": details["host"], "username": ADMIN_USER, "password": details["admin_password"],
-                              "socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": no_retries()}
+    common: dict[str, Any] = {"host": details["host"], "username": ADMIN_USER,
+                              "password": details["admin_password"], "socket_timeout": timeout,
+                              "socket_connect_timeout": timeout, "retry": no_retries()}
     if tls.plain_port_open(details):
         return redis.Redis(port=details["port"], **common)
     if ca is None:
@@ -319,9 +324,7 @@ def _is_ours(pid: int, conf: Path) -> bool:
         return not Path("/proc/self").exists()  # no /proc at all: trust the pidfile
     except OSError:
         return False
-    # Redis titles itself with the config path made absolute from its working directory, which
-    # is the real path; a server started before that (by an older Berth) shows the path as given.
-    return str(conf) in cmdline or os.path.realpath(conf) in cmdline
+    return str(conf) in cmdline
 
 
 def pid(settings: Settings, uuid: str) -> int | None:
@@ -376,7 +379,8 @@ def _ping(details: dict[str, Any], ca: Path | None = None) -> bool:
         with contextlib.ExitStack() as stack:
             sock = stack.enter_context(socket.create_connection((details["host"], port), timeout=0.5))
             if ca is not None:
-                sock = stack.enter_context(tls.client_context(ca).wrap_socket(sock, server_hostname=details["host"]))
+                context = tls.client_context(ca)
+                sock = stack.enter_context(context.wrap_socket(sock, server_hostname=details["host"]))
             sock.sendall(_command("AUTH", "default", str(details["password"])) + _command("PING"))
             answer = b""
             while answer.count(b"\r\n") < 2:

@@ -60,7 +60,8 @@ def unread_replies() -> Iterator[bytes]:
         yield command(b"GET", b"big")
 
 
-def attack(host: str, port: int, password: str, stream: Callable[[], Iterator[bytes]], stop: threading.Event) -> None:
+def attack(host: str, port: int, password: str, stream: Callable[[], Iterator[bytes]],
+           stop: threading.Event) -> None:
     try:
         with socket.create_connection((host, port), timeout=10) as sock:
             sock.sendall(command(b"AUTH", b"default", password.encode()))
