@@ -42,4 +42,13 @@ def read_regular(path: Path, offset: int = 0, limit: int = -1) -> str:
         return handle.read(limit).decode(errors="replace")
 
 
-__all__ = ["read_regular", "write_owned"]
+def has_content(path: Path) -> bool:
+    """Whether `path` is a regular file (not a symlink) with something in it."""
+    try:
+        found = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(found.st_mode) and found.st_size > 0
+
+
+__all__ = ["has_content", "read_regular", "write_owned"]

@@ -82,7 +82,8 @@ def ensure_certificate(settings: Settings, directory: Path, details: dict[str, A
         ca = certificates.installation_ca(settings.data_dir)
     except certificates.CAError as exc:
         raise CertificateError(str(exc)) from exc
-    if files.read_regular(directory / CA_FILE) == ca.cert_pem and files.read_regular(directory / CERT_FILE):
+    if files.read_regular(directory / CA_FILE) == ca.cert_pem and all(
+            files.has_content(directory / name) for name in (CERT_FILE, KEY_FILE)):
         return
     names = dict.fromkeys([str(details["host"]), "127.0.0.1", "localhost"])
     addresses = [name for name in names if _is_address(name)]

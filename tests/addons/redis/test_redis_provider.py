@@ -584,3 +584,15 @@ def test_off_loopback_an_instance_speaks_only_tls(env: Any) -> None:
     assert instances.supervise(env.settings, env.database) == [req.uuid]  # its PING goes over TLS
     with redis.Redis.from_url(config["REDIS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:
         assert tenant.info("memory")["maxmemory"] == 100 * MB and tenant.get("kept") == b"yes"
+
+
+def test_a_lost_tls_key_is_issued_again_at_the_next_start(env: Any) -> None:
+    provider = env.provider()
+    req = request()
+    config = provider.provision(req).config
+    instances.stop(env.settings, req.uuid)
+    (instances.instance_dir(env.settings, req.uuid) / "tls.key").unlink()
+    instances.start(env.settings, req.uuid, provider.details(req.uuid))
+    ca_file = str(installation_ca(env.settings.data_dir).cert_path)
+    with redis.Redis.from_url(config["REDIS_TLS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:
+        assert tenant.ping()
