@@ -30,6 +30,7 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     from berth.db import Database
     from berth.hooks import APP_DESTROYING, Hooks
     from berth.httpapi import conventions
+    from berth.httpapi.ca_certificate import blueprint as ca_certificate
     from berth.platform.api import blueprint as platform_api
 
     settings = settings or load_settings()
@@ -52,6 +53,7 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     app.register_blueprint(platform_api)
     app.register_blueprint(broker_api)
     app.register_blueprint(data_api)
+    app.register_blueprint(ca_certificate)
     if settings.builtin_addons:
         from berth import builtin_addons
         builtin_addons.install(app, database, settings)

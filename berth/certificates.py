@@ -130,8 +130,8 @@ def issue_server(ca: CertificateAuthority, common_name: str, dns_names: Iterable
                                      crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()),  # type: ignore[arg-type]
-                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            issuer.public_key()), critical=False)  # type: ignore[arg-type]
         .sign(ca.key, hashes.SHA256())
     )
     leaf = _cert_pem(certificate)

@@ -6,9 +6,11 @@ ACLs leak key names through SCAN, RANDOMKEY and DBSIZE, §7.2). A server is free
 resource (`creating`, `active` or `deleting`) is located on it; a deprovision empties it and hands
 it back to the pool.
 
-Each entry is an admin URL, `redis://ADMINUSER:PASSWORD@host:port` (Redis ≥ 6.2: ACLs with pub/sub
-channel rules). Berth administers the server as ADMINUSER and gives the server's `default` user to
-the tenant (`redis://:PASSWORD@host:port` logs in as `default`), with the commands the local
+Each entry is an admin URL, `redis://ADMINUSER:PASSWORD@host:port` (Redis ≥ 7.0: ACLs with
+pub/sub channel and subcommand rules, CONFIG SET of several parameters at once, and the client
+limits of `plans.ClientLimits`, maxmemory-clients included, applied on every provision and plan
+change). Berth administers the server as ADMINUSER and gives the server's `default` user to the
+tenant (`redis://:PASSWORD@host:port` logs in as `default`), with the commands the local
 instances deny (`instances.TENANT_DENIED`) denied here too. That is why the admin user may not be
 `default` itself.
 
@@ -114,12 +116,6 @@ def _tenant_rules(password: str) -> list[str]:
     return ["reset", "on", f">{password}", "~*", "&*", "+@all", *denied]
 
 
-def _config_args(details: dict[str, Any]) -> list[str]:
-    return ["maxmemory", str(int(details["maxmemory"])), "maxclients", str(int(details["maxclients"])),
-            "maxmemory-policy", str(details["maxmemory_policy"]),
-            "appendonly", "yes" if details["appendonly"] else "no"]
-
-
 def _error(server: Server, doing: str, exc: redis.RedisError) -> instances.InstanceError:
     # redis-py's messages name host and port at most; the admin password never reaches them.
     return instances.InstanceError(f"redis server {server.location}: {doing}: {type(exc).__name__}: {exc}")
@@ -134,7 +130,7 @@ def prepare(server: Server, details: dict[str, Any]) -> None:
         client.execute_command("ACL", "SETUSER", "default", *_tenant_rules(details["password"]))
         client.execute_command("CLIENT", "KILL", "USER", "default")
         client.execute_command("FLUSHALL")  # a server back from the pool may hold old data
-        client.execute_command("CONFIG", "SET", *_config_args(details))
+        client.execute_command("CONFIG", "SET", *instances.config_set_args(details))
         _persist(server, client)
     except redis.RedisError as exc:
         raise _error(server, "preparing it for a new add-on", exc) from exc
@@ -150,7 +146,7 @@ def resize(server: Server, details: dict[str, Any]) -> None:
         if used > int(details["maxmemory"]):
             raise instances.TooMuchData(f"the instance holds {used / 1048576:.1f} MB, more than the "
                                         f"{int(details['maxmemory']) / 1048576:g} MB asked for")
-        client.execute_command("CONFIG", "SET", *_config_args(details))
+        client.execute_command("CONFIG", "SET", *instances.config_set_args(details))
         _persist(server, client)
     except redis.RedisError as exc:
         raise _error(server, "reconfiguring it", exc) from exc

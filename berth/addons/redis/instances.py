@@ -1,16 +1,21 @@
 """One dedicated `redis-server` per Redis add-on, on this host (`specs/backends.md` §7.1).
 
 Each instance lives in `data_dir/backends/redis/<uuid>/`: `redis.conf` (mode 0600, generated
-from the add-on's record and rewritten on every start and resize), `redis.pid`, `redis.log`
-and, on persistent plans, `appendonlydir/`. The server daemonizes itself (its own session,
+from the add-on's record and rewritten on every start and resize; the server reads it on stdin),
+`redis.pid`, `redis.log`, its TLS certificate (`tls.py`) and, on persistent plans,
+`appendonlydir/`. When Berth is root the server runs as the `berth-redis` system account, which
+owns that directory (0700) and nothing else of Berth's; Berth treats the directory's contents
+as the server's (`files.py`). The server's memory is bounded by its plan's maxmemory plus its
+clients' share (`plans.ClientLimits`). The server daemonizes itself (its own session,
 reparented away from Berth), so it outlives the process that started it; `supervise` restarts
 the ones that died.
 
 Who may do what is set with ACL users in the generated config, not with `rename-command`:
 
 - `default` is the tenant (the URL's `redis://:PASSWORD@` logs in as it): every command except
-  CONFIG, ACL, SHUTDOWN, REPLICAOF/SLAVEOF, FAILOVER, MIGRATE, MODULE and DEBUG, so it cannot
-  raise its own limits, change passwords, stop the server or open connections elsewhere.
+  CONFIG, ACL, SHUTDOWN, REPLICAOF/SLAVEOF, FAILOVER, MIGRATE, MODULE, DEBUG, SYNC/PSYNC and
+  CLIENT NO-EVICT, so it cannot raise its own limits (memory, client buffers), change passwords,
+  stop the server or open connections elsewhere.
 - `berth` (its own random password, kept in the encrypted record) may do everything, and is how
   Berth resizes the running server with CONFIG SET.
 
@@ -44,21 +49,26 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from berth.addons import resources
+from berth.addons.redis import files, tls
+from berth.addons.redis.plans import client_limits
 from berth.config import Settings
 from berth.db import Database
+from berth.supervise.accounts import AccountError, ServiceAccount, service_account
 
 log = logging.getLogger(__name__)
 
 SERVICE = "redis"
+ACCOUNT = "berth-redis"  # the system account local redis-servers run as when Berth is root
 ADMIN_USER = "berth"
 # Outside Linux's ephemeral range (32768-60999), so a client's outgoing connection never holds
 # a stopped instance's port when it restarts.
 DEFAULT_PORTS = range(26379, 28379)
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
-# Commands the tenant's user may not run (see the module docstring).
+# Commands the tenant's user may not run (see the module docstring). SYNC/PSYNC would make the
+# tenant's connection a replica, and CLIENT NO-EVICT exempt it, from the clients' memory share.
 TENANT_DENIED = ("config", "acl", "shutdown", "replicaof", "slaveof", "failover", "migrate",
-                 "module", "debug")
+                 "module", "debug", "sync", "psync", "client|no-evict")
 UUID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}\Z")
 
 
@@ -97,15 +107,23 @@ def redis_server_binary() -> str:
     return found
 
 
-def new_details(host: str, port: int, limits: dict[str, Any], policy: str) -> dict[str, Any]:
-    """A fresh record for an instance: where it listens, generated passwords, its limits."""
-    return {"host": host, "port": port, "password": secrets.token_hex(32),
-            "admin_password": secrets.token_hex(32), "maxmemory_policy": policy, **limits}
+def new_details(host: str, port: int, limits: dict[str, Any], policy: str,
+                tls_port: int | None = None) -> dict[str, Any]:
+    """A fresh record for an instance: where it listens (plain and TLS), generated passwords,
+    its limits."""
+    details = {"host": host, "port": port, "password": secrets.token_hex(32),
+               "admin_password": secrets.token_hex(32), "maxmemory_policy": policy, **limits}
+    if tls_port is not None:
+        details["tls_port"] = tls_port
+    return details
 
 
-def url(details: dict[str, Any]) -> str:
+def url(details: dict[str, Any], secure: bool = False) -> str:
+    """The tenant's URL: the plain port, or (`secure`) the TLS port as `rediss://`."""
     host = details["host"]
     host = f"[{host}]" if ":" in host else host
+    if secure:
+        return f"rediss://:{details['password']}@{host}:{int(details['tls_port'])}"
     return f"redis://:{details['password']}@{host}:{details['port']}"
 
 
@@ -114,10 +132,17 @@ def no_retries() -> Retry:
     return Retry(NoBackoff(), 0)
 
 
-def admin_client(details: dict[str, Any], timeout: float = 5.0) -> "redis.Redis[bytes]":
-    return redis.Redis(host=details["host"], port=details["port"], username=ADMIN_USER,
-                       password=details["admin_password"], socket_timeout=timeout,
-                       socket_connect_timeout=timeout, retry=no_retries())
+def admin_client(details: dict[str, Any], timeout: float = 5.0, ca: Path | None = None) -> "redis.Redis[bytes]":
+    """Berth's connection to an instance: its plain port, or its TLS port (verified with `ca`,
+    the installation CA's file) where it has no plain one."""
+    common: dict[str, Any] = {"host": details["host"], "username": ADMIN_USER,
+                              "password": details["admin_password"], "socket_timeout": timeout,
+                              "socket_connect_timeout": timeout, "retry": no_retries()}
+    if tls.plain_port_open(details):
+        return redis.Redis(port=details["port"], **common)
+    if ca is None:
+        raise InstanceError("this instance listens on TLS only: give the CA to reach it")
+    return redis.Redis(port=int(details["tls_port"]), ssl=True, ssl_ca_certs=str(ca), **common)
 
 
 # -- locks -------------------------------------------------------------------------------------
@@ -184,24 +209,42 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _ca(settings: Settings) -> Path:
+    try:
+        return tls.ca_file(settings)
+    except tls.CertificateError as exc:
+        raise InstanceError(f"cannot read the installation CA: {exc}") from exc
+
+
+def _title_safe(path: str) -> str:
+    if "{" in path or "}" in path:
+        raise InstanceError("BERTH_DATA_DIR contains { or }, which Redis's process title cannot show")
+    return path
+
+
 def render_config(settings: Settings, uuid: str, details: dict[str, Any]) -> str:
     directory = instance_dir(settings, uuid)
     denied = " ".join(f"-{command}" for command in TENANT_DENIED)
     lines = [
         f"# Generated by Berth for Redis add-on {uuid}; rewritten on every start and resize.",
         f"bind {details['host']}",
-        f"port {int(details['port'])}",
+        f"port {int(details['port']) if tls.plain_port_open(details) else 0}",
+        *tls.config_lines(details),
         "protected-mode yes",
         "daemonize yes",
         "supervised no",
-        f"pidfile {_quote(str(directory / 'redis.pid'))}",
-        f"logfile {_quote(str(directory / 'redis.log'))}",
-        f"dir {_quote(str(directory))}",
+        # The server gets this text on stdin and starts in its directory, with paths relative
+        # to it: its account may not be able to traverse the data dir's parents (a 0700 home, a
+        # private tmp dir), so it could open no absolute path there.
+        "pidfile redis.pid",
+        "logfile redis.log",
+        "dir .",
         # The config path in the process title lets Berth tell its instance from a reused pid.
-        'proc-title-template "{title} {listen-addr} {config-file}"',
+        f"proc-title-template {_quote('{title} {listen-addr} ' + _title_safe(str(directory / 'redis.conf')))}",
         f"maxmemory {int(details['maxmemory'])}",
         f"maxmemory-policy {details['maxmemory_policy']}",
         f"maxclients {int(details['maxclients'])}",
+        *(f"{name} {value}" for name, value in client_config(details).items()),
         'save ""',
         f"appendonly {'yes' if details['appendonly'] else 'no'}",
         "appendfsync everysec",
@@ -214,15 +257,48 @@ def render_config(settings: Settings, uuid: str, details: dict[str, Any]) -> str
     return "\n".join(lines) + "\n"
 
 
-def _write_config(settings: Settings, uuid: str, details: dict[str, Any]) -> Path:
-    path = config_path(settings, uuid)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name("redis.conf.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(render_config(settings, uuid, details))
-    os.replace(temporary, path)
-    return path
+def client_config(details: dict[str, Any]) -> dict[str, str]:
+    """The client buffer limits that keep the instance within its plan (plans.ClientLimits)."""
+    return client_limits(int(details["maxmemory"])).config()
+
+
+def server_account() -> ServiceAccount:
+    """Who every local redis-server runs as: `berth-redis` when Berth is root, else Berth."""
+    try:
+        return service_account(ACCOUNT)
+    except AccountError as exc:
+        raise InstanceError(f"cannot set up the {ACCOUNT} account redis-server runs as: {exc}") from exc
+
+
+def _prepare_dir(settings: Settings, uuid: str, account: ServiceAccount) -> Path:
+    """The instance's directory, 0700 and the server account's. A directory from before servers
+    ran as that account (root's, holding only what Berth and its own servers wrote) is handed
+    over whole; once the account owns it, Berth never walks it again, since the server could
+    have planted symlinks there."""
+    directory = instance_dir(settings, uuid)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=0o700)
+    if directory.is_symlink() or not directory.is_dir():
+        raise InstanceError(f"{directory} is not a directory")
+    if directory.stat().st_uid != account.uid:
+        account.own_tree(directory)
+    account.own(directory, 0o700)
+    return directory
+
+
+def _write_config(settings: Settings, uuid: str, details: dict[str, Any]) -> str:
+    """Write the instance's redis.conf (what it runs with, for restarts and for people) and
+    return its text."""
+    account = server_account()
+    directory = _prepare_dir(settings, uuid, account)
+    try:
+        tls.ensure_certificate(settings, directory, details, account)
+    except tls.CertificateError as exc:
+        raise InstanceError(f"no TLS certificate for redis instance {uuid}: {exc}") from exc
+    text = render_config(settings, uuid, details)
+    files.write_owned(config_path(settings, uuid), text, account)
+    return text
 
 
 def _alive(pid: int) -> bool:
@@ -233,8 +309,8 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     try:  # a zombie (nobody reaped it: PID 1 in a container may not) is dead
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        proc_stat = Path(f"/proc/{pid}/stat").read_text()
+        return proc_stat.rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
 
@@ -260,8 +336,8 @@ def pid(settings: Settings, uuid: str) -> int | None:
         # milliseconds on every provision.
         return None
     try:
-        recorded = int((directory / "redis.pid").read_text().strip())
-    except (OSError, ValueError):
+        recorded = int(files.read_regular(directory / "redis.pid", 0, 64).strip())
+    except ValueError:
         recorded = None
     if recorded is not None and _is_ours(recorded, conf):
         return recorded
@@ -286,12 +362,7 @@ def is_running(settings: Settings, uuid: str) -> bool:
 
 
 def _read_log(directory: Path, offset: int) -> str:
-    try:
-        with open(directory / "redis.log", "rb") as handle:
-            handle.seek(offset)
-            return handle.read().decode(errors="replace")
-    except OSError:
-        return ""
+    return files.read_regular(directory / "redis.log", offset)
 
 
 def _command(*words: str) -> bytes:
@@ -299,11 +370,17 @@ def _command(*words: str) -> bytes:
     return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(word), word) for word in encoded)
 
 
-def _ping(details: dict[str, Any]) -> bool:
+def _ping(details: dict[str, Any], ca: Path | None = None) -> bool:
     """Whether the server answers the tenant's AUTH and a PING. Raw RESP, both commands in one
-    round trip: redis-py would spend four (AUTH, two CLIENT SETINFO, PING) on a new connection."""
+    round trip: redis-py would spend four (AUTH, two CLIENT SETINFO, PING) on a new connection.
+    With `ca` (the installation CA's file), over the TLS port: for instances with no plain one."""
+    port = int(details["port"] if ca is None else details["tls_port"])
     try:
-        with socket.create_connection((details["host"], int(details["port"])), timeout=0.5) as sock:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(socket.create_connection((details["host"], port), timeout=0.5))
+            if ca is not None:
+                context = tls.client_context(ca)
+                sock = stack.enter_context(context.wrap_socket(sock, server_hostname=details["host"]))
             sock.sendall(_command("AUTH", "default", str(details["password"])) + _command("PING"))
             answer = b""
             while answer.count(b"\r\n") < 2:
@@ -322,15 +399,16 @@ def _wait_ready(settings: Settings, uuid: str, details: dict[str, Any], log_offs
     """Poll PING until the server answers. `launcher` is the redis-server that daemonizes (its
     exit is watched alongside, not waited for first: the server initialises meanwhile)."""
     directory = instance_dir(settings, uuid)
+    ca = None if tls.plain_port_open(details) else _ca(settings)
     started_at = time.monotonic()
     deadline = started_at + timeout
     attempts = 0
     while True:
-        if _ping(details):
+        if _ping(details, ca):
             return
         attempts += 1
         if launcher is not None and launcher.poll() not in (None, 0):
-            output, _ = launcher.communicate()
+            output = launcher.stdout.read() if launcher.stdout else ""
             raise InstanceError(f"redis-server for {uuid} refused to start:\n{_redact(_tail(output), details)}")
         # The log is read once in a while: a refused connect costs microseconds, a read more.
         if log_offset is not None and attempts % 10 == 1:
@@ -367,16 +445,25 @@ def start(settings: Settings, uuid: str, details: dict[str, Any], timeout: float
             _wait_ready(settings, uuid, details, None, timeout)
             return False
         directory = instance_dir(settings, uuid)
-        conf = _write_config(settings, uuid, details)
+        config = _write_config(settings, uuid, details)
         (directory / "redis.pid").unlink(missing_ok=True)
-        log_file = directory / "redis.log"
-        offset = log_file.stat().st_size if log_file.exists() else 0
-        # daemonize yes: this process forks the server (which calls setsid) and exits. Its output
-        # (a bad config line, before the log file is open) goes to a pipe the daemon lets go of.
-        launcher = subprocess.Popen([redis_server_binary(), str(conf)], cwd=directory, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    start_new_session=True)
         try:
+            offset = (directory / "redis.log").lstat().st_size
+        except FileNotFoundError:
+            offset = 0
+        # daemonize yes: this process reads its config from stdin, forks the server (which calls
+        # setsid) and exits. Its output (a bad config line, before the log file is open) goes to
+        # a pipe the daemon lets go of. The child enters the directory (as Berth) before it
+        # becomes the server's account.
+        account = server_account()
+        launcher = subprocess.Popen([redis_server_binary(), "-"], cwd=directory, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    start_new_session=True, env=account.environment(dict(os.environ)),
+                                    **account.popen_kwargs())
+        try:
+            with contextlib.suppress(BrokenPipeError):  # it refused at once: its output says why
+                launcher.stdin.write(config)  # type: ignore[union-attr]
+                launcher.stdin.close()  # type: ignore[union-attr]
             _wait_ready(settings, uuid, details, offset, timeout, launcher)
             launcher.wait(timeout)  # exited before the daemon listened: reaps it at once
         except subprocess.TimeoutExpired as exc:
@@ -419,6 +506,15 @@ def remove(settings: Settings, uuid: str) -> None:
     (root(settings) / ".locks" / f"{uuid}.lock").unlink(missing_ok=True)
 
 
+def config_set_args(details: dict[str, Any]) -> list[str]:
+    """CONFIG SET's arguments for the limits and policy in `details`: one atomic call, so the
+    client limits always change with the maxmemory they are derived from."""
+    settings = {"maxmemory": str(int(details["maxmemory"])), "maxclients": str(int(details["maxclients"])),
+                "maxmemory-policy": str(details["maxmemory_policy"]),
+                "appendonly": "yes" if details["appendonly"] else "no", **client_config(details)}
+    return [word for pair in settings.items() for word in pair]
+
+
 def resize(settings: Settings, uuid: str, details: dict[str, Any], timeout: float = START_TIMEOUT) -> None:
     """Apply `details`' limits and policy: CONFIG SET on the running server (data stays), and
     the config file for later restarts. A stopped instance is started with them.
@@ -429,17 +525,13 @@ def resize(settings: Settings, uuid: str, details: dict[str, Any], timeout: floa
         if not is_running(settings, uuid):
             start(settings, uuid, details, timeout)
             return
-        client = admin_client(details)
+        client = admin_client(details, ca=None if tls.plain_port_open(details) else _ca(settings))
         try:
             used = int(client.info("memory")["used_memory"])
             if used > int(details["maxmemory"]):
                 raise TooMuchData(f"the instance holds {used / 1048576:.1f} MB, more than the "
                                   f"{int(details['maxmemory']) / 1048576:g} MB asked for")
-            client.execute_command(
-                "CONFIG", "SET", "maxmemory", str(int(details["maxmemory"])),
-                "maxclients", str(int(details["maxclients"])),
-                "maxmemory-policy", details["maxmemory_policy"],
-                "appendonly", "yes" if details["appendonly"] else "no")
+            client.execute_command("CONFIG", "SET", *config_set_args(details))
         except redis.RedisError as exc:
             raise InstanceError(f"cannot reconfigure redis instance {uuid}: {type(exc).__name__}: "
                                 f"{exc}") from exc
@@ -497,6 +589,7 @@ def stop_all(settings: Settings, database: Database) -> list[str]:
 
 
 __all__ = ["ADMIN_USER", "DEFAULT_PORTS", "InstanceError", "PortInUse", "SERVICE", "TooMuchData",
-           "admin_client", "choose_port", "config_path", "instance_dir", "instance_lock", "is_running",
+           "admin_client", "choose_port", "client_config", "config_path", "config_set_args", "instance_dir",
+           "instance_lock", "is_running",
            "new_details", "no_retries", "pid", "port_lock", "remove", "render_config", "resize", "root",
            "start", "stop", "stop_all", "supervise", "url"]

@@ -10,9 +10,12 @@ server (`external.py`): the record (server, tenant password, limits) is committe
 server is emptied and handed to the tenant. Which kind an add-on is follows its record, not the
 settings, so add-ons made before the setting changed keep working.
 
-`REDIS_URL` is `redis://:PASSWORD@HOST:PORT`: plain text, which is acceptable while instances
-listen on loopback (`BERTH_REDIS_HOST` defaults to 127.0.0.1). Heroku's `rediss://` (TLS with a
-self-signed certificate) is not done yet.
+`REDIS_TLS_URL` is the instance's TLS port, `rediss://:PASSWORD@HOST:TLS_PORT`, with a
+certificate from the installation's CA (`tls.py`; apps verify it with the CA from `GET /ca.pem`).
+`REDIS_URL` is the plain `redis://:PASSWORD@HOST:PORT` while instances listen on loopback
+(`BERTH_REDIS_HOST` defaults to 127.0.0.1); on any other host the instance has no plain port and
+`REDIS_URL` is the `rediss://` URL too (as on Heroku), so nothing leaves the machine in clear.
+Add-ons on operator-run servers get `REDIS_URL` only: their TLS is the operator's.
 """
 from __future__ import annotations
 
@@ -22,8 +25,8 @@ from typing import Any, Callable, Mapping
 
 from berth.addons import resources
 from berth.addons.models import ProviderResource
-from berth.addons.redis import external, instances
-from berth.addons.redis.plans import DEFAULT_POLICY, MAXMEMORY_POLICIES, PLANS, Plan
+from berth.addons.redis import external, instances, tls
+from berth.addons.redis.plans import DEFAULT_POLICY, MAXMEMORY_POLICIES, PLANS, Plan, client_limits
 from berth.broker.partner_api.provider import ActionResult, ProviderError, Provisioned, ProvisionRequest
 from berth.config import Settings
 from berth.db import Database
@@ -31,6 +34,7 @@ from berth.db import Database
 SERVICE = instances.SERVICE
 OPTIONS = ("maxmemory_policy",)
 PORT_ATTEMPTS = 3
+KEPT_AFTER_DELETION = ("host", "port", "tls_port", "external")  # never a password
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +64,7 @@ class RedisProvider:
             "api": {
                 "version": "3",
                 "config_vars_prefix": "REDIS",
-                "config_vars": ["REDIS_URL"],
+                "config_vars": ["REDIS_URL", tls.CONFIG_VAR],
                 "regions": ["*"],
                 "requires": ["many_per_app", "attachable"],
             },
@@ -84,7 +88,7 @@ class RedisProvider:
                 resource = resources.find(session, SERVICE, request.uuid)
                 if resource is not None and resource.state == resources.CREATING:
                     resource.state = resources.ACTIVE
-        return Provisioned(id=request.uuid, config={"REDIS_URL": instances.url(details)})
+        return Provisioned(id=request.uuid, config=_config(details))
 
     def change_plan(self, uuid: str, plan: str) -> dict[str, str] | None:
         new_plan = self._plan(plan)
@@ -114,8 +118,7 @@ class RedisProvider:
                 resource.state = resources.DELETED
                 kept = resources.details(resource)
                 # The tenant's password goes; `external` stays so the record still says what it was.
-                resources.set_details(resource, {key: kept[key] for key in ("host", "port", "external")
-                                                 if key in kept})
+                resources.set_details(resource, {key: kept[key] for key in KEPT_AFTER_DELETION if key in kept})
         return True
 
     # -- beyond the protocol -------------------------------------------------------------------
@@ -143,8 +146,10 @@ class RedisProvider:
             plan = self._plan(record["plan"])
             return ActionResult(result={
                 "plan": plan.name, "maxmemory_bytes": plan.maxmemory_bytes, "maxclients": plan.max_clients,
+                "largest_value_bytes": client_limits(plan.maxmemory_bytes).value_bytes,
                 "maxmemory_policy": record.get("maxmemory_policy", DEFAULT_POLICY),
-                "persistent": plan.persistent, "host": record.get("host"), "port": record.get("port")})
+                "persistent": plan.persistent, "host": record.get("host"), "port": record.get("port"),
+                "tls_port": record.get("tls_port")})
         raise ProviderError(f"Redis has no action {name!r}; it has maxmemory and info.", 404)
 
     def details(self, uuid: str) -> dict[str, Any]:
@@ -187,8 +192,8 @@ class RedisProvider:
                 details = external.new_details(server, secrets.token_hex(32), plan.limits(), policy)
                 resources.record(session, SERVICE, uuid, plan.name, server.location, details)
                 return resources.CREATING, details
-            port = self._free_port(session, host)
-            details = instances.new_details(host, port, plan.limits(), policy)
+            port, tls_port = self._free_ports(session, host)
+            details = instances.new_details(host, port, plan.limits(), policy, tls_port=tls_port)
             resources.record(session, SERVICE, uuid, plan.name, host, details)
             return resources.CREATING, details
 
@@ -221,13 +226,16 @@ class RedisProvider:
             log.error("redis server %s: %s", server.location, exc)
             raise ProviderError(f"Could not {doing} the Redis server; try again later.", 503) from exc
 
-    def _free_port(self, session: Any, host: str, avoid: int | None = None) -> int:
-        taken = {int(resources.details(resource)["port"]) for resource in resources.live(session, SERVICE)
-                 if resource.location == host and "port" in resources.details(resource)}
-        if avoid is not None:
-            taken.add(avoid)
+    def _free_ports(self, session: Any, host: str, avoid: tuple[int, ...] = ()) -> tuple[int, int]:
+        """A plain and a TLS port on `host` that no record holds and nothing listens on."""
+        taken = set(avoid)
+        for resource in resources.live(session, SERVICE):
+            if resource.location == host:
+                kept = resources.details(resource)
+                taken.update(int(kept[key]) for key in ("port", "tls_port") if kept.get(key))
         try:
-            return instances.choose_port(host, taken, self.ports)
+            port = instances.choose_port(host, taken, self.ports)
+            return port, instances.choose_port(host, taken | {port}, self.ports)
         except instances.InstanceError as exc:
             raise ProviderError("No free port for another Redis instance on this server.", 503) from exc
 
@@ -253,7 +261,8 @@ class RedisProvider:
             if resource is None or resource.state != resources.CREATING:
                 raise ProviderError("The Redis add-on changed while it was being created.", 503)
             details = resources.details(resource)
-            details["port"] = self._free_port(session, details["host"], avoid=int(details["port"]))
+            held = tuple(int(details[key]) for key in ("port", "tls_port") if details.get(key))
+            details["port"], details["tls_port"] = self._free_ports(session, details["host"], avoid=held)
             resources.set_details(resource, details)
             return details
 
@@ -282,6 +291,14 @@ class RedisProvider:
                     resources.set_details(resource, details)
                     if plan is not None:
                         resource.plan = plan
+
+
+def _config(details: dict[str, Any]) -> dict[str, str]:
+    """The add-on's config vars: the plain URL, and the TLS one where the server has a TLS port."""
+    config = {"REDIS_URL": instances.url(details, secure=not tls.plain_port_open(details))}
+    if tls.enabled(details):
+        config[tls.CONFIG_VAR] = instances.url(details, secure=True)
+    return config
 
 
 def _check_id(uuid: str, status: int) -> None:

@@ -451,6 +451,7 @@ def _url_var(target: Target) -> str:
                        f"berth addons:attach {target.name} -a {target.app}.")
     chosen = attachments[0]
     names = [v for v in chosen.get("config_vars") or [] if v.endswith("_URL")]
+    names.sort(key=lambda name: "_TLS_" in name)  # REDIS_URL before its REDIS_TLS_URL variant
     return names[0] if names else f"{chosen['name']}_URL"
 
 

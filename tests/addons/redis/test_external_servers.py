@@ -13,7 +13,7 @@ from redis.retry import Retry
 
 from berth.addons.models import ProviderResource
 from berth.addons.redis import external, instances
-from berth.addons.redis.plans import MB, PLANS
+from berth.addons.redis.plans import MB, PLANS, client_limits
 from berth.addons.redis.provider import RedisProvider
 from berth.broker.partner_api.provider import ProviderError
 from berth.config import load_settings
@@ -41,6 +41,16 @@ def rows(env: Any) -> list[ProviderResource]:
 def config_value(server: OperatorServer, name: str) -> str:
     with server.admin() as admin:
         return admin.config_get(name)[name]
+
+
+def assert_client_limits(server: OperatorServer, maxmemory: int) -> None:
+    """The operator's server holds the plan's client buffer limits, not Redis's 1 GB defaults."""
+    limits = client_limits(maxmemory)
+    assert config_value(server, "proto-max-bulk-len") == str(limits.value_bytes)
+    assert config_value(server, "client-query-buffer-limit") == str(limits.input_bytes)
+    assert config_value(server, "maxmemory-clients") == str(limits.all_clients_bytes)
+    assert config_value(server, "client-output-buffer-limit") == " ".join(
+        f"{kind} {limits.output_bytes} 0 0" for kind in ("normal", "slave", "pubsub"))
 
 
 def test_provision_hands_a_server_to_the_tenant(env: Any, operator_servers: Any) -> None:
@@ -71,6 +81,7 @@ def test_provision_hands_a_server_to_the_tenant(env: Any, operator_servers: Any)
     assert config_value(server, "maxclients") == "20"
     assert config_value(server, "maxmemory-policy") == "noeviction"
     assert config_value(server, "appendonly") == "no"
+    assert_client_limits(server, 25 * MB)
     assert f"maxmemory {25 * MB // MB}mb" in server.config.read_text()  # kept across its restarts
 
     [row] = rows(env)
@@ -198,6 +209,7 @@ def test_change_plan_and_policy_reconfigure_the_server(env: Any, operator_server
     assert config_value(server, "maxmemory") == str(250 * MB)
     assert config_value(server, "maxclients") == "200"
     assert config_value(server, "appendonly") == "yes"
+    assert_client_limits(server, 250 * MB)
     assert provider.details(req.uuid)["plan"] == "premium-2"
 
     with pytest.raises(ProviderError) as refused:

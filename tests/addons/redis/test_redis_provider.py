@@ -2,25 +2,30 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import stat
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import redis
 
 from berth.addons import resources
 from berth.addons.models import ProviderResource
 from berth.addons.redis import instances
-from berth.addons.redis.plans import MB, PLANS
+from berth.addons.redis.plans import MB, PLANS, client_limits
 from berth.addons.redis.provider import RedisProvider
 from berth.broker.partner_api.manifest import load_manifest
 from berth.broker.partner_api.provider import ProviderError, ProvisionRequest
+from berth.certificates import installation_ca
 from berth.db import new_id
+from berth.supervise.accounts import service_account
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +59,7 @@ def test_manifest_is_a_valid_partner_manifest(env: Any) -> None:
     manifest = load_manifest(document)
     assert manifest["id"] == "redis" and manifest["name"] == "Heroku-style Redis"
     assert manifest["api"]["config_vars_prefix"] == "REDIS"
-    assert manifest["api"]["config_vars"] == ["REDIS_URL"]
+    assert manifest["api"]["config_vars"] == ["REDIS_URL", "REDIS_TLS_URL"]
     assert manifest["api"]["requires"] == ["many_per_app"]
     assert manifest["categories"] == ["Data Stores"]
     plans = {plan["name"]: plan for plan in manifest["plans"]}
@@ -63,6 +68,7 @@ def test_manifest_is_a_valid_partner_manifest(env: Any) -> None:
     assert plans["mini"]["price"]["cents"] == 300
     assert all(plan["description"] for plan in plans.values())
     assert {"name": "Memory", "value": "250 MB"} in plans["premium-2"]["features"]
+    assert {"name": "Largest value", "value": "3.125 MB"} in plans["mini"]["features"]
 
 
 # -- provision ---------------------------------------------------------------------------------
@@ -72,7 +78,7 @@ def test_provision_gives_a_url_an_app_can_use(env: Any) -> None:
     req = request()
     provisioned = provider.provision(req)
     assert provisioned.id == req.uuid
-    assert list(provisioned.config) == ["REDIS_URL"]
+    assert list(provisioned.config) == ["REDIS_URL", "REDIS_TLS_URL"]
     url = provisioned.config["REDIS_URL"]
     details = provider.details(req.uuid)
     assert url == f"redis://:{details['password']}@127.0.0.1:{details['port']}"
@@ -281,6 +287,12 @@ def test_change_plan_resizes_the_running_instance_and_keeps_data(env: Any) -> No
     assert details["plan"] == "premium-2" and details["maxmemory"] == 250 * MB
     conf = instances.config_path(env.settings, req.uuid).read_text()
     assert f"maxmemory {250 * MB}" in conf and "appendonly yes" in conf
+    # The client buffer limits follow the plan's memory, on the running server and in its file.
+    bigger = client_limits(250 * MB)
+    with instances.admin_client(details) as admin:
+        assert admin.config_get("proto-max-bulk-len")["proto-max-bulk-len"] == str(bigger.value_bytes)
+        assert admin.config_get("maxmemory-clients")["maxmemory-clients"] == str(bigger.all_clients_bytes)
+    assert f"client-query-buffer-limit {bigger.input_bytes}" in conf
 
     assert provider.change_plan(req.uuid, "mini") is None
     assert info(url, "memory")["maxmemory"] == 25 * MB
@@ -425,3 +437,162 @@ def test_start_is_idempotent_and_stop_reports_what_it_did(env: Any) -> None:
     assert instances.stop(env.settings, req.uuid) is False
     assert instances.start(env.settings, req.uuid, details) is True
     assert isinstance(provider, RedisProvider)
+
+
+# -- who the server runs as --------------------------------------------------------------------
+
+def test_the_server_runs_as_its_own_account_never_root(env: Any) -> None:
+    """When Berth is root, redis-server runs as `berth-redis` (else as Berth's own user), in a
+    0700 directory of that account, and still keeps its AOF (a premium plan) there."""
+    account = service_account(instances.ACCOUNT)
+    req = request("premium-0")
+    url = env.provider().provision(req).config["REDIS_URL"]
+    with client(url) as tenant:
+        tenant.set("kept", "yes")
+    server = psutil.Process(instances.pid(env.settings, req.uuid))
+    assert set(server.uids()) == {account.uid} and set(server.gids()) == {account.gid}
+    if os.geteuid() == 0:
+        assert account.uid != 0 and account.name == "berth-redis"
+    directory = instances.instance_dir(env.settings, req.uuid)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    owners = {path.relative_to(directory): path.lstat().st_uid for path in [directory, *directory.rglob("*")]}
+    assert set(owners.values()) == {account.uid}, owners
+    assert Path("appendonlydir") in owners  # the server could write its AOF there
+    with client(url) as tenant:
+        assert tenant.get("kept") == b"yes"
+
+
+def test_a_symlink_planted_in_the_servers_directory_leads_nowhere(env: Any, tmp_path: Path) -> None:
+    """The server's account owns its directory, so a compromised server could plant symlinks
+    there; Berth (perhaps root) rewrites the config and reads the log without following them."""
+    provider = env.provider()
+    req = request()
+    url = provider.provision(req).config["REDIS_URL"]
+    instances.stop(env.settings, req.uuid)
+    directory = instances.instance_dir(env.settings, req.uuid)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    for name in ("redis.conf.tmp", "redis.log"):
+        (directory / name).unlink(missing_ok=True)
+        (directory / name).symlink_to(victim)
+    os.mkfifo(directory / "redis.pid")
+    refused = None
+    try:
+        instances.start(env.settings, req.uuid, provider.details(req.uuid), timeout=5)
+    except instances.InstanceError as exc:  # the server cannot open its log: that is its own loss
+        refused = str(exc)
+    assert victim.read_text() == "precious\n"
+    assert refused is None or "precious" not in refused
+    assert not instances.config_path(env.settings, req.uuid).is_symlink()
+    if refused is None:
+        assert client(url).ping()
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+def test_the_tls_url_is_encrypted_and_verifies_with_the_installation_ca(env: Any) -> None:
+    provider = env.provider()
+    req = request()
+    config = provider.provision(req).config
+    details = provider.details(req.uuid)
+    assert config["REDIS_TLS_URL"] == f"rediss://:{details['password']}@127.0.0.1:{details['tls_port']}"
+    assert details["tls_port"] != details["port"]
+    ca_file = str(installation_ca(env.settings.data_dir).cert_path)
+    with redis.Redis.from_url(config["REDIS_TLS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:
+        tenant.set("secret", "over tls")
+        assert tenant.get("secret") == b"over tls"
+        assert tenant.connection_pool.get_connection()._sock.version() in ("TLSv1.2", "TLSv1.3")
+    with client(config["REDIS_URL"]) as plain:  # the same server, the same data
+        assert plain.get("secret") == b"over tls"
+    # A client that trusts only its system CAs refuses the server: the certificate is Berth's.
+    with pytest.raises(redis.ConnectionError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        redis.Redis.from_url(config["REDIS_TLS_URL"], socket_timeout=5).ping()
+    # The TLS port speaks only TLS: a plain client gets nothing from it.
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=details["tls_port"], password=details["password"], socket_timeout=2).ping()
+    directory = instances.instance_dir(env.settings, req.uuid)
+    assert stat.S_IMODE((directory / "tls.key").stat().st_mode) == 0o600
+
+
+def test_a_new_installation_ca_gets_the_instance_a_new_certificate_on_restart(env: Any) -> None:
+    provider = env.provider()
+    req = request()
+    config = provider.provision(req).config
+    instances.stop(env.settings, req.uuid)
+    shutil.rmtree(env.settings.data_dir / "ca")  # the operator replaced the CA
+    instances.start(env.settings, req.uuid, provider.details(req.uuid))
+    ca_file = str(installation_ca(env.settings.data_dir).cert_path)
+    with redis.Redis.from_url(config["REDIS_TLS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:
+        assert tenant.ping()
+
+
+def test_a_tls_port_taken_before_the_start_moves_the_new_instance(
+        env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    for _ in range(20):  # a squatted port whose neighbour below is free, for the plain port
+        squatter = socket.create_server(("127.0.0.1", 0))
+        port = squatter.getsockname()[1]
+        if instances._bindable("127.0.0.1", port - 1):
+            break
+        squatter.close()
+    try:
+        # The squatter arrives between reservation and start: the bind check is fooled once.
+        real_bindable, fooled = instances._bindable, {port}
+        monkeypatch.setattr(instances, "_bindable", lambda host, p: p in fooled and not fooled.remove(p)
+                            or real_bindable(host, p))
+        provider = env.provider(ports=range(port - 1, port + 50))
+        req = request()
+        config = provider.provision(req).config
+        details = provider.details(req.uuid)
+        assert port not in (details["port"], details["tls_port"])
+        assert config["REDIS_TLS_URL"].endswith(f":{details['tls_port']}")
+        ca_file = str(installation_ca(env.settings.data_dir).cert_path)
+        with redis.Redis.from_url(config["REDIS_TLS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:
+            assert tenant.ping()
+    finally:
+        squatter.close()
+
+
+def non_loopback_address() -> str:
+    for addresses in psutil.net_if_addrs().values():
+        for address in addresses:
+            if address.family == socket.AF_INET and not address.address.startswith("127."):
+                return address.address
+    pytest.fail("this machine has no IPv4 address beside loopback to listen on")
+
+
+def test_off_loopback_an_instance_speaks_only_tls(env: Any) -> None:
+    """With BERTH_REDIS_HOST on a real interface nothing may travel in clear: no plain port,
+    REDIS_URL is rediss:// too, and Berth itself (start, resize, restart) goes over TLS."""
+    host = non_loopback_address()
+    provider = RedisProvider(env.database, env.settings.with_overrides(redis_host=host))
+    req = request("premium-0")  # AOF: the data outlives the restart below
+    config = provider.provision(req).config
+    details = provider.details(req.uuid)
+    assert config["REDIS_URL"] == config["REDIS_TLS_URL"] == \
+        f"rediss://:{details['password']}@{host}:{details['tls_port']}"
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(host=host, port=details["port"], password=details["password"], socket_timeout=2).ping()
+    ca_file = str(installation_ca(env.settings.data_dir).cert_path)
+    with redis.Redis.from_url(config["REDIS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:
+        tenant.set("kept", "yes")
+    provider.change_plan(req.uuid, "premium-1")  # Berth's admin connection, over TLS
+    pid = instances.pid(env.settings, req.uuid)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while instances._alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert instances.supervise(env.settings, env.database) == [req.uuid]  # its PING goes over TLS
+    with redis.Redis.from_url(config["REDIS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:
+        assert tenant.info("memory")["maxmemory"] == 100 * MB and tenant.get("kept") == b"yes"
+
+
+def test_a_lost_tls_key_is_issued_again_at_the_next_start(env: Any) -> None:
+    provider = env.provider()
+    req = request()
+    config = provider.provision(req).config
+    instances.stop(env.settings, req.uuid)
+    (instances.instance_dir(env.settings, req.uuid) / "tls.key").unlink()
+    instances.start(env.settings, req.uuid, provider.details(req.uuid))
+    ca_file = str(installation_ca(env.settings.data_dir).cert_path)
+    with redis.Redis.from_url(config["REDIS_TLS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:
+        assert tenant.ping()
