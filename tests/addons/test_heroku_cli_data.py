@@ -119,7 +119,7 @@ def cache(platform: BuiltinPlatform) -> dict[str, Any]:
 
 def test_redis_info_shows_the_instance(cli: HerokuCLI, platform: BuiltinPlatform, cache: dict[str, Any]) -> None:
     shown = cli.ok("redis:info", "-a", APP, **data_env(platform))
-    assert f"=== {cache['name']} (REDIS_URL" in shown
+    assert f"=== {cache['name']} (REDIS_TLS_URL, REDIS_URL" in shown
     assert "premium-0" in shown and "Maxmemory" in shown and "noeviction" in shown
     assert "AOF" in shown
     as_json = json.loads(cli.ok("redis:info", "-a", APP, "--json", **data_env(platform)))
@@ -127,12 +127,10 @@ def test_redis_info_shows_the_instance(cli: HerokuCLI, platform: BuiltinPlatform
     assert as_json[0]["app"]["name"] == APP and "port" not in as_json[0]
 
 
-@pytest.mark.xfail(strict=True, reason="redis:cli dials the add-on's REDIS_TLS_URL, which the Redis add-on "
-                   "offers from branch redis (issue 10); remove this mark once that is merged")
 def test_redis_cli_runs_commands_over_tls(cli: HerokuCLI, platform: BuiltinPlatform, cache: dict[str, Any]) -> None:
     assert platform.config(APP).get("REDIS_TLS_URL", "").startswith("rediss://")
     done = cli.run("redis:cli", cache["name"], "-a", APP, "--confirm", APP,
                    input="SET greeting hello\nGET greeting\n", **data_env(platform))
     assert done.returncode == 0, done.stderr
-    assert f"Connecting to {cache['name']} (REDIS_URL" in done.stdout
+    assert f"Connecting to {cache['name']} (REDIS_TLS_URL, REDIS_URL" in done.stdout
     assert "hello" in done.stdout.split() and "Disconnected from instance." in done.stdout
