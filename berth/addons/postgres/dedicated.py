@@ -32,6 +32,7 @@ from berth.addons import local, resources
 from berth.addons.models import ACTIVE, CREATING
 from berth.addons.postgres.cluster import LOOPBACK, ClusterError, LocalPostgres
 from berth.addons.postgres.plans import PLANS
+from berth.addons.postgres.tls import ensure_tls
 from berth.config import Settings
 from berth.db import Database
 from berth.supervise.accounts import AccountError, remove_service_account
@@ -133,6 +134,7 @@ def _start(settings: Settings, uuid: str, port: int, plan: str) -> tuple[str, bo
     cluster = _cluster(settings, uuid, port, plan)
     started = not cluster.is_running()
     cluster.start()
+    ensure_tls(cluster, settings, f"berth-pg-{uuid}")
     marker = directory(settings, uuid) / "closed"
     if not marker.exists():  # done once, after a crash part-way too: the marker comes last
         with psycopg.connect(cluster.admin_url(), autocommit=True, connect_timeout=10) as admin:

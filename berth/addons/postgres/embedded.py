@@ -22,9 +22,9 @@ from typing import Iterator
 
 import psycopg
 
-from berth import certificates
 from berth.addons import local
 from berth.addons.postgres.cluster import LOOPBACK, ClusterError, LocalPostgres, _PortInUse
+from berth.addons.postgres.tls import ensure_tls
 from berth.config import Settings
 
 log = logging.getLogger(__name__)
@@ -53,17 +53,8 @@ def _remembered_port(directory: Path) -> int | None:
 def _start(directory: Path, settings: Settings) -> LocalPostgres:
     """The cluster, started and serving TLS; the first start picks a free port and remembers it."""
     cluster = _start_plain(directory)
-    if not cluster.has_certificate:
-        _turn_tls_on(cluster, settings)
+    ensure_tls(cluster, settings, "berth-postgres")
     return cluster
-
-
-def _turn_tls_on(cluster: LocalPostgres, settings: Settings) -> None:
-    ca = certificates.installation_ca(settings.data_dir)
-    issued = certificates.issue_server(ca, "berth-postgres", dns_names=["localhost"],
-                                       ip_addresses=[LOOPBACK, "::1"])
-    cluster.use_tls(issued.chain_pem, issued.key_pem)
-    log.info("embedded PostgreSQL cluster serves TLS with a certificate from %s", ca.cert_path)
 
 
 def _start_plain(directory: Path) -> LocalPostgres:

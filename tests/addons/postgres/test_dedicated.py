@@ -135,6 +135,14 @@ def test_a_dedicated_addon_gets_its_own_cluster_and_a_working_url(pair: Pair) ->
         {"DATABASE_URL": pair.a_url}
 
 
+def test_a_dedicated_cluster_serves_tls_verifiable_with_berths_ca(pair: Pair) -> None:
+    ca = pair.settings.data_dir / "ca" / "ca.pem"
+    with psycopg.connect(pair.a_url, autocommit=True, connect_timeout=5, sslmode="verify-full",
+                         sslrootcert=str(ca), host="localhost") as tenant:
+        assert tenant.execute("SELECT ssl FROM pg_catalog.pg_stat_ssl "
+                              "WHERE pid = pg_catalog.pg_backend_pid()").fetchone() == (True,)
+
+
 def test_two_dedicated_addons_are_isolated(pair: Pair) -> None:
     a, b = URL.match(pair.a_url), URL.match(pair.b_url)
     assert a and b and a.group(3) != b.group(3)
