@@ -4,7 +4,9 @@ from __future__ import annotations
 import statistics
 import time
 from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
 
+import pytest
 from flask import Flask
 
 from berth.auth import FAILURES_PER_ADDRESS, FAILURES_PER_EMAIL
@@ -207,3 +209,36 @@ def test_a_throttled_guess_costs_no_password_hashing(api: Api, alice: User) -> N
     refused = [timed("guess", 429) for _ in range(5)]
     # argon2 takes ~0.2 s here; a refusal reads two rows.
     assert statistics.median(refused) < statistics.median(hashed) / 3, (refused, hashed)
+
+
+# ---- where sign-in sends the browser afterwards ---------------------------------------------------
+
+OFF_SITE_TARGETS = [
+    "//evil.example/", "https://evil.example/", "http:evil.example", "javascript:alert(1)",
+    "/\\evil.example", "\\\\evil.example", "/\t/evil.example", "/%09/evil.example", "/\n/evil.example",
+    "/\r\n/evil.example", " //evil.example", "/ /evil.example", "/\x00/evil.example", "\x01//evil.example",
+    "/\u3000/evil.example", "///evil.example", "/\\/evil.example", "evil.example", "",
+    "HTTPS://evil.example", "/\x7f/evil.example", "/%5C/evil.example", "%2F%2Fevil.example",
+]
+
+
+@pytest.mark.parametrize("target", OFF_SITE_TARGETS)
+def test_sign_in_never_redirects_off_site(app: Flask, carol: User, target: str) -> None:
+    visitor = Browser(app)
+    visitor.get("/login")
+    answer = visitor.submit("/login?next=" + quote(target, safe=""),
+                            {"email": carol.email, "password": carol.password})
+    assert answer.status_code == 303
+    location = answer.headers["Location"]
+    parts = urlsplit(urljoin("http://berth.test/login", location))
+    assert (parts.scheme, parts.netloc) == ("http", "berth.test"), (target, location)
+    assert not location.startswith(("//", "\\\\", "/\\")), (target, location)
+
+
+@pytest.mark.parametrize("target", ["/dashboard/account", "/dashboard/apps/x?tab=config", "/marketplace"])
+def test_sign_in_keeps_same_site_paths(app: Flask, carol: User, target: str) -> None:
+    visitor = Browser(app)
+    visitor.get("/login")
+    answer = visitor.submit("/login?next=" + quote(target, safe=""),
+                            {"email": carol.email, "password": carol.password})
+    assert answer.headers["Location"] == target
