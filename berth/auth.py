@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -95,25 +95,26 @@ def authenticate_password(database: Database, credentials: Credentials | None,
 
 
 def sign_in(database: Database, email: str, password: str, address: str) -> Account | None:
-    """The account whose password this is, or None (the failure is counted).
+    """The account whose password this is, or None (the attempt stays counted as a failure).
 
-    Raises SignInThrottled, before any password hashing, while the email or the client
-    address is locked. Each step runs in its own short transaction, so a failure stays
-    counted when the caller's request answers 401 and rolls back. The account returned
-    belongs to no session: merge it into the caller's.
+    Each attempt is counted before the password is checked, so guesses sent at once cannot
+    all pass the check before any is counted; while the email or the client address is locked,
+    SignInThrottled is raised and no password is hashed. Each step runs in its own short
+    transaction, so a failure stays counted when the caller's request answers 401 and rolls
+    back. The account returned belongs to no session: merge it into the caller's.
     """
+    with database.transaction() as writing:
+        wait = count_attempt(writing, email, address)
+    if wait:
+        raise SignInThrottled(wait)
     with database.session(write=False) as reading:
-        wait = seconds_until_allowed(reading, email, address)
-        if wait:
-            raise SignInThrottled(wait)
         account = find_account_by_email(reading, email)
         accepted = check_password(account, password)
+    if not accepted or account is None:
+        return None
     with database.transaction() as writing:
-        if accepted and account is not None:
-            forget_failures(writing, email)
-        else:
-            record_failure(writing, email, address)
-    return account if accepted else None
+        forget_attempt(writing, email, address)
+    return account
 
 
 def _key(kind: str, value: str) -> str:
@@ -121,39 +122,48 @@ def _key(kind: str, value: str) -> str:
 
 
 def _limits(email: str, address: str) -> list[tuple[str, int]]:
+    # Always locked in this order (email, then address): two attempts never deadlock.
     return [(_key("email", normalise_email(email)), FAILURES_PER_EMAIL),
             (_key("ip", address), FAILURES_PER_ADDRESS)]
 
 
-def seconds_until_allowed(session: Session, email: str, address: str) -> int:
-    """0 when a sign-in may be tried now, else how long until the window ends."""
-    now = utcnow()
-    wait = 0
-    for key, limit in _limits(email, address):
-        row = session.get(LoginThrottle, key)
-        if row is None or row.window_started_at + THROTTLE_WINDOW <= now or row.failures < limit:
-            continue
-        wait = max(wait, int((row.window_started_at + THROTTLE_WINDOW - now).total_seconds()) + 1)
-    return wait
-
-
-def record_failure(session: Session, email: str, address: str) -> None:
+def _locked_rows(session: Session, email: str, address: str) -> list[tuple[LoginThrottle, int]]:
+    """This email's and this address's counts, locked, in a current window."""
     now = utcnow()
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    for key, _limit in _limits(email, address):
-        # Two first failures at once must not collide on the key: create, then lock the row.
+    rows = []
+    for key, limit in _limits(email, address):
+        # Two first attempts at once must not collide on the key: create, then lock the row.
         session.execute(insert(LoginThrottle).values(key=key, failures=0, window_started_at=now)
                         .on_conflict_do_nothing())
         row = session.scalars(select(LoginThrottle).where(LoginThrottle.key == key)
                               .with_for_update().execution_options(populate_existing=True)).one()
         if row.window_started_at + THROTTLE_WINDOW <= now:
-            row.failures, row.window_started_at = 1, now
-        else:
+            row.failures, row.window_started_at = 0, now
+        rows.append((row, limit))
+    return rows
+
+
+def count_attempt(session: Session, email: str, address: str) -> int:
+    """Counts a sign-in attempt and returns 0; or, past a limit, counts nothing and returns how
+    many seconds remain until the window ends."""
+    rows = _locked_rows(session, email, address)
+    now = utcnow()
+    wait = max((int((row.window_started_at + THROTTLE_WINDOW - now).total_seconds()) + 1
+                for row, limit in rows if row.failures >= limit), default=0)
+    if not wait:
+        for row, _limit in rows:
             row.failures += 1
     session.flush()
+    return wait
 
 
-def forget_failures(session: Session, email: str) -> None:
-    """A successful sign-in clears its email's count (not the address's: one good password
-    must not reset guessing at other accounts from the same place)."""
-    session.execute(delete(LoginThrottle).where(LoginThrottle.key == _key("email", normalise_email(email))))
+def forget_attempt(session: Session, email: str, address: str) -> None:
+    """A successful sign-in clears its email's count and takes its own attempt off the
+    address's (not more: one good password must not reset guessing at other accounts)."""
+    rows = _locked_rows(session, email, address)
+    email_row, _ = rows[0]
+    session.delete(email_row)
+    address_row, _ = rows[1]
+    address_row.failures = max(0, address_row.failures - 1)
+    session.flush()

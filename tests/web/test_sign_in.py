@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import statistics
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -188,6 +190,22 @@ def test_guessing_across_emails_from_one_address_is_throttled(api: Api, alice: U
     for n in range(FAILURES_PER_ADDRESS):
         assert _api_login(api, f"nobody{n}@example.com", "guess").status_code == 401
     _assert_throttled(_api_login(api, alice.email, alice.password))
+
+
+def test_concurrent_guesses_get_no_more_tries_than_the_limit(app: Flask, alice: User) -> None:
+    """Attempts are counted before the password is checked, so guesses sent at once (argon2
+    runs outside the GIL, in parallel) cannot all pass the check before any is counted."""
+    attempts = FAILURES_PER_EMAIL + 7
+    start = threading.Barrier(attempts)
+
+    def guess(_n: int) -> int:
+        client = Api(app)
+        start.wait(timeout=30)
+        return int(_api_login(client, alice.email, "guess").status_code)
+
+    with ThreadPoolExecutor(max_workers=attempts) as pool:
+        statuses = sorted(pool.map(guess, range(attempts)))
+    assert statuses == [401] * FAILURES_PER_EMAIL + [429] * (attempts - FAILURES_PER_EMAIL), statuses
 
 
 def test_a_right_password_clears_the_emails_count(api: Api, alice: User) -> None:
