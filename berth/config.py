@@ -108,10 +108,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 
 def prepare_data_dir(path: Path) -> None:
-    """Creates the data dir private (0700), or makes an existing one private: one left readable
-    by an older Berth, or made by a lax umask, is tightened on start."""
+    """Creates the data dir private (0700), or makes an existing one private when other users
+    may list or change it (left so by an older Berth, or a lax umask). Search permission alone
+    is left: the embedded backends grant it to their service accounts, which must reach their
+    own directories inside, and it lets no one list the dir or read the 0600 files in it."""
     path.mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
-    if stat.S_IMODE(path.stat().st_mode) != DATA_DIR_MODE:
+    if stat.S_IMODE(path.stat().st_mode) & 0o066:
         try:
             path.chmod(DATA_DIR_MODE)
         except PermissionError as error:

@@ -79,3 +79,15 @@ def test_a_worker_process_started_first_makes_the_data_dir_private(tmp_path: Pat
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
     assert mode(data_dir) == 0o700
     assert mode(data_dir / DATABASE) == 0o600
+
+
+def test_search_permission_granted_to_service_accounts_is_kept(tmp_path: Path) -> None:
+    """The backends give their service accounts search (x) permission on the data dir so they
+    can reach their own directories: that is not a readable dir, and stays."""
+    from berth.config import prepare_data_dir
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    os.chmod(data_dir, 0o711)
+    prepare_data_dir(data_dir)
+    assert mode(data_dir) == 0o711
