@@ -58,7 +58,8 @@ def login() -> Reply:
     try:
         account = sign_in(database(), data["email"], data["password"], request.remote_addr or "unknown")
     except SignInThrottled as throttled:
-        return form_error("web/login.html", throttled, next_page=next_page)
+        page, status = form_error("web/login.html", throttled, next_page=next_page)
+        return page, status, {"Retry-After": str(throttled.retry_after)}
     if account is None:
         return form_error("web/login.html", InvalidParams(BAD_LOGIN, status=401), next_page=next_page)
     account = db_session().merge(account, load=False)

@@ -117,6 +117,7 @@ def test_repeated_failures_lock_sign_in_for_that_email(app: Flask, browser: Brow
         assert browser.submit("/login", {"email": alice.email, "password": "guess"}).status_code == 401
     locked = browser.submit("/login", {"email": alice.email, "password": alice.password})
     assert locked.status_code == 429 and "Too many failed sign-ins" in text(locked)
+    assert 0 < int(locked.headers["Retry-After"]) <= 15 * 60
     assert browser.get("/dashboard").status_code == 302
 
 
