@@ -1,10 +1,10 @@
 """Who is asking: API keys from Bearer or Basic headers, and email:password sign-in.
 
 Password sign-in has one throttle, shared by the sign-in page and the API's Basic
-email:password (`heroku login -i`): failed attempts are counted in the database per email
-address and per client address in a fixed window. Past the limit, sign-in is refused, even
-with the right password, until the window ends; the check comes before the password hash is
-verified, so a refused guess costs no argon2 time.
+email:password (`heroku login -i`): attempts are counted in the database per email address and
+per client address in a fixed window, before the password is checked (a success takes its own
+back). Past the limit, sign-in is refused, even with the right password, until the window
+ends, and a refused guess costs no argon2 time.
 """
 from __future__ import annotations
 
