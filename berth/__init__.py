@@ -26,7 +26,7 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     from berth.broker.data_api import blueprint as data_api
     from berth.broker.partner_auth import addon_for_token
     from berth.broker.provisioning import on_app_destroying, partner_may_see_app
-    from berth.config import load_settings
+    from berth.config import load_settings, prepare_data_dir
     from berth.db import Database
     from berth.hooks import APP_DESTROYING, Hooks
     from berth.httpapi import conventions
@@ -34,7 +34,7 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     from berth.platform.api import blueprint as platform_api
 
     settings = settings or load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings.data_dir)
     crypto.configure(crypto.load_or_create_keys(settings.secret_keys, settings.data_dir))
     database = Database(settings.database_url)
     database.migrate(settings.data_dir)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Select, String, select
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, Select, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from berth import crypto
@@ -69,6 +69,17 @@ class RateLimitBucket(Base):
                                             primary_key=True)
     tokens: Mapped[float] = mapped_column(Float)
     refreshed_at: Mapped[float] = mapped_column(Float)  # epoch seconds: cheap arithmetic
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per key (an email address, or a client address) in the current window,
+    shared by the sign-in page and the API's Basic email:password (see berth.auth)."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of "email:…" / "ip:…"
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime]
 
 
 def hash_password(password: str) -> str:

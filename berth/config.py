@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
 N = TypeVar("N", int, float)
+# The data dir holds the key file, the SQLite database and the backends' files: Berth's alone.
+DATA_DIR_MODE = 0o700
 
 
 def _number(env: Mapping[str, str], name: str, default: N, kind: Callable[[str], N]) -> N:
@@ -102,3 +105,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kafka_admin_bootstrap=env.get("BERTH_KAFKA_ADMIN_BOOTSTRAP") or "",
         kafka_ca_dir=env.get("BERTH_KAFKA_CA_DIR") or "",
     )
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Creates the data dir private (0700), or makes an existing one private when other users
+    may list or change it (left so by an older Berth, or a lax umask). Search permission alone
+    is left: the embedded backends grant it to their service accounts, which must reach their
+    own directories inside, and it lets no one list the dir or read the 0600 files in it."""
+    path.mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) & 0o066:
+        try:
+            path.chmod(DATA_DIR_MODE)
+        except PermissionError as error:
+            raise PermissionError(f"The data dir {path} is open to other users and Berth cannot make "
+                                  f"it private ({error.strerror}): run Berth as its owner, or "
+                                  f"chmod 700 it.") from None

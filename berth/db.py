@@ -13,13 +13,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
+import stat
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import Connection, DateTime, Engine, Executable, String, Text, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Engine, Executable, String, Text, create_engine, event, make_url, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -31,6 +33,10 @@ log = logging.getLogger(__name__)
 # Every process migrates on start; Alembic's INFO lines (plugins, context, each step) would flood
 # the log. Its warnings still show; `migrate` logs one line when the schema moved.
 logging.getLogger("alembic").setLevel(logging.WARNING)
+# The database holds hashed API keys and encrypted secrets: readable by Berth alone. SQLite gives
+# its -wal and -shm files the database file's mode, so creating that 0600 covers them.
+SQLITE_FILE_MODE = 0o600
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 UUID_LENGTH = 36
 
 
@@ -81,6 +87,7 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
+            _make_sqlite_files_private(url)
             self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
             self.autocommit_engine = _sqlite_engine(url, begin=None)
         else:
@@ -116,7 +123,7 @@ class Database:
         from alembic.config import Config
         from alembic.runtime.migration import MigrationContext
 
-        lock_dir.mkdir(parents=True, exist_ok=True)
+        lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(lock_dir / "migrate.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             with self.write_engine.begin() as connection:
@@ -187,6 +194,21 @@ class _Compiled:
     order: list[str] | None  # parameter names in order, for positional paramstyles
     defaults: dict[str, Any]
     processors: dict[str, Callable[[Any], Any]]
+
+
+def _make_sqlite_files_private(url: str) -> None:
+    """Creates the database file 0600 before SQLite would (with the umask's mode), and tightens
+    the files of one left readable by an older Berth."""
+    name = make_url(url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    if path.parent.is_dir():
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, SQLITE_FILE_MODE))  # an empty file is an empty database
+    for suffix in SQLITE_COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        if companion.exists() and stat.S_IMODE(companion.stat().st_mode) & 0o077:
+            companion.chmod(SQLITE_FILE_MODE)
 
 
 def _sqlite_engine(url: str, *, begin: str | None) -> Engine:

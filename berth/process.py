@@ -7,13 +7,14 @@ import signal
 import threading
 
 from berth import crypto
-from berth.config import Settings, load_settings
+from berth.config import Settings, load_settings, prepare_data_dir
 from berth.db import Database
 
 
 def start_process() -> tuple[Settings, Database, threading.Event]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = load_settings()
+    prepare_data_dir(settings.data_dir)
     crypto.configure(crypto.load_or_create_keys(settings.secret_keys, settings.data_dir))
     database = Database(settings.database_url)
     database.migrate(settings.data_dir)

@@ -5,22 +5,88 @@ One exiting is restarted after a short pause; Ctrl-C or SIGTERM stops them all.
 """
 from __future__ import annotations
 
+import json
 import signal
+import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
-from berth.config import load_settings
+from gunicorn import util
+from gunicorn.workers.gthread import ThreadWorker
+
+from berth.config import Settings, load_settings
 
 RESTART_PAUSE_SECONDS = 1.0
+# What a client can do about an answer gunicorn gives before Flask sees the request.
+_NEXT_STEP = {
+    400: "Send a well-formed HTTP/1.1 request.",
+    414: "Send a shorter request line (at most 4094 bytes).",
+    431: "Send fewer or smaller headers (at most 8190 bytes each, 100 in all).",
+    501: "Send the body with Content-Length or chunked transfer coding.",
+}
+
+
+class JsonErrorWorker(ThreadWorker):
+    """gunicorn's threaded worker, except that the errors gunicorn answers itself (a request
+    line or header it cannot parse, headers too large) are JSON in Heroku's shape like every
+    other answer, not an HTML page.
+
+    gunicorn decides the status; its HTML answer is captured instead of sent, and replaced."""
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        captured = _CapturedSocket()
+        super().handle_error(req, captured, addr, exc)  # type: ignore[arg-type]
+        status, reason = captured.status()
+        if status is None:
+            return
+        if status >= 500:
+            message = "Internal server error."
+        else:
+            message = f"{reason}: {exc}. {_NEXT_STEP.get(status, '')}".strip()
+        body = json.dumps({"id": reason.lower().replace(" ", "_"), "message": message}).encode()
+        head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        try:
+            util.write_nonblock(client, head.encode("latin-1") + body)
+        except OSError:
+            self.log.debug("Failed to send error message.")
+
+
+class _CapturedSocket:
+    """Stands in for the client socket while gunicorn writes its HTML error answer."""
+
+    def __init__(self) -> None:
+        self.sent = b""
+
+    def gettimeout(self) -> float:
+        return 0.0  # "non-blocking already": gunicorn then writes without switching modes
+
+    def sendall(self, data: bytes) -> None:
+        self.sent += data
+
+    def status(self) -> tuple[int | None, str]:
+        line = self.sent.split(b"\r\n", 1)[0].decode("latin-1")
+        _version, _, rest = line.partition(" ")
+        code, _, reason = rest.partition(" ")
+        return (int(code), reason) if code.isdigit() else (None, "")
+
+
+def web_command(settings: Settings) -> list[str]:
+    """gunicorn with Berth's worker class; no control socket (gunicorn's default is one shared
+    path per user, ~/.gunicorn/gunicorn.ctl, so a second Berth on the machine would clash with
+    it, and Berth never uses it)."""
+    return [sys.executable, "-m", "gunicorn", "--workers", str(settings.web_workers),
+            "--worker-class", "berth.serve.JsonErrorWorker", "--threads", str(settings.web_threads),
+            "--bind", f"{settings.host}:{settings.port}", "--no-control-socket",
+            "--access-logfile", "-", "app:app"]
 
 
 def commands() -> dict[str, list[str]]:
     settings = load_settings()
     return {
-        "web": [sys.executable, "-m", "gunicorn", "--workers", str(settings.web_workers),
-                "--worker-class", "gthread", "--threads", str(settings.web_threads),
-                "--bind", f"{settings.host}:{settings.port}", "--access-logfile", "-", "app:app"],
+        "web": web_command(settings),
         "worker": [sys.executable, "-m", "berth.broker.worker"],
         "drains": [sys.executable, "-m", "berth.platform.logs.forwarder"],
         **({"backends": [sys.executable, "-m", "berth.addons.backends"]} if settings.builtin_addons else {}),

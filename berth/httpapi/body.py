@@ -25,15 +25,63 @@ class InputSchema(Schema):
         return data
 
 
+# Heroku's bodies are a level or two deep; OSB and partner parameters a few more.
+MAX_JSON_DEPTH = 64
+
+
 def json_body() -> Any:
     """The decoded body; an empty body counts as `{}` (some clients POST with none)."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return parse_json(raw)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise BadRequest(f"Request body is not valid JSON: {exc}.") from None
+
+
+def parse_json(raw: bytes | str, *, what: str = "Request body") -> Any:
+    """json.loads, refusing (BadRequest) what decodes but no code or database can hold: nesting
+    deeper than MAX_JSON_DEPTH (Python's recursion limit) and lone UTF-16 surrogates (`"\\ud800"`,
+    which no UTF-8 encoder accepts). Malformed JSON raises ValueError for the caller to word."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise BadRequest(_too_deep(what)) from None
+    _refuse_unholdable(value, what)
+    return value
+
+
+def _too_deep(what: str) -> str:
+    return (f"{what} is nested too deeply: at most {MAX_JSON_DEPTH} levels of arrays and objects "
+            f"are accepted. Send flatter JSON.")
+
+
+def _refuse_unholdable(value: Any, what: str) -> None:
+    pending: list[tuple[Any, int]] = [(value, 0)]  # a loop, not recursion: depth is the danger
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            _refuse_surrogates(item, what)
+            continue
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            raise BadRequest(_too_deep(what))
+        if isinstance(item, dict):
+            for key, child in item.items():
+                _refuse_surrogates(key, what)
+                pending.append((child, depth + 1))
+        else:
+            pending.extend((child, depth + 1) for child in item)
+
+
+def _refuse_surrogates(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"{what} contains a lone UTF-16 surrogate (\\ud800 to \\udfff), which is "
+                         f"not text. Send valid Unicode.") from None
 
 
 def describe_validation_error(error: ValidationError) -> str:

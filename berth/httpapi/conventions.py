@@ -9,7 +9,13 @@ import uuid
 from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from berth.auth import Credentials, authenticate_key, authenticate_password, parse_authorization_header
+from berth.auth import (
+    Credentials,
+    SignInThrottled,
+    authenticate_key,
+    authenticate_password,
+    parse_authorization_header,
+)
 from berth.crypto import hash_token
 from berth.errors import (
     BadRequest,
@@ -98,7 +104,7 @@ def _authenticate_slowly(view: object, credentials: Credentials | None, capacity
             account, _key = authenticate_key(session, credentials)
             g.password_login = False
         except Unauthorized:
-            found = (authenticate_password(session, credentials)
+            found = (authenticate_password(database(), credentials, request.remote_addr or "unknown")
                      if getattr(view, "berth_password_login", False) else None)
             if found is None:
                 raise
@@ -140,6 +146,8 @@ def _close_session(_error: BaseException | None) -> None:
 def render_error(error: BerthError) -> Response:
     response = jsonify(error.to_dict())
     response.status_code = error.status
+    if isinstance(error, SignInThrottled):
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

@@ -26,6 +26,7 @@ def _session_secret(settings: Settings) -> bytes:
 def install(app: Flask, settings: Settings) -> None:
     # The route modules register their pages on `pages.blueprint` when imported.
     from berth.web import account, addon_pages, auth_pages, dashboard, marketplace, pages, partners  # noqa: F401
+    from berth.web import security_headers
 
     app.secret_key = _session_secret(settings)
     app.config.update(
@@ -37,6 +38,7 @@ def install(app: Flask, settings: Settings) -> None:
         WTF_CSRF_TIME_LIMIT=3600,  # a form older than an hour is refused: reload it
     )
     app.register_blueprint(pages.blueprint)
+    security_headers.install(app)
     for endpoint, view in app.view_functions.items():
         if endpoint.startswith("web.") or endpoint == "static":
             view.berth_public = True  # type: ignore[attr-defined]  # pages check the session cookie

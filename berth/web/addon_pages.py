@@ -22,6 +22,7 @@ from berth.platform import apps
 from berth.platform.models import App
 from berth.web.marketplace import listed_plans
 from berth.web.pages import blueprint, login_required, render, settings
+from berth.web.security_headers import allow_form_posts_off_site
 
 Reply = Any
 BUSY = (provisioning.PROVISIONING, provisioning.DEPROVISIONING)
@@ -126,4 +127,5 @@ def open_addon(app_ref: str, addon_ref: str) -> Reply:
     """The API's SSO form, as a page whose script (sso.js) posts it; without scripts, a button."""
     app, addon = _find(db_session(), app_ref, addon_ref)
     form = provisioning.sso_form(addon, current_account(), app)
+    allow_form_posts_off_site()
     return render("web/addons/sso.html", app=app, addon=addon, form=form)

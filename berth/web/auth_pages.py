@@ -6,6 +6,7 @@ from typing import Any
 from flask import g, redirect, request, session, url_for
 
 from berth import accounts
+from berth.auth import SignInThrottled, sign_in
 from berth.errors import InvalidParams
 from berth.httpapi.body import load
 from berth.httpapi.context import database, db_session
@@ -54,24 +55,14 @@ def login() -> Reply:
         data = load(LoginForm(), request.form.to_dict())
     except InvalidParams as error:
         return form_error("web/login.html", error, next_page=next_page)
-    address = request.remote_addr or "unknown"
-    # Read on its own, so a failure can be counted in a transaction of its own that this
-    # request's rollback (it answers 401) does not undo; SQLite allows one writer at a time.
-    with database().session(write=False) as reading:
-        wait = sessions.seconds_until_allowed(reading, data["email"], address)
-        account = None if wait else accounts.find_account_by_email(reading, data["email"])
-        accepted = not wait and accounts.check_password(account, data["password"])
-    if wait:
-        minutes = max(1, round(wait / 60))
-        error = InvalidParams(f"Too many failed sign-ins. Try again in about {minutes} minute"
-                              f"{'s' if minutes != 1 else ''}.", status=429)
-        return form_error("web/login.html", error, next_page=next_page)
-    if not accepted or account is None:
-        with database().transaction() as counted:
-            sessions.record_failure(counted, data["email"], address)
+    try:
+        account = sign_in(database(), data["email"], data["password"], request.remote_addr or "unknown")
+    except SignInThrottled as throttled:
+        page, status = form_error("web/login.html", throttled, next_page=next_page)
+        return page, status, {"Retry-After": str(throttled.retry_after)}
+    if account is None:
         return form_error("web/login.html", InvalidParams(BAD_LOGIN, status=401), next_page=next_page)
     account = db_session().merge(account, load=False)
-    sessions.forget_failures(db_session(), data["email"])
     _sign_in(account)
     return redirect(safe_next(next_page), 303)
 

@@ -1,9 +1,9 @@
-"""What the web pages keep: signed-in browser sessions and failed sign-in counts."""
+"""What the web pages keep: signed-in browser sessions (failed sign-in counts are in berth.accounts)."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from berth.db import Base, utcnow
@@ -20,12 +20,3 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
 
-
-class LoginThrottle(Base):
-    """Failed sign-ins per key (an email address, or a client address) in the current window."""
-
-    __tablename__ = "login_throttles"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of "email:…" / "ip:…"
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    window_started_at: Mapped[datetime]

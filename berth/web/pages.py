@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 from typing import Any, Callable, TypeVar
+from urllib.parse import urljoin, urlsplit
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
@@ -73,10 +74,18 @@ def login_required(view: F) -> F:
 
 
 def safe_next(target: str | None) -> str:
-    """Only a path on this site: never an open redirect (`//evil`, `https://…`, `\\evil`)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("web.home")
+    """Only a path on this site: never an open redirect (`//evil`, `https://…`, `/\\evil`,
+    `/<TAB>/evil`). Browsers drop control characters and whitespace from a URL and read `\\` as
+    `/`, so the target is judged, and returned, the way a browser would read it."""
+    home = url_for("web.home")
+    cleaned = "".join(ch for ch in target or "" if ch.isprintable() and not ch.isspace())
+    cleaned = cleaned.replace("\\", "/")
+    if not cleaned.startswith("/") or cleaned.startswith("//"):
+        return home
+    resolved = urlsplit(urljoin("http://berth.invalid/", cleaned))
+    if (resolved.scheme, resolved.netloc) != ("http", "berth.invalid"):
+        return home
+    return cleaned
 
 
 # -- rendering ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from berth.broker import catalogue, partner_secrets
 from berth.broker.models import AddonService
 from berth.broker.partner_api.manifest import HEROKU_REGIONS
 from berth.errors import BerthError, InvalidParams
+from berth.httpapi.body import parse_json
 from berth.httpapi.context import current_account, current_account_id, db_session
 from berth.web.pages import blueprint, login_required, render, settings
 
@@ -42,7 +43,7 @@ def _known_regions() -> frozenset[str]:
 def _parse(text: str) -> Any:
     """The pasted manifest, or InvalidParams saying where the JSON breaks."""
     try:
-        return json.loads(text)
+        return parse_json(text, what="The manifest")
     except json.JSONDecodeError as error:
         raise InvalidParams(f"The manifest is not valid JSON: {error.msg} "
                             f"(line {error.lineno}, column {error.colno}).") from None

@@ -141,6 +141,37 @@ def test_malformed_json_body_is_400_bad_request(api: Api, alice: User) -> None:
     assert app_state(api, alice, "cfg-target") == before
 
 
+HOSTILE_BODIES = {
+    "deeply nested arrays": b"[" * 100_000 + b"]" * 100_000,
+    "deeply nested objects": b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    "nested within a field": b'{"name": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+    "a lone surrogate": b'{"name": "\\ud800"}',
+    "a lone surrogate as a key": b'{"\\udfff": "x"}',
+    "a lone surrogate in a config value": b'{"KEY": "a\\udc00b"}',
+}
+
+
+@pytest.mark.parametrize("label", sorted(HOSTILE_BODIES))
+def test_deep_nesting_and_lone_surrogates_are_400_on_every_json_endpoint(api: Api, alice: User,
+                                                                         label: str) -> None:
+    raw = HOSTILE_BODIES[label]
+    create_app_named(api, alice, "deep-target")
+    before = app_state(api, alice, "deep-target")
+    account_before = ok_json(api.get("/account", alice))
+    keys_before = ok_json(api.get("/oauth/authorizations", alice))
+    for method, path in (("POST", "/apps"), ("PATCH", "/apps/deep-target"),
+                         ("PATCH", "/apps/deep-target/config-vars"), ("PATCH", "/account"),
+                         ("POST", "/oauth/authorizations"), ("POST", "/apps/deep-target/log-drains"),
+                         ("POST", "/apps/deep-target/addons"), ("POST", "/apps/deep-target/log-sessions")):
+        body = json_error(api.request(method, path, alice, data=raw, headers=JSON_HEADERS), 400,
+                          "bad_request")
+        assert "nested" in body["message"] or "surrogate" in body["message"], body
+    assert [a["name"] for a in ok_json(api.get("/apps", alice))] == ["deep-target"]
+    assert app_state(api, alice, "deep-target") == before
+    assert ok_json(api.get("/account", alice)) == account_before
+    assert ok_json(api.get("/oauth/authorizations", alice)) == keys_before
+
+
 def test_json_that_is_not_an_object_is_400(api: Api, alice: User) -> None:
     create_app_named(api, alice, "obj-target")
     before = app_state(api, alice, "obj-target")

@@ -105,3 +105,57 @@ def test_drains_add_list_remove(berth: Berth, server: Server, app_name: str, one
 def test_drains_need_an_app(berth: Berth) -> None:
     result = berth("drains", cwd=berth.home)
     assert result.returncode == 2 and "No app specified" in result.stderr
+
+
+DRAIN_SECRET = "s3cret-drain-password"
+DRAIN_QUERY_TOKEN = "q-token-0123456789"
+
+
+def add_addon_drain(server: Server, app_name: str, url: str) -> str:
+    """An attached add-on whose provider gave a drain URL, written into the server's database as
+    provisioning would leave it (no partner needed to show how `drains` prints it)."""
+    from pathlib import Path
+
+    from berth import crypto
+    from berth.broker.catalogue import register_manifest
+    from berth.broker.models import AddOn, Attachment
+    from berth.platform.logs.drains import add_drain
+    from berth.platform.models import App
+
+    data_dir = Path(server.env["BERTH_DATA_DIR"])
+    crypto.configure(crypto.load_or_create_keys((), data_dir))
+    manifest = {"id": "drainer", "name": "Drainer",
+                "api": {"version": "3", "config_vars": ["DRAINER_URL"], "password": "a-long-random-password",
+                        "regions": ["*"], "requires": ["syslog_drain"],
+                        "production": {"base_url": "https://drainer.example/heroku/resources"}},
+                "plans": [{"name": "free", "price": {"cents": 0}, "default": True}]}
+    database = Database(f"sqlite:///{data_dir}/berth.sqlite3")
+    try:
+        with database.transaction() as session:
+            service = register_manifest(session, manifest, owner=None)
+            app = session.query(App).filter_by(name=app_name).one()
+            addon = AddOn(name=f"drainer-{app_name}", service_id=service.id, plan_id=service.plans[0].id,
+                          app_id=app.id, state="provisioned", region="us")
+            attachment = Attachment(addon=addon, app_id=app.id, name="DRAINER")
+            session.add_all([addon, attachment])
+            session.flush()
+            add_drain(session, app, url, owner=attachment.id)
+            return addon.name
+    finally:
+        database.dispose()
+
+
+def test_drains_show_addon_drain_urls_without_their_secrets(berth: Berth, server: Server, app_name: str) -> None:
+    url = (f"https://drain:{DRAIN_SECRET}@logs.example.com/providers/drainer/drains/d1"
+           f"?token={DRAIN_QUERY_TOKEN}&format=rfc5424")
+    addon_name = add_addon_drain(server, app_name, url)
+    own = "https://me:my-own-password@mine.example.com/in"
+    assert berth("drains:add", own, "-a", app_name).returncode == 0
+    shown = berth("drains", "-a", app_name)
+    assert shown.returncode == 0, shown.stderr
+    assert DRAIN_SECRET not in shown.stdout and DRAIN_QUERY_TOKEN not in shown.stdout, shown.stdout
+    lines = shown.stdout.splitlines()
+    assert "=== Add-on Drains" in lines
+    assert f"{addon_name} (https://drain:***@logs.example.com/providers/drainer/drains/d1" \
+           f"?token=***&format=***)" in lines, lines
+    assert any(line.startswith(own) for line in lines)  # the user's own drain, as they typed it

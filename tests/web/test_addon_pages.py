@@ -142,6 +142,11 @@ def test_open_posts_the_sso_form_to_the_partner(signed_in: Browser, worker: Work
     body = text(opened)
     assert opened.status_code == 200 and "Continue to Example Partner" in body and "/static/sso.js" in body
     assert f'action="{partner.sso_url}"' in body and 'method="post"' in body
+    # The form leaves the site (and the partner may redirect anywhere): no form-action there,
+    # the rest of the policy stays.
+    policy = opened.headers["Content-Security-Policy"]
+    assert "form-action" not in policy and "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "form-action 'self'" in signed_in.get(page).headers["Content-Security-Policy"]
     sso_form = body.split('id="sso-form"', 1)[1].split("</form>", 1)[0]
     fields = {name: html.unescape(value) for name, value in HIDDEN_FIELD.findall(sso_form)}
     assert {"resource_id", "resource_token", "timestamp", "email"} <= set(fields) and "csrf_token" not in fields

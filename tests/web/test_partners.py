@@ -94,6 +94,16 @@ def test_invalid_json_is_refused_with_where_and_keeps_the_text(app: Flask, signe
     assert stored(app) is None
 
 
+def test_deeply_nested_or_surrogate_manifests_are_refused_with_a_message(app: Flask, signed_in: Browser) -> None:
+    for body, said in (("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+                       ('{"id": "acme-cache", "extra": ' + "[" * 900 + "]" * 900 + "}", "nested too deeply"),
+                       ('{"id": "acme-\\ud800"}', "lone UTF-16 surrogate")):
+        answer = publish(signed_in, body)
+        page = text(answer)
+        assert answer.status_code == 400 and said in page and "The manifest" in page, page[-2000:]
+    assert stored(app) is None
+
+
 def test_a_refused_manifest_lists_each_field_and_creates_nothing(app: Flask, signed_in: Browser) -> None:
     bad = manifest()
     bad["api"]["password"] = "short"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 import requests
@@ -16,6 +17,7 @@ from berth.cli.session import connect
 
 CONNECT_TIMEOUT = 10.0
 HISTORY_READ_TIMEOUT = 60.0  # without --tail the server sends what it has and ends
+MASK = "***"
 
 
 @click.command("logs")
@@ -60,6 +62,18 @@ def _print_stream(url: str, tail: bool) -> None:
         raise ApiError(f"the log stream failed: {type(exc).__name__}") from None
 
 
+def masked_url(url: str) -> str:
+    """An add-on's drain URL without what authenticates it: the password and every query value
+    become ***. The provider chose the URL and its secret; the user need not see (or paste) it."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = f"{parts.username}:{MASK}@{netloc.rpartition('@')[2]}"
+    query = "&".join(f"{name}={MASK}" if sep else name
+                     for name, sep, _value in (pair.partition("=") for pair in parts.query.split("&") if pair))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 def _drains_path(app: str) -> str:
     return f"/apps/{seg(app)}/log-drains"
 
@@ -85,7 +99,7 @@ def list_drains(app: str | None, as_json: bool) -> None:
     if addons:
         output.heading("Add-on Drains")
         for drain in addons:
-            click.echo(f"{drain['addon'].get('name')} ({drain.get('url')})")
+            click.echo(f"{drain['addon'].get('name')} ({masked_url(str(drain.get('url') or ''))})")
 
 
 @click.command("drains:add")
