@@ -189,6 +189,27 @@ def test_plan_change_applies_after_the_partner_agrees(api: Api, alice: User, sho
     assert bad.status_code == 422 and bad.get_json()["message"].startswith("Couldn't find either the add-on")
 
 
+def test_a_plan_change_refused_after_the_request_shows_on_the_addon(api: Api, alice: User, shop: str,
+                                                                    service: str, worker: Worker,
+                                                                    partner: ExamplePartner) -> None:
+    """No worker answered within the request's wait (none runs here): the refusal comes later and
+    stays on the add-on, with the plan it keeps, until the next plan change."""
+    addon = provision(api, alice, shop, worker)
+    partner.set_mode("refusing")
+    queued = api.patch(f"/apps/{shop}/addons/{addon['name']}", alice, json={"plan": "premium"})
+    assert queued.status_code == 200 and queued.get_json()["failure_message"] is None
+    worker.drain()
+    shown = api.get(f"/addons/{addon['id']}", alice).get_json()
+    assert (shown["state"], shown["plan"]["name"]) == ("provisioned", "example-partner:test")
+    assert shown["failure_message"] == (f"Changing {addon['name']} to example-partner:premium failed; it stays "
+                                        "on example-partner:test. That plan is not available in your region.")
+    partner.set_mode("sync")
+    api.patch(f"/apps/{shop}/addons/{addon['name']}", alice, json={"plan": "premium"})
+    worker.drain()
+    shown = api.get(f"/addons/{addon['id']}", alice).get_json()
+    assert (shown["plan"]["name"], shown["failure_message"]) == ("example-partner:premium", None)
+
+
 def test_sharing_attaches_vars_to_another_app(api: Api, alice: User, shop: str, service: str,
                                               worker: Worker) -> None:
     addon = provision(api, alice, shop, worker)

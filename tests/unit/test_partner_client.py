@@ -3,20 +3,27 @@ in its own process, in each of its modes; `canned` answers cover the malformed-a
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import requests
 
 from berth.broker.partner_api import client as client_module
 from berth.broker.partner_api.client import Outcome, ProviderAnswer, ProviderClient, ProviderEndpoint
-from tests.live_server import free_port
+from berth.outbound import TargetPolicy
+from tests.live_server import ROOT, clean_env, free_port, stop, wait_until_answering
 from tests.partners.harness import ExamplePartner, run_example_partner
 
 pytestmark = pytest.mark.slow
 
 ACCEPT = "application/vnd.heroku-addons+json; version=3"
+RESETTING = Path(__file__).resolve().parents[1] / "partners" / "resetting_partner.py"
+LOOPBACK_ALLOWED = TargetPolicy(allow_private=True)  # the example partner listens on 127.0.0.1
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +41,7 @@ def partner(running: ExamplePartner) -> ExamplePartner:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[ProviderClient]:
-    made = ProviderClient(connect_timeout=2, read_timeout=10)
+    made = ProviderClient(connect_timeout=2, read_timeout=10, targets=LOOPBACK_ALLOWED)
     yield made
     made.close()
 
@@ -174,7 +181,7 @@ def test_flaky_fails_the_first_times_per_uuid(partner: ExamplePartner, client: P
 
 def test_slow_provider_times_out(partner: ExamplePartner) -> None:
     partner.set_mode("slow", slow_seconds=2.0)
-    impatient = ProviderClient(connect_timeout=1, read_timeout=0.3)
+    impatient = ProviderClient(connect_timeout=1, read_timeout=0.3, targets=LOOPBACK_ALLOWED)
     started = time.monotonic()
     answer = provision(impatient, endpoint_for(partner))
     assert time.monotonic() - started < 1.5
@@ -313,3 +320,70 @@ def test_resource_ids_are_one_path_segment(partner: ExamplePartner, client: Prov
     partner.set_mode("canned", status=204, body=None)
     client.deprovision(endpoint_for(partner), "a/b?c")
     assert partner.state()["requests"][-1]["path"] == "/heroku/resources/a%2Fb%3Fc"
+
+
+# --- connection errors: idempotent calls are made again ---------------------------------------------
+@pytest.fixture(scope="module")
+def resetting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A partner process that resets the next N resource calls (a provider being restarted)."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("resetting") / "partner.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, str(RESETTING), str(port)], cwd=ROOT, env=clean_env(),
+                                   stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answering(base + "/_admin/calls", process, log_path, what="resetting partner")
+        yield base
+    finally:
+        stop(process)
+
+
+def _resets(base: str, count: int) -> dict[str, int]:
+    """Reset the next `count` resource calls; the calls counted so far."""
+    assert requests.post(base + "/_admin/resets", json={"count": count}, timeout=5).status_code == 200
+    return requests.get(base + "/_admin/calls", timeout=5).json()
+
+
+def _calls(base: str, kind: str) -> int:
+    return int(requests.get(base + "/_admin/calls", timeout=5).json().get(kind, 0))
+
+
+@pytest.fixture
+def quick_retries() -> Iterator[ProviderClient]:
+    made = ProviderClient(connect_timeout=2, read_timeout=5, targets=LOOPBACK_ALLOWED, retry_delays=(0.05, 0.1, 0.2))
+    yield made
+    made.close()
+
+
+@pytest.mark.parametrize("kind", ["provision", "plan change", "deprovision"])
+def test_idempotent_calls_are_made_again_after_a_connection_reset(resetting: str, quick_retries: ProviderClient,
+                                                                  kind: str) -> None:
+    endpoint = ProviderEndpoint("resetting", "password-1", resetting + "/heroku/resources")
+    before = _resets(resetting, 2).get(kind, 0)
+    resource = str(uuid.uuid4())
+    if kind == "provision":
+        answer = provision(quick_retries, endpoint, resource)
+    elif kind == "plan change":
+        answer = quick_retries.change_plan(endpoint, resource, "premium")
+    else:
+        answer = quick_retries.deprovision(endpoint, resource)
+    assert answer.outcome is Outcome.SUCCEEDED, answer.detail
+    assert _calls(resetting, kind) == before + 3  # two resets, then the answer
+
+
+def test_retries_are_bounded(resetting: str, quick_retries: ProviderClient) -> None:
+    endpoint = ProviderEndpoint("resetting", "password-1", resetting + "/heroku/resources")
+    before = _resets(resetting, 10).get("provision", 0)
+    answer = provision(quick_retries, endpoint)
+    assert (answer.outcome, answer.status, answer.connection_error) == (Outcome.FAILED, None, True)
+    assert _calls(resetting, "provision") == before + 4  # the first call and three more
+    _resets(resetting, 0)
+
+
+def test_actions_are_not_made_twice(resetting: str, quick_retries: ProviderClient) -> None:
+    """An action (capture a backup, create a topic) need not be idempotent: one attempt."""
+    endpoint = ProviderEndpoint("resetting", "password-1", resetting + "/heroku/resources")
+    before = _resets(resetting, 1).get("action", 0)
+    answer = quick_retries.action(endpoint, "r1", "backup", {})
+    assert answer.outcome is Outcome.FAILED and _calls(resetting, "action") == before + 1
