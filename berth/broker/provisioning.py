@@ -36,6 +36,7 @@ DEPROVISIONING, DEPROVISIONED, FAILED = "deprovisioning", "deprovisioned", "fail
 ADDON_NOT_FOUND = "Couldn't find that add-on."
 GENERIC_FAILURE = "The add-on provider could not be reached or gave an invalid answer. Please try again later."
 MAX_PLAN_CHANGE_ATTEMPTS = 5
+MAX_UNANSWERED_PROVISION_ATTEMPTS = 3  # provision calls that got no answer at all, before failing
 
 
 # ---- finding add-ons ------------------------------------------------------------------------
@@ -304,6 +305,10 @@ def _apply_provision(session: Session, settings: Settings, operation: Operation,
         addon.log_drain_url = answer.log_drain_url  # if it gave one already; used on completion
         addon.deadline_at = utcnow() + timedelta(seconds=settings.async_provision_timeout_seconds)
         operations.finish(operation, message=answer.message)
+    elif answer.connection_error and operation.attempts < MAX_UNANSWERED_PROVISION_ATTEMPTS:
+        # The provider was unreachable even after the client's quick retries (restarting?):
+        # the call carries the uuid, so asking again later is safe; failing now is not needed.
+        operations.retry_later(operation, settings.retry_base_seconds, answer.detail)
     else:
         refused = answer.outcome == Outcome.REFUSED
         fail_provision(session, addon, (answer.message if refused and answer.message else GENERIC_FAILURE),

@@ -3,26 +3,22 @@ in its own process, in each of its modes; `canned` answers cover the malformed-a
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-import requests
 
 from berth.broker.partner_api import client as client_module
 from berth.broker.partner_api.client import Outcome, ProviderAnswer, ProviderClient, ProviderEndpoint
 from berth.outbound import TargetPolicy
-from tests.live_server import ROOT, clean_env, free_port, stop, wait_until_answering
+from tests.live_server import free_port
 from tests.partners.harness import ExamplePartner, run_example_partner
+from tests.partners.resetting import ResettingPartner, run_resetting_partner
 
 pytestmark = pytest.mark.slow
 
 ACCEPT = "application/vnd.heroku-addons+json; version=3"
-RESETTING = Path(__file__).resolve().parents[1] / "partners" / "resetting_partner.py"
 LOOPBACK_ALLOWED = TargetPolicy(allow_private=True)  # the example partner listens on 127.0.0.1
 
 
@@ -324,29 +320,10 @@ def test_resource_ids_are_one_path_segment(partner: ExamplePartner, client: Prov
 
 # --- connection errors: idempotent calls are made again ---------------------------------------------
 @pytest.fixture(scope="module")
-def resetting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def resetting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ResettingPartner]:
     """A partner process that resets the next N resource calls (a provider being restarted)."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("resetting") / "partner.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, str(RESETTING), str(port)], cwd=ROOT, env=clean_env(),
-                                   stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_answering(base + "/_admin/calls", process, log_path, what="resetting partner")
-        yield base
-    finally:
-        stop(process)
-
-
-def _resets(base: str, count: int) -> dict[str, int]:
-    """Reset the next `count` resource calls; the calls counted so far."""
-    assert requests.post(base + "/_admin/resets", json={"count": count}, timeout=5).status_code == 200
-    return requests.get(base + "/_admin/calls", timeout=5).json()
-
-
-def _calls(base: str, kind: str) -> int:
-    return int(requests.get(base + "/_admin/calls", timeout=5).json().get(kind, 0))
+    with run_resetting_partner(tmp_path_factory.mktemp("resetting")) as running:
+        yield running
 
 
 @pytest.fixture
@@ -357,10 +334,11 @@ def quick_retries() -> Iterator[ProviderClient]:
 
 
 @pytest.mark.parametrize("kind", ["provision", "plan change", "deprovision"])
-def test_idempotent_calls_are_made_again_after_a_connection_reset(resetting: str, quick_retries: ProviderClient,
-                                                                  kind: str) -> None:
-    endpoint = ProviderEndpoint("resetting", "password-1", resetting + "/heroku/resources")
-    before = _resets(resetting, 2).get(kind, 0)
+def test_idempotent_calls_are_made_again_after_a_connection_reset(resetting: ResettingPartner,
+                                                                  quick_retries: ProviderClient, kind: str) -> None:
+    endpoint = ProviderEndpoint("resetting", "password-1", resetting.url)
+    before = resetting.calls(kind)
+    resetting.reset_next(2)
     resource = str(uuid.uuid4())
     if kind == "provision":
         answer = provision(quick_retries, endpoint, resource)
@@ -369,21 +347,25 @@ def test_idempotent_calls_are_made_again_after_a_connection_reset(resetting: str
     else:
         answer = quick_retries.deprovision(endpoint, resource)
     assert answer.outcome is Outcome.SUCCEEDED, answer.detail
-    assert _calls(resetting, kind) == before + 3  # two resets, then the answer
+    assert resetting.calls(kind) == before + 3  # two resets, then the answer
 
 
-def test_retries_are_bounded(resetting: str, quick_retries: ProviderClient) -> None:
-    endpoint = ProviderEndpoint("resetting", "password-1", resetting + "/heroku/resources")
-    before = _resets(resetting, 10).get("provision", 0)
-    answer = provision(quick_retries, endpoint)
+def test_retries_are_bounded(resetting: ResettingPartner, quick_retries: ProviderClient) -> None:
+    endpoint = ProviderEndpoint("resetting", "password-1", resetting.url)
+    before = resetting.calls("provision")
+    resetting.reset_next(10)
+    try:
+        answer = provision(quick_retries, endpoint)
+    finally:
+        resetting.reset_next(0)
     assert (answer.outcome, answer.status, answer.connection_error) == (Outcome.FAILED, None, True)
-    assert _calls(resetting, "provision") == before + 4  # the first call and three more
-    _resets(resetting, 0)
+    assert resetting.calls("provision") == before + 4  # the first call and three more
 
 
-def test_actions_are_not_made_twice(resetting: str, quick_retries: ProviderClient) -> None:
+def test_actions_are_not_made_twice(resetting: ResettingPartner, quick_retries: ProviderClient) -> None:
     """An action (capture a backup, create a topic) need not be idempotent: one attempt."""
-    endpoint = ProviderEndpoint("resetting", "password-1", resetting + "/heroku/resources")
-    before = _resets(resetting, 1).get("action", 0)
+    endpoint = ProviderEndpoint("resetting", "password-1", resetting.url)
+    before = resetting.calls("action")
+    resetting.reset_next(1)
     answer = quick_retries.action(endpoint, "r1", "backup", {})
-    assert answer.outcome is Outcome.FAILED and _calls(resetting, "action") == before + 1
+    assert answer.outcome is Outcome.FAILED and resetting.calls("action") == before + 1
