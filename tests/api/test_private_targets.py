@@ -3,6 +3,9 @@ and no partner's base_url makes Berth connect to loopback, private or link-local
 Berth's own provider routes are reached there."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
@@ -20,6 +23,7 @@ from berth.platform.logs.forwarder import Forwarder
 from berth.platform.models import App
 from tests.api.test_catalogue import manifest, push
 from tests.conftest import Api, User
+from tests.live_server import ROOT, clean_env
 from tests.partners.harness import ExamplePartner
 
 PRIVATE_HOSTS = ["localhost", "127.0.0.1", "[::1]", "[::ffff:127.0.0.1]", "0.0.0.0", "169.254.169.254",
@@ -138,3 +142,16 @@ def test_the_forwarder_delivers_to_berths_own_provider_routes(app: Flask, api: A
     forwarder = Forwarder(app.extensions["berth.database"], TargetPolicy.from_settings(own))
     assert forwarder.deliver_once() == 2
     assert receiver.paths[-1] == "/providers/logs/drains/x"  # type: ignore[attr-defined]
+
+
+def test_the_operator_is_told_too(tmp_path: Any, partner: ExamplePartner) -> None:
+    """`berth.admin register-addon` checks the base URL with the installation's policy."""
+    manifest_file = tmp_path / "manifest.json"
+    manifest_file.write_text(json.dumps(partner.manifest()))
+    env = {**clean_env(), "BERTH_DATA_DIR": str(tmp_path / "data")}
+    argv = [sys.executable, "-m", "berth.admin", "register-addon", str(manifest_file)]
+    refused = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "BERTH_ALLOW_PRIVATE_TARGETS" in refused.stderr, refused.stderr
+    allowed = subprocess.run(argv, cwd=ROOT, env={**env, "BERTH_ALLOW_PRIVATE_TARGETS": "1"},
+                             capture_output=True, text=True, timeout=60)
+    assert allowed.returncode == 0, allowed.stderr
