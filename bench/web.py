@@ -102,7 +102,7 @@ def run(rounds: int, use_postgres: bool) -> int:
             url = (server.create_database("berth").replace("postgresql://", "postgresql+psycopg://", 1)
                    if server else f"sqlite:///{base / 'berth.sqlite3'}")
             settings = Settings(data_dir=base / "data", database_url=url, builtin_addons=False,
-                                provision_wait_seconds=0)
+                                provision_wait_seconds=0, allow_private_targets=True)  # partner on loopback
             app = create_app(settings)
             bare = Flask("bare")
             bare.add_url_rule("/", "bare", lambda: "ok")

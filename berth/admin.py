@@ -20,6 +20,7 @@ from berth.broker.partner_api.manifest import HEROKU_REGIONS
 from berth.config import Settings, load_settings
 from berth.db import Base, Database, EncryptedText
 from berth.errors import BerthError
+from berth.outbound import TargetPolicy
 
 DATABASE_FILE = "berth.sqlite3"
 PROJECT_DATA_DIR = Path(__file__).resolve().parents[1] / "var"  # where `make run` keeps its data
@@ -107,7 +108,8 @@ def register_addon(manifest_file: TextIO, owner: str | None) -> None:
             if owner and account is None:
                 raise click.ClickException(f"No account with the email {owner}.")
             service = register_manifest(session, document, owner=None,
-                                        known_regions=HEROKU_REGIONS | {settings.region})
+                                        known_regions=HEROKU_REGIONS | {settings.region},
+                                        targets=TargetPolicy.from_settings(settings))
             if account is not None:
                 service.owner_id = account.id
             plans = ", ".join(plan.name for plan in service.plans)

@@ -29,10 +29,13 @@ def build_providers(database: "Database", settings: "Settings") -> dict[str, "Pr
             "kafka": KafkaProvider(database, settings), "logs": LogsProvider(database, settings)}
 
 
-def full_manifest(provider: "Provider", settings: "Settings") -> dict[str, Any]:
+def full_manifest(provider: "Provider", settings: "Settings", *, origin: str | None = None) -> dict[str, Any]:
+    """The provider's manifest with its endpoints under `origin` (this process's API URL by
+    default). The catalogue keeps them as paths (origin ""): each Berth process calls them on its
+    own URL, so a process started with another BERTH_PORT (`make migrate`) cannot re-point them."""
     manifest = provider.manifest()
     service = manifest["id"]
-    base = f"{settings.api_url}/providers/{service}"
+    base = f"{settings.api_url if origin is None else origin}/providers/{service}"
     endpoints = {"base_url": f"{base}/heroku/resources"}
     sso_path = getattr(provider, "sso_path", None)  # providers with a dashboard of their own
     extra: dict[str, str] = {}
@@ -60,6 +63,6 @@ def install(app: "Flask", database: "Database", settings: "Settings") -> None:
         if not database.is_sqlite:  # web processes start together: one registers at a time
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REGISTRATION_LOCK})
         for provider in providers.values():
-            manifest = full_manifest(provider, settings)
-            if not catalogue.manifest_unchanged(session, manifest):  # a restart changes nothing
-                catalogue.register_manifest(session, manifest, owner=None)
+            manifest = full_manifest(provider, settings, origin="")
+            if not catalogue.manifest_unchanged(session, manifest, own_paths=True):  # a restart changes nothing
+                catalogue.register_manifest(session, manifest, owner=None, own_paths=True)

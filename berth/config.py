@@ -30,6 +30,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return _number(env, name, default, float)
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be 1/true/yes/on or 0/false/no/off, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -63,6 +74,9 @@ class Settings:
     kafka_bootstrap: str = ""               # the brokers' mTLS listener apps use (host:port,...)
     kafka_admin_bootstrap: str = ""         # a listener Berth administers the cluster through
     kafka_ca_dir: str = ""                  # holds ca.pem and ca.key that sign tenants' client certs
+    # Outbound calls (log drains, partner APIs) to loopback, private and link-local addresses:
+    # refused unless allowed (tests, local partners). Berth's own /providers routes always work.
+    allow_private_targets: bool = False
 
     @property
     def api_url(self) -> str:
@@ -104,6 +118,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kafka_bootstrap=env.get("BERTH_KAFKA_BOOTSTRAP") or "",
         kafka_admin_bootstrap=env.get("BERTH_KAFKA_ADMIN_BOOTSTRAP") or "",
         kafka_ca_dir=env.get("BERTH_KAFKA_CA_DIR") or "",
+        allow_private_targets=_flag(env, "BERTH_ALLOW_PRIVATE_TARGETS", False),
     )
 
 

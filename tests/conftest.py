@@ -54,9 +54,11 @@ def database_url(request: pytest.FixtureRequest, session_dir: Path) -> str:
 @pytest.fixture
 def settings(database_url: str, session_dir: Path) -> Settings:
     # No worker runs beside the test client: requests need not wait for one, and tests run
-    # queued operations themselves (Worker.drain); retries are due at once.
+    # queued operations themselves (Worker.drain); retries are due at once. Test partners and
+    # drains listen on loopback: private targets are allowed (tests of the refusal turn it off).
     return Settings(data_dir=session_dir, database_url=database_url, secret_keys=(TEST_KEY,),
-                    port=5000, provision_wait_seconds=0, retry_base_seconds=0, builtin_addons=False)
+                    port=5000, provision_wait_seconds=0, retry_base_seconds=0, builtin_addons=False,
+                    allow_private_targets=True)
 
 
 def empty_all_tables(app: Flask) -> None:

@@ -65,6 +65,7 @@ def live_server(base: Path, *, workers: int | None = 2, threads: int | None = No
     port = free_port()
     env = {**clean_env(), "BERTH_DATA_DIR": str(base / "data"), "BERTH_HOST": "127.0.0.1",
            "BERTH_PORT": str(port), "BERTH_BUILTIN_ADDONS": "0",  # tests that want them say so
+           "BERTH_ALLOW_PRIVATE_TARGETS": "1",  # test partners and drains listen on loopback
            **{f"BERTH_{k}": v for k, v in settings.items()}}
     argv = ([sys.executable, "app.py"] if workers is None else
             [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "app:app",

@@ -11,6 +11,7 @@ from berth.accounts import UUID_PATTERN, Account
 from berth.broker.models import AddOn, AddonService, Plan
 from berth.broker.partner_api.manifest import HEROKU_REGIONS, ManifestError, load_manifest
 from berth.errors import InvalidParams, NotFound
+from berth.outbound import TargetPolicy, TargetRefused
 
 SERVICE_NOT_FOUND = "Couldn't find that add-on service."
 PLAN_NOT_FOUND = "Couldn't find that add-on plan."
@@ -91,27 +92,30 @@ def _comparable(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def manifest_unchanged(session: Session, document: dict[str, Any],
-                       known_regions: frozenset[str] = HEROKU_REGIONS) -> bool:
+                       known_regions: frozenset[str] = HEROKU_REGIONS, *, own_paths: bool = False) -> bool:
     """True when `document` would register exactly what is there already (first-party add-ons
     re-register on every start: an unchanged one is left alone, its `$base` not bumped)."""
     existing = find_service(session, str(document.get("id")))
     if existing is None:
         return False
     try:
-        wanted = load_manifest(document, known_regions=known_regions)
-        current = load_manifest(manifest_of(existing), known_regions=known_regions)
+        wanted = load_manifest(document, known_regions=known_regions, own_paths=own_paths)
+        current = load_manifest(manifest_of(existing), known_regions=known_regions, own_paths=own_paths)
     except ManifestError:
         return False
     return _comparable(wanted) == _comparable(current)
 
 
 def register_manifest(session: Session, document: Any, *, owner: Account | None,
-                      known_regions: frozenset[str] = HEROKU_REGIONS) -> AddonService:
+                      known_regions: frozenset[str] = HEROKU_REGIONS, targets: TargetPolicy | None = None,
+                      own_paths: bool = False) -> AddonService:
     """Create or update a service from a pushed manifest.
 
     `owner` None is the operator (`admin register-addon`), who may replace any service; an
     account may create a new service or update one it owns. Another account's service is
-    reported as taken, without revealing more.
+    reported as taken, without revealing more. An account's base URLs must be addresses the
+    installation's `targets` policy lets Berth call (public ones only, by default); the
+    operator's are checked when they are called. `own_paths`: first-party providers only.
     """
     service_id = document.get("id") if isinstance(document, dict) else None
     existing = find_service(session, service_id) if isinstance(service_id, str) else None
@@ -119,9 +123,12 @@ def register_manifest(session: Session, document: Any, *, owner: Account | None,
         raise InvalidParams(f"The add-on id {service_id!r} is already taken.")
     try:
         previous = {"id": existing.name, "base": existing.manifest_base} if existing else None
-        manifest = load_manifest(document, known_regions=known_regions, previous=previous)
+        manifest = load_manifest(document, known_regions=known_regions, previous=previous,
+                                 own_paths=own_paths and owner is None)
     except ManifestError as error:
         raise InvalidParams(f"Invalid manifest. {error}", errors=error.errors) from None
+    if owner is not None or targets is not None:
+        _check_targets(manifest, targets or TargetPolicy())
     if existing is not None:
         _keep_plans_in_use(session, existing, {plan["name"] for plan in manifest["plans"]})
     service = existing or AddonService(name=manifest["id"], owner_id=owner.id if owner else None)
@@ -130,6 +137,21 @@ def register_manifest(session: Session, document: Any, *, owner: Account | None,
         session.add(service)
     session.flush()
     return service
+
+
+def _check_targets(manifest: dict[str, Any], targets: TargetPolicy) -> None:
+    """The URLs Berth's workers will call must be ones it may call (server-side request forgery)."""
+    errors: dict[str, list[str]] = {}
+    for block in ("production", "test"):
+        url = (manifest["api"].get(block) or {}).get("base_url")
+        try:
+            if url:
+                targets.check_url(url, what=f"{block} base_url")
+        except TargetRefused as refused:
+            errors[f"api.{block}.base_url"] = [str(refused)]
+    if errors:
+        detail = " ".join(message for messages in errors.values() for message in messages)
+        raise InvalidParams(f"Invalid manifest. {detail}", errors=errors)
 
 
 def _keep_plans_in_use(session: Session, service: AddonService, kept: set[str]) -> None:

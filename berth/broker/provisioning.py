@@ -36,6 +36,7 @@ DEPROVISIONING, DEPROVISIONED, FAILED = "deprovisioning", "deprovisioned", "fail
 ADDON_NOT_FOUND = "Couldn't find that add-on."
 GENERIC_FAILURE = "The add-on provider could not be reached or gave an invalid answer. Please try again later."
 MAX_PLAN_CHANGE_ATTEMPTS = 5
+MAX_UNANSWERED_PROVISION_ATTEMPTS = 3  # provision calls that got no answer at all, before failing
 
 
 # ---- finding add-ons ------------------------------------------------------------------------
@@ -166,7 +167,9 @@ def rename_addon(session: Session, addon: AddOn, name: str) -> AddOn:
     return addon
 
 
-def change_plan(session: Session, caller: Account, addon: AddOn, plan_ref: str) -> AddOn:
+def change_plan(session: Session, caller: Account, addon: AddOn, plan_ref: str) -> Operation | None:
+    """Queue a plan change; None when the add-on is on that plan already. What became of it:
+    `plan_change_refusal` once the worker answered, or the add-on's failure_message later."""
     if addon.state != PROVISIONED:
         raise Conflict(f"{addon.name} is {addon.state}; its plan can change once it is provisioned.")
     ref = plan_ref if ":" in plan_ref or UUID_PATTERN.match(plan_ref) else f"{addon.service.name}:{plan_ref}"
@@ -177,12 +180,21 @@ def change_plan(session: Session, caller: Account, addon: AddOn, plan_ref: str) 
     if plan.service_id != addon.service_id:
         raise InvalidParams(f"{plan.full_name} is not a plan of {addon.service.name}.")
     if plan.id == addon.plan_id:
-        return addon
+        return None
     _refuse_deprecated(plan)
     if operations.open_operation(session, addon) is not None:
         raise Conflict(f"{addon.name} is busy with another change; try again shortly.")
-    operations.enqueue(session, addon, operations.CHANGE_PLAN, target_plan_id=plan.id)
-    return addon
+    addon.failure_message = None  # a new attempt: the last one's failure is history
+    return operations.enqueue(session, addon, operations.CHANGE_PLAN, target_plan_id=plan.id)
+
+
+def plan_change_refusal(session: Session, operation_id: str) -> InvalidParams | None:
+    """The error to answer with when the worker has already failed this plan change (the
+    provider refused it, or it could not be made): the add-on keeps its plan."""
+    operation = session.get(Operation, operation_id, populate_existing=True)
+    if operation is None or operation.state != operations.FAILED:
+        return None
+    return InvalidParams(operation.message or "The provider refused the plan change; the add-on keeps its plan.")
 
 
 def destroy_addon(session: Session, caller: Account | None, addon: AddOn) -> AddOn:
@@ -293,6 +305,10 @@ def _apply_provision(session: Session, settings: Settings, operation: Operation,
         addon.log_drain_url = answer.log_drain_url  # if it gave one already; used on completion
         addon.deadline_at = utcnow() + timedelta(seconds=settings.async_provision_timeout_seconds)
         operations.finish(operation, message=answer.message)
+    elif answer.connection_error and operation.attempts < MAX_UNANSWERED_PROVISION_ATTEMPTS:
+        # The provider was unreachable even after the client's quick retries (restarting?):
+        # the call carries the uuid, so asking again later is safe; failing now is not needed.
+        operations.retry_later(operation, settings.retry_base_seconds, answer.detail)
     else:
         refused = answer.outcome == Outcome.REFUSED
         fail_provision(session, addon, (answer.message if refused and answer.message else GENERIC_FAILURE),
@@ -313,12 +329,12 @@ def fail_provision(session: Session, addon: AddOn, message: str, *, mitigate: bo
 
 def _apply_plan_change(session: Session, settings: Settings, operation: Operation, addon: AddOn,
                        answer: ProviderAnswer) -> None:
+    target = session.get(Plan, operation.target_plan_id)
+    assert target is not None
     if addon.state != PROVISIONED:
         operations.finish(operation, message=f"Add-on is {addon.state}; plan change dropped.", failed=True)
     elif answer.outcome in (Outcome.SUCCEEDED, Outcome.ACCEPTED):
-        plan = session.get(Plan, operation.target_plan_id)
-        assert plan is not None
-        addon.plan_id, addon.plan = plan.id, plan
+        addon.plan_id, addon.plan, addon.failure_message = target.id, target, None
         if answer.config:
             merged = {**attachments.addon_config(addon), **answer.config}
             addon.config = json.dumps(merged, sort_keys=True)
@@ -326,13 +342,21 @@ def _apply_plan_change(session: Session, settings: Settings, operation: Operatio
                                                   f"Update {addon.service.config_vars_prefix} by {addon.service.name}")
         operations.finish(operation, message=answer.message)
     elif answer.outcome == Outcome.REFUSED:
-        operations.finish(operation, message=answer.message or "The provider refused the plan change.",
-                          detail=answer.detail, failed=True)
+        _fail_plan_change(operation, addon, target, answer.message or "The provider refused the plan change.",
+                          answer.detail)
     elif operation.attempts >= MAX_PLAN_CHANGE_ATTEMPTS:
-        operations.finish(operation, message="The plan change failed; the add-on keeps its plan.",
-                          detail=answer.detail, failed=True)
+        _fail_plan_change(operation, addon, target, "The provider could not be reached or gave an invalid "
+                          "answer; try again later.", answer.detail)
     else:
         operations.retry_later(operation, settings.retry_base_seconds, answer.detail)
+
+
+def _fail_plan_change(operation: Operation, addon: AddOn, target: Plan, reason: str, detail: str) -> None:
+    """The add-on keeps its plan; the reason stays on it (`failure_message`, shown by the API and
+    the add-on's page) for whoever asked and stopped waiting, until the next plan change."""
+    message = f"Changing {addon.name} to {target.full_name} failed; it stays on {addon.plan.full_name}. {reason}"
+    addon.failure_message = message[:1000]
+    operations.finish(operation, message=reason, detail=detail, failed=True)
 
 
 def _apply_deprovision(session: Session, settings: Settings, operation: Operation, addon: AddOn,
@@ -431,8 +455,10 @@ def partner_may_see_app(session: Session, partner_addon_id: str, app: App) -> bo
                                                       Attachment.app_id == app.id)) is not None
 
 
-def sso_form(addon: AddOn, user: Account, context_app: App) -> dict[str, Any]:
-    """What the browser POSTs to the partner's dashboard (spec §4.4), stamped now."""
+def sso_form(addon: AddOn, user: Account, context_app: App, *, origin: str = "") -> dict[str, Any]:
+    """What the browser POSTs to the partner's dashboard (spec §4.4), stamped now. A first-party
+    dashboard is a path on Berth itself: `origin` (Berth's URL) makes it absolute for clients
+    other than Berth's own pages."""
     service = addon.service
     if addon.state != PROVISIONED or not service.sso_url or not service.sso_salt:
         raise Conflict(f"{addon.name} has no dashboard to open"
@@ -440,4 +466,5 @@ def sso_form(addon: AddOn, user: Account, context_app: App) -> dict[str, Any]:
     params = sso.sso_params(addon.id, service.sso_salt, user_id=user.id, email=user.email,
                             app=addon.app.name if addon.app else context_app.name,
                             context_app=context_app.name)
-    return {"method": "post", "action": service.sso_url, "params": params}
+    action = origin.rstrip("/") + service.sso_url if service.sso_url.startswith("/") else service.sso_url
+    return {"method": "post", "action": action, "params": params}

@@ -51,7 +51,7 @@ class Wakeups:
 class Worker:
     def __init__(self, database: Database, settings: Settings, client: ProviderClient | None = None) -> None:
         self.database, self.settings = database, settings
-        self.client = client or ProviderClient(read_timeout=settings.provider_timeout_seconds)
+        self.client = client or ProviderClient.for_settings(settings)
         self.wakeups = Wakeups(max(1, settings.worker_threads))
 
     def start_up(self) -> None:

@@ -18,6 +18,7 @@ from berth.broker.partner_api.manifest import HEROKU_REGIONS
 from berth.errors import BerthError, InvalidParams
 from berth.httpapi.body import parse_json
 from berth.httpapi.context import current_account, current_account_id, db_session
+from berth.outbound import TargetPolicy
 from berth.web.pages import blueprint, login_required, render, settings
 
 Reply = Any
@@ -118,7 +119,8 @@ def create_partner_service() -> Reply:
     try:
         document = _parse(request.form.get("manifest", ""))
         service = catalogue.register_manifest(db_session(), document, owner=current_account(),
-                                              known_regions=_known_regions())
+                                              known_regions=_known_regions(),
+                                              targets=TargetPolicy.from_settings(settings()))
     except BerthError as error:
         return _refused(NEW_TEMPLATE, error, example=EXAMPLE_MANIFEST)
     return redirect(url_for("web.partner_service", service_ref=service.name, done="published"), 303)
@@ -137,7 +139,7 @@ def update_partner_service(service_ref: str) -> Reply:
     try:
         document = _keep_secrets(_parse(request.form.get("manifest", "")), service)
         catalogue.register_manifest(db_session(), document, owner=current_account(),
-                                    known_regions=_known_regions())
+                                    known_regions=_known_regions(), targets=TargetPolicy.from_settings(settings()))
     except BerthError as error:
         db_session().rollback()  # the page below reads the service as it was
         service = _mine(service_ref)

@@ -17,6 +17,7 @@ from berth.broker.partner_api.client import ProviderClient
 from berth.broker.partner_api.conformance import run_conformance
 from berth.builtin_addons import build_providers, full_manifest
 from berth.platform.logs import store
+from berth.outbound import TargetPolicy
 from berth.platform.logs.forwarder import Forwarder
 from tests.builtin_platform import BuiltinPlatform as Platform
 from tests.builtin_platform import builtin_platform, server_database
@@ -101,7 +102,7 @@ def test_builtin_providers_pass_the_conformance_suite(platform: Platform, servic
     settings, database = server_database(platform.server)
     provider = build_providers(database, settings)[service]
     report = run_conformance(full_manifest(provider, settings), plan=plan, other_plan=other_plan,
-                             sso=service == "logs", client=ProviderClient(read_timeout=30))
+                             sso=service == "logs", client=ProviderClient.for_settings(settings))
     assert report.passed, report.render()
 
 
@@ -115,7 +116,8 @@ def test_logs_addon_receives_the_apps_stream_and_finds_it(platform: Platform, ap
     with database.transaction() as session:  # as the runtime will write it, once it exists
         store.append(session, app_id, [store.Entry("app", "web.1", "GET /checkout 500"),
                                        store.Entry("heroku", "router", "at=error code=H12")])
-    assert Forwarder(database).deliver_once() == 2  # the drain process's work, done once here
+    forwarder = Forwarder(database, TargetPolicy.from_settings(settings))
+    assert forwarder.deliver_once() == 2  # the drain process's work, done once here
     logs_url = urlsplit(platform.config(app_name)["LOGS_URL"])
     found = requests.get(f"{platform.server.url}{logs_url.path}/lines", params={"q": "checkout"},
                          auth=(logs_url.username, logs_url.password), timeout=10)

@@ -12,6 +12,7 @@ from flask import Flask
 
 from berth.broker.worker import Worker
 from berth.platform.logs import store
+from berth.outbound import TargetPolicy
 from berth.platform.logs.forwarder import Forwarder
 from tests.conftest import Api, User
 from tests.api.conftest import register_partner
@@ -135,7 +136,7 @@ def test_the_apps_lines_reach_the_addons_drain(api: Api, alice: User, apps: tupl
     with database.transaction() as session:
         store.append(session, shop_id(api, alice, shop), [store.Entry("app", "web.1", f"request {n}")
                                                            for n in range(3)])
-    forwarder = Forwarder(database)
+    forwarder = Forwarder(database, TargetPolicy(allow_private=True))
     assert forwarder.deliver_once() == 3
     assert forwarder.deliver_once() == 0  # nothing new
     received = partner.state()["drains"][addon["id"]]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,11 +11,14 @@ from sqlalchemy import select, update
 
 from berth.broker import catalogue
 from berth.broker.models import Operation
+from berth.broker.partner_api.client import ProviderClient
 from berth.broker.worker import Worker
 from berth.db import utcnow
 from berth.errors import InvalidParams
+from berth.outbound import TargetPolicy
 from tests.conftest import Api, User
 from tests.partners.harness import ExamplePartner
+from tests.partners.resetting import run_resetting_partner
 
 
 @pytest.fixture(autouse=True)
@@ -135,6 +139,34 @@ def test_failed_provision_is_cleaned_up_at_the_partner(api: Api, alice: User, sh
     assert api.get(f"/addons/{addon_id}", alice).get_json()["state"] == "deprovisioned"
 
 
+def test_a_provision_without_an_answer_is_asked_again_later(app: Flask, api: Api, alice: User, shop: str,
+                                                           tmp_path: Path) -> None:
+    """A provider whose connections reset (its web server restarting) past the client's quick
+    retries: the provision is queued again rather than failed, and succeeds once it answers."""
+    with run_resetting_partner(tmp_path) as restarting:
+        with app.extensions["berth.database"].transaction() as session:
+            catalogue.register_manifest(session, restarting.manifest(), owner=None)
+        settings = app.config["BERTH_SETTINGS"]
+        client = ProviderClient(targets=TargetPolicy.from_settings(settings), retry_delays=(0.01,))
+        worker = Worker(app.extensions["berth.database"], settings, client)
+        restarting.reset_next(4)  # two attempts of the client, twice
+        created = api.post(f"/apps/{shop}/addons", alice, json={"plan": "resetting"}).get_json()
+        for _ in range(2):
+            assert worker.run_one()
+            assert api.get(f"/addons/{created['id']}", alice).get_json()["state"] == "provisioning"
+        assert worker.run_one()
+        assert api.get(f"/addons/{created['id']}", alice).get_json()["state"] == "provisioned"
+        assert restarting.calls("provision") == 5
+        restarting.reset_next(100)  # never answers: after three unanswered rounds, it fails
+        assert api.post("/apps", alice, json={"name": "shop-2"}).status_code == 201
+        doomed = api.post("/apps/shop-2/addons", alice, json={"plan": "resetting"}).get_json()
+        for _ in range(3):
+            assert worker.run_one()
+        shown = api.get(f"/addons/{doomed['id']}", alice).get_json()
+        assert shown["state"] == "deprovisioned" and "could not be reached" in shown["failure_message"]
+        restarting.reset_next(0)
+
+
 def test_deprovision_keeps_retrying_while_the_partner_fails(api: Api, alice: User, shop: str, service: str,
                                                             worker: Worker, partner: ExamplePartner) -> None:
     addon = provision(api, alice, shop, worker)
@@ -187,6 +219,27 @@ def test_plan_change_applies_after_the_partner_agrees(api: Api, alice: User, sho
     assert api.get(f"/addons/{addon['id']}", alice).get_json()["plan"]["name"] == "example-partner:premium"
     bad = api.patch(f"/apps/{shop}/addons/{addon['name']}", alice, json={"plan": "example-partner:gold"})
     assert bad.status_code == 422 and bad.get_json()["message"].startswith("Couldn't find either the add-on")
+
+
+def test_a_plan_change_refused_after_the_request_shows_on_the_addon(api: Api, alice: User, shop: str,
+                                                                    service: str, worker: Worker,
+                                                                    partner: ExamplePartner) -> None:
+    """No worker answered within the request's wait (none runs here): the refusal comes later and
+    stays on the add-on, with the plan it keeps, until the next plan change."""
+    addon = provision(api, alice, shop, worker)
+    partner.set_mode("refusing")
+    queued = api.patch(f"/apps/{shop}/addons/{addon['name']}", alice, json={"plan": "premium"})
+    assert queued.status_code == 200 and queued.get_json()["failure_message"] is None
+    worker.drain()
+    shown = api.get(f"/addons/{addon['id']}", alice).get_json()
+    assert (shown["state"], shown["plan"]["name"]) == ("provisioned", "example-partner:test")
+    assert shown["failure_message"] == (f"Changing {addon['name']} to example-partner:premium failed; it stays "
+                                        "on example-partner:test. That plan is not available in your region.")
+    partner.set_mode("sync")
+    api.patch(f"/apps/{shop}/addons/{addon['name']}", alice, json={"plan": "premium"})
+    worker.drain()
+    shown = api.get(f"/addons/{addon['id']}", alice).get_json()
+    assert (shown["plan"]["name"], shown["failure_message"]) == ("example-partner:premium", None)
 
 
 def test_sharing_attaches_vars_to_another_app(api: Api, alice: User, shop: str, service: str,

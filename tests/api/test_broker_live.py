@@ -10,6 +10,7 @@ from typing import Any, Iterator
 import pytest
 import requests
 
+from tests.heroku_cli import heroku_cli
 from tests.live_server import ROOT, LiveServer, live_server
 from tests.partners.harness import ExamplePartner, run_example_partner
 
@@ -84,3 +85,24 @@ def test_destroy_waits_for_the_deprovision(stack: tuple[LiveServer, ExamplePartn
     assert server.api("GET", f"/addons/{created['id']}", key).status_code == 404
     assert partner.state()["resources"][created["id"]]["state"] == "deprovisioned"
     assert requests.get(server.url + "/addon-services", timeout=5).status_code == 401
+
+
+def test_a_refused_plan_change_is_a_422_with_the_providers_message(
+        stack: tuple[LiveServer, ExamplePartner, str], tmp_path_factory: pytest.TempPathFactory) -> None:
+    server, partner, key = stack
+    partner.set_mode("sync")
+    server.api("POST", "/apps", key, json={"name": "live-upgrade"})
+    addon = server.api("POST", "/apps/live-upgrade/addons", key, json={"plan": "example-partner"}).json()
+    assert addon["state"] == "provisioned", addon
+    partner.set_mode("refusing")
+    refused = server.api("PATCH", f"/apps/live-upgrade/addons/{addon['name']}", key,
+                         json={"plan": {"name": "example-partner:premium"}})
+    assert refused.status_code == 422, refused.text
+    assert refused.json() == {"id": "invalid_params", "message": "That plan is not available in your region."}
+    assert server.api("GET", f"/addons/{addon['id']}", key).json()["plan"]["name"] == "example-partner:test"
+
+    cli = heroku_cli(server.url, key, tmp_path_factory.mktemp("home"))
+    upgrade = cli.run("addons:upgrade", addon["name"], "premium", "--app", "live-upgrade")
+    assert upgrade.returncode != 0, upgrade.stdout
+    assert "That plan is not available in your region." in upgrade.stderr
+    assert server.api("GET", f"/addons/{addon['id']}", key).json()["plan"]["name"] == "example-partner:test"

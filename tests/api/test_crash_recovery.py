@@ -154,7 +154,8 @@ def test_provisions_survive_worker_and_web_crashes(tmp_path: Path) -> None:
     with run_example_partner(tmp_path) as partner:
         port = free_port()
         env = {**clean_env(), "BERTH_DATA_DIR": str(tmp_path / "data"), "BERTH_HOST": "127.0.0.1",
-               "BERTH_PORT": str(port), "BERTH_PROVISION_WAIT_SECONDS": "1", "BERTH_WORKER_THREADS": "8"}
+               "BERTH_PORT": str(port), "BERTH_PROVISION_WAIT_SECONDS": "1", "BERTH_WORKER_THREADS": "8",
+               "BERTH_ALLOW_PRIVATE_TARGETS": "1"}  # the partner listens on loopback
         web, workers = Web(tmp_path, env, port), Workers(tmp_path, env)
         web.start()
         try:

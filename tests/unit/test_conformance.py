@@ -11,6 +11,7 @@ from typing import Iterator
 import pytest
 
 from berth.broker.partner_api.client import ProviderClient
+from berth.outbound import TargetPolicy
 from berth.broker.partner_api.conformance import ConformanceReport, run_conformance
 from tests.live_server import ROOT, clean_env
 from tests.partners.harness import ExamplePartner, run_example_partner
@@ -34,7 +35,7 @@ def partner(running: ExamplePartner) -> ExamplePartner:
 
 def check(partner: ExamplePartner, **kwargs: object) -> ConformanceReport:
     options: dict[str, object] = {"plan": "test", "other_plan": "premium", "async_timeout": 10,
-                                  "client": ProviderClient(read_timeout=5), **kwargs}
+                                  "client": ProviderClient(read_timeout=5, targets=TargetPolicy(allow_private=True)), **kwargs}
     requires = options.pop("requires", EVERYTHING)
     return run_conformance(partner.manifest(requires=requires), **options)  # type: ignore[arg-type]
 

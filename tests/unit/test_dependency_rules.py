@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "berth"
 
 # Top-level parts of berth a module may import, by where the module lives.
 FOUNDATION = {"config", "db", "errors", "auth", "crypto", "accounts", "hooks", "httpapi", "logplex", "process",
-              "certificates"}
+              "certificates", "outbound"}
 ALLOWED: dict[str, set[str]] = {
     "platform": FOUNDATION | {"platform", "supervise"},
     "broker": FOUNDATION | {"platform", "broker"},

@@ -11,12 +11,15 @@ import pytest
 
 from berth.broker.partner_api import client as client_module
 from berth.broker.partner_api.client import Outcome, ProviderAnswer, ProviderClient, ProviderEndpoint
+from berth.outbound import TargetPolicy
 from tests.live_server import free_port
 from tests.partners.harness import ExamplePartner, run_example_partner
+from tests.partners.resetting import ResettingPartner, run_resetting_partner
 
 pytestmark = pytest.mark.slow
 
 ACCEPT = "application/vnd.heroku-addons+json; version=3"
+LOOPBACK_ALLOWED = TargetPolicy(allow_private=True)  # the example partner listens on 127.0.0.1
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,7 @@ def partner(running: ExamplePartner) -> ExamplePartner:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[ProviderClient]:
-    made = ProviderClient(connect_timeout=2, read_timeout=10)
+    made = ProviderClient(connect_timeout=2, read_timeout=10, targets=LOOPBACK_ALLOWED)
     yield made
     made.close()
 
@@ -174,7 +177,7 @@ def test_flaky_fails_the_first_times_per_uuid(partner: ExamplePartner, client: P
 
 def test_slow_provider_times_out(partner: ExamplePartner) -> None:
     partner.set_mode("slow", slow_seconds=2.0)
-    impatient = ProviderClient(connect_timeout=1, read_timeout=0.3)
+    impatient = ProviderClient(connect_timeout=1, read_timeout=0.3, targets=LOOPBACK_ALLOWED)
     started = time.monotonic()
     answer = provision(impatient, endpoint_for(partner))
     assert time.monotonic() - started < 1.5
@@ -313,3 +316,56 @@ def test_resource_ids_are_one_path_segment(partner: ExamplePartner, client: Prov
     partner.set_mode("canned", status=204, body=None)
     client.deprovision(endpoint_for(partner), "a/b?c")
     assert partner.state()["requests"][-1]["path"] == "/heroku/resources/a%2Fb%3Fc"
+
+
+# --- connection errors: idempotent calls are made again ---------------------------------------------
+@pytest.fixture(scope="module")
+def resetting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ResettingPartner]:
+    """A partner process that resets the next N resource calls (a provider being restarted)."""
+    with run_resetting_partner(tmp_path_factory.mktemp("resetting")) as running:
+        yield running
+
+
+@pytest.fixture
+def quick_retries() -> Iterator[ProviderClient]:
+    made = ProviderClient(connect_timeout=2, read_timeout=5, targets=LOOPBACK_ALLOWED, retry_delays=(0.05, 0.1, 0.2))
+    yield made
+    made.close()
+
+
+@pytest.mark.parametrize("kind", ["provision", "plan change", "deprovision"])
+def test_idempotent_calls_are_made_again_after_a_connection_reset(resetting: ResettingPartner,
+                                                                  quick_retries: ProviderClient, kind: str) -> None:
+    endpoint = ProviderEndpoint("resetting", "password-1", resetting.url)
+    before = resetting.calls(kind)
+    resetting.reset_next(2)
+    resource = str(uuid.uuid4())
+    if kind == "provision":
+        answer = provision(quick_retries, endpoint, resource)
+    elif kind == "plan change":
+        answer = quick_retries.change_plan(endpoint, resource, "premium")
+    else:
+        answer = quick_retries.deprovision(endpoint, resource)
+    assert answer.outcome is Outcome.SUCCEEDED, answer.detail
+    assert resetting.calls(kind) == before + 3  # two resets, then the answer
+
+
+def test_retries_are_bounded(resetting: ResettingPartner, quick_retries: ProviderClient) -> None:
+    endpoint = ProviderEndpoint("resetting", "password-1", resetting.url)
+    before = resetting.calls("provision")
+    resetting.reset_next(10)
+    try:
+        answer = provision(quick_retries, endpoint)
+    finally:
+        resetting.reset_next(0)
+    assert (answer.outcome, answer.status, answer.connection_error) == (Outcome.FAILED, None, True)
+    assert resetting.calls("provision") == before + 4  # the first call and three more
+
+
+def test_actions_are_not_made_twice(resetting: ResettingPartner, quick_retries: ProviderClient) -> None:
+    """An action (capture a backup, create a topic) need not be idempotent: one attempt."""
+    endpoint = ProviderEndpoint("resetting", "password-1", resetting.url)
+    before = resetting.calls("action")
+    resetting.reset_next(1)
+    answer = quick_retries.action(endpoint, "r1", "backup", {})
+    assert answer.outcome is Outcome.FAILED and resetting.calls("action") == before + 1

@@ -159,8 +159,15 @@ def update_addon(app_ref: str, addon_ref: str) -> Reply:
     if "name" in params:
         provisioning.rename_addon(session, addon, params["name"])
     if "plan" in params:
-        provisioning.change_plan(session, account, addon, params["plan"])
-        return _commit_and_wait(addon.id)
+        operation = provisioning.change_plan(session, account, addon, params["plan"])
+        operation_id = operation.id if operation is not None else None
+        answer = _commit_and_wait(addon.id)
+        if operation_id is not None:
+            with database().session(write=False) as reading:  # committed: read without a lock
+                refusal = provisioning.plan_change_refusal(reading, operation_id)
+            if refusal is not None:  # the provider said no while we waited: not 200 with the old plan
+                raise refusal
+        return answer
     return AddOnSchema().dump(addon)
 
 
@@ -204,7 +211,7 @@ _action_client: ProviderClient | None = None
 def _client() -> ProviderClient:
     global _action_client  # one pooled HTTP session per process, like the worker's
     if _action_client is None:
-        _action_client = ProviderClient(read_timeout=_settings().provider_timeout_seconds)
+        _action_client = ProviderClient.for_settings(_settings())
     return _action_client
 
 
@@ -228,7 +235,8 @@ def addon_sso(app_ref: str, addon_ref: str) -> Reply:
     session, account = db_session(), current_account()
     app = apps.get_app(session, account.id, app_ref)
     addon = provisioning.get_app_addon(session, account.id, app, addon_ref)
-    return SsoSchema().dump(provisioning.sso_form(addon, account, app))
+    return SsoSchema().dump(provisioning.sso_form(addon, account, app,
+                                                          origin=_settings().api_url))
 
 
 @blueprint.get("/addons/<addon_ref>/sso")
@@ -237,4 +245,5 @@ def addon_sso_by_owner(addon_ref: str) -> Reply:
     session, account = db_session(), current_account()
     addon = provisioning.get_addon(session, account.id, addon_ref)
     app = provisioning.require_owner_app_access(session, account.id, addon)
-    return SsoSchema().dump(provisioning.sso_form(addon, account, app))
+    return SsoSchema().dump(provisioning.sso_form(addon, account, app,
+                                                          origin=_settings().api_url))

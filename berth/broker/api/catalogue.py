@@ -16,6 +16,7 @@ from berth.httpapi.body import load
 from berth.httpapi.context import current_account, current_account_id, db_session
 from berth.httpapi.openapi import describe
 from berth.httpapi.pagination import paginate
+from berth.outbound import TargetPolicy
 
 Reply = Any
 
@@ -86,6 +87,7 @@ def push_manifest(slug: str) -> Reply:
     if contents.get("id") != slug:
         raise InvalidParams(f"The manifest id must be {slug!r}, as in the URL.")
     service = catalogue.register_manifest(db_session(), contents, owner=current_account(),
-                                          known_regions=_known_regions())
+                                          known_regions=_known_regions(),
+                                          targets=TargetPolicy.from_settings(current_app.config["BERTH_SETTINGS"]))
     return AddonServiceSchema().dump(service), 201
 

@@ -16,11 +16,16 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import requests
 from requests.auth import AuthBase
+
+from berth.outbound import TargetPolicy, TargetRefused
+
+if TYPE_CHECKING:
+    from berth.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +36,17 @@ MAX_BODY_BYTES = 1 << 20  # an answer is a small JSON object; refuse to buffer m
 MAX_MESSAGE_CHARS = 1000
 MAX_DETAIL_CHARS = 500
 LOG_DRAIN_URL = re.compile(r"^(https|syslog)://\S+\Z")
+# Provision, plan change and deprovision carry the add-on's uuid, so sending one again after a
+# connection error (reset, refused while the provider restarts) changes nothing twice.
+IDEMPOTENT = frozenset({"provision", "plan change", "deprovision"})
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)  # seconds before each further attempt: about 4 s in all
 
 
 @dataclass(frozen=True)
 class ProviderEndpoint:
     service: str            # manifest id: the Basic-auth user name
     password: str = field(repr=False)  # manifest api.password: kept out of repr, logs and messages
-    base_url: str           # api.production.base_url
+    base_url: str           # api.production.base_url; a path (/providers/...) is Berth's own
     config_vars: tuple[str, ...] = ()   # declared api.config_vars: answers with other keys are malformed
     requires: tuple[str, ...] = ()      # e.g. ("syslog_drain",): then log_drain_url is required
 
@@ -62,6 +71,7 @@ class ProviderAnswer:
     log_drain_url: str | None = None
     detail: str = ""                # for operators' logs only: what went wrong (no secrets)
     result: Any = None              # an action's `result` (Berth's extension, first-party providers)
+    connection_error: bool = False  # no answer: the connection failed, was reset or dropped
 
 
 class _Malformed(Exception):
@@ -84,15 +94,28 @@ class _BasicAuth(AuthBase):
 
 class ProviderClient:
     """One pooled `requests.Session` for all providers; safe to share between worker threads
-    because nothing per-call is kept on it (cookies are refused, auth is passed per request)."""
+    because nothing per-call is kept on it (cookies are refused, auth is passed per request).
 
-    def __init__(self, *, connect_timeout: float = 5.0, read_timeout: float = 30.0) -> None:
+    `targets` decides which addresses may be called (public ones only, by default); `own_url` is
+    Berth's own API URL, which a first-party provider's base URL (a path) is relative to.
+    """
+
+    def __init__(self, *, connect_timeout: float = 5.0, read_timeout: float = 30.0,
+                 targets: TargetPolicy = TargetPolicy(), own_url: str = "",
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self._session = requests.Session()
+        self.targets, self.own_url, self.retry_delays = targets, own_url.rstrip("/"), retry_delays
+        self._session = targets.session()
         # A provider's cookies must not leak into calls about other resources or threads.
         self._session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         self._session.headers.update({"Accept": ACCEPT, "User-Agent": USER_AGENT})
+
+    @classmethod
+    def for_settings(cls, settings: "Settings") -> "ProviderClient":
+        """The client a Berth process uses: its own URL, timeouts and address policy."""
+        return cls(read_timeout=settings.provider_timeout_seconds, targets=TargetPolicy.from_settings(settings),
+                   own_url=settings.api_url)
 
     def close(self) -> None:
         self._session.close()
@@ -108,36 +131,57 @@ class ProviderClient:
             body["log_input_url"] = log_input_url
         if log_drain_token is not None:
             body["log_drain_token"] = log_drain_token
-        return self._call("provision", endpoint, "POST", endpoint.base_url, body)
+        return self._call("provision", endpoint, "POST", self._base(endpoint), body)
 
     def change_plan(self, endpoint: ProviderEndpoint, resource_id: str, plan: str) -> ProviderAnswer:
-        return self._call("plan change", endpoint, "PUT", _resource_url(endpoint, resource_id),
+        return self._call("plan change", endpoint, "PUT", _resource_url(self._base(endpoint), resource_id),
                           {"plan": plan})
 
     def action(self, endpoint: ProviderEndpoint, resource_id: str, action: str,
                params: dict[str, Any]) -> ProviderAnswer:
         """Berth's extension of the partner API: `POST <base>/<id>/actions/<action>` `{"params"}`
         answered `{"message"?, "config"?, "result"?}` (credential rotation, backups, topics...)."""
-        url = f"{_resource_url(endpoint, resource_id)}/actions/{quote(action, safe='')}"
+        url = f"{_resource_url(self._base(endpoint), resource_id)}/actions/{quote(action, safe='')}"
         return self._call("action", endpoint, "POST", url, {"params": params})
 
     def deprovision(self, endpoint: ProviderEndpoint, resource_id: str) -> ProviderAnswer:
-        return self._call("deprovision", endpoint, "DELETE", _resource_url(endpoint, resource_id), None)
+        return self._call("deprovision", endpoint, "DELETE", _resource_url(self._base(endpoint), resource_id), None)
+
+    def _base(self, endpoint: ProviderEndpoint) -> str:
+        base = endpoint.base_url
+        return self.own_url + base if base.startswith("/") and self.own_url else base
 
     def _call(self, kind: str, endpoint: ProviderEndpoint, method: str, url: str,
               body: dict[str, Any] | None) -> ProviderAnswer:
+        delays = list(self.retry_delays) if kind in IDEMPOTENT else []
+        while True:
+            answer = self._attempt(kind, endpoint, method, url, body)
+            if not (answer.connection_error and delays):
+                return answer
+            delay = delays.pop(0)
+            log.info("%s %s: %s; trying again in %.1f s", endpoint.service, kind, answer.detail, delay)
+            time.sleep(delay)
+
+    def _attempt(self, kind: str, endpoint: ProviderEndpoint, method: str, url: str,
+                 body: dict[str, Any] | None) -> ProviderAnswer:
         started = time.monotonic()
         status: int | None = None
         try:
             status, raw = self._send(endpoint, method, url, body, started)
-            answer = _classify(kind, endpoint, status, raw)
+            answer = _classify(kind, endpoint, status, raw, self.targets)
+        except TargetRefused as refused:  # nothing was sent
+            answer = ProviderAnswer(Outcome.REFUSED, None, message=_trim(
+                f"{endpoint.service} cannot be reached: {refused}", MAX_MESSAGE_CHARS),
+                detail=_trim(f"{kind}: {refused}", MAX_DETAIL_CHARS))
         except requests.Timeout:
             limits = f"connect {self.connect_timeout:g} s, read {self.read_timeout:g} s"
             answer = ProviderAnswer(Outcome.FAILED, status,
                                     detail=f"{kind}: no answer within the timeout ({limits})")
         except (requests.RequestException, ValueError) as error:  # connection, TLS, bad URL
             problem = _trim(f"{kind}: {type(error).__name__}: {error}", MAX_DETAIL_CHARS)
-            answer = ProviderAnswer(Outcome.FAILED, status, detail=problem)
+            # Reset, refused, dropped: the call can be made again (a TLS error is not that).
+            dropped = isinstance(error, requests.ConnectionError) and not isinstance(error, requests.exceptions.SSLError)
+            answer = ProviderAnswer(Outcome.FAILED, status, detail=problem, connection_error=dropped)
         elapsed = time.monotonic() - started
         if elapsed > SLOW_CALL_SECONDS:
             log.warning("slow provider call: %s %s took %.1f s (status %s)",
@@ -165,9 +209,9 @@ class ProviderClient:
             return response.status_code, b"".join(chunks)
 
 
-def _resource_url(endpoint: ProviderEndpoint, resource_id: str) -> str:
+def _resource_url(base_url: str, resource_id: str) -> str:
     # The id is one path segment whatever it contains (§2.3: base_url + "/" + id).
-    return endpoint.base_url.rstrip("/") + "/" + quote(resource_id, safe="")
+    return base_url.rstrip("/") + "/" + quote(resource_id, safe="")
 
 
 def _trim(text: str, limit: int) -> str:
@@ -188,7 +232,8 @@ def _message(document: dict[str, Any] | None) -> str | None:
     return _trim(text, MAX_MESSAGE_CHARS) if isinstance(text, str) and text.strip() else None
 
 
-def _classify(kind: str, endpoint: ProviderEndpoint, status: int, raw: bytes) -> ProviderAnswer:
+def _classify(kind: str, endpoint: ProviderEndpoint, status: int, raw: bytes,
+              targets: TargetPolicy) -> ProviderAnswer:
     document = _json_object(raw)
     if status == 401:
         rejected = f"{kind}: the provider rejected the credentials for {endpoint.service!r}"
@@ -204,14 +249,14 @@ def _classify(kind: str, endpoint: ProviderEndpoint, status: int, raw: bytes) ->
         return ProviderAnswer(Outcome.FAILED, status, detail=f"{kind}: HTTP {status} ({what})")
     try:
         if kind == "provision":
-            return _provision_answer(endpoint, status, raw, document)
+            return _provision_answer(endpoint, status, raw, document, targets)
         return _other_answer(kind, endpoint, status, document)
     except _Malformed as error:
         return ProviderAnswer(Outcome.FAILED, status, detail=f"{kind}: malformed {status} answer: {error}")
 
 
 def _provision_answer(endpoint: ProviderEndpoint, status: int, raw: bytes,
-                      document: dict[str, Any] | None) -> ProviderAnswer:
+                      document: dict[str, Any] | None, targets: TargetPolicy) -> ProviderAnswer:
     if document is None:
         raise _Malformed("not a JSON object" if raw.strip() else "empty body")
     provider_id = document.get("id")
@@ -221,7 +266,7 @@ def _provision_answer(endpoint: ProviderEndpoint, status: int, raw: bytes,
     if not isinstance(provider_id, str) or not provider_id.strip():
         raise _Malformed("no string `id`")
     drain = document.get("log_drain_url")
-    valid_drain = drain if isinstance(drain, str) and _valid_drain_url(drain) else None
+    valid_drain = drain if isinstance(drain, str) and _valid_drain_url(drain, targets) else None
     if "syslog_drain" not in endpoint.requires:
         valid_drain = None  # not asked for: ignored rather than failing the install
     if status == 202:  # config (and perhaps the drain) arrive later through the partner endpoints (§3.2)
@@ -273,9 +318,14 @@ def _has_scheme_and_host(value: str) -> bool:
         return False
 
 
-def _valid_drain_url(url: str) -> bool:
+def _valid_drain_url(url: str, targets: TargetPolicy) -> bool:
     """§2.2's `^(https|syslog)://\\S+$`, plus plain http to this machine for first-party drains
-    (the same exception the manifest makes for loopback base URLs)."""
+    (the same exception the manifest makes for loopback base URLs); and one the installation's
+    address policy lets Berth deliver to (the forwarder checks again when it connects)."""
+    try:
+        targets.check_url(url, what="log drain URL")
+    except TargetRefused:
+        return False
     if LOG_DRAIN_URL.match(url):
         return True
     try:

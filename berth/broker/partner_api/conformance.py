@@ -38,6 +38,7 @@ from berth.broker.partner_api.client import (
 )
 from berth.broker.partner_api.manifest import ManifestError, load_manifest
 from berth.broker.partner_api.sso import sso_params
+from berth.outbound import TargetPolicy
 
 # §1.3: the app's location as providers see it; "*" and unknown names fall back to Virginia.
 AWS_REGIONS = {"us": "us-east-1", "virginia": "us-east-1", "eu": "eu-west-1", "dublin": "eu-west-1",
@@ -48,6 +49,8 @@ STALE_SSO_SECONDS = 360  # kensa's "6 minutes old" (§6.7): outside every sane w
 SSO_USER = {"user_id": "0f7a9c1e-2b3d-4e5f-8a9b-c0d1e2f3a4b5", "email": "conformance@berth.invalid",
             "app": "conformance-app"}
 OK = (Outcome.SUCCEEDED, Outcome.ACCEPTED)
+# Partners run the suite against their own servers, often on loopback: a tool, not Berth calling out.
+ANY_TARGET = TargetPolicy(allow_private=True)
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ def run_conformance(manifest: dict[str, Any], *, plan: str, other_plan: str | No
         return report
     own_client = client is None
     with _PlatformStub(loaded["api"]["config_vars"]) as platform:
-        run = _Run(report, loaded, client or ProviderClient(), platform, use_test_block, async_timeout)
+        run = _Run(report, loaded, client or ProviderClient(targets=ANY_TARGET), platform, use_test_block, async_timeout)
         try:
             run.all(plan, other_plan, sso)
         finally:
@@ -481,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot read {args.manifest}: {error}", file=sys.stderr)
         return 2
     report = run_conformance(manifest, plan=args.plan, other_plan=args.other_plan, sso=not args.without_sso,
-                             use_test_block=args.test, client=ProviderClient(read_timeout=args.timeout),
+                             use_test_block=args.test, client=ProviderClient(read_timeout=args.timeout, targets=ANY_TARGET),
                              async_timeout=args.async_timeout)
     print(report.render())
     return 0 if report.passed else 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -68,9 +69,24 @@ class _Strict(Schema):
         unknown = RAISE
 
 
+OWN_PATH = re.compile(r"^/providers/[a-z][a-z0-9-]*(/[A-Za-z0-9._~-]+)*\Z")
+
+
+# Set by load_manifest(own_paths=True) while it loads (marshmallow 4 has no schema context):
+# Berth's own first-party providers name their endpoints as paths under `/providers/`, which
+# every Berth process resolves against its own URL. A partner's manifest never may.
+_OWN_PATHS: ContextVar[bool] = ContextVar("own_paths", default=False)
+
+
 class EndpointsSchema(_Strict):
-    base_url = fields.String(required=True, validate=check_partner_url)
-    sso_url = fields.String(validate=check_partner_url)
+    base_url = fields.String(required=True)
+    sso_url = fields.String()
+
+    @validates("base_url", "sso_url")
+    def _endpoint(self, value: str, **_: Any) -> None:
+        if _OWN_PATHS.get() and OWN_PATH.match(value) and ".." not in value.split("/"):
+            return
+        check_partner_url(value)
 
 
 class _Endpoints(fields.Field):
@@ -215,12 +231,16 @@ def _paths(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 def load_manifest(document: Any, *, previous: dict[str, Any] | None = None,
-                  known_regions: frozenset[str] = HEROKU_REGIONS) -> dict[str, Any]:
-    """Validate a pushed manifest (against the previous push of the same service, if any)."""
+                  known_regions: frozenset[str] = HEROKU_REGIONS, own_paths: bool = False) -> dict[str, Any]:
+    """Validate a pushed manifest (against the previous push of the same service, if any).
+    `own_paths`: endpoints may be paths of Berth's own (first-party providers only)."""
+    own = _OWN_PATHS.set(own_paths)
     try:
         manifest = ManifestSchema(known_regions=known_regions).load(document)
     except ValidationError as error:
         raise ManifestError(_paths(error.messages)) from None
+    finally:
+        _OWN_PATHS.reset(own)
     if previous is not None:
         if manifest["id"] != previous["id"]:
             raise ManifestError({"id": [f"Cannot change from {previous['id']!r}: ids are permanent."]})

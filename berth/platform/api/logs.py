@@ -17,6 +17,7 @@ from berth.errors import BadRequest, BerthError, InvalidParams, NotFound, Unauth
 from berth.httpapi.body import load
 from berth.httpapi.context import current_account_id, database, db_session, public
 from berth.httpapi.openapi import describe
+from berth.outbound import TargetPolicy
 from berth.platform import apps
 from berth.platform.api import blueprint
 from berth.platform.api.helpers import settings
@@ -213,7 +214,8 @@ def add_log_drain(app_ref: str) -> Reply:
     params = load(LogDrainCreateSchema())
     session = db_session()
     app = apps.get_app(session, current_account_id(), app_ref)
-    return _drain_schema(app).dump(drains.add_drain(session, app, params["url"].strip())), 201
+    return _drain_schema(app).dump(drains.add_drain(session, app, params["url"].strip(),
+                                                         targets=TargetPolicy.from_settings(settings()))), 201
 
 
 # merge_slashes=False: a drain is also named by its URL, whose `//` must reach the view intact.

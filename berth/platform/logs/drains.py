@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from berth.errors import InvalidParams, NotFound
+from berth.outbound import TargetPolicy, TargetRefused
 from berth.platform.logs import store
 from berth.platform.logs.models import LogDrain
 from berth.platform.models import App
@@ -27,11 +28,17 @@ def check_url(url: str) -> None:
 
 
 def add_drain(session: Session, app: App, url: str, *, owner: str | None = None,
-              token: str | None = None) -> LogDrain:
-    """A new drain on `app`. User drains are limited per app; add-on drains are not (the add-on
-    decides), and reuse the token sent to the provider when there is one."""
+              token: str | None = None, targets: TargetPolicy | None = None) -> LogDrain:
+    """A new drain on `app`. User drains are limited per app, and must point where the
+    installation's `targets` policy lets Berth deliver (public addresses only, by default); add-on
+    drains are not limited (the add-on decides; the broker checked the URL), and reuse the token
+    sent to the provider when there is one. The forwarder checks every address again."""
     check_url(url)
     if owner is None:
+        try:
+            (targets or TargetPolicy()).check_url(url, what="log drain URL")
+        except TargetRefused as refused:
+            raise InvalidParams(str(refused)) from None
         count = session.scalar(select(func.count()).select_from(LogDrain).where(
             LogDrain.app_id == app.id, LogDrain.owner.is_(None))) or 0
         if count >= MAX_DRAINS_PER_APP:

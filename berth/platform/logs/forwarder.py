@@ -6,12 +6,13 @@ HTTPS (and http) drains get batched POSTs of logplex frames (`application/logple
 Basic auth from the URL); syslog:// drains get the same octet-counted frames over TCP, and
 syslog+tls:// over TLS. As Logplex does: 2xx is delivered; a 4xx other than 429 is dropped;
 5xx, 429, timeouts and connection errors are retried twice, then the batch is dropped (Logplex is
-not storage: the app's own stream keeps the lines).
+not storage: the app's own stream keeps the lines). Every connection goes through the
+installation's address policy (`berth.outbound`): a drain whose name resolves to a private
+address is dropped, whatever it resolved to when it was added.
 """
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 import threading
 import uuid
@@ -23,6 +24,8 @@ from sqlalchemy import select, update
 
 from berth.db import Database
 from berth.logplex import format_frame
+from berth.outbound import TargetPolicy, TargetRefused
+from berth.platform.logs import store
 from berth.platform.logs.models import LogDrain, LogLine
 from berth.process import start_process
 
@@ -31,6 +34,7 @@ BATCH_LINES = 100
 EXTRA_ATTEMPTS = 2
 TIMEOUT_SECONDS = 4.0
 PAUSE_SECONDS = 0.5
+REFUSED = "refused: "
 
 
 @dataclass
@@ -42,8 +46,13 @@ class _Pending:
 @dataclass
 class Forwarder:
     database: Database
-    http: requests.Session = field(default_factory=requests.Session)
+    targets: TargetPolicy = field(default_factory=TargetPolicy)
+    http: requests.Session = field(init=False)
     pending: dict[str, _Pending] = field(default_factory=dict)  # drain id -> batch being retried
+    told: set[str] = field(default_factory=set)  # drains whose refusal the app's log was told of
+
+    def __post_init__(self) -> None:
+        self.http = self.targets.session()
 
     def deliver_once(self) -> int:
         """One pass over every drain; returns how many lines were delivered."""
@@ -71,16 +80,24 @@ class Forwarder:
             with self.database.transaction() as session:
                 session.execute(update(LogDrain).where(LogDrain.id == drain_id, LogDrain.cursor == cursor)
                                 .values(cursor=lines[-1].id))
+                if outcome.startswith(REFUSED) and drain_id not in self.told:
+                    self.told.add(drain_id)  # once: the line itself would be refused again
+                    store.append(session, app_id, [store.Entry("heroku", "logplex", (
+                        f"Error L13 (drain refused): drain {token} was not delivered to. "
+                        f"{outcome[len(REFUSED):]} Remove the drain or point it at a public address."))])
         return delivered
 
     def _send(self, url: str, token: str, body: bytes, count: int, frame_id: str) -> str:
-        """'delivered', 'dropped' (the receiver refused it for good) or 'retry'."""
+        """'delivered', 'dropped' (the receiver refused it for good), 'retry', or REFUSED + why
+        (the address policy refused the target: nothing was sent)."""
         parts = urlsplit(url)
         try:
             if parts.scheme in ("http", "https"):
                 return self._post(parts, token, body, count, frame_id)
-            _syslog(parts, body, tls=parts.scheme == "syslog+tls")
+            _syslog(self.targets, parts, body, tls=parts.scheme == "syslog+tls")
             return "delivered"
+        except TargetRefused as refused:
+            return REFUSED + str(refused)
         except (requests.RequestException, OSError) as error:
             log.info("drain delivery to %s failed: %s", parts.hostname, type(error).__name__)
             return "retry"
@@ -107,9 +124,9 @@ class Forwarder:
             stop.wait(PAUSE_SECONDS)
 
 
-def _syslog(parts: SplitResult, body: bytes, *, tls: bool) -> None:
+def _syslog(targets: TargetPolicy, parts: SplitResult, body: bytes, *, tls: bool) -> None:
     host, port = parts.hostname or "", parts.port or 6514
-    with socket.create_connection((host, port), timeout=TIMEOUT_SECONDS) as raw:
+    with targets.connect(host, port, TIMEOUT_SECONDS, what="log drain URL") as raw:
         if tls:
             with ssl.create_default_context().wrap_socket(raw, server_hostname=host) as wrapped:
                 wrapped.sendall(body)
@@ -119,7 +136,7 @@ def _syslog(parts: SplitResult, body: bytes, *, tls: bool) -> None:
 
 def main() -> None:
     settings, database, stop = start_process()
-    Forwarder(database).serve(stop)
+    Forwarder(database, TargetPolicy.from_settings(settings)).serve(stop)
 
 
 if __name__ == "__main__":
