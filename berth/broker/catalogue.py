@@ -85,9 +85,10 @@ def manifest_of(service: AddonService) -> dict[str, Any]:
     return document
 
 
-def _comparable(manifest: dict[str, Any]) -> dict[str, Any]:
-    """A manifest without what a push itself changes (`$base`) or generates (`client_secret`)."""
-    api = {k: v for k, v in manifest["api"].items() if k != "client_secret"}
+def _comparable(manifest: dict[str, Any], with_secret: bool) -> dict[str, Any]:
+    """A manifest without what a push itself changes (`$base`) or, unless named, generates
+    (`client_secret`)."""
+    api = {k: v for k, v in manifest["api"].items() if with_secret or k != "client_secret"}
     return {**{k: v for k, v in manifest.items() if k not in ("$base", "base")}, "api": api}
 
 
@@ -103,7 +104,10 @@ def manifest_unchanged(session: Session, document: dict[str, Any],
         current = load_manifest(manifest_of(existing), known_regions=known_regions, own_paths=own_paths)
     except ManifestError:
         return False
-    return _comparable(wanted) == _comparable(current)
+    # A secret the document names (first-party Kafka derives one) must match; one it leaves out is
+    # generated on first registration and kept.
+    named_secret = bool(wanted["api"].get("client_secret"))
+    return _comparable(wanted, named_secret) == _comparable(current, named_secret)
 
 
 def register_manifest(session: Session, document: Any, *, owner: Account | None,

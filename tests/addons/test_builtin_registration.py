@@ -51,3 +51,28 @@ def test_a_restart_leaves_unchanged_manifests_alone(with_builtins: Settings) -> 
     finally:
         empty_all_tables(first)
         first.extensions["berth.database"].dispose()
+
+
+def test_a_first_party_client_secret_that_changed_is_put_right(with_builtins: Settings) -> None:
+    """Kafka's manifest names the OAuth client secret its asynchronous provisions use: a catalogue
+    holding another one (an install older than that) must take it, or every grant exchange fails."""
+    first = create_app(with_builtins)
+    try:
+        database = first.extensions["berth.database"]
+        with database.session(write=False) as session:
+            kafka = session.scalar(select(AddonService).where(AddonService.name == "kafka"))
+            assert kafka is not None and kafka.client_secret
+            derived, base = kafka.client_secret, kafka.manifest_base
+        with database.transaction() as session:
+            stale = session.scalar(select(AddonService).where(AddonService.name == "kafka"))
+            assert stale is not None
+            stale.client_secret = "random-from-an-older-install"
+        second = create_app(with_builtins)
+        with database.session(write=False) as session:
+            kafka = session.scalar(select(AddonService).where(AddonService.name == "kafka"))
+            assert kafka is not None
+            assert (kafka.client_secret, kafka.manifest_base) == (derived, base + 1)
+        second.extensions["berth.database"].dispose()
+    finally:
+        empty_all_tables(first)
+        first.extensions["berth.database"].dispose()
