@@ -60,6 +60,11 @@ class Settings:
     kafka_bootstrap: str = ""               # the brokers' mTLS listener apps use (host:port,...)
     kafka_admin_bootstrap: str = ""         # a listener Berth administers the cluster through
     kafka_ca_dir: str = ""                  # holds ca.pem and ca.key that sign tenants' client certs
+    # Berth's mTLS identity on an external cluster's admin listener (PEM paths; see kafka/external.py).
+    kafka_admin_cert: str = ""
+    kafka_admin_key: str = ""
+    kafka_admin_ca: str = ""                # what signs the brokers' certificates; the system's CAs if unset
+    kafka_admin_insecure: bool = False      # allow an external admin listener without credentials
 
     @property
     def api_url(self) -> str:
@@ -101,4 +106,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kafka_bootstrap=env.get("BERTH_KAFKA_BOOTSTRAP") or "",
         kafka_admin_bootstrap=env.get("BERTH_KAFKA_ADMIN_BOOTSTRAP") or "",
         kafka_ca_dir=env.get("BERTH_KAFKA_CA_DIR") or "",
+        kafka_admin_cert=env.get("BERTH_KAFKA_ADMIN_CERT") or "",
+        kafka_admin_key=env.get("BERTH_KAFKA_ADMIN_KEY") or "",
+        kafka_admin_ca=env.get("BERTH_KAFKA_ADMIN_CA") or "",
+        kafka_admin_insecure=(env.get("BERTH_KAFKA_ADMIN_INSECURE") or "").strip().lower() in ("1", "true", "yes", "on"),
     )
