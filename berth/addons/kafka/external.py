@@ -9,10 +9,11 @@ need a hand-written SCRAM exchange on those).
 Settings (PEM file paths): `BERTH_KAFKA_ADMIN_CERT` + `BERTH_KAFKA_ADMIN_KEY` (Berth's client
 certificate, or a chain, and its unencrypted key), `BERTH_KAFKA_ADMIN_CA` (what signs the
 brokers' certificates; the system's CAs when unset). They are checked when the provider is
-built (at Berth's start): a file that is missing, unreadable or not PEM of the right kind, a
-half pair or a key that is not the certificate's is a `ConfigError` naming the variable. No
-credentials at all is refused too, unless `BERTH_KAFKA_ADMIN_INSECURE=1` says the admin
-listener is meant to take anonymous clients (then a warning is logged at every start).
+built (at Berth's start): no `BERTH_KAFKA_ADMIN_BOOTSTRAP`, a file that is missing, unreadable
+or not PEM of the right kind, a half pair or a key that is not the certificate's is a
+`ConfigError` naming the variable. No credentials at all is refused too, unless
+`BERTH_KAFKA_ADMIN_INSECURE=1` says the admin listener is meant to take anonymous clients (then
+a warning is logged at every start).
 """
 from __future__ import annotations
 
@@ -76,6 +77,9 @@ def admin_access(settings: Settings) -> AdminAccess | None:
     Raises ConfigError (naming the variable and what to do) when they cannot be used."""
     if not settings.kafka_bootstrap:
         return None
+    if not settings.kafka_admin_bootstrap:
+        raise ConfigError("BERTH_KAFKA_BOOTSTRAP is set but BERTH_KAFKA_ADMIN_BOOTSTRAP is not: name the listener "
+                          "(host:port) where Berth's admin certificate is a super user")
     cert, key, ca = (Path(value) if value else None for value in (
         settings.kafka_admin_cert, settings.kafka_admin_key, settings.kafka_admin_ca))
     if (cert is None) != (key is None):
@@ -94,12 +98,12 @@ def admin_access(settings: Settings) -> AdminAccess | None:
         return AdminAccess(cert=cert, key=key, ca=ca)
     if not settings.kafka_admin_insecure:
         raise ConfigError(
-            f"BERTH_KAFKA_ADMIN_BOOTSTRAP ({settings.kafka_admin_bootstrap or 'unset'}) has no credentials: set "
+            f"BERTH_KAFKA_ADMIN_BOOTSTRAP ({settings.kafka_admin_bootstrap}) has no credentials: set "
             "BERTH_KAFKA_ADMIN_CERT and BERTH_KAFKA_ADMIN_KEY to a client certificate the cluster makes a super "
             "user (and BERTH_KAFKA_ADMIN_CA to the CA of its brokers), or BERTH_KAFKA_ADMIN_INSECURE=1 if its "
             "admin listener is meant to take anonymous clients")
     log.warning("BERTH_KAFKA_ADMIN_INSECURE=1: Berth administers the Kafka cluster at %s without credentials%s; "
-                "anyone who reaches that listener can do what Berth does", settings.kafka_admin_bootstrap or "(unset)",
+                "anyone who reaches that listener can do what Berth does", settings.kafka_admin_bootstrap,
                 " (TLS, no client certificate)" if ca is not None else " and in plaintext")
     return AdminAccess(ca=ca)
 

@@ -161,6 +161,8 @@ def test_unusable_admin_credentials_are_named_at_start(tmp_path: Path) -> None:
         ({"kafka_admin_cert": cert, "kafka_admin_key": key, "kafka_admin_ca": str(tmp_path / "none.pem")},
          "BERTH_KAFKA_ADMIN_CA: cannot read"),
         ({"kafka_admin_ca": str(authority.cert_path)}, "has no credentials"),  # TLS alone proves nothing
+        ({"kafka_admin_bootstrap": "", "kafka_admin_insecure": True},
+         "BERTH_KAFKA_BOOTSTRAP is set but BERTH_KAFKA_ADMIN_BOOTSTRAP is not"),
     ]
     for changes, message in cases:
         with pytest.raises(ConfigError, match=message):
