@@ -77,6 +77,11 @@ class Settings:
     # Outbound calls (log drains, partner APIs) to loopback, private and link-local addresses:
     # refused unless allowed (tests, local partners). Berth's own /providers routes always work.
     allow_private_targets: bool = False
+    # Berth's mTLS identity on an external cluster's admin listener (PEM paths; see kafka/external.py).
+    kafka_admin_cert: str = ""
+    kafka_admin_key: str = ""
+    kafka_admin_ca: str = ""                # what signs the brokers' certificates; the system's CAs if unset
+    kafka_admin_insecure: bool = False      # allow an external admin listener without credentials
 
     @property
     def api_url(self) -> str:
@@ -119,6 +124,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kafka_admin_bootstrap=env.get("BERTH_KAFKA_ADMIN_BOOTSTRAP") or "",
         kafka_ca_dir=env.get("BERTH_KAFKA_CA_DIR") or "",
         allow_private_targets=_flag(env, "BERTH_ALLOW_PRIVATE_TARGETS", False),
+        kafka_admin_cert=env.get("BERTH_KAFKA_ADMIN_CERT") or "",
+        kafka_admin_key=env.get("BERTH_KAFKA_ADMIN_KEY") or "",
+        kafka_admin_ca=env.get("BERTH_KAFKA_ADMIN_CA") or "",
+        kafka_admin_insecure=_flag(env, "BERTH_KAFKA_ADMIN_INSECURE", False),
     )
 
 

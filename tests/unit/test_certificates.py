@@ -1,5 +1,7 @@
 """The installation CA: made once (even by racing processes), private key 0600, and the server
-certificates it issues verify for their DNS names and IP addresses, in a real TLS handshake too."""
+certificates it issues verify for their DNS names and IP addresses, in a real TLS handshake too.
+CAs of their own (Kafka's) in a directory that holds other files, and client certificates in a
+mutual-TLS handshake."""
 from __future__ import annotations
 
 import ipaddress
@@ -15,7 +17,18 @@ import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from berth.certificates import CAError, installation_ca, issue_server, load, write_private
+from berth.certificates import (
+    CAError,
+    common_name,
+    installation_ca,
+    issue_client,
+    issue_peer,
+    issue_server,
+    load,
+    load_or_create,
+    split_hosts,
+    write_private,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,6 +101,76 @@ def test_a_client_trusting_ca_pem_completes_a_tls_handshake_on_127_0_0_1(tmp_pat
             assert tls.recv(5) == b"hello"
     thread.join(timeout=10)
     listener.close()
+
+
+def test_a_ca_of_its_own_is_made_once_in_a_directory_that_holds_other_files(tmp_path: Path) -> None:
+    directory = tmp_path / "admin"
+    directory.mkdir(mode=0o700)
+    (directory / "client.pem").write_text("kept")
+    code = ("import sys; from pathlib import Path; from berth.certificates import load_or_create; "
+            "sys.stdout.write(load_or_create(Path(sys.argv[1]), 'Berth Kafka admin CA').cert_pem)")
+    racers = [subprocess.Popen([sys.executable, "-c", code, str(directory)], cwd=ROOT, stdout=subprocess.PIPE,
+                               text=True) for _ in range(4)]
+    seen = {racer.communicate(timeout=60)[0] for racer in racers}
+    assert all(racer.returncode == 0 for racer in racers) and len(seen) == 1
+    ca = load(directory)
+    assert seen.pop() == ca.cert_pem and common_name(ca.cert_pem) == "Berth Kafka admin CA"
+    assert (directory / "client.pem").read_text() == "kept"
+    assert sorted(p.name for p in directory.iterdir() if not p.name.startswith(".")) == ["ca.key", "ca.pem",
+                                                                                          "client.pem"]
+    assert not [p for p in directory.iterdir() if p.is_dir()]  # nothing left aside
+    assert stat.S_IMODE((directory / "ca.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700  # the directory's own mode is kept
+    assert load_or_create(directory).cert_pem == ca.cert_pem  # an existing CA is never replaced
+
+
+def test_a_key_without_its_certificate_is_reported_not_replaced(tmp_path: Path) -> None:
+    directory = tmp_path / "kafka"
+    directory.mkdir()
+    write_private(directory / "ca.key", "operator's key")
+    with pytest.raises(CAError, match="ca.pem"):
+        load_or_create(directory)
+    assert (directory / "ca.key").read_text() == "operator's key"
+
+
+def test_client_and_peer_certificates_authenticate_in_a_mutual_tls_handshake(tmp_path: Path) -> None:
+    ca = load_or_create(tmp_path / "kafka-ca", "Berth Kafka CA")
+    assert common_name(ca.cert_pem) == "Berth Kafka CA"
+    peer = issue_peer(ca, "berth-kafka-admin", *split_hosts(["127.0.0.1", "localhost"]))
+    client = issue_client(ca, "kafka-0123abcd")
+    leaf = x509.load_pem_x509_certificate(client.cert_pem.encode())
+    assert leaf.subject.rfc4514_string() == "CN=kafka-0123abcd"
+    assert leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value == x509.ExtendedKeyUsage(
+        [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH])
+    with pytest.raises(x509.ExtensionNotFound):
+        leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    for name, issued in (("peer", peer), ("client", client)):
+        write_private(tmp_path / f"{name}.key", issued.key_pem)
+        (tmp_path / f"{name}.pem").write_text(issued.chain_pem)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(tmp_path / "peer.pem", tmp_path / "peer.key")
+    server_context.load_verify_locations(cafile=str(ca.cert_path))
+    server_context.verify_mode = ssl.CERT_REQUIRED
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    seen: list[object] = []
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with server_context.wrap_socket(connection, server_side=True) as tls:
+            seen.append(tls.getpeercert()["subject"])
+            tls.sendall(b"hello")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client_context = ssl.create_default_context(cafile=str(ca.cert_path))
+    client_context.load_cert_chain(tmp_path / "client.pem", tmp_path / "client.key")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with client_context.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.recv(5) == b"hello"
+    thread.join(timeout=10)
+    listener.close()
+    assert seen == [((("commonName", "kafka-0123abcd"),),)]
 
 
 def test_a_server_certificate_needs_a_name(tmp_path: Path) -> None:

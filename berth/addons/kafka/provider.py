@@ -16,8 +16,9 @@ Config: `KAFKA_URL` (comma-separated `kafka+ssl://host:port`), `KAFKA_TRUSTED_CE
 `KAFKA_CLIENT_CERT`, `KAFKA_CLIENT_CERT_KEY` (PKCS#8 PEM), `KAFKA_PREFIX`.
 
 The cluster is `BERTH_KAFKA_BOOTSTRAP` (the mTLS listener apps use) administered through
-`BERTH_KAFKA_ADMIN_BOOTSTRAP` (a listener where Berth is a super user; the operator secures it)
-when set, else the embedded single-node broker (`broker.py`), administered over mutual TLS with
+`BERTH_KAFKA_ADMIN_BOOTSTRAP` (a listener where Berth is a super user) when set, reached with the
+client certificate the operator gave Berth (`external.py`: checked when the provider is built),
+else the embedded single-node broker (`broker.py`), administered over mutual TLS with
 Berth's admin certificate.
 
 Record first (`berth.addons.resources`): the row with the prefix, principal and client key and
@@ -81,7 +82,7 @@ from confluent_kafka.admin import (
 from sqlalchemy.exc import IntegrityError
 
 from berth.addons import resources
-from berth.addons.kafka import broker, completion
+from berth.addons.kafka import broker, completion, external
 from berth.addons.kafka import ca as kafka_ca
 from berth.addons.kafka.plans import DEFAULT_PARTITIONS, DEFAULT_RETENTION_MS, PLANS, Plan
 from berth.broker.partner_api.provider import ActionResult, ProviderError, Provisioned, ProvisionRequest
@@ -143,6 +144,8 @@ class KafkaProvider:
         self.timeout = timeout
         self._admins: dict[tuple[str, str], AdminClient] = {}
         self._guard = threading.Lock()
+        # An external cluster's admin credentials, checked now: Berth refuses to start without them.
+        self._external = external.admin_access(settings) if settings is not None else None
 
     # -- the Provider protocol -----------------------------------------------------------------
 
@@ -551,14 +554,15 @@ class KafkaProvider:
         """One long-lived client per cluster and `role`: a client's first connection and metadata
         cost more than a request. Roles are separate connections, so that reads in one are not
         queued behind a slow change in another (a broker answers a connection in order).
-        The embedded broker's admin listener wants Berth's admin certificate (mTLS)."""
+        Both the embedded broker's admin listener and an external one get Berth's admin certificate (mTLS)."""
         admin_bootstrap = details["admin_bootstrap"]
         with self._guard:
             client = self._admins.get((admin_bootstrap, role))
             if client is None:
-                config: dict[str, Any] = {"bootstrap.servers": admin_bootstrap}
                 if details.get("location") == EMBEDDED:
                     config = broker.admin_client_config(self.settings, admin_bootstrap)
+                else:
+                    config = self._external_access().client_config(admin_bootstrap)
                 client = AdminClient({**config, "client.id": f"berth-kafka-{role}",
                                       "socket.connection.setup.timeout.ms": 5000})
                 self._admins[(admin_bootstrap, role)] = client
@@ -566,8 +570,16 @@ class KafkaProvider:
 
     def _admin_tls(self, details: Mapping[str, Any]) -> ssl.SSLContext | None:
         """How raw admin requests (client quotas) reach the cluster: with Berth's admin
-        certificate on the embedded broker; as the operator's admin listener expects otherwise."""
-        return broker.admin_ssl_context(self.settings) if details.get("location") == EMBEDDED else None
+        certificate on the embedded broker; with the one the operator issued it on an external cluster."""
+        if details.get("location") == EMBEDDED:
+            return broker.admin_ssl_context(self.settings)
+        return self._external_access().ssl_context()
+
+    def _external_access(self) -> external.AdminAccess:
+        if self._external is None:  # a record on an external cluster, but none is configured now
+            raise ProviderError("This Kafka add-on is on an external cluster Berth is no longer configured for "
+                                "(BERTH_KAFKA_BOOTSTRAP is unset).", 503)
+        return self._external
 
     def _wait(self, futures: Any, what: str, ignore: tuple[int, ...] = ()) -> list[Any]:
         """Every future's result; a Kafka error → ProviderError 503 (one in `ignore` is fine)."""

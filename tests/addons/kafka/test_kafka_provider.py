@@ -120,7 +120,7 @@ def test_manifest_is_a_valid_partner_manifest() -> None:
     assert loaded["api"]["config_vars_prefix"] == "KAFKA"
     assert loaded["api"]["config_vars"] == ["KAFKA_URL", "KAFKA_TRUSTED_CERT", "KAFKA_CLIENT_CERT",
                                             "KAFKA_CLIENT_CERT_KEY", "KAFKA_PREFIX"]
-    assert loaded["api"]["requires"] == ["many_per_app"] and loaded["categories"] == ["Data Stores"]
+    assert loaded["api"]["requires"] == ["many_per_app", "attachable"] and loaded["categories"] == ["Data Stores"]
     assert [plan["name"] for plan in loaded["plans"]] == ["basic-0", "basic-1", "basic-2"]
     assert [plan["name"] for plan in loaded["plans"] if plan["default"]] == ["basic-0"]
 
