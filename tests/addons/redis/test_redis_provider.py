@@ -60,7 +60,7 @@ def test_manifest_is_a_valid_partner_manifest(env: Any) -> None:
     assert manifest["id"] == "redis" and manifest["name"] == "Heroku-style Redis"
     assert manifest["api"]["config_vars_prefix"] == "REDIS"
     assert manifest["api"]["config_vars"] == ["REDIS_URL", "REDIS_TLS_URL"]
-    assert manifest["api"]["requires"] == ["many_per_app"]
+    assert manifest["api"]["requires"] == ["many_per_app", "attachable"]
     assert manifest["categories"] == ["Data Stores"]
     plans = {plan["name"]: plan for plan in manifest["plans"]}
     assert list(plans) == ["mini", "premium-0", "premium-1", "premium-2"]
