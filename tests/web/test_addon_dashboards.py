@@ -17,9 +17,12 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from berth.addons.kafka import broker as kafka_broker
 from berth.addons.postgres.cluster import LocalPostgres
+from berth.addons.redis import instances
 from berth.broker.worker import Worker
 from berth.config import Settings
+from berth.web.addon_dashboard import PAGE_READ_SECONDS
 from tests.builtin_platform import let_service_accounts_in
 from tests.conftest import TEST_KEY, Api, User
 from tests.live_server import free_port
@@ -27,7 +30,7 @@ from tests.web.conftest import Browser, text
 from tests.web.test_addon_pages import addon_name
 from tests.web.test_marketplace import make_app
 
-PROVIDER_TIMEOUT = 3.0
+PROVIDER_TIMEOUT = 10.0  # for provisioning; a page gives a provider PAGE_READ_SECONDS at most
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +59,9 @@ def served(app: Flask, port: int) -> Iterator[BaseWSGIServer]:
 
 
 @pytest.fixture
-def worker(app: Flask, settings: Settings, served: BaseWSGIServer) -> Worker:
-    return Worker(app.extensions["berth.database"], settings)
+def worker(app: Flask, settings: Settings, served: BaseWSGIServer) -> Iterator[Worker]:
+    yield Worker(app.extensions["berth.database"], settings)
+    instances.stop_all(settings, app.extensions["berth.database"])  # redis-servers a test started
 
 
 def provision(visitor: Browser, worker: Worker, service: str, plan: str, app_name: str = "shop") -> str:
@@ -166,7 +170,7 @@ def test_a_slow_provider_is_given_up_on_in_time(served: BaseWSGIServer, port: in
         body = text(signed_in.get(database_page))
         took = time.monotonic() - started
     assert body.count("Not available just now:") == 2
-    assert took < PROVIDER_TIMEOUT * 1.8, f"the page waited {took:.1f} s: the calls must go out together"
+    assert took < PAGE_READ_SECONDS * 1.8, f"the page waited {took:.1f} s: the calls must go out together"
 
 
 def test_redis_page_shows_its_limits(api: Api, alice: User, signed_in: Browser, worker: Worker) -> None:
@@ -177,5 +181,24 @@ def test_redis_page_shows_its_limits(api: Api, alice: User, signed_in: Browser, 
     assert "<dt>Clients</dt><dd>up to" in body and "REDIS_URL" in body and open_forms(body) == 0
     url = api.get("/apps/shop/config-vars", alice).get_json()["REDIS_URL"]
     assert url not in html.unescape(body)
-    signed_in.submit(f"{page}/remove", {"confirm": addon_name(page)})
-    worker.drain()  # its redis-server stops with it
+
+
+@pytest.mark.slow  # the embedded Kafka broker is a JVM
+def test_kafka_page_shows_partitions_used_and_its_topics(api: Api, alice: User, signed_in: Browser,
+                                                         worker: Worker, settings: Settings) -> None:
+    try:
+        kafka_broker.ensure_embedded(settings)  # started before, so provisioning is quick
+        make_app(api, alice, "shop")
+        page = provision(signed_in, worker, "kafka", "basic-0")
+        assert "No topics yet" in text(signed_in.get(page))
+        created = api.post(f"/apps/shop/addons/{addon_name(page)}/actions/topics-create", alice,
+                           json={"params": {"name": "events", "partitions": 3, "retention_ms": 2 * 86_400_000}})
+        assert created.status_code == 200, created.get_data(as_text=True)
+        body = text(signed_in.get(page))
+        prefix = api.get("/apps/shop/config-vars", alice).get_json()["KAFKA_PREFIX"]
+        assert f"<dt>Topic prefix</dt><dd><code>{prefix}</code></dd>" in body
+        assert "<dt>Topics</dt><dd>1</dd>" in body and "3 of 240 used" in body  # basic-0's limit
+        assert f'<th scope="row"><code>{prefix}events</code></th><td>3</td><td>2 days</td>' in body
+        assert open_forms(body) == 0 and "Not available" not in body
+    finally:
+        kafka_broker.stop(settings)
