@@ -111,7 +111,7 @@ def test_install_a_postgres_add_on_from_the_marketplace(platform: BuiltinPlatfor
     page.goto(addon_url)
     page.get_by_label("New plan").select_option("essential-1")
     page.get_by_role("button", name="Change plan").click()
-    until(page, lambda: "Essential 1" in page.locator(".facts").inner_text(), "the plan change")
+    until(page, lambda: "Essential 1" in page.locator(".facts").first.inner_text(), "the plan change")
     addon_id = api("GET", "/apps/shop-e2e/addons").json()[0]["id"]
     assert api("GET", f"/addons/{addon_id}").json()["plan"]["name"] == "postgresql:essential-1"
 

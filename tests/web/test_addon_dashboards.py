@@ -156,6 +156,8 @@ def test_a_provider_that_is_down_leaves_a_message_in_place_of_its_sections(
     assert "could not run info just now; try again shortly." in body
     assert "could not run backups-list just now" in body
     assert "DATABASE_URL" in body and "Change plan" in body  # the rest of the page still works
+    refused = signed_in.submit(f"{database_page}/backups")
+    assert refused.status_code == 503 and "could not run backups-capture just now" in text(refused)
 
 
 def test_a_slow_provider_is_given_up_on_in_time(served: BaseWSGIServer, port: int, signed_in: Browser,
