@@ -21,6 +21,7 @@ from berth.platform import apps, collaborators, config_vars, releases
 from berth.platform.logs import store
 from berth.platform.models import App, Collaborator, ConfigVar, Release
 from berth.platform.schemas import AppCreateSchema, CollaboratorCreateSchema, ConfigVarsPatchSchema
+from berth.web import addon_dashboard
 from berth.web.pages import blueprint, form_error, login_required, render, settings
 
 Reply = Any
@@ -107,7 +108,8 @@ def app_page(app_ref: str) -> Reply:
     app = _find_app(app_ref)
     # Attachments elsewhere are named only on apps the visitor may see, as the API lists them.
     visible = set(db_session().scalars(apps.visible_apps_query(current_account().id).with_only_columns(App.id)))
-    return _app_page("resources", app, addons=_app_addons(app), visible_app_ids=visible)
+    return _app_page("resources", app, addons=_app_addons(app), visible_app_ids=visible,
+                     has_sso_dashboard=addon_dashboard.has_sso_dashboard)
 
 
 # -- Settings: config vars ----------------------------------------------------------------------

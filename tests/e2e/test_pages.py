@@ -111,7 +111,7 @@ def test_install_a_postgres_add_on_from_the_marketplace(platform: BuiltinPlatfor
     page.goto(addon_url)
     page.get_by_label("New plan").select_option("essential-1")
     page.get_by_role("button", name="Change plan").click()
-    until(page, lambda: "Essential 1" in page.locator(".facts").inner_text(), "the plan change")
+    until(page, lambda: "Essential 1" in page.locator(".facts").first.inner_text(), "the plan change")
     addon_id = api("GET", "/apps/shop-e2e/addons").json()[0]["id"]
     assert api("GET", f"/addons/{addon_id}").json()["plan"]["name"] == "postgresql:essential-1"
 
@@ -137,6 +137,40 @@ def test_install_a_postgres_add_on_from_the_marketplace(platform: BuiltinPlatfor
         sorted({url for url in fetched if not url.startswith(base + "/")})
     with pytest.raises(psycopg.OperationalError):  # its credentials stopped working
         psycopg.connect(database_url, connect_timeout=5).close()
+
+
+def test_a_postgres_add_on_page_is_its_dashboard(platform: BuiltinPlatform, new_page: Any,
+                                                 artifacts: Path) -> None:
+    """No SSO dashboard for Berth's own Postgres: its page shows usage from the provider, the
+    credentials behind a reveal, and the backups, one captured here with pg_dump."""
+    base = platform.server.url
+    page: Page = new_page()
+    sign_up(page, base, f"dba-{secrets.token_hex(3)}@example.com")
+    create_app(page, base, "ledger-e2e")
+    page.goto(base + "/marketplace/postgresql")
+    page.get_by_label("App", exact=True).select_option("ledger-e2e")
+    page.get_by_label("Plan", exact=True).select_option("essential-0")
+    page.get_by_role("button", name=re.compile("^Install")).click()
+    expect(page.locator("#addon-status [data-state]")).to_have_text("provisioned", timeout=90_000)
+    page.reload()  # the dashboard sections come with the provisioned page
+
+    usage = page.locator("#usage-facts")
+    expect(usage).to_contain_text("Available")
+    expect(usage).to_contain_text(re.compile(r"[0-9.]+ MB of 1\.0 GB used"))
+    expect(page.get_by_role("button", name=re.compile("^Open"))).to_have_count(0)
+    expect(page.get_by_text("No backups yet.")).to_be_visible()
+    assert "postgres://" not in page.content()
+
+    page.get_by_role("button", name="Capture a backup now").click()
+    expect(page.get_by_role("status")).to_have_text(re.compile("Backup b001 captured"), timeout=60_000)
+    expect(page.locator("table[aria-labelledby=backups]")).to_contain_text("b001")
+    expect(usage).to_contain_text("Backups kept1")
+    shot(page, artifacts, "addon-postgres-dashboard")
+
+    page.get_by_role("link", name="Reveal DATABASE_URL").click()
+    expect(page.locator(".secret")).to_contain_text("postgres://")
+    with psycopg.connect(page.locator(".secret").inner_text().strip(), connect_timeout=10) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
 def test_a_partner_publishes_a_manifest_and_finds_it_in_the_catalogue(platform: BuiltinPlatform, new_page: Any,

@@ -42,7 +42,8 @@ def _add_addons(app: Flask, app_name: str, count: int, *, other_app: str | None 
     names = []
     with database.transaction() as session:
         service = AddonService(name="kv-store", human_name="KV Store", config_vars_prefix="KV",
-                               config_vars=["KV_URL"], base_url="https://kv.example", password="pw")
+                               config_vars=["KV_URL"], base_url="https://kv.example", password="pw",
+                               sso_url="https://kv.example/sso", sso_salt="salt")  # a dashboard: Open shows
         plan = Plan(service=service, name="small", human_name="Small", cents=0)
         session.add_all([service, plan])
         session.flush()
