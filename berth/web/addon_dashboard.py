@@ -21,6 +21,7 @@ from berth.broker.models import AddOn, AddonService
 from berth.broker.partner_api.client import ProviderAnswer, ProviderClient
 from berth.config import Settings
 from berth.errors import BerthError
+from berth.outbound import TargetPolicy
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ class RedisInfo(_Answer):
     maxclients = fields.Integer(required=True)
     maxmemory_policy = fields.String(load_default="")
     persistent = fields.Boolean(load_default=False)
+    used_memory_bytes = fields.Integer(load_default=None, allow_none=True)
+    connected_clients = fields.Integer(load_default=None, allow_none=True)
 
 
 class KafkaInfo(_Answer):
@@ -130,15 +133,18 @@ def duration_text(milliseconds: int) -> str:
     return f"{minutes} minutes" if minutes != 1 else "1 minute"
 
 
-_clients: dict[tuple[float, float], ProviderClient] = {}
+_clients: dict[tuple[float, float, str, bool], ProviderClient] = {}
 
 
 def provider_client(settings: Settings, *, quick: bool) -> ProviderClient:
-    """One pooled client per timeout: `quick` for what a page reads, the operator's limit for changes."""
+    """One pooled client per timeout: `quick` for what a page reads, the operator's limit for changes.
+    Like every client Berth uses, it completes first-party paths with this process's own URL and
+    calls only the addresses the installation's policy allows."""
     read = min(settings.provider_timeout_seconds, PAGE_READ_SECONDS) if quick else settings.provider_timeout_seconds
-    key = (min(CONNECT_SECONDS, read), read)
+    key = (min(CONNECT_SECONDS, read), read, settings.api_url, settings.allow_private_targets)
     if key not in _clients:
-        _clients[key] = ProviderClient(connect_timeout=key[0], read_timeout=key[1])
+        _clients[key] = ProviderClient(connect_timeout=key[0], read_timeout=key[1],
+                                       targets=TargetPolicy.from_settings(settings), own_url=settings.api_url)
     return _clients[key]
 
 

@@ -7,6 +7,7 @@ are reached over HTTP exactly as in production; Postgres add-ons go to the sessi
 from __future__ import annotations
 
 import html
+import re
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import redis
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -178,10 +180,16 @@ def test_a_slow_provider_is_given_up_on_in_time(served: BaseWSGIServer, port: in
 def test_redis_page_shows_its_limits(api: Api, alice: User, signed_in: Browser, worker: Worker) -> None:
     make_app(api, alice, "shop")
     page = provision(signed_in, worker, "redis", "mini")
-    body = text(signed_in.get(page))
-    assert "state-provisioned" in body and "<dt>Memory</dt><dd>up to 25.0 MB" in body
-    assert "<dt>Clients</dt><dd>up to" in body and "REDIS_URL" in body and open_forms(body) == 0
     url = api.get("/apps/shop/config-vars", alice).get_json()["REDIS_URL"]
+    with redis.Redis.from_url(url) as tenant:  # a 2 MB value, and one client connected while we look
+        tenant.set("blob", b"x" * 2_000_000)
+        body = text(signed_in.get(page))
+    assert "state-provisioned" in body and "REDIS_URL" in body and open_forms(body) == 0
+    used = re.search(r'<meter min="0" max="26214400" value="(\d+)"', body)
+    assert used and 2_000_000 < int(used.group(1)) < 26_214_400, body
+    assert "of 25.0 MB used" in body
+    clients = re.search(r"<dt>Clients</dt><dd>(\d+) of (\d+)</dd>", body)
+    assert clients and int(clients.group(1)) >= 1, body
     assert url not in html.unescape(body)
 
 

@@ -110,6 +110,18 @@ def admin_client(server: Server) -> "redis.Redis[bytes]":
                        retry=instances.no_retries())
 
 
+def usage(server: Server) -> dict[str, int]:
+    """What the add-on on `server` uses now (the server holds only it)."""
+    client = admin_client(server)
+    try:
+        memory, clients = client.info("memory"), client.info("clients")
+    except redis.RedisError as exc:
+        raise _error(server, "read INFO of", exc) from exc
+    finally:
+        client.close()
+    return {"used_memory_bytes": int(memory["used_memory"]), "connected_clients": int(clients["connected_clients"])}
+
+
 def _tenant_rules(password: str) -> list[str]:
     # `reset` first: whatever a previous tenant or the operator left on `default` is gone.
     denied = [f"-{command}" for command in instances.TENANT_DENIED]

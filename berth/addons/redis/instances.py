@@ -145,6 +145,18 @@ def admin_client(details: dict[str, Any], timeout: float = 5.0, ca: Path | None 
     return redis.Redis(port=int(details["tls_port"]), ssl=True, ssl_ca_certs=str(ca), **common)
 
 
+def usage(settings: Settings, details: dict[str, Any]) -> dict[str, int]:
+    """What a running local instance uses now: `used_memory_bytes` and `connected_clients`."""
+    client = admin_client(details, timeout=2.0, ca=None if tls.plain_port_open(details) else _ca(settings))
+    try:
+        memory, clients = client.info("memory"), client.info("clients")
+    except redis.RedisError as exc:
+        raise InstanceError(f"cannot read the instance's INFO: {exc}") from exc
+    finally:
+        client.close()
+    return {"used_memory_bytes": int(memory["used_memory"]), "connected_clients": int(clients["connected_clients"])}
+
+
 # -- locks -------------------------------------------------------------------------------------
 
 _held = threading.local()

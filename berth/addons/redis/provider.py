@@ -149,8 +149,19 @@ class RedisProvider:
                 "largest_value_bytes": client_limits(plan.maxmemory_bytes).value_bytes,
                 "maxmemory_policy": record.get("maxmemory_policy", DEFAULT_POLICY),
                 "persistent": plan.persistent, "host": record.get("host"), "port": record.get("port"),
-                "tls_port": record.get("tls_port")})
+                "tls_port": record.get("tls_port"), **self._usage(uuid, record)})
         raise ProviderError(f"Redis has no action {name!r}; it has maxmemory and info.", 404)
+
+    def _usage(self, uuid: str, details: dict[str, Any]) -> dict[str, int | None]:
+        """Memory used and clients connected now; None for both while the server cannot say (the
+        rest of `info` is still worth answering)."""
+        try:
+            if external.is_external(details):
+                return external.usage(self._server_of(details))
+            return instances.usage(self.settings, details)
+        except (instances.InstanceError, ProviderError) as exc:
+            log.warning("redis %s: no usage figures: %s", uuid, exc)
+            return {"used_memory_bytes": None, "connected_clients": None}
 
     def details(self, uuid: str) -> dict[str, Any]:
         """The instance's record (with its passwords): for operators and tests."""
