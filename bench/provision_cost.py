@@ -1,9 +1,9 @@
 """Statements and CPU per provision, in process: the two figures that stay steady on a busy machine.
 
-    python bench/provision_cost.py [--provisions 200] [--database-url URL] [--profile]
+    python bench/provision_cost.py [--provisions 200] [--postgres] [--profile] [--show]
 
 Starts the example partner (sync, a real HTTP server in its own process), creates the app with
-`create_app()` on a fresh data dir (SQLite unless `--database-url`), registers the partner with
+`create_app()` on a fresh data dir (SQLite, or a throwaway local PostgreSQL with `--postgres`), registers the partner with
 `many_per_app`, then per provision: `POST /apps/{app}/addons` through `app.wsgi_app` (the request
 side), then one `Worker.run_one` (the worker side: claim, partner call, apply the answer).
 Statements are counted with SQLAlchemy's `before_cursor_execute` on both engines; the admit
@@ -33,6 +33,7 @@ from werkzeug.test import EnvironBuilder  # noqa: E402
 
 from berth import create_app  # noqa: E402
 from berth.accounts import create_account  # noqa: E402
+from berth.addons.postgres.cluster import LocalPostgres  # noqa: E402
 from berth.broker import catalogue  # noqa: E402
 from berth.broker.worker import Worker  # noqa: E402
 from berth.config import Settings  # noqa: E402
@@ -51,10 +52,11 @@ class StatementCounter:
         self.counts: Counter[str] = Counter()
         self.side = "other"
         self.texts: list[str] = []
+        self.full = False
 
     def _count(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         self.counts[self.side] += 1
-        self.texts.append(f"{self.side}: {statement.split(chr(10))[0][:110]}")
+        self.texts.append(f"{self.side}: {statement if self.full else statement.split(chr(10))[0][:110]}")
 
     def __enter__(self) -> "StatementCounter":
         for engine in self.engines:
@@ -78,13 +80,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--provisions", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--database-url", help="a PostgreSQL control plane (postgresql+psycopg://...)")
+    parser.add_argument("--postgres", action="store_true", help="control plane on a throwaway local PostgreSQL")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the timed provisions")
     parser.add_argument("--show", action="store_true", help="print the statements of one provision")
+    parser.add_argument("--show-full", action="store_true", help="with --show: whole statements")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="berth-bench-cost-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="berth-bench-cost-") as tmp, \
+            control_plane(Path(tmp), args.postgres) as url:
         base = Path(tmp)
-        url = args.database_url or f"sqlite:///{base / 'control-plane.sqlite3'}"
         settings = Settings(data_dir=base, database_url=url, secret_keys=(Fernet.generate_key().decode(),), port=5000,
                             provision_wait_seconds=0, builtin_addons=False, allow_private_targets=True,
                             rate_limit_per_hour=100_000_000)
@@ -110,6 +113,7 @@ def main() -> int:
                     assert worker.run_one(look_first=False)
 
             with StatementCounter(database) as counter:
+                counter.full = args.show_full
                 for n in range(args.warmup):
                     provision(n)
                 counter.counts.clear()
@@ -128,7 +132,7 @@ def main() -> int:
             app.extensions["berth.database"].dispose()
     per = args.provisions
     request, worker_side = counter.counts["request"] / per, counter.counts["worker"] / per
-    print(f"{per} provisions on {'PostgreSQL' if args.database_url else 'SQLite'}, "
+    print(f"{per} provisions on {'PostgreSQL' if args.postgres else 'SQLite'}, "
           f"apps holding up to {ADDONS_PER_APP} add-ons")
     print(f"statements per provision: {request + worker_side:.1f} "
           f"(request {request:.1f} + worker {worker_side:.1f}; plus 1 prepared admit statement per request)")
@@ -136,6 +140,19 @@ def main() -> int:
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
     return 0
+
+
+@contextlib.contextmanager
+def control_plane(base: Path, postgres: bool) -> Iterator[str]:
+    if not postgres:
+        yield f"sqlite:///{base / 'control-plane.sqlite3'}"
+        return
+    server = LocalPostgres(base / "pg")
+    server.start()
+    try:
+        yield server.create_database("berth").replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        server.stop()
 
 
 def call(app: Any, method: str, path: str, headers: dict[str, str], body: dict[str, Any], expected: int) -> None:
