@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from berth.accounts import UUID_PATTERN, Account
 from berth.broker import attachments, catalogue, operations, partner_auth
@@ -253,8 +253,22 @@ def endpoint_of(service: AddonService) -> ProviderEndpoint:
                             config_vars=tuple(service.config_vars), requires=tuple(service.requires))
 
 
+def _worker_load(*, with_attachments: bool) -> list[Any]:
+    """What a worker reads with an operation, in one statement: its add-on, service, plan and app,
+    without the accounts that own the service and the app (never used there), and without the
+    plan's service again (the add-on's, found by its key in the session)."""
+    addon = joinedload(Operation.addon)
+    options = [addon.joinedload(AddOn.service).lazyload(AddonService.owner),
+               addon.joinedload(AddOn.plan).lazyload(Plan.service),
+               addon.joinedload(AddOn.app).lazyload(App.owner)]
+    if with_attachments:  # applying an answer visits every attachment
+        attached = addon.joinedload(AddOn.attachments)
+        options += [attached.lazyload(Attachment.addon), attached.joinedload(Attachment.app).lazyload(App.owner)]
+    return options
+
+
 def prepare_call(session: Session, operation_id: str) -> Call | None:
-    operation = session.get(Operation, operation_id)
+    operation = session.get(Operation, operation_id, options=_worker_load(with_attachments=False))
     if operation is None or operation.state != operations.RUNNING:
         return None
     addon = operation.addon
@@ -274,9 +288,7 @@ def prepare_call(session: Session, operation_id: str) -> Call | None:
 
 
 def apply_answer(session: Session, settings: Settings, operation_id: str, answer: ProviderAnswer) -> None:
-    # The add-on's attachments in the same statement: applying a provision or a new config
-    # visits every one of them.
-    operation = session.get(Operation, operation_id, options=[joinedload(Operation.addon).joinedload(AddOn.attachments)])
+    operation = session.get(Operation, operation_id, options=_worker_load(with_attachments=True))
     if operation is None or operation.state != operations.RUNNING:
         return  # someone else finished it (a reclaimed lease): their answer stands
     addon = operation.addon
