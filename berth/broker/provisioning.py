@@ -253,18 +253,23 @@ def endpoint_of(service: AddonService) -> ProviderEndpoint:
                             config_vars=tuple(service.config_vars), requires=tuple(service.requires))
 
 
-def _worker_load(*, with_attachments: bool) -> list[Any]:
-    """What a worker reads with an operation, in one statement: its add-on, service, plan and app,
-    without the accounts that own the service and the app (never used there), and without the
+def lean_addon_load(addon: Any, *, with_attachments: bool) -> list[Any]:
+    """Loader options for an add-on (`addon`: a joinedload path to it) read in one statement with
+    its service, plan, app and, if asked, attachments: without the accounts that own the
+    service and the apps (the broker's answers and workers never use them) and without the
     plan's service again (the add-on's, found by its key in the session)."""
-    addon = joinedload(Operation.addon)
     options = [addon.joinedload(AddOn.service).lazyload(AddonService.owner),
                addon.joinedload(AddOn.plan).lazyload(Plan.service),
                addon.joinedload(AddOn.app).lazyload(App.owner)]
-    if with_attachments:  # applying an answer visits every attachment
+    if with_attachments:
         attached = addon.joinedload(AddOn.attachments)
         options += [attached.lazyload(Attachment.addon), attached.joinedload(Attachment.app).lazyload(App.owner)]
     return options
+
+
+def _worker_load(*, with_attachments: bool) -> list[Any]:
+    """What a worker reads with an operation (applying an answer visits every attachment)."""
+    return lean_addon_load(joinedload(Operation.addon), with_attachments=with_attachments)
 
 
 def prepare_call(session: Session, operation_id: str) -> Call | None:

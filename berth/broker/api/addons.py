@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 from flask import current_app, request
 from sqlalchemy import or_, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import Load
 
 from berth.broker import actions, operations, provisioning
 from berth.broker.api import blueprint
@@ -77,7 +77,8 @@ def _commit_and_wait(addon_id: str) -> dict[str, Any]:
             if operations.open_operation_id(session, addon_id) is None:
                 break
         # Its attachments in the same statement: the answer names the owner's attachment.
-        addon = session.get(AddOn, addon_id, populate_existing=True, options=[joinedload(AddOn.attachments)])
+        addon = session.get(AddOn, addon_id, populate_existing=True,
+                            options=provisioning.lean_addon_load(Load(AddOn), with_attachments=True))
         assert addon is not None
         return AddOnSchema().dump(addon)
 
