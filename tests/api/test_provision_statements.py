@@ -23,9 +23,10 @@ from tests.partners.harness import ExamplePartner
 # request: account, app, service, its plans, name check, add-on, attachment names, attachment,
 # config clash check, operation, then (committed) the add-on with its attachments.
 REQUEST_STATEMENTS = 11
-# worker: claim, operation, grant upsert; then operation with add-on and attachments, add-on, app lock,
-# config vars, var insert, app stamp + last version, release, operation done.
-WORKER_STATEMENTS = 11
+# worker: claim, operation, grant upsert; then operation with add-on and attachments, add-on,
+# app lock (PostgreSQL; SQLite's writer holds the database), config vars, var insert, app stamp +
+# last version, release, operation done.
+WORKER_STATEMENTS = {"postgresql": 11, "sqlite": 10}
 
 
 @pytest.fixture
@@ -57,7 +58,8 @@ def test_one_provision_costs_a_pinned_number_of_statements(
         statements.clear()
         assert worker.run_one(look_first=False)
         worker_side = list(statements)
-        assert (request_side, len(worker_side)) == (REQUEST_STATEMENTS, WORKER_STATEMENTS), \
+        expected = (REQUEST_STATEMENTS, WORKER_STATEMENTS[app.extensions["berth.database"].write_engine.dialect.name])
+        assert (request_side, len(worker_side)) == expected, \
             f"round {round_}: request {request_side}, worker {len(worker_side)}:\n" + "\n".join(worker_side)
         addon = api.get(f"/addons/{response.get_json()['id']}", alice).get_json()
         assert addon["state"] == "provisioned"
