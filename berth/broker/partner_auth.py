@@ -10,11 +10,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from berth import crypto
 from berth.broker.models import AddOn, PartnerAuthorization
-from berth.db import utcnow
+from berth.db import new_id, utcnow
 from berth.errors import BerthError, Unauthorized
 
 GRANT_LIFETIME = timedelta(minutes=5)
@@ -25,22 +26,17 @@ class InvalidGrant(BerthError):
     status, error_id = 400, "invalid_grant"
 
 
-def _authorization(session: Session, addon: AddOn) -> PartnerAuthorization:
-    found = session.scalar(select(PartnerAuthorization).where(PartnerAuthorization.addon_id == addon.id))
-    if found is None:
-        found = PartnerAuthorization(addon_id=addon.id)
-        found.addon = addon
-        session.add(found)
-    return found
-
-
 def mint_grant(session: Session, addon: AddOn) -> dict[str, str]:
-    """A fresh single-use code for the provision call (a re-sent call gets a new one)."""
+    """A fresh single-use code for the provision call (a re-sent call gets a new one): one
+    upsert on the add-on's row, whose tokens (if a retried call already issued some) stay."""
     code = secrets.token_urlsafe(32)
-    expires_at = utcnow() + GRANT_LIFETIME
-    authorization = _authorization(session, addon)
-    authorization.grant_code_hash, authorization.grant_expires_at = crypto.hash_token(code), expires_at
-    session.flush()
+    now = utcnow()
+    expires_at = now + GRANT_LIFETIME
+    values = {"grant_code_hash": crypto.hash_token(code), "grant_expires_at": expires_at, "updated_at": now}
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = PartnerAuthorization.__table__
+    upsert = dialect.insert(table).values(id=new_id(), addon_id=addon.id, created_at=now, **values)
+    session.execute(upsert.on_conflict_do_update(index_elements=[table.c.addon_id], set_=values))
     return {"code": code, "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "type": "authorization_code"}
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from berth.accounts import UUID_PATTERN, Account
 from berth.broker import attachments, catalogue, operations, partner_auth
@@ -97,19 +97,21 @@ def require_owner_app_access(session: Session, caller_id: str, addon: AddOn, *,
 
 # ---- what requests write ---------------------------------------------------------------------
 
-def _resolve_plan(session: Session, plan_ref: str) -> Plan:
-    """`service:plan`, a plan uuid, or a bare service name meaning its default plan."""
+def _resolve_plan(session: Session, plan_ref: str) -> tuple[Plan, AddonService]:
+    """`service:plan`, a plan uuid, or a bare service name meaning its default plan; with its
+    service (found first for a bare name: loading it again through the plan costs a query)."""
     if ":" not in plan_ref and not UUID_PATTERN.match(plan_ref):
         service = catalogue.find_service(session, plan_ref)
         if service is None or service.default_plan is None:
             raise NotFound(f"Couldn't find either the add-on service or the add-on plan {plan_ref!r}.",
                            resource="plan")
-        return service.default_plan
+        return service.default_plan, service
     try:
-        return catalogue.get_plan(session, plan_ref)
+        plan = catalogue.get_plan(session, plan_ref)
     except NotFound:
         raise NotFound(f"Couldn't find either the add-on service or the add-on plan {plan_ref!r}.",
                        resource="plan") from None
+    return plan, plan.service
 
 
 def _refuse_deprecated(plan: Plan) -> None:
@@ -122,8 +124,7 @@ def _refuse_deprecated(plan: Plan) -> None:
 def create_addon(session: Session, settings: Settings, caller: Account, app: App, plan_ref: str, *,
                  name: str | None = None, attachment_name: str | None = None,
                  config: dict[str, str] | None = None, confirm: str | None = None) -> AddOn:
-    plan = _resolve_plan(session, plan_ref)
-    service = plan.service
+    plan, service = _resolve_plan(session, plan_ref)
     _refuse_deprecated(plan)
     if service.state == "shutdown":
         raise InvalidParams(f"{service.name} is no longer available.")
@@ -252,8 +253,27 @@ def endpoint_of(service: AddonService) -> ProviderEndpoint:
                             config_vars=tuple(service.config_vars), requires=tuple(service.requires))
 
 
+def lean_addon_load(addon: Any, *, with_attachments: bool) -> list[Any]:
+    """Loader options for an add-on (`addon`: a joinedload path to it) read in one statement with
+    its service, plan, app and, if asked, attachments: without the accounts that own the
+    service and the apps (the broker's answers and workers never use them) and without the
+    plan's service again (the add-on's, found by its key in the session)."""
+    options = [addon.joinedload(AddOn.service).lazyload(AddonService.owner),
+               addon.joinedload(AddOn.plan).lazyload(Plan.service),
+               addon.joinedload(AddOn.app).lazyload(App.owner)]
+    if with_attachments:
+        attached = addon.joinedload(AddOn.attachments)
+        options += [attached.lazyload(Attachment.addon), attached.joinedload(Attachment.app).lazyload(App.owner)]
+    return options
+
+
+def _worker_load(*, with_attachments: bool) -> list[Any]:
+    """What a worker reads with an operation (applying an answer visits every attachment)."""
+    return lean_addon_load(joinedload(Operation.addon), with_attachments=with_attachments)
+
+
 def prepare_call(session: Session, operation_id: str) -> Call | None:
-    operation = session.get(Operation, operation_id)
+    operation = session.get(Operation, operation_id, options=_worker_load(with_attachments=False))
     if operation is None or operation.state != operations.RUNNING:
         return None
     addon = operation.addon
@@ -264,17 +284,16 @@ def prepare_call(session: Session, operation_id: str) -> Call | None:
     if operation.kind != operations.PROVISION:
         return call
     requires = addon.service.requires
-    owner = attachments.owner_attachment(addon)
     if "syslog_drain" in requires and addon.log_drain_token is None:
         addon.log_drain_token = drains.new_drain_token()  # kept: a retried call sends the same one
+    owner = attachments.owner_attachment(addon) if "log_input" in requires else None  # loads attachments
     return replace(call, oauth_grant=partner_auth.mint_grant(session, addon),
-                   log_input_token=(tokens.owned_input_token(session, owner.id)
-                                    if "log_input" in requires and owner is not None else None),
+                   log_input_token=tokens.owned_input_token(session, owner.id) if owner is not None else None,
                    log_drain_token=addon.log_drain_token if "syslog_drain" in requires else None)
 
 
 def apply_answer(session: Session, settings: Settings, operation_id: str, answer: ProviderAnswer) -> None:
-    operation = session.get(Operation, operation_id)
+    operation = session.get(Operation, operation_id, options=_worker_load(with_attachments=True))
     if operation is None or operation.state != operations.RUNNING:
         return  # someone else finished it (a reclaimed lease): their answer stands
     addon = operation.addon

@@ -114,7 +114,8 @@ def update_config(session: Session, app: App, user: Account, changes: dict[str, 
     for name in removed:
         session.delete(rows[name])
     session.flush()
-    releases.create_release(session, app, user, describe_change(set_names, removed), config=updated)
+    releases.create_release(session, app, user, describe_change(set_names, removed), config=updated,
+                            app_locked=True)
     return updated
 
 
@@ -161,5 +162,5 @@ def set_owned_config(session: Session, app: App, owner: str, values: dict[str, s
         else:
             session.add(ConfigVar(app_id=app.id, name=name, value=value, owner=owner))
     session.flush()
-    releases.create_release(session, app, user, description, config=updated)
+    releases.create_release(session, app, user, description, config=updated, app_locked=True)
     return updated

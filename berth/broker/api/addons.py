@@ -8,6 +8,7 @@ from typing import Any, Iterator
 
 from flask import current_app, request
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Load
 
 from berth.broker import actions, operations, provisioning
 from berth.broker.api import blueprint
@@ -64,19 +65,22 @@ def _commit_and_wait(addon_id: str) -> dict[str, Any]:
         db_session().commit()
         nudge_workers(settings.data_dir)
         deadline = time.monotonic() + settings.provision_wait_seconds
-        while True:
-            # The operation first, then the add-on: read the other way round, a worker
-            # committing in between would leave us returning the add-on as it was before.
-            settled = operations.open_operation_id(session, addon_id) is None
-            left = deadline - time.monotonic()
-            if settled or left <= 0:
-                addon = session.get(AddOn, addon_id, populate_existing=True)
-                assert addon is not None
-                return AddOnSchema().dump(addon)
+        # No look before the first wait: no worker can have answered an operation committed
+        # a moment ago, and each look is a round trip.
+        while (left := deadline - time.monotonic()) > 0:
             if waiter is None:
                 time.sleep(min(left, POLL_SECONDS))
             else:  # the signal, or a poll now and then in case it went missing
                 waiter.wait(min(left, POLL_SECONDS))
+            # The operation first, then the add-on: read the other way round, a worker
+            # committing in between would leave us returning the add-on as it was before.
+            if operations.open_operation_id(session, addon_id) is None:
+                break
+        # Its attachments in the same statement: the answer names the owner's attachment.
+        addon = session.get(AddOn, addon_id, populate_existing=True,
+                            options=provisioning.lean_addon_load(Load(AddOn), with_attachments=True))
+        assert addon is not None
+        return AddOnSchema().dump(addon)
 
 
 @contextlib.contextmanager
