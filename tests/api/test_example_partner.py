@@ -47,8 +47,12 @@ def test_the_example_partner_passes_conformance_and_registers(workdir: Path) -> 
                                  cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert conformance.returncode == 0, conformance.stdout + conformance.stderr
 
-    registered = subprocess.run([sys.executable, "-m", "berth.admin", "register-addon", str(manifest_file)],
-                                cwd=ROOT, env={**env, "BERTH_DATA_DIR": str(workdir / "var")},
+    register = [sys.executable, "-m", "berth.admin", "register-addon", str(manifest_file)]
+    berth_env = {**env, "BERTH_DATA_DIR": str(workdir / "var")}
+    # The example listens on loopback: Berth calls it only where the operator allows private targets.
+    refused = subprocess.run(register, cwd=ROOT, env=berth_env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "BERTH_ALLOW_PRIVATE_TARGETS=1" in refused.stderr
+    registered = subprocess.run(register, cwd=ROOT, env={**berth_env, "BERTH_ALLOW_PRIVATE_TARGETS": "1"},
                                 capture_output=True, text=True, timeout=120)
     assert registered.returncode == 0, registered.stderr
     assert "Registered acme-cache with plans test, pro, enterprise" in registered.stderr
