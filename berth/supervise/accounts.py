@@ -9,9 +9,11 @@ an unprivileged process cannot switch to another.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import pwd
 import re
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 __all__ = ["AccountError", "ServiceAccount", "service_account", "remove_service_account"]
 
 NAME_RE = re.compile(r"^berth-[a-z0-9-]{1,25}$")  # useradd's 32-character limit, with room
+log = logging.getLogger(__name__)
 _LOCK = Path("/run/lock/berth-accounts.lock")
 _NOLOGIN = next((p for p in ("/usr/sbin/nologin", "/sbin/nologin") if os.path.exists(p)), "/bin/false")
 
@@ -68,6 +71,26 @@ class ServiceAccount:
             os.chown(path, self.entry.pw_uid, self.entry.pw_gid, follow_symlinks=False)
         if mode is not None and not path.is_symlink():
             os.chmod(path, mode)
+
+    def let_through(self, path: Path) -> None:
+        """Give this account search permission on `path` and every directory above it that lacks
+        it, so it can reach its own directory inside Berth's private (0700) data dir. Only the
+        execute bit is added, never read or write: it reaches entries it knows by name, and can
+        neither list nor change these directories."""
+        if self.entry is None:
+            return
+        groups = set(os.getgrouplist(self.entry.pw_name, self.entry.pw_gid))
+        for directory in (path, *path.parents):
+            found = directory.stat()
+            if found.st_uid == self.entry.pw_uid:
+                bit = stat.S_IXUSR
+            elif found.st_gid in groups:
+                bit = stat.S_IXGRP
+            else:
+                bit = stat.S_IXOTH
+            if not found.st_mode & bit:
+                log.warning("granting %s search permission on %s", self.entry.pw_name, directory)
+                os.chmod(directory, stat.S_IMODE(found.st_mode) | bit)
 
     def own_tree(self, root: Path) -> None:
         """Hand `root` and everything under it to this account, never following symlinks."""

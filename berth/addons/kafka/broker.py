@@ -395,20 +395,8 @@ def _write_config(settings: Settings, state: dict[str, Any], runs_as: ServiceAcc
     (base / "log4j2.properties").write_text(LOG4J2)
     properties = base / "server.properties"
     properties.write_text(render_properties(settings, state))
-    _check_reachable(base, runs_as)
+    runs_as.let_through(base)  # Berth's data dir is 0700: the account may pass, not look
     return properties
-
-
-def _check_reachable(base: Path, runs_as: ServiceAccount) -> None:
-    """The account must be able to pass through every directory above `base`: say which one
-    stops it, rather than let the JVM fail with a bare 'permission denied'."""
-    if not runs_as.switches:
-        return
-    for directory in (*reversed(base.resolve().parents), base.resolve()):
-        found = directory.stat()
-        if found.st_uid != runs_as.uid and not found.st_mode & stat.S_IXOTH:
-            raise KafkaError(f"{runs_as.name} (who runs Kafka) cannot enter {directory}: give others search "
-                             f"permission on it (chmod o+x {directory}) or put BERTH_DATA_DIR elsewhere")
 
 
 def _readable_by_others(libs: Path) -> bool:

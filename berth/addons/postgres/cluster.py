@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import logging
 import os
-import pwd
 import re
 import secrets
 import shlex
 import shutil
 import socket
-import stat
 import subprocess
 import time
 from pathlib import Path
@@ -300,7 +298,7 @@ class LocalPostgres:
         created_mode = 0o711 if owner.switches else 0o700  # the account must traverse root's dirs
         _make_dirs(self.data_dir.parent, created_mode)
         if owner.switches and owner.entry is not None:
-            _ensure_traversable(self.data_dir.parent, owner.entry)
+            owner.let_through(self.data_dir.parent)
         if not self.data_dir.exists():
             self.data_dir.mkdir(mode=0o700)
         if not self.initialized:
@@ -472,26 +470,6 @@ def _make_dirs(path: Path, mode: int) -> None:
     for directory in reversed(missing):
         directory.mkdir(exist_ok=True)
         os.chmod(directory, mode)
-
-
-def _ensure_traversable(path: Path, user: pwd.struct_passwd) -> None:
-    """Give ``user`` search (x) permission on ``path`` and every ancestor that lacks it.
-
-    Only the execute bit is added, never read or write: the user can reach
-    the entries it knows by name but cannot list or change these directories.
-    """
-    groups = set(os.getgrouplist(user.pw_name, user.pw_gid))
-    for directory in (path, *path.parents):
-        st = directory.stat()
-        if st.st_uid == user.pw_uid:
-            bit = stat.S_IXUSR
-        elif st.st_gid in groups:
-            bit = stat.S_IXGRP
-        else:
-            bit = stat.S_IXOTH
-        if not st.st_mode & bit:
-            log.warning("granting %s search permission on %s", user.pw_name, directory)
-            os.chmod(directory, stat.S_IMODE(st.st_mode) | bit)
 
 
 def _pick_locale() -> str:
