@@ -209,14 +209,13 @@ def resolve_addons() -> Reply:
     return AddOnSchema(many=True).dump([addon])
 
 
-_action_client: ProviderClient | None = None
-
-
-def _client() -> ProviderClient:
-    global _action_client  # one pooled HTTP session per process, like the worker's
-    if _action_client is None:
-        _action_client = ProviderClient.for_settings(_settings())
-    return _action_client
+def provider_client() -> ProviderClient:
+    """The app's one pooled client for add-on actions (like the worker's): made with this app's
+    settings, so its own URL and address policy are never another app's in the same process."""
+    client = current_app.extensions.get("berth.action_client")
+    if client is None:
+        client = current_app.extensions.setdefault("berth.action_client", ProviderClient.for_settings(_settings()))
+    return client
 
 
 @blueprint.post("/apps/<app_ref>/addons/<addon_ref>/actions/<name>")
@@ -229,7 +228,7 @@ def run_addon_action(app_ref: str, addon_ref: str, name: str) -> Reply:
     addon = provisioning.get_app_addon(session, account.id, app, addon_ref)
     call = actions.prepare(addon, name)
     session.commit()  # hold no lock while the provider works: it may be in this very process
-    answer = actions.call(_client(), call, params)
+    answer = actions.call(provider_client(), call, params)
     return AddOnActionResultSchema().dump(actions.apply(session, call, answer))
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from berth.broker import actions, provisioning
-from berth.broker.api.addons import _client
+from berth.broker.api.addons import provider_client
 from berth.broker.attachments import addon_config
 from berth.broker.models import AddOn
 from berth.errors import NotFound
@@ -45,7 +45,7 @@ def data_addon(ref: str, service: str, kind: str, *, with_info: bool = True) -> 
         return found
     call = actions.prepare(addon, "info")
     session.commit()  # hold no lock while the provider works: it may be in this very process
-    answer = actions.apply(session, call, actions.call(_client(), call, {}))
+    answer = actions.apply(session, call, actions.call(provider_client(), call, {}))
     info = answer.get("result")
     return DataAddOn(found.id, found.name, found.plan, found.created_at, found.config,
                      info if isinstance(info, dict) else {})
