@@ -25,7 +25,8 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     from berth.broker.attachments import drain_addon
     from berth.broker.data_api import blueprint as data_api
     from berth.broker.partner_auth import addon_for_token
-    from berth.broker.provisioning import on_app_destroying, partner_may_see_app
+    from berth.broker.partner_callbacks import partner_may_see_app
+    from berth.broker.provisioning import on_app_destroying
     from berth.config import load_settings, prepare_data_dir
     from berth.db import Database
     from berth.hooks import APP_DESTROYING, Hooks

@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from berth.broker import provisioning
-from berth.broker.models import AddOn
+from berth.broker import outcomes, partner_callbacks
+from berth.broker.models import AddOn, AddOnState
 from berth.broker.partner_api.client import Outcome, ProviderAnswer, ProviderClient, ProviderEndpoint
 from berth.errors import Conflict, InvalidParams, NotFound, ServiceUnavailable
 
@@ -34,9 +34,9 @@ def prepare(addon: AddOn, name: str) -> ActionCall:
     request's transaction: a first-party provider in this process writes to the database too)."""
     if not ACTION_NAME.match(name):
         raise NotFound(f"{addon.service.name} has no action {name!r}.", resource="action")
-    if addon.state != provisioning.PROVISIONED:
+    if addon.state != AddOnState.PROVISIONED:
         raise Conflict(f"{addon.name} is {addon.state}; actions run on provisioned add-ons.")
-    return ActionCall(addon.id, name, provisioning.endpoint_of(addon.service), addon.provider_id or addon.id)
+    return ActionCall(addon.id, name, outcomes.endpoint_of(addon.service), addon.provider_id or addon.id)
 
 
 def call(client: ProviderClient, action: ActionCall, params: dict[str, Any]) -> ProviderAnswer:
@@ -48,8 +48,8 @@ def apply(session: Session, action: ActionCall, answer: ProviderAnswer) -> dict[
     service = action.endpoint.service
     if answer.outcome == Outcome.SUCCEEDED:
         addon = session.get(AddOn, action.addon_id, populate_existing=True)
-        if answer.config and addon is not None and addon.state == provisioning.PROVISIONED:
-            provisioning.update_config_from_partner(
+        if answer.config and addon is not None and addon.state == AddOnState.PROVISIONED:
+            partner_callbacks.update_config_from_partner(
                 session, addon, [{"name": key, "value": value} for key, value in answer.config.items()])
         return {"message": answer.message, "result": answer.result}
     if answer.outcome == Outcome.REFUSED:

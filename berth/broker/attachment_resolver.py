@@ -7,9 +7,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from berth.accounts import UUID_PATTERN
-from berth.broker import provisioning
+
 from berth.broker.attachments import attachments_query
-from berth.broker.models import AddOn, AddonService, Attachment
+from berth.broker.models import AddOn, AddOnState, AddonService, Attachment
 from berth.errors import NotFound
 from berth.platform import apps
 
@@ -22,7 +22,7 @@ def resolve_attachments(session: Session, caller_id: str, ref: str, app_ref: str
     if "::" in ref:
         app_ref, ref = ref.split("::", 1)
     query = attachments_query(caller_id).join(AddOn, AddOn.id == Attachment.addon_id).where(
-        AddOn.state.in_((provisioning.PROVISIONING, provisioning.PROVISIONED)))
+        AddOn.state.in_((AddOnState.PROVISIONING, AddOnState.PROVISIONED)))
     if UUID_PATTERN.match(ref):
         query = query.where(or_(Attachment.id == ref.lower(), AddOn.id == ref.lower()))
     else:

@@ -8,7 +8,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from berth.accounts import UUID_PATTERN, Account
-from berth.broker.models import AddOn, Attachment
+from berth.broker.models import AddOn, AddOnState, Attachment
 from berth.broker.naming import ATTACHMENT_NAME_PATTERN, COLORS, attachment_var_names
 from berth.errors import ConfirmationRequired, Conflict, InvalidParams, NotFound
 from berth.platform import apps, config_vars
@@ -100,7 +100,7 @@ def create_attachment(session: Session, app: App, addon: AddOn, *, name: str | N
     check_clashes(session, app, addon, chosen, confirm, attachment.id)
     if "log_input" in addon.service.requires:  # the provider may write into this app's stream
         tokens.issue_input_token(session, app, source=addon.name, owner=attachment.id)
-    if addon.state == "provisioned":
+    if addon.state == AddOnState.PROVISIONED:
         go_live(session, attachment, user)
     return attachment
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
@@ -77,6 +78,17 @@ class Plan(Base):
         return f"{self.service.name}:{self.name}"
 
 
+class AddOnState(StrEnum):
+    """An add-on's life: provisioning -> provisioned -> deprovisioning -> deprovisioned, or failed
+    (the provider refused, or never finished). Stored as the plain string."""
+
+    PROVISIONING = "provisioning"
+    PROVISIONED = "provisioned"
+    DEPROVISIONING = "deprovisioning"
+    DEPROVISIONED = "deprovisioned"
+    FAILED = "failed"
+
+
 class AddOn(Base):
     """One provisioned (or provisioning) resource of a service; its id is the partner's uuid."""
 
@@ -88,7 +100,7 @@ class AddOn(Base):
     plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"))
     # The owning (billing) app; emptied when the app is destroyed while deprovisioning goes on.
     app_id: Mapped[str | None] = mapped_column(ForeignKey("apps.id", ondelete="SET NULL"), index=True)
-    state: Mapped[str] = mapped_column(String(16), index=True)  # see provisioning.STATES
+    state: Mapped[str] = mapped_column(String(16), index=True)  # an AddOnState
     provider_id: Mapped[str | None] = mapped_column(String(255))
     provision_message: Mapped[str | None] = mapped_column(String(1000))
     failure_message: Mapped[str | None] = mapped_column(String(1000))

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from berth import crypto
-from berth.broker.models import AddOn, PartnerAuthorization
+from berth.broker.models import AddOn, AddOnState, PartnerAuthorization
 from berth.db import new_id, utcnow
 from berth.errors import BerthError, Unauthorized
 
@@ -93,7 +93,7 @@ def addon_for_token(session: Session, token: str) -> str | None:
     if authorization is None or authorization.access_expires_at is None \
             or authorization.access_expires_at <= utcnow():
         return None
-    if authorization.addon.state in ("deprovisioned", "failed"):
+    if authorization.addon.state in (AddOnState.DEPROVISIONED, AddOnState.FAILED):
         return None
     return authorization.addon_id
 

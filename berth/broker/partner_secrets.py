@@ -12,11 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from berth.broker import catalogue
-from berth.broker.models import AddOn, AddonService
-from berth.broker.provisioning import DEPROVISIONING, PROVISIONED, PROVISIONING
+from berth.broker.models import AddOn, AddOnState, AddonService
 from berth.errors import NotFound
 
-LIVE_STATES = (PROVISIONING, PROVISIONED, DEPROVISIONING)  # not deprovisioned, not failed
+LIVE_STATES = (AddOnState.PROVISIONING, AddOnState.PROVISIONED, AddOnState.DEPROVISIONING)  # not deprovisioned, not failed
 SECRET_BYTES = 32
 
 

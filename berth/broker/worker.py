@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 
-from berth.broker import operations, provisioning
+from berth.broker import operations, outcomes
 from berth.broker.nudge import NudgeListener, signal_answer
 from berth.broker.partner_api.client import ProviderAnswer, ProviderClient
 from berth.config import Settings
@@ -64,7 +64,7 @@ class Worker:
 
     def sweep(self) -> None:
         with self.database.transaction() as session:
-            expired = provisioning.expire_async_provisions(session)
+            expired = outcomes.expire_async_provisions(session)
         if expired:
             log.info("%d asynchronous provisions passed their deadline and failed", expired)
 
@@ -77,14 +77,14 @@ class Worker:
             return False
         with self.database.transaction() as session:
             operation_id = operations.claim_next(session)
-            call = provisioning.prepare_call(session, operation_id) if operation_id else None
+            call = outcomes.prepare_call(session, operation_id) if operation_id else None
         if operation_id is None:
             return False
         if call is None:
             return True
         answer = self._call(call)
         with self.database.transaction() as session:
-            provisioning.apply_answer(session, self.settings, operation_id, answer)
+            outcomes.apply_answer(session, self.settings, operation_id, answer)
         signal_answer(self.settings.data_dir, call.addon_id)  # a request may be waiting for it
         return True
 
@@ -95,7 +95,7 @@ class Worker:
             count += 1
         return count
 
-    def _call(self, call: provisioning.Call) -> ProviderAnswer:
+    def _call(self, call: outcomes.Call) -> ProviderAnswer:
         if call.kind == operations.PROVISION:
             return self.client.provision(
                 call.endpoint, uuid=call.addon_id, name=call.addon_name, plan=call.plan,

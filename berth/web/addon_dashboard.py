@@ -16,8 +16,8 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from sqlalchemy.orm import Session
 
-from berth.broker import actions, provisioning
-from berth.broker.models import AddOn, AddonService
+from berth.broker import actions
+from berth.broker.models import AddOn, AddOnState, AddonService
 from berth.broker.partner_api.client import ProviderAnswer, ProviderClient
 from berth.config import Settings
 from berth.errors import BerthError
@@ -164,7 +164,7 @@ def load(session: Session, settings: Settings, addon: AddOn) -> Dashboard | None
     """The provider's report for a provisioned first-party add-on (None for any other add-on).
     The calls go out at once, so the page waits for the slower one, not their sum."""
     kind = KINDS.get(addon.service.name)
-    if kind is None or not is_first_party(addon.service) or addon.state != provisioning.PROVISIONED:
+    if kind is None or not is_first_party(addon.service) or addon.state != AddOnState.PROVISIONED:
         return None
     client = provider_client(settings, quick=True)
     info_call = actions.prepare(addon, "info")

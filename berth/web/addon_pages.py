@@ -13,8 +13,8 @@ from flask import flash, get_flashed_messages, jsonify, redirect, request, url_f
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from berth.broker import actions, attachments, operations, provisioning
-from berth.broker.models import AddOn, Attachment
+from berth.broker import actions, attachments, finders, operations, provisioning
+from berth.broker.models import AddOn, AddOnState, Attachment
 from berth.broker.nudge import nudge_workers
 from berth.broker.schemas import AddOnDestroySchema, AddOnUpdateSchema
 from berth.errors import BerthError, InvalidParams, NotFound
@@ -29,7 +29,7 @@ from berth.web.pages import blueprint, login_required, render, settings
 from berth.web.security_headers import allow_form_posts_off_site
 
 Reply = Any
-BUSY = (provisioning.PROVISIONING, provisioning.DEPROVISIONING)
+BUSY = (AddOnState.PROVISIONING, AddOnState.DEPROVISIONING)
 blueprint.add_app_template_filter(addon_dashboard.size_text, "size")
 blueprint.add_app_template_filter(addon_dashboard.duration_text, "duration")
 
@@ -38,7 +38,7 @@ def _find(session: Session, app_ref: str, addon_ref: str) -> tuple[App, AddOn]:
     """As the API's show_app_addon: NotFound (a 404 page) for anything the caller cannot see."""
     caller = current_account().id
     app = apps.get_app(session, caller, app_ref)
-    return app, provisioning.get_app_addon(session, caller, app, addon_ref)
+    return app, finders.get_app_addon(session, caller, app, addon_ref)
 
 
 def _visible_attachments(session: Session, addon: AddOn) -> list[Attachment]:
@@ -74,7 +74,7 @@ def _page(app_ref: str, addon_ref: str, status: int = 200, **context: Any) -> Re
     return render("web/addons/addon.html", status, app=app, addon=addon, attachments=shown, plans=plans,
                   busy=addon.state in BUSY, first_party=first_party, mask=MASK,
                   reveal=request.args.get("reveal") if status == 200 else None,
-                  sso=addon.state == provisioning.PROVISIONED and addon_dashboard.has_sso_dashboard(addon),
+                  sso=addon.state == AddOnState.PROVISIONED and addon_dashboard.has_sso_dashboard(addon),
                   **context)
 
 
@@ -113,7 +113,7 @@ def change_addon_plan(app_ref: str, addon_ref: str) -> Reply:
     app, addon = _find(session, app_ref, addon_ref)
     try:
         params = load(AddOnUpdateSchema(), {"plan": (request.form.get("plan") or "").strip()})
-        provisioning.require_owner_app_access(session, account.id, addon, known=app)
+        finders.require_owner_app_access(session, account.id, addon, known=app)
         provisioning.change_plan(session, account, addon, params["plan"])
     except BerthError as error:
         return _error_again(app_ref, addon_ref, error)
@@ -136,7 +136,7 @@ def remove_addon(app_ref: str, addon_ref: str) -> Reply:
         if typed != addon.name:
             raise InvalidParams(f"To remove this add-on, type its name {addon.name} exactly to confirm."
                                 + (f" You typed {typed!r}." if typed else ""))
-        provisioning.require_owner_app_access(session, account.id, addon, known=app)
+        finders.require_owner_app_access(session, account.id, addon, known=app)
         provisioning.destroy_addon(session, account, addon)
     except BerthError as error:
         return _error_again(app_ref, addon_ref, error)
@@ -151,7 +151,7 @@ def open_addon(app_ref: str, addon_ref: str) -> Reply:
     """The API's SSO form, as a page whose script (sso.js) posts it; without scripts, a button.
     An add-on without an SSO dashboard (Berth's own data services) has its page instead."""
     app, addon = _find(db_session(), app_ref, addon_ref)
-    if addon.state == provisioning.PROVISIONED and not addon_dashboard.has_sso_dashboard(addon):
+    if addon.state == AddOnState.PROVISIONED and not addon_dashboard.has_sso_dashboard(addon):
         flash(f"{addon.service.human_name} has no separate dashboard: this page is {addon.name}'s dashboard.")
         return redirect(url_for("web.addon_page", app_ref=app.name, addon_ref=addon.name), 303)
     form = provisioning.sso_form(addon, current_account(), app)

@@ -12,7 +12,7 @@ from flask import flash, get_flashed_messages, redirect, request, url_for
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
-from berth.broker import provisioning
+from berth.broker import finders
 from berth.broker.models import AddOn, Attachment
 from berth.errors import BerthError
 from berth.httpapi.body import load
@@ -95,7 +95,7 @@ def _app_addons(app: App) -> list[AddOn]:
     """The API's list (owned by or attached to the app), with service, plan and app joined and
     every attachment in one more query: no query per row."""
     attached = select(Attachment.addon_id).where(Attachment.app_id == app.id)
-    query = (provisioning.listed_addons_query(current_account().id)
+    query = (finders.listed_addons_query(current_account().id)
              .where(or_(AddOn.app_id == app.id, AddOn.id.in_(attached)))
              .options(selectinload(AddOn.attachments))
              .order_by(AddOn.name))

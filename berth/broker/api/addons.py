@@ -10,9 +10,9 @@ from flask import current_app, request
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Load
 
-from berth.broker import actions, operations, provisioning
+from berth.broker import actions, finders, operations, outcomes, partner_callbacks, provisioning
 from berth.broker.api import blueprint
-from berth.broker.models import AddOn, Attachment
+from berth.broker.models import AddOn, AddOnState, Attachment
 from berth.broker.nudge import AnswerWaiter, nudge_workers
 from berth.broker.partner_api.client import ProviderClient
 from berth.broker.schemas import (
@@ -44,7 +44,7 @@ Reply = Any
 ADDON_RANGE_FIELDS = {"id": AddOn.id, "name": AddOn.name, "created_at": AddOn.created_at,
                       "updated_at": AddOn.updated_at}
 POLL_SECONDS = 0.05
-SETTLED = (provisioning.PROVISIONED, provisioning.FAILED, provisioning.DEPROVISIONED)
+SETTLED = (AddOnState.PROVISIONED, AddOnState.FAILED, AddOnState.DEPROVISIONED)
 
 
 def _settings() -> Settings:
@@ -78,7 +78,7 @@ def _commit_and_wait(addon_id: str) -> dict[str, Any]:
                 break
         # Its attachments in the same statement: the answer names the owner's attachment.
         addon = session.get(AddOn, addon_id, populate_existing=True,
-                            options=provisioning.lean_addon_load(Load(AddOn), with_attachments=True))
+                            options=outcomes.lean_addon_load(Load(AddOn), with_attachments=True))
         assert addon is not None
         return AddOnSchema().dump(addon)
 
@@ -120,7 +120,7 @@ def _list(query: Any) -> Reply:
 @blueprint.get("/addons")
 @describe(summary="Add-ons on apps the caller can see", response=AddOnSchema, many=True)
 def list_addons() -> Reply:
-    return _list(provisioning.listed_addons_query(current_account_id()))
+    return _list(finders.listed_addons_query(current_account_id()))
 
 
 @blueprint.get("/apps/<app_ref>/addons")
@@ -128,7 +128,7 @@ def list_addons() -> Reply:
 def list_app_addons(app_ref: str) -> Reply:
     app = apps.get_app(db_session(), current_account_id(), app_ref)
     attached = select(Attachment.addon_id).where(Attachment.app_id == app.id)
-    query = provisioning.listed_addons_query(current_account_id()).where(
+    query = finders.listed_addons_query(current_account_id()).where(
         or_(AddOn.app_id == app.id, AddOn.id.in_(attached)))
     return _list(query)
 
@@ -139,8 +139,8 @@ def list_app_addons(app_ref: str) -> Reply:
 def show_addon(addon_ref: str) -> Reply:
     partner = current_partner_addon_id()
     if partner is not None:
-        return AddOnSchema().dump(provisioning.partner_addon(db_session(), partner, addon_ref))
-    return AddOnSchema().dump(provisioning.get_addon(db_session(), current_account_id(), addon_ref))
+        return AddOnSchema().dump(partner_callbacks.partner_addon(db_session(), partner, addon_ref))
+    return AddOnSchema().dump(finders.get_addon(db_session(), current_account_id(), addon_ref))
 
 
 @blueprint.get("/apps/<app_ref>/addons/<addon_ref>")
@@ -148,7 +148,7 @@ def show_addon(addon_ref: str) -> Reply:
 def show_app_addon(app_ref: str, addon_ref: str) -> Reply:
     session, caller = db_session(), current_account_id()
     app = apps.get_app(session, caller, app_ref)
-    return AddOnSchema().dump(provisioning.get_app_addon(session, caller, app, addon_ref))
+    return AddOnSchema().dump(finders.get_app_addon(session, caller, app, addon_ref))
 
 
 @blueprint.patch("/apps/<app_ref>/addons/<addon_ref>")
@@ -158,8 +158,8 @@ def update_addon(app_ref: str, addon_ref: str) -> Reply:
     params = load(AddOnUpdateSchema())
     session, account = db_session(), current_account()
     app = apps.get_app(session, account.id, app_ref)
-    addon = provisioning.get_app_addon(session, account.id, app, addon_ref)
-    provisioning.require_owner_app_access(session, account.id, addon, known=app)
+    addon = finders.get_app_addon(session, account.id, app, addon_ref)
+    finders.require_owner_app_access(session, account.id, addon, known=app)
     if "name" in params:
         provisioning.rename_addon(session, addon, params["name"])
     if "plan" in params:
@@ -182,8 +182,8 @@ def destroy_addon(app_ref: str, addon_ref: str) -> Reply:
     load(AddOnDestroySchema())
     session, account = db_session(), current_account()
     app = apps.get_app(session, account.id, app_ref)
-    addon = provisioning.get_app_addon(session, account.id, app, addon_ref)
-    provisioning.require_owner_app_access(session, account.id, addon, known=app)
+    addon = finders.get_app_addon(session, account.id, app, addon_ref)
+    finders.require_owner_app_access(session, account.id, addon, known=app)
     provisioning.destroy_addon(session, account, addon)
     return _commit_and_wait(addon.id)
 
@@ -199,9 +199,9 @@ def resolve_addons() -> Reply:
         app_ref, ref = ref.split("::", 1)
     try:
         if app_ref:
-            addon = provisioning.get_app_addon(session, caller, apps.get_app(session, caller, app_ref), ref)
+            addon = finders.get_app_addon(session, caller, apps.get_app(session, caller, app_ref), ref)
         else:
-            addon = provisioning.get_addon(session, caller, ref)
+            addon = finders.get_addon(session, caller, ref)
     except NotFound:
         raise NotFound(f"Couldn't find that add-on: {ref}.", resource="add_on") from None
     if params["addon_service"] and addon.service.name != params["addon_service"]:
@@ -225,7 +225,7 @@ def run_addon_action(app_ref: str, addon_ref: str, name: str) -> Reply:
     params = load(AddOnActionSchema())["params"] or {}
     session, account = db_session(), current_account()
     app = apps.get_app(session, account.id, app_ref)
-    addon = provisioning.get_app_addon(session, account.id, app, addon_ref)
+    addon = finders.get_app_addon(session, account.id, app, addon_ref)
     call = actions.prepare(addon, name)
     session.commit()  # hold no lock while the provider works: it may be in this very process
     answer = actions.call(provider_client(), call, params)
@@ -237,7 +237,7 @@ def run_addon_action(app_ref: str, addon_ref: str, name: str) -> Reply:
 def addon_sso(app_ref: str, addon_ref: str) -> Reply:
     session, account = db_session(), current_account()
     app = apps.get_app(session, account.id, app_ref)
-    addon = provisioning.get_app_addon(session, account.id, app, addon_ref)
+    addon = finders.get_app_addon(session, account.id, app, addon_ref)
     return SsoSchema().dump(provisioning.sso_form(addon, account, app,
                                                           origin=_settings().api_url))
 
@@ -246,7 +246,7 @@ def addon_sso(app_ref: str, addon_ref: str) -> Reply:
 @describe(summary="Single sign-on into the add-on's dashboard, from its owning app", response=SsoSchema)
 def addon_sso_by_owner(addon_ref: str) -> Reply:
     session, account = db_session(), current_account()
-    addon = provisioning.get_addon(session, account.id, addon_ref)
-    app = provisioning.require_owner_app_access(session, account.id, addon)
+    addon = finders.get_addon(session, account.id, addon_ref)
+    app = finders.require_owner_app_access(session, account.id, addon)
     return SsoSchema().dump(provisioning.sso_form(addon, account, app,
                                                           origin=_settings().api_url))

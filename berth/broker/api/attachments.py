@@ -5,9 +5,9 @@ from typing import Any
 
 from flask import request
 
-from berth.broker import attachments, provisioning
+from berth.broker import attachments, finders
 from berth.broker.api import blueprint
-from berth.broker.models import Attachment
+from berth.broker.models import AddOnState, Attachment
 from berth.broker.schemas import AttachmentCreateSchema, AttachmentSchema
 from berth.errors import Conflict
 from berth.httpapi.body import load
@@ -33,11 +33,11 @@ def create_attachment() -> Reply:
     params = load(AttachmentCreateSchema())
     session, account = db_session(), current_account()
     app = apps.get_app(session, account.id, params["app"])
-    addon = provisioning.get_addon(session, account.id, params["addon"])
-    provisioning.require_owner_app_access(session, account.id, addon)
-    if addon.state not in (provisioning.PROVISIONING, provisioning.PROVISIONED):
+    addon = finders.get_addon(session, account.id, params["addon"])
+    finders.require_owner_app_access(session, account.id, addon)
+    if addon.state not in (AddOnState.PROVISIONING, AddOnState.PROVISIONED):
         raise Conflict(f"{addon.name} is {addon.state}; only live add-ons can be attached.")
-    provisioning.caller_may_attach(app, addon)
+    finders.caller_may_attach(app, addon)
     attachment = attachments.create_attachment(session, app, addon, name=params["name"],
                                                confirm=params["confirm"], user=account,
                                                namespace=params["namespace"])
@@ -60,7 +60,7 @@ def list_app_attachments(app_ref: str) -> Reply:
 @blueprint.get("/addons/<addon_ref>/addon-attachments")
 @describe(summary="Where an add-on is attached", response=AttachmentSchema, many=True)
 def list_addon_attachments(addon_ref: str) -> Reply:
-    addon = provisioning.get_addon(db_session(), current_account_id(), addon_ref)
+    addon = finders.get_addon(db_session(), current_account_id(), addon_ref)
     return _list(attachments.attachments_query(current_account_id()).where(Attachment.addon_id == addon.id))
 
 

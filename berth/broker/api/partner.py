@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import request
 
-from berth.broker import partner_auth, provisioning
+from berth.broker import finders, partner_auth, partner_callbacks
 from berth.broker.api import blueprint
 from berth.broker.schemas import AddOnSchema, ConfigItemsSchema, ConfigUpdateSchema
 from berth.errors import BadRequest
@@ -41,15 +41,15 @@ def _addon_for_caller(ref: str) -> Any:
     partner = current_partner_addon_id()
     session = db_session()
     if partner is not None:
-        return provisioning.partner_addon(session, partner, ref)
-    return provisioning.get_addon(session, current_account_id(), ref)
+        return partner_callbacks.partner_addon(session, partner, ref)
+    return finders.get_addon(session, current_account_id(), ref)
 
 
 @blueprint.get("/addons/<addon_ref>/config")
 @partner_access
 @describe(summary="An add-on's config, with the provider's names", response=ConfigItemsSchema, many=True)
 def show_addon_config(addon_ref: str) -> Reply:
-    return ConfigItemsSchema(many=True).dump(provisioning.config_items(_addon_for_caller(addon_ref)))
+    return ConfigItemsSchema(many=True).dump(partner_callbacks.config_items(_addon_for_caller(addon_ref)))
 
 
 @blueprint.patch("/addons/<addon_ref>/config")
@@ -58,19 +58,19 @@ def show_addon_config(addon_ref: str) -> Reply:
           request=ConfigUpdateSchema, response=ConfigItemsSchema, many=True)
 def update_addon_config(addon_ref: str) -> Reply:
     items = load(ConfigUpdateSchema())["config"]
-    addon = provisioning.update_config_from_partner(db_session(), _addon_for_caller(addon_ref), items)
-    return ConfigItemsSchema(many=True).dump(provisioning.config_items(addon))
+    addon = partner_callbacks.update_config_from_partner(db_session(), _addon_for_caller(addon_ref), items)
+    return ConfigItemsSchema(many=True).dump(partner_callbacks.config_items(addon))
 
 
 @blueprint.post("/addons/<addon_ref>/actions/provision")
 @partner_only
 @describe(summary="The partner finishes an asynchronous provision", response=AddOnSchema)
 def partner_provisioned(addon_ref: str) -> Reply:
-    return AddOnSchema().dump(provisioning.complete_provision(db_session(), _addon_for_caller(addon_ref)))
+    return AddOnSchema().dump(partner_callbacks.complete_provision(db_session(), _addon_for_caller(addon_ref)))
 
 
 @blueprint.post("/addons/<addon_ref>/actions/deprovision")
 @partner_only
 @describe(summary="The partner finishes (or abandons) the resource", response=AddOnSchema)
 def partner_deprovisioned(addon_ref: str) -> Reply:
-    return AddOnSchema().dump(provisioning.complete_deprovision(db_session(), _addon_for_caller(addon_ref)))
+    return AddOnSchema().dump(partner_callbacks.complete_deprovision(db_session(), _addon_for_caller(addon_ref)))

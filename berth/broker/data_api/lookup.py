@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from berth.broker import actions, provisioning
+from berth.broker import actions, finders
 from berth.broker.api.addons import provider_client
 from berth.broker.attachments import addon_config
-from berth.broker.models import AddOn
+from berth.broker.models import AddOn, AddOnState
 from berth.errors import NotFound
 from berth.httpapi.context import current_account_id, db_session
 
@@ -32,12 +32,12 @@ def data_addon(ref: str, service: str, kind: str, *, with_info: bool = True) -> 
     provisioned, run heroku addons:wait" and skips the add-on."""
     session = db_session()
     try:
-        addon: AddOn = provisioning.get_addon(session, current_account_id(), ref)
+        addon: AddOn = finders.get_addon(session, current_account_id(), ref)
     except NotFound:
         raise NotFound(f"Couldn't find that {kind}: {ref}.", resource="add_on") from None
     if addon.service.name != service:
         raise NotFound(f"{addon.name} is a {addon.service.name} add-on, not a {kind}.", resource="add_on")
-    if addon.state != provisioning.PROVISIONED:
+    if addon.state != AddOnState.PROVISIONED:
         raise NotFound(f"{addon.name} is {addon.state}; run `heroku addons:wait {addon.name}` and try "
                        "again.", resource="add_on")
     found = DataAddOn(addon.id, addon.name, addon.plan.name, addon.created_at, addon_config(addon), {})
