@@ -6,9 +6,9 @@ Starts the example partner (sync, a real HTTP server in its own process), create
 `create_app()` on a fresh data dir (SQLite, or a throwaway local PostgreSQL with `--postgres`), registers the partner with
 `many_per_app`, then per provision: `POST /apps/{app}/addons` through `app.wsgi_app` (the request
 side), then one `Worker.run_one` (the worker side: claim, partner call, apply the answer).
-Statements are counted with SQLAlchemy's `before_cursor_execute` on both engines; the admit
-statement of an authenticated request runs on a raw DB-API cursor (`PreparedStatement`), so it
-is counted apart (one per request). CPU is this process's time over all provisions; the partner's
+Statements are counted with SQLAlchemy's `before_cursor_execute` on both engines, which also
+sees the statements `PreparedStatement` runs on raw DB-API cursors (the admit among them); SQLite's
+`BEGIN IMMEDIATE` is counted, psycopg's implicit `BEGIN` is not seen. CPU is this process's time over all provisions; the partner's
 own CPU (its own process) is not in it.
 """
 from __future__ import annotations
@@ -135,7 +135,7 @@ def main() -> int:
     print(f"{per} provisions on {'PostgreSQL' if args.postgres else 'SQLite'}, "
           f"apps holding up to {ADDONS_PER_APP} add-ons")
     print(f"statements per provision: {request + worker_side:.1f} "
-          f"(request {request:.1f} + worker {worker_side:.1f}; plus 1 prepared admit statement per request)")
+          f"(request {request:.1f} + worker {worker_side:.1f})")
     print(f"CPU per provision (this process; the partner's own excluded): {cpu / per * 1000:.2f} ms")
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)

@@ -148,10 +148,12 @@ class Database:
 class PreparedStatement:
     """A Core statement compiled once per dialect and run straight on a pooled DB-API cursor.
 
-    For the hottest statements only (admitting a request, reading config vars): it skips
-    SQLAlchemy's per-execution work, which costs several times what SQLite itself spends on
+    For the hottest statements only (admitting a request, reading config vars, provisioning): it
+    skips SQLAlchemy's per-execution work, which costs several times what SQLite itself spends on
     such a statement. Parameters still pass through their types' bind processors; rows
-    come back as the driver gives them (no result processing, so no decryption).
+    come back as the driver gives them (no result processing, so no decryption). The engine's
+    `before_cursor_execute` listeners still see each statement (with no SQLAlchemy connection),
+    so statement counts stay true.
     """
 
     def __init__(self, statement: Executable) -> None:
@@ -171,21 +173,34 @@ class PreparedStatement:
         return found
 
     def run(self, engine: Engine, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        compiled = self._for(engine.dialect)
-        values = {**compiled.defaults, **params}
-        for key, processor in compiled.processors.items():
-            values[key] = processor(values[key])
+        """On a pooled connection of its own, committed at once (meant for the autocommit engine)."""
         connection = engine.raw_connection()
         try:
-            cursor = connection.cursor()
-            cursor.execute(compiled.sql, [values[name] for name in compiled.order]
-                           if compiled.order is not None else values)
-            rows = cursor.fetchall()
-            cursor.close()
+            rows = self._execute(engine, connection, params)
             connection.commit()  # a no-op in autocommit mode, which is how it is meant to run
             return rows
         finally:
             connection.close()
+
+    def run_in(self, session: Session, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Inside the session's transaction: it commits or rolls back with the rest."""
+        connection = session.connection()
+        return self._execute(connection.engine, connection.connection, params)
+
+    def _execute(self, engine: Engine, connection: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        compiled = self._for(engine.dialect)
+        values = {**compiled.defaults, **params}
+        for key, processor in compiled.processors.items():
+            values[key] = processor(values[key])
+        arguments = [values[name] for name in compiled.order] if compiled.order is not None else values
+        cursor = connection.cursor()
+        try:
+            if engine.dispatch.before_cursor_execute:  # statement counters see these too
+                engine.dispatch.before_cursor_execute(None, cursor, compiled.sql, arguments, None, False)
+            cursor.execute(compiled.sql, arguments)
+            return cursor.fetchall() if cursor.description is not None else []
+        finally:
+            cursor.close()
 
 
 @dataclass(frozen=True)

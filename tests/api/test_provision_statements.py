@@ -2,8 +2,8 @@
 
 Counted with a real SQLAlchemy `before_cursor_execute` listener on both of the Database's
 engines while the API answers `POST /apps/{app}/addons` and a worker runs the operation against
-the example partner (a real process). The admit statement of an authenticated request runs on a
-raw DB-API cursor (`PreparedStatement`), outside these engines' events: one more per request.
+the example partner (a real process). Statements `PreparedStatement` runs on raw DB-API cursors (the
+admit of an authenticated request among them) reach the same listeners.
 Transactions' BEGINs are left out of the pins: SQLite's `BEGIN IMMEDIATE` passes through the
 listener, psycopg's implicit BEGIN does not; there is one per transaction (request 1, worker 2).
 """
@@ -20,9 +20,9 @@ from tests.api.conftest import register_partner
 from tests.conftest import Api, User
 from tests.partners.harness import ExamplePartner
 
-# request: account, app, service, its plans, name check, add-on, attachment names, attachment,
+# request: admit, account, app, service, its plans, name check, add-on, attachment names, attachment,
 # config clash check, operation, then (committed) the add-on with its attachments.
-REQUEST_STATEMENTS = 11
+REQUEST_STATEMENTS = 12
 # worker: claim, operation, grant upsert; then operation with add-on and attachments, add-on,
 # app lock (PostgreSQL; SQLite's writer holds the database), config vars, var insert, app stamp +
 # last version, release, operation done.
