@@ -29,7 +29,7 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     from berth.broker.provisioning import on_app_destroying
     from berth.config import load_settings, prepare_data_dir
     from berth.db import Database
-    from berth.hooks import APP_DESTROYING, Hooks
+    from berth.hooks import APP_DESTROYING, LOG_DRAIN_ADDON, PARTNER_MAY_SEE_APP, PARTNER_TOKEN_ADDON, Hooks
     from berth.httpapi import conventions
     from berth.httpapi.ca_certificate import blueprint as ca_certificate
     from berth.platform.api import blueprint as platform_api
@@ -47,9 +47,9 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     app.extensions["berth.database"] = database
     hooks = app.extensions["berth.hooks"] = Hooks()
     hooks.register(APP_DESTROYING, on_app_destroying)
-    app.extensions["berth.partner_tokens"] = addon_for_token
-    app.extensions["berth.partner_app_access"] = partner_may_see_app
-    app.extensions["berth.log_drain_addon"] = drain_addon
+    hooks.answer(PARTNER_TOKEN_ADDON, addon_for_token)
+    hooks.answer(PARTNER_MAY_SEE_APP, partner_may_see_app)
+    hooks.answer(LOG_DRAIN_ADDON, drain_addon)
     conventions.install(app)
     app.register_blueprint(platform_api)
     app.register_blueprint(broker_api)

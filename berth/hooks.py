@@ -1,26 +1,67 @@
-"""A small registry for reverse flows: the platform announces events, the broker listens.
+"""One registry of named hooks for reverse flows: a lower layer announces or asks, a higher one answers.
 
-The platform may not import the broker (DESIGN.md), yet destroying an app must deprovision
-its add-ons; create_app wires the broker's listener here instead.
+The platform may not import the broker (DESIGN.md), yet destroying an app must deprovision its
+add-ons, and some platform answers need the broker's knowledge (which add-on owns a log drain,
+which apps a partner's token reaches). `create_app` wires the broker's functions here; the
+platform only knows the hooks' names, defined below.
+
+- An `Event` has any number of listeners; firing it calls each inside the caller's transaction.
+- A `Question` has at most one answerer; asking one nobody answers gives its default (a platform
+  without a broker still works).
 """
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Callable
 
 Listener = Callable[..., None]
+Answerer = Callable[..., Any]
 
-APP_DESTROYING = "app.destroying"
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+
+
+@dataclass(frozen=True)
+class Question:
+    name: str
+    default: Any = None
+
+
+APP_DESTROYING = Event("app.destroying")  # (session, app): the app's add-ons must go with it
+# (session, token) -> the add-on id a partner's OAuth access token reaches, or None
+PARTNER_TOKEN_ADDON = Question("partner.token-addon")
+# (session, partner_addon_id, app) -> bool: is the partner's add-on attached to the app
+PARTNER_MAY_SEE_APP = Question("partner.may-see-app", default=False)
+# (session, owner) -> {"id", "name", "app"} of the add-on owning a log drain, or None
+LOG_DRAIN_ADDON = Question("log-drain.addon")
 
 
 class Hooks:
     def __init__(self) -> None:
-        self._listeners: dict[str, list[Listener]] = defaultdict(list)
+        self._listeners: dict[Event, list[Listener]] = defaultdict(list)
+        self._answerers: dict[Question, Answerer] = {}
 
-    def register(self, event: str, listener: Listener) -> None:
+    def register(self, event: Event, listener: Listener) -> None:
         self._listeners[event].append(listener)
 
-    def fire(self, event: str, **payload: Any) -> None:
+    def fire(self, event: Event, **payload: Any) -> None:
         # Listeners run inside the caller's transaction: a failure aborts the whole change.
         for listener in self._listeners.get(event, []):
             listener(**payload)
+
+    def answer(self, question: Question, answerer: Answerer | None) -> None:
+        """Install (or, with None, remove) the one function that answers `question`."""
+        if answerer is None:
+            self._answerers.pop(question, None)
+        else:
+            self._answerers[question] = answerer
+
+    def answers(self, question: Question) -> bool:
+        return question in self._answerers
+
+    def ask(self, question: Question, *args: Any) -> Any:
+        answerer = self._answerers.get(question)
+        return question.default if answerer is None else answerer(*args)

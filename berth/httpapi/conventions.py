@@ -26,6 +26,7 @@ from berth.errors import (
     RateLimited,
     Unauthorized,
 )
+from berth.hooks import PARTNER_TOKEN_ADDON, Hooks
 from berth.httpapi import ratelimit
 from berth.httpapi.context import READ_METHODS, database
 
@@ -85,11 +86,11 @@ def _authenticate() -> None:
 
 def _authenticate_partner(token: str) -> bool:
     """A partner's OAuth access token: it reaches one add-on (see context.partner_access)."""
-    lookup = current_app.extensions.get("berth.partner_tokens")
-    if lookup is None:
+    hooks: Hooks = current_app.extensions["berth.hooks"]
+    if not hooks.answers(PARTNER_TOKEN_ADDON):  # a platform without a broker has no partners
         return False
     with database().session(write=False) as session:
-        addon_id = lookup(session, token)
+        addon_id = hooks.ask(PARTNER_TOKEN_ADDON, session, token)
     if addon_id is None:
         return False
     g.partner_addon_id = addon_id

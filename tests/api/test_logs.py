@@ -9,6 +9,7 @@ from flask import Flask
 from sqlalchemy import func, select, update
 
 from berth.db import Database, utcnow
+from berth.hooks import LOG_DRAIN_ADDON, Hooks
 from berth.platform.apps import get_app
 from berth.platform.logs import drains, store
 from berth.platform.logs.models import LogLine, LogSession
@@ -301,7 +302,8 @@ def test_five_drains_and_no_duplicates(api: Api, alice: User, shop: dict[str, An
 
 def test_addon_drains_cannot_be_removed_by_users(api: Api, app: Flask, alice: User, db: Database,
                                                  shop: dict[str, Any]) -> None:
-    app.extensions.pop("berth.log_drain_addon", None)  # first as a platform without a broker
+    hooks: Hooks = app.extensions["berth.hooks"]
+    hooks.answer(LOG_DRAIN_ADDON, None)  # first as a platform without a broker
     with db.transaction() as session:
         owned = drains.add_drain(session, get_app(session, alice.id, "shop"), "syslog://addon.example.com:514",
                                  owner="x")
@@ -318,7 +320,7 @@ def test_addon_drains_cannot_be_removed_by_users(api: Api, app: Flask, alice: Us
     def lookup(session: Any, owner: str) -> dict[str, Any] | None:
         seen.append(owner)
         return addon if owner == "x" else None
-    app.extensions["berth.log_drain_addon"] = lookup
+    hooks.answer(LOG_DRAIN_ADDON, lookup)
     assert api.get(f"/apps/shop/log-drains/{ref}", alice).json["addon"] == addon
     refused = api.delete(f"/apps/shop/log-drains/{ref}", alice)
     assert refused.json["message"] == \

@@ -1,11 +1,13 @@
 """/apps, /users/{ref}/apps and /apps/{app}/collaborators."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from flask import current_app, request
+from flask import request
 
 from berth import accounts
+from berth.hooks import PARTNER_MAY_SEE_APP
 from berth.httpapi.body import load
 from berth.httpapi.context import (
     current_account,
@@ -72,8 +74,8 @@ def list_user_apps(ref: str) -> Reply:
 def show_app(app_ref: str) -> Reply:
     partner = current_partner_addon_id()
     if partner is not None:
-        # Which apps a partner reaches is the broker's knowledge, handed over by create_app.
-        may_see = current_app.extensions["berth.partner_app_access"]
+        # Which apps a partner reaches is the broker's knowledge: a question create_app wires.
+        may_see = partial(hooks().ask, PARTNER_MAY_SEE_APP)
         return _app_schema().dump(apps.get_app_for_partner(db_session(), app_ref, partner, may_see))
     return _app_schema().dump(apps.get_app(db_session(), current_account_id(), app_ref))
 

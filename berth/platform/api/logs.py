@@ -9,18 +9,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator
 
-from flask import Response, current_app, request
+from flask import Response, request
 
 from berth.auth import parse_authorization_header
 from berth.db import Database, utcnow
 from berth.errors import BadRequest, BerthError, InvalidParams, NotFound, Unauthorized
+from berth.hooks import LOG_DRAIN_ADDON
 from berth.httpapi.body import load
 from berth.httpapi.context import current_account_id, database, db_session, public
 from berth.httpapi.openapi import describe
 from berth.outbound import TargetPolicy
 from berth.platform import apps
 from berth.platform.api import blueprint
-from berth.platform.api.helpers import settings
+from berth.platform.api.helpers import hooks, settings
 from berth import logplex
 from berth.platform.logs import drains, store
 from berth.platform.logs.models import LogLine
@@ -38,7 +39,6 @@ LOGPLEX_TYPE = "application/logplex-1"
 POLL_SECONDS = 0.5       # how often a tail looks for new lines
 BATCH_LINES = 500        # lines per poll at most; the next poll continues
 KEEPALIVE_SECONDS = 15.0  # an SSE comment this often lets a vanished client be noticed
-ADDON_LOOKUP = "berth.log_drain_addon"
 _SSE_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
@@ -192,10 +192,10 @@ def _encode(lines: list[LogLine], sse: bool) -> bytes:
 # ---- log drains ---------------------------------------------------------------------------
 
 def _drain_schema(app: App, **kwargs: Any) -> LogDrainSchema:
-    # Which add-on owns a drain is the broker's knowledge; create_app may hand over a lookup.
-    lookup = current_app.extensions.get(ADDON_LOOKUP)
+    # Which add-on owns a drain is the broker's knowledge: a question create_app wires (a platform
+    # without a broker answers None).
     session = db_session()
-    return LogDrainSchema(app=app, addon_for=lambda owner: lookup(session, owner) if lookup else None,
+    return LogDrainSchema(app=app, addon_for=lambda owner: hooks().ask(LOG_DRAIN_ADDON, session, owner),
                           **kwargs)
 
 
