@@ -15,9 +15,10 @@ _held = threading.local()
 
 
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path, *, wait: bool = True) -> Iterator[None]:
     """An exclusive `flock` on `path` (made, with its directory, if missing). Re-entrant within
-    one thread: a nested flock on a new descriptor of the same file would wait for ourselves."""
+    one thread: a nested flock on a new descriptor of the same file would wait for ourselves.
+    `wait=False` raises BlockingIOError at once when another thread or process holds it."""
     held: dict[str, int] = _held.__dict__.setdefault("locks", {})
     key = str(path)
     if held.get(key):
@@ -29,7 +30,7 @@ def file_lock(path: Path) -> Iterator[None]:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         held[key] = 1
         try:
             yield

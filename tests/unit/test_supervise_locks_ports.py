@@ -40,11 +40,22 @@ def test_a_lock_is_reentrant_in_its_thread_and_exclusive_across_threads(tmp_path
             got_it.set()
 
     nested = threading.Event()
+    refused: list[BaseException] = []
+
+    def impatient_thread() -> None:
+        try:
+            with locks.file_lock(path, wait=False):
+                pass
+        except BlockingIOError as exc:
+            refused.append(exc)
 
     def holder() -> None:
         with locks.file_lock(path):
-            with locks.file_lock(path):  # a start inside a resize: must not wait for itself
+            with locks.file_lock(path), locks.file_lock(path, wait=False):  # a start inside a resize
                 nested.set()
+            impatient = threading.Thread(target=impatient_thread)
+            impatient.start()
+            impatient.join(10)
             other = threading.Thread(target=other_thread)
             other.start()
             assert not got_it.wait(0.3)  # still held after the inner release
@@ -54,7 +65,7 @@ def test_a_lock_is_reentrant_in_its_thread_and_exclusive_across_threads(tmp_path
     thread = threading.Thread(target=holder)
     thread.start()
     thread.join(20)
-    assert not thread.is_alive() and nested.is_set() and got_it.is_set()
+    assert not thread.is_alive() and nested.is_set() and got_it.is_set() and len(refused) == 1
 
 
 def test_a_port_someone_listens_on_is_not_free() -> None:

@@ -99,7 +99,7 @@ def _cluster(settings: Settings, uuid: str, port: int, plan: str | None = None) 
 # -- locks and ports ---------------------------------------------------------------------------
 
 def cluster_lock(settings: Settings, uuid: str) -> contextlib.AbstractContextManager[None]:
-    """Serialises start/stop/remove of one cluster across threads and processes (not re-entrant)."""
+    """Serialises start/stop/remove of one cluster across threads and processes (re-entrant within a thread)."""
     directory(settings, uuid)  # validates the id before it names a file
     return locks.file_lock(root(settings) / ".locks" / f"{uuid}.lock")
 
