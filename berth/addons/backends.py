@@ -15,13 +15,13 @@ stopped.
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING, Callable
 
 from berth.addons import resources
 from berth.config import Settings
 from berth.db import Database
 from berth.process import start_process
+from berth.supervise import loop
 
 if TYPE_CHECKING:
     from berth.addons.kafka.provider import KafkaProvider
@@ -45,11 +45,7 @@ def supervise_once(settings: Settings, database: Database) -> None:
     if not settings.kafka_bootstrap and _has_live(database, "kafka"):
         checks.append(("kafka", lambda: kafka_broker.supervise(settings)))
         checks.append(("kafka provisions", lambda: _kafka_provider(settings, database).resume_pending()))
-    for name, check in checks:
-        try:
-            check()
-        except Exception:  # one backend failing must not stop the others being looked after
-            log.exception("supervising %s failed; trying again in %.0f s", name, SUPERVISE_SECONDS)
+    loop.run_each(checks, log, f"supervising %s failed; trying again in {SUPERVISE_SECONDS:.0f} s")
 
 
 def stop_everything(settings: Settings, database: Database) -> None:
@@ -58,14 +54,10 @@ def stop_everything(settings: Settings, database: Database) -> None:
     from berth.addons.postgres import embedded as postgres_embedded
     from berth.addons.redis import instances as redis_instances
 
-    for name, stop in (("redis", lambda: redis_instances.stop_all(settings, database)),
-                       ("postgresql dedicated", lambda: postgres_dedicated.stop_all(settings, database)),
-                       ("kafka", lambda: kafka_broker.stop(settings)),
-                       ("postgresql", lambda: postgres_embedded.stop(settings))):
-        try:
-            stop()
-        except Exception:
-            log.exception("stopping %s failed", name)
+    loop.run_each((("redis", lambda: redis_instances.stop_all(settings, database)),
+                   ("postgresql dedicated", lambda: postgres_dedicated.stop_all(settings, database)),
+                   ("kafka", lambda: kafka_broker.stop(settings)),
+                   ("postgresql", lambda: postgres_embedded.stop(settings))), log, "stopping %s failed")
 
 
 def purge_logs(settings: Settings, database: Database) -> None:
@@ -117,18 +109,18 @@ def _has_live(database: Database, service: str) -> bool:
         return bool(resources.live(session, service))
 
 
+def housekeeping(settings: Settings, database: Database) -> None:
+    """The minutely round: each step logs its own failure, and the next still runs."""
+    purge_logs(settings, database)
+    enforce_postgres_limits(settings, database)
+    reconcile_kafka(settings, database)
+
+
 def main() -> None:
     settings, database, stop = start_process()
     log.info("supervising add-on backends under %s", settings.data_dir / "backends")
-    last_purge = 0.0
-    while not stop.is_set():
-        supervise_once(settings, database)
-        if time.monotonic() - last_purge >= PURGE_SECONDS:
-            purge_logs(settings, database)
-            enforce_postgres_limits(settings, database)
-            reconcile_kafka(settings, database)
-            last_purge = time.monotonic()
-        stop.wait(SUPERVISE_SECONDS)
+    loop.run_until_stopped(stop, (loop.Every(SUPERVISE_SECONDS, lambda: supervise_once(settings, database)),
+                                  loop.Every(PURGE_SECONDS, lambda: housekeeping(settings, database))))
     stop_everything(settings, database)
 
 

@@ -11,6 +11,9 @@ PACKAGE = Path(__file__).resolve().parents[2] / "berth"
 # Top-level parts of berth a module may import, by where the module lives.
 FOUNDATION = {"config", "db", "errors", "auth", "crypto", "accounts", "hooks", "httpapi", "logplex", "process",
               "certificates", "outbound"}
+# What the lowest layers (supervise, below both addons and platform) may use: DESIGN.md's
+# foundation, without the HTTP API's conventions or accounts of users.
+CORE = {"config", "db", "errors", "crypto", "hooks", "logplex", "certificates"}
 ALLOWED: dict[str, set[str]] = {
     "platform": FOUNDATION | {"platform", "supervise"},
     "broker": FOUNDATION | {"platform", "broker"},
@@ -18,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
                "broker.partner_api"},
     "cli": {"cli"},
     "httpapi": FOUNDATION,
-    "supervise": FOUNDATION | {"supervise"},
+    "supervise": CORE | {"supervise"},
     "web": FOUNDATION | {"platform", "broker", "web"},  # pages: above both, never below them
 }
 NEVER_IMPORTED = {"buildpacks"}
@@ -82,3 +85,15 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     assert not allowed("addons", "broker.provisioning")
     assert allowed("addons", "broker.partner_api")
     assert not allowed("cli", "platform.apps")
+
+
+def test_supervise_is_below_addons_and_platform() -> None:
+    """Process supervision serves the add-on backends and the build-and-run core, and knows
+    neither; the broker reaches processes only through a provider or the platform."""
+    for user in ("addons", "platform"):
+        assert allowed(user, "supervise.processes") and allowed(user, "supervise.accounts")
+    for above in ("addons.postgres", "platform.apps", "broker.catalogue", "web.pages", "httpapi.errors",
+                  "accounts", "process"):
+        assert not allowed("supervise", above), above
+    assert allowed("supervise", "config") and allowed("supervise", "supervise.ports")
+    assert not allowed("broker", "supervise.processes")

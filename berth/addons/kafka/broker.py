@@ -30,25 +30,21 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
+import itertools
 import json
 import logging
 import os
 import shutil
-import signal
-import socket
 import ssl
 import stat
 import subprocess
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from berth.addons import local
 from berth.addons.kafka import ca as kafka_ca
 from berth.config import Settings
+from berth.supervise import locks, ports, processes, readiness
 from berth.supervise.accounts import ServiceAccount, service_account
 
 log = logging.getLogger(__name__)
@@ -119,31 +115,12 @@ def java_binary() -> str:
 
 # -- state ---------------------------------------------------------------------------------------
 
-_held = threading.local()
-_children: dict[int, subprocess.Popen[bytes]] = {}  # brokers this process started (to reap them)
+_children = processes.Children()  # brokers this process started (to reap them)
 
 
-@contextlib.contextmanager
-def _lock(settings: Settings) -> Iterator[None]:
+def _lock(settings: Settings) -> contextlib.AbstractContextManager[None]:
     """One exclusive flock over the embedded broker's files and process, re-entrant per thread."""
-    depth = getattr(_held, "depth", 0)
-    if depth:
-        _held.depth = depth + 1
-        try:
-            yield
-        finally:
-            _held.depth -= 1
-        return
-    path = root(settings) / ".lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        _held.depth = 1
-        try:
-            yield
-        finally:
-            _held.depth = 0
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return locks.file_lock(root(settings) / ".lock")
 
 
 def _state_path(settings: Settings) -> Path:
@@ -173,22 +150,11 @@ def new_cluster_id() -> str:
             return value
 
 
-def _bindable(port: int) -> bool:
-    try:
-        with socket.create_server((HOST, port)):
-            return True
-    except OSError:
-        return False
-
-
 def _choose_ports(count: int) -> list[int]:
-    chosen: list[int] = []
-    for port in PORTS:
-        if _bindable(port):
-            chosen.append(port)
-            if len(chosen) == count:
-                return chosen
-    raise KafkaError(f"no {count} free ports for Kafka on {HOST} in {PORTS.start}-{PORTS.stop - 1}")
+    chosen = list(itertools.islice(ports.free_ports(HOST, PORTS), count))
+    if len(chosen) < count:
+        raise KafkaError(f"no {count} free ports for Kafka on {HOST} in {PORTS.start}-{PORTS.stop - 1}")
+    return chosen
 
 
 def _ensure_state(settings: Settings) -> dict[str, Any]:
@@ -196,7 +162,7 @@ def _ensure_state(settings: Settings) -> dict[str, Any]:
     start lock, so the ports are known at once even while another process starts the broker."""
     state = _read_state(settings)
     if state is None:
-        with local.file_lock(root(settings) / ".state.lock"):
+        with locks.file_lock(root(settings) / ".state.lock"):
             state = _read_state(settings)
             if state is None:
                 tenant, admin, controller = _choose_ports(3)
@@ -353,7 +319,7 @@ def admin_credentials(settings: Settings) -> tuple[Path, Path, Path]:
     ca_pem, cert, key = directory / "ca.pem", directory / "client.pem", directory / "client.key"
     authority = _admin_authority(settings)
     if not (_signed_by(cert, authority) and key.exists()):
-        with local.file_lock(directory / ".client.lock"):
+        with locks.file_lock(directory / ".client.lock"):
             if not (_signed_by(cert, authority) and key.exists()):
                 issued = kafka_ca.issue_client(authority, ADMIN_PRINCIPAL)
                 kafka_ca.write_private(key, issued.key_pem)
@@ -438,9 +404,9 @@ def _java_argv(main: str, *args: str, settings: Settings, libs: Path, heap: bool
             "-cp", f"{libs}/*", main, *args]
 
 
-def _child_environment(runs_as: ServiceAccount) -> dict[str, str]:
+def _child_environment() -> dict[str, str]:
     """No BERTH_* settings (secrets among them) in the JVM's environment."""
-    return runs_as.environment({key: value for key, value in os.environ.items() if not key.startswith("BERTH_")})
+    return processes.without_berth_settings(os.environ)
 
 
 def _format_storage(settings: Settings, state: dict[str, Any], properties: Path, runs_as: ServiceAccount) -> None:
@@ -449,8 +415,7 @@ def _format_storage(settings: Settings, state: dict[str, Any], properties: Path,
     argv = _java_argv("kafka.tools.StorageTool", "format", "-t", state["cluster_id"], "-c", str(properties),
                       "--standalone", "--ignore-formatted", settings=settings,
                       libs=_runnable_libs(settings, runs_as), heap=False)
-    result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
-                            cwd=root(settings), env=_child_environment(runs_as), **runs_as.popen_kwargs())
+    result = processes.run(argv, runs_as, cwd=root(settings), env=_child_environment(), timeout=120)
     if result.returncode != 0:
         raise KafkaError(f"formatting Kafka's storage failed: {(result.stderr or result.stdout).strip()[-500:]}")
 
@@ -461,28 +426,15 @@ def _is_ours(settings: Settings, pid: int | None) -> bool:
     """`pid` is alive and is the broker of this data dir (not a reused pid, not a zombie)."""
     if not pid:
         return False
-    child = _children.get(pid)
+    child = _children.running(pid)  # our own child: its exit status says it all
     if child is not None:
-        # Our own child: its exit status says it all (right after exec, /proc/<pid>/cmdline
-        # can still read empty).
-        if child.poll() is None:
-            return True
-        _children.pop(pid, None)
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return str(root(settings) / "server.properties").encode() in cmdline
+        return child
+    return processes.runs_with(pid, str(root(settings) / "server.properties"), whole_argument=True)
 
 
 def _listening(address: str) -> bool:
     host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=1.0):
-            return True
-    except OSError:
-        return False
+    return ports.listening(host, int(port))
 
 
 def _answers(settings: Settings, address: str, timeout: float = 5.0) -> bool:
@@ -511,15 +463,14 @@ def _log_tail(settings: Settings, size: int = 1500) -> str:
 
 def _start(settings: Settings, state: dict[str, Any], properties: Path, runs_as: ServiceAccount) -> int:
     for key in ("tenant_port", "admin_port", "controller_port"):
-        if not _bindable(state[key]):
+        if not ports.can_bind(HOST, state[key]):
             raise KafkaError(f"port {state[key]} on {HOST} (Kafka's {key.replace('_', ' ')}) is held by "
                              "another process")
     argv = _java_argv("kafka.Kafka", str(properties), settings=settings, libs=_runnable_libs(settings, runs_as))
     with open(root(settings) / "kafka.log", "ab") as output:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                   cwd=root(settings), start_new_session=True, close_fds=True,
-                                   env=_child_environment(runs_as), **runs_as.popen_kwargs())
-    _children[process.pid] = process
+        process = processes.spawn(argv, runs_as, cwd=root(settings), env=_child_environment(), stdout=output,
+                                  stderr=subprocess.STDOUT)
+    _children.add(process)
     state["pid"] = process.pid
     _write_state(settings, state)
     log.info("started Kafka %s (pid %d, as %s) for %s", KAFKA_VERSION, process.pid, runs_as.name, root(settings))
@@ -528,17 +479,17 @@ def _start(settings: Settings, state: dict[str, Any], properties: Path, runs_as:
 
 def _wait_ready(settings: Settings, state: dict[str, Any], timeout: float) -> None:
     admin = f"{state['host']}:{state['admin_port']}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def exited() -> None:
         if not _is_ours(settings, state.get("pid")):
-            child = _children.get(state.get("pid") or 0)
-            code = child.poll() if child is not None else None
+            code = _children.exit_status(state.get("pid") or 0)
             raise KafkaError(f"Kafka exited while starting (exit status {code}); the end of its log:\n"
                              f"{_log_tail(settings)}")
-        if _answers(settings, admin, timeout=2.0):
-            return
-        time.sleep(0.2)
-    raise KafkaError(f"Kafka did not answer on {admin} within {timeout:.0f} s")
+
+    exited()
+    if not readiness.wait_until(lambda: _answers(settings, admin, timeout=2.0), timeout, interval=0.2,
+                                failed=exited):
+        raise KafkaError(f"Kafka did not answer on {admin} within {timeout:.0f} s")
 
 
 def ensure_embedded(settings: Settings, timeout: float = START_TIMEOUT) -> Endpoints:
@@ -592,18 +543,9 @@ def supervise(settings: Settings) -> Endpoints | None:
 def _terminate(settings: Settings, state: dict[str, Any], timeout: float = STOP_TIMEOUT) -> None:
     pid = state.get("pid")
     if pid and _is_ours(settings, pid):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _is_ours(settings, pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _is_ours(settings, pid):
-            log.warning("Kafka (pid %d) did not stop within %.0f s; killing it", pid, timeout)
-            os.kill(pid, signal.SIGKILL)
-            while _is_ours(settings, pid):
-                time.sleep(0.05)
-    child = _children.pop(pid, None) if pid else None
-    if child is not None:
-        child.poll()  # reaps it: it is gone by now
+        processes.stop(pid, lambda: _is_ours(settings, pid), timeout, kill_timeout=None)
+    if pid:
+        _children.forget(pid)  # reaps it: it is gone by now
     state["pid"] = None
     _write_state(settings, state)
 

@@ -51,7 +51,6 @@ together, and on the embedded broker quota changes go straight to its controller
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import re
 import secrets
@@ -62,8 +61,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
@@ -88,6 +86,7 @@ from berth.addons.kafka.plans import DEFAULT_PARTITIONS, DEFAULT_RETENTION_MS, P
 from berth.broker.partner_api.provider import ActionResult, ProviderError, Provisioned, ProvisionRequest
 from berth.config import Settings
 from berth.db import Database
+from berth.supervise import locks
 
 log = logging.getLogger(__name__)
 
@@ -446,7 +445,7 @@ class KafkaProvider:
         an flock on one of LOCK_STRIPES files, so no lock file is ever left per add-on.
         `wait=False` raises BlockingIOError when it is held."""
         stripe = zlib.crc32(uuid.encode()) % LOCK_STRIPES
-        return _flock(broker.root(self.settings) / "locks" / f"{stripe}.lock", wait)
+        return locks.file_lock(broker.root(self.settings) / "locks" / f"{stripe}.lock", wait=wait)
 
     def _record(self, uuid: str) -> tuple[str | None, dict[str, Any]]:
         with self.database.session(write=False) as session:
@@ -742,17 +741,6 @@ class KafkaProvider:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def _flock(path: Path, wait: bool) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
 
 def _check_id(uuid: str, status: int) -> None:
     if not UUID_RE.match(uuid):

@@ -21,7 +21,6 @@ import re
 import secrets
 import shlex
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -33,15 +32,16 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
+from berth.supervise import files, processes
 from berth.supervise.accounts import ServiceAccount, service_account
+from berth.supervise.ports import LOOPBACK, free_loopback_port
 
-__all__ = ["ClusterError", "LocalPostgres", "find_postgres_bindir", "free_loopback_port"]
+__all__ = ["ClusterError", "LocalPostgres", "PortInUse", "find_postgres_bindir"]
 
 log = logging.getLogger(__name__)
 
 DATABASE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 STOP_MODES = ("smart", "fast", "immediate")
-LOOPBACK = "127.0.0.1"
 DEFAULT_ACCOUNT = "berth-postgres"
 
 # sun_path holds 108 bytes including the terminating NUL.
@@ -89,15 +89,8 @@ def _version_key(name: str) -> tuple[int, ...]:
         return (-1,)
 
 
-def free_loopback_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago (callers must tolerate races)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-class _PortInUse(ClusterError):
-    pass
+class PortInUse(ClusterError):
+    """Another process took the cluster's port before the server could bind it."""
 
 
 class LocalPostgres:
@@ -175,7 +168,7 @@ class LocalPostgres:
             try:
                 self._pg_ctl_start()
                 break
-            except _PortInUse:
+            except PortInUse:
                 # Someone grabbed the port between choosing and binding it.
                 if not self._auto_port or attempt == self.port_attempts:
                     raise
@@ -234,13 +227,9 @@ class LocalPostgres:
         accept `sslmode=require`. Clients that ask for no TLS are still served: that is pg_hba's
         business, not this switch's."""
         for name, text in (("server.crt", cert_pem), ("server.key", key_pem)):
-            path = self.data_dir / name
             # The data directory is the server account's: never follow a link it may have planted.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "w") as out:
-                os.fchmod(out.fileno(), 0o600)  # the server refuses a key others may read
-                out.write(text)
-            self.account.own(path)
+            # A fresh 0600 file: the server refuses a key others may read.
+            files.write_owned(self.data_dir / name, text, self.account)
         with self._admin_connection() as conn:
             conn.execute("ALTER SYSTEM SET ssl = on")
             conn.execute("SELECT pg_reload_conf()")
@@ -296,7 +285,7 @@ class LocalPostgres:
     def _prepare_directories(self) -> None:
         owner = self.account
         created_mode = 0o711 if owner.switches else 0o700  # the account must traverse root's dirs
-        _make_dirs(self.data_dir.parent, created_mode)
+        files.make_dirs(self.data_dir.parent, created_mode)
         if owner.switches and owner.entry is not None:
             owner.let_through(self.data_dir.parent)
         if not self.data_dir.exists():
@@ -402,7 +391,7 @@ class LocalPostgres:
         output = f"{result.stdout}{result.stderr}".strip()
         message = f"PostgreSQL failed to start on port {self._port}:\n{output}{_tail(new_log)}"
         if "Address already in use" in new_log:
-            raise _PortInUse(message)
+            raise PortInUse(message)
         raise ClusterError(message)
 
     def _wait_until_connectable(self) -> None:
@@ -428,19 +417,9 @@ class LocalPostgres:
         """Run a PostgreSQL tool, as the cluster's service account when we are root."""
         if self._bindir is None:
             self._bindir = find_postgres_bindir()
-        command = [str(self._bindir / argv[0]), *argv[1:]]
-        return subprocess.run(
-            command,
-            cwd="/",
-            # Server messages are matched (port clash), so keep them untranslated.
-            env=self.account.environment({**os.environ, "LC_ALL": "C"}),
-            **self.account.popen_kwargs(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=self.start_timeout + 30,
-            check=False,
-        )
+        # Server messages are matched (port clash), so keep them untranslated.
+        return processes.run([str(self._bindir / argv[0]), *argv[1:]], self.account, cwd="/",
+                             env={**os.environ, "LC_ALL": "C"}, timeout=self.start_timeout + 30)
 
     def _running_port(self) -> int | None:
         # Line 4 of postmaster.pid is the port the server actually listens on.
@@ -463,15 +442,6 @@ def _check_database_name(name: str) -> None:
         raise ValueError(f"invalid database name {name!r}: must match {DATABASE_NAME_RE.pattern}")
 
 
-def _make_dirs(path: Path, mode: int) -> None:
-    # mkdir(parents=True) applies the umask and only sets the leaf's mode; we
-    # want every directory we create to end up exactly at `mode`.
-    missing = [d for d in (path, *path.parents) if not d.exists()]
-    for directory in reversed(missing):
-        directory.mkdir(exist_ok=True)
-        os.chmod(directory, mode)
-
-
 def _pick_locale() -> str:
     # C.UTF-8 classifies non-ASCII characters properly and, like C, sorts by
     # code point, so indexes survive glibc upgrades. Not every system has it.
@@ -484,5 +454,5 @@ def _pick_locale() -> str:
 
 
 def _tail(text: str, lines: int = 20) -> str:
-    tail = text.strip().splitlines()[-lines:]
-    return "\n--- server log (tail) ---\n" + "\n".join(tail) if tail else ""
+    tail = files.tail(text, lines)
+    return "\n--- server log (tail) ---\n" + tail if tail else ""

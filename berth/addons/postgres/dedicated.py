@@ -28,14 +28,16 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.orm import Session
 
-from berth.addons import local, resources
+from berth.addons import resources
 from berth.addons.models import ACTIVE, CREATING
-from berth.addons.postgres.cluster import LOOPBACK, ClusterError, LocalPostgres
+from berth.addons.postgres.cluster import ClusterError, LocalPostgres
 from berth.addons.postgres.plans import PLANS
 from berth.addons.postgres.tls import ensure_tls
 from berth.config import Settings
 from berth.db import Database
+from berth.supervise import locks, loop, ports
 from berth.supervise.accounts import AccountError, remove_service_account
+from berth.supervise.ports import LOOPBACK
 
 log = logging.getLogger(__name__)
 
@@ -97,22 +99,21 @@ def _cluster(settings: Settings, uuid: str, port: int, plan: str | None = None) 
 # -- locks and ports ---------------------------------------------------------------------------
 
 def cluster_lock(settings: Settings, uuid: str) -> contextlib.AbstractContextManager[None]:
-    """Serialises start/stop/remove of one cluster across threads and processes (not re-entrant)."""
+    """Serialises start/stop/remove of one cluster across threads and processes (re-entrant within a thread)."""
     directory(settings, uuid)  # validates the id before it names a file
-    return local.file_lock(root(settings) / ".locks" / f"{uuid}.lock")
+    return locks.file_lock(root(settings) / ".locks" / f"{uuid}.lock")
 
 
 def port_lock(settings: Settings) -> contextlib.AbstractContextManager[None]:
     """Held from choosing a port until the record that reserves it is committed."""
-    return local.file_lock(root(settings) / ".locks" / "ports.lock")
+    return locks.file_lock(root(settings) / ".locks" / "ports.lock")
 
 
-def choose_port(taken: set[int], ports: range = PORTS) -> int:
-    """The lowest port in `ports` that no record holds and nothing listens on now."""
-    for port in ports:
-        if port not in taken and local.port_is_free(LOOPBACK, port):
-            return port
-    raise ClusterError(f"no free port for a dedicated PostgreSQL cluster in {ports.start}-{ports.stop - 1}")
+def choose_port(taken: set[int], candidates: range = PORTS) -> int:
+    """The lowest port in `candidates` that no record holds and nothing listens on now."""
+    for port in ports.free_ports(LOOPBACK, candidates, taken=taken, reuse_address=False):
+        return port
+    raise ClusterError(f"no free port for a dedicated PostgreSQL cluster in {candidates.start}-{candidates.stop - 1}")
 
 
 def taken_ports(session: Session) -> set[int]:
@@ -193,31 +194,24 @@ def _live(database: Database, states: tuple[str, ...]) -> list[tuple[str, int]]:
 def supervise(settings: Settings, database: Database) -> list[str]:
     """Restart every active add-on's cluster that is not running (call it every few seconds).
     Returns the ids restarted; failures are logged and retried on the next call."""
-    restarted = []
-    for uuid, port in _live(database, (ACTIVE,)):
+    port_of = dict(_live(database, (ACTIVE,)))
+
+    def start(uuid: str) -> bool:
         try:
-            if _cluster(settings, uuid, port).is_running():
-                continue
-            if ensure_live(settings, database, uuid)[1]:
-                log.warning("dedicated Postgres cluster %s had stopped; restarted", uuid)
-                restarted.append(uuid)
-        except NotLive:
-            continue
-        except (ClusterError, OSError, psycopg.Error) as exc:
-            log.error("cannot restart dedicated Postgres cluster %s: %s", uuid, exc)
-    return restarted
+            return ensure_live(settings, database, uuid)[1]
+        except NotLive:  # deprovisioned since it was listed
+            return False
+
+    return loop.restart_stopped(port_of, running=lambda uuid: _cluster(settings, uuid, port_of[uuid]).is_running(),
+                                start=start, errors=(ClusterError, OSError, psycopg.Error),
+                                what="dedicated Postgres cluster", log=log)
 
 
 def stop_all(settings: Settings, database: Database) -> list[str]:
     """Stop every dedicated cluster Berth knows of (shutting the backends down)."""
-    stopped = []
-    for uuid, port in _live(database, (CREATING, ACTIVE, resources.DELETING)):
-        try:
-            if stop(settings, uuid, port):
-                stopped.append(uuid)
-        except (ClusterError, OSError) as exc:
-            log.error("cannot stop dedicated Postgres cluster %s: %s", uuid, exc)
-    return stopped
+    port_of = dict(_live(database, (CREATING, ACTIVE, resources.DELETING)))
+    return loop.stop_each(port_of, stop=lambda uuid: stop(settings, uuid, port_of[uuid]),
+                          errors=(ClusterError, OSError), what="dedicated Postgres cluster", log=log)
 
 
 __all__ = ["LOCATION_PREFIX", "account_name", "NotLive", "PORTS", "admin_url", "choose_port", "cluster_lock", "directory",

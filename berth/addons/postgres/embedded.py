@@ -22,10 +22,11 @@ from typing import Iterator
 
 import psycopg
 
-from berth.addons import local
-from berth.addons.postgres.cluster import LOOPBACK, ClusterError, LocalPostgres, _PortInUse
+from berth.addons.postgres.cluster import ClusterError, LocalPostgres, PortInUse
 from berth.addons.postgres.tls import ensure_tls
 from berth.config import Settings
+from berth.supervise import locks, ports
+from berth.supervise.ports import LOOPBACK
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def root(settings: Settings) -> Path:
 @contextlib.contextmanager
 def _locked(settings: Settings) -> Iterator[Path]:
     directory = root(settings)
-    with local.file_lock(directory / "lock"):
+    with locks.file_lock(directory / "lock"):
         yield directory
 
 
@@ -66,11 +67,11 @@ def _start_plain(directory: Path) -> LocalPostgres:
         cluster.start()
         return cluster
     last_error: ClusterError | None = None
-    for candidate in (p for p in PORTS if local.port_is_free(LOOPBACK, p)):
+    for candidate in ports.free_ports(LOOPBACK, PORTS, reuse_address=False):
         cluster = LocalPostgres(directory / "cluster", port=candidate)
         try:
             cluster.start()
-        except _PortInUse as error:  # lost a race for the port: try the next one
+        except PortInUse as error:  # lost a race for the port: try the next one
             last_error = error
             continue
         _close_shared_databases(cluster)

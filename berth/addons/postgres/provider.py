@@ -46,11 +46,12 @@ from sqlalchemy.exc import IntegrityError
 from berth.addons import notify, resources
 from berth.addons.models import ACTIVE, CREATING, DELETED, DELETING, ProviderResource
 from berth.addons.postgres import actions, backups, dedicated, embedded, lockdown, privileged
-from berth.addons.postgres.cluster import LOOPBACK, ClusterError
+from berth.addons.postgres.cluster import ClusterError
 from berth.addons.postgres.plans import PLANS, Plan
 from berth.broker.partner_api.provider import ActionResult, ProviderError, Provisioned, ProvisionRequest
 from berth.config import Settings
 from berth.db import Database
+from berth.supervise.ports import LOOPBACK
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from berth import certificates
-from berth.addons.postgres.cluster import LOOPBACK, LocalPostgres
+from berth.addons.postgres.cluster import LocalPostgres
 from berth.config import Settings
+from berth.supervise.ports import LOOPBACK
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from the add-on's record and rewritten on every start and resize; the server rea
 `redis.pid`, `redis.log`, its TLS certificate (`tls.py`) and, on persistent plans,
 `appendonlydir/`. When Berth is root the server runs as the `berth-redis` system account, which
 owns that directory (0700) and nothing else of Berth's; Berth treats the directory's contents
-as the server's (`files.py`). The server's memory is bounded by its plan's maxmemory plus its
+as the server's (`berth.supervise.files`). The server's memory is bounded by its plan's maxmemory plus its
 clients' share (`plans.ClientLimits`). The server daemonizes itself (its own session,
 reparented away from Berth), so it outlives the process that started it; `supervise` restarts
 the ones that died.
@@ -30,29 +30,26 @@ servers (`external.py`) have no instance here: `supervise` and `stop_all` skip t
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
-import threading
-import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from berth.addons import resources
-from berth.addons.redis import files, tls
+from berth.addons.redis import tls
 from berth.addons.redis.plans import client_limits
 from berth.config import Settings
 from berth.db import Database
+from berth.supervise import files, locks, loop, ports, processes, readiness
 from berth.supervise.accounts import AccountError, ServiceAccount, service_account
 
 log = logging.getLogger(__name__)
@@ -159,58 +156,23 @@ def usage(settings: Settings, details: dict[str, Any]) -> dict[str, int]:
 
 # -- locks -------------------------------------------------------------------------------------
 
-_held = threading.local()
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive flock, re-entrant within one thread (a nested flock on a new fd would wait
-    for ourselves)."""
-    held: dict[str, int] = _held.__dict__.setdefault("locks", {})
-    key = str(path)
-    if held.get(key):
-        held[key] += 1
-        try:
-            yield
-        finally:
-            held[key] -= 1
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        held[key] = 1
-        try:
-            yield
-        finally:
-            held.pop(key, None)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def instance_lock(settings: Settings, uuid: str) -> contextlib.AbstractContextManager[None]:
     """Serialises start/stop/resize/remove of one instance across threads and processes."""
     instance_dir(settings, uuid)  # validates the id before it names a file
-    return _file_lock(root(settings) / ".locks" / f"{uuid}.lock")
+    return locks.file_lock(root(settings) / ".locks" / f"{uuid}.lock")
 
 
 def port_lock(settings: Settings) -> contextlib.AbstractContextManager[None]:
     """Held from choosing a port until the record that reserves it is committed."""
-    return _file_lock(root(settings) / ".locks" / "ports.lock")
+    return locks.file_lock(root(settings) / ".locks" / "ports.lock")
 
 
-def choose_port(host: str, taken: set[int], ports: range = DEFAULT_PORTS) -> int:
-    """The lowest port in `ports` that no record holds and nothing listens on now."""
-    for port in ports:
-        if port not in taken and _bindable(host, port):
-            return port
-    raise InstanceError(f"no free port for a Redis instance in {ports.start}-{ports.stop - 1}")
-
-
-def _bindable(host: str, port: int) -> bool:
-    try:
-        with socket.create_server((host, port)):  # SO_REUSEADDR, as redis-server sets it
-            return True
-    except OSError:
-        return False
+def choose_port(host: str, taken: set[int], candidates: range = DEFAULT_PORTS) -> int:
+    """The lowest port in `candidates` that no record holds and nothing listens on now (bound
+    with SO_REUSEADDR, as redis-server binds)."""
+    for port in ports.free_ports(host, candidates, taken=taken):
+        return port
+    raise InstanceError(f"no free port for a Redis instance in {candidates.start}-{candidates.stop - 1}")
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -313,32 +275,6 @@ def _write_config(settings: Settings, uuid: str, details: dict[str, Any]) -> str
     return text
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (nobody reaped it: PID 1 in a container may not) is dead
-        proc_stat = Path(f"/proc/{pid}/stat").read_text()
-        return proc_stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _is_ours(pid: int, conf: Path) -> bool:
-    if not _alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()  # no /proc at all: trust the pidfile
-    except OSError:
-        return False
-    return str(conf) in cmdline
-
-
 def pid(settings: Settings, uuid: str) -> int | None:
     """The running server's pid, or None. Checks the process title, not just the pidfile."""
     directory = instance_dir(settings, uuid)
@@ -351,22 +287,11 @@ def pid(settings: Settings, uuid: str) -> int | None:
         recorded = int(files.read_regular(directory / "redis.pid", 0, 64).strip())
     except ValueError:
         recorded = None
-    if recorded is not None and _is_ours(recorded, conf):
+    # The config path in the process title tells Berth's instance from a reused pid.
+    if recorded is not None and processes.runs_with(recorded, str(conf)):
         return recorded
     # The pidfile is written only once the server listens, and may be lost: look for the title.
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return None
-    for entry in proc.iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() != "redis-server":
-                    continue
-            except OSError:
-                continue
-            if _is_ours(int(entry.name), conf):
-                return int(entry.name)
-    return None
+    return processes.find("redis-server", str(conf))
 
 
 def is_running(settings: Settings, uuid: str) -> bool:
@@ -412,12 +337,10 @@ def _wait_ready(settings: Settings, uuid: str, details: dict[str, Any], log_offs
     exit is watched alongside, not waited for first: the server initialises meanwhile)."""
     directory = instance_dir(settings, uuid)
     ca = None if tls.plain_port_open(details) else _ca(settings)
-    started_at = time.monotonic()
-    deadline = started_at + timeout
     attempts = 0
-    while True:
-        if _ping(details, ca):
-            return
+
+    def failed() -> None:
+        nonlocal attempts
         attempts += 1
         if launcher is not None and launcher.poll() not in (None, 0):
             output = launcher.stdout.read() if launcher.stdout else ""
@@ -428,13 +351,14 @@ def _wait_ready(settings: Settings, uuid: str, details: dict[str, Any], log_offs
             if "Address already in use" in new_log or "Failed listening on port" in new_log:
                 raise PortInUse(f"port {details['port']} on {details['host']} is taken")
             started = re.search(r"(?m)^(\d+):M ", new_log)  # the daemon's own lines
-            if started and not _alive(int(started.group(1))):
+            if started and not processes.alive(int(started.group(1))):
                 raise InstanceError(f"redis-server for {uuid} exited at start:\n"
                                     f"{_redact(_tail(new_log), details)}")
-        if time.monotonic() >= deadline:
-            raise InstanceError(f"redis-server for {uuid} did not answer PING within {timeout:g} s")
-        # A new server answers within ~20 ms: poll tightly at first, gently if it takes longer.
-        time.sleep(0.001 if time.monotonic() - started_at < 0.2 else 0.02)
+
+    # A new server answers within ~20 ms: poll tightly at first, gently if it takes longer.
+    if not readiness.wait_until(lambda: _ping(details, ca), timeout, interval=0.02, failed=failed,
+                                quickly_for=0.2, quick_interval=0.001):
+        raise InstanceError(f"redis-server for {uuid} did not answer PING within {timeout:g} s")
 
 
 def _redact(text: str, details: dict[str, Any]) -> str:
@@ -446,7 +370,7 @@ def _redact(text: str, details: dict[str, Any]) -> str:
 
 
 def _tail(text: str, lines: int = 8) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
+    return files.tail(text, lines)
 
 
 def start(settings: Settings, uuid: str, details: dict[str, Any], timeout: float = START_TIMEOUT) -> bool:
@@ -468,10 +392,9 @@ def start(settings: Settings, uuid: str, details: dict[str, Any], timeout: float
         # a pipe the daemon lets go of. The child enters the directory (as Berth) before it
         # becomes the server's account.
         account = server_account()
-        launcher = subprocess.Popen([redis_server_binary(), "-"], cwd=directory, stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    start_new_session=True, env=account.environment(dict(os.environ)),
-                                    **account.popen_kwargs())
+        launcher = processes.spawn([redis_server_binary(), "-"], account, cwd=directory, env=os.environ,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True)
         try:
             with contextlib.suppress(BrokenPipeError):  # it refused at once: its output says why
                 launcher.stdin.write(config)  # type: ignore[union-attr]
@@ -496,16 +419,10 @@ def stop(settings: Settings, uuid: str, timeout: float = STOP_TIMEOUT) -> bool:
         running = pid(settings, uuid)
         if running is None:
             return False
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(running, sig)
-            deadline = time.monotonic() + wait
-            while _alive(running) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            if not _alive(running):
-                break
-        else:
-            raise InstanceError(f"redis-server for {uuid} (pid {running}) does not stop")
+        try:
+            processes.stop(running, lambda: processes.alive(running), timeout, kill_timeout=5.0)
+        except processes.DoesNotStop as exc:
+            raise InstanceError(f"redis-server for {uuid} (pid {running}) does not stop") from exc
         (instance_dir(settings, uuid) / "redis.pid").unlink(missing_ok=True)
         return True
 
@@ -558,26 +475,21 @@ def supervise(settings: Settings, database: Database) -> list[str]:
     """Restart every active instance whose server is gone (call it every few seconds).
     Returns the ids restarted; failures are logged and retried on the next call. Add-ons on
     operator-run servers (BERTH_REDIS_SERVERS) are not Berth's to start, and are skipped."""
-    restarted = []
     with database.session(write=False) as session:
         ids = [resource.id for resource in _local(session) if resource.state == resources.ACTIVE]
-    for uuid in ids:
-        try:
-            if is_running(settings, uuid):
-                continue
-            with instance_lock(settings, uuid):
-                # Re-read under the lock: a deprovision may have begun since.
-                with database.session(write=False) as session:
-                    resource = resources.find(session, SERVICE, uuid)
-                    if resource is None or resource.state != resources.ACTIVE:
-                        continue
-                    details = resources.details(resource)
-                if start(settings, uuid, details):
-                    log.warning("redis instance %s had stopped; restarted", uuid)
-                    restarted.append(uuid)
-        except (InstanceError, OSError) as exc:
-            log.error("cannot restart redis instance %s: %s", uuid, exc)
-    return restarted
+
+    def start_if_live(uuid: str) -> bool:
+        with instance_lock(settings, uuid):
+            # Re-read under the lock: a deprovision may have begun since.
+            with database.session(write=False) as session:
+                resource = resources.find(session, SERVICE, uuid)
+                if resource is None or resource.state != resources.ACTIVE:
+                    return False
+                details = resources.details(resource)
+            return start(settings, uuid, details)
+
+    return loop.restart_stopped(ids, running=lambda uuid: is_running(settings, uuid), start=start_if_live,
+                                errors=(InstanceError, OSError), what="redis instance", log=log)
 
 
 def _local(session: Any) -> list[Any]:
@@ -590,14 +502,8 @@ def stop_all(settings: Settings, database: Database) -> list[str]:
     """Stop every instance Berth knows of (shutting the backends down). Returns those stopped."""
     with database.session(write=False) as session:
         ids = [resource.id for resource in _local(session)]
-    stopped = []
-    for uuid in ids:
-        try:
-            if stop(settings, uuid):
-                stopped.append(uuid)
-        except InstanceError as exc:
-            log.error("cannot stop redis instance %s: %s", uuid, exc)
-    return stopped
+    return loop.stop_each(ids, stop=lambda uuid: stop(settings, uuid), errors=(InstanceError,),
+                          what="redis instance", log=log)
 
 
 __all__ = ["ADMIN_USER", "DEFAULT_PORTS", "InstanceError", "PortInUse", "SERVICE", "TooMuchData",

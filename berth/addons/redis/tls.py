@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from berth import certificates
-from berth.addons.redis import files
 from berth.config import Settings
+from berth.supervise import files
 from berth.supervise.accounts import ServiceAccount
 
 CERT_FILE = "tls.crt"

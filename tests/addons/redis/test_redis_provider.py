@@ -25,6 +25,7 @@ from berth.broker.partner_api.manifest import load_manifest
 from berth.broker.partner_api.provider import ProviderError, ProvisionRequest
 from berth.certificates import installation_ca
 from berth.db import new_id
+from berth.supervise import ports, processes
 from berth.supervise.accounts import service_account
 
 pytestmark = pytest.mark.slow
@@ -158,9 +159,10 @@ def test_a_port_taken_before_the_start_moves_the_new_instance(
     port = squatter.getsockname()[1]
     try:
         # The squatter arrives between reservation and start: the bind check is fooled once.
-        real_bindable = instances._bindable
+        real_can_bind = ports.can_bind
         fooled = iter([True])
-        monkeypatch.setattr(instances, "_bindable", lambda host, p: next(fooled, None) or real_bindable(host, p))
+        monkeypatch.setattr(ports, "can_bind",
+                            lambda host, p, **how: next(fooled, None) or real_can_bind(host, p, **how))
         provider = env.provider(ports=range(port, port + 50))
         url = provider.provision(request()).config["REDIS_URL"]
         assert f":{port}" not in url
@@ -359,7 +361,7 @@ def test_deprovision_stops_the_server_and_removes_its_files(env: Any) -> None:
     with client(url) as tenant:
         tenant.set("secret", "data")
     assert provider.deprovision(req.uuid) is True
-    assert pid is not None and not instances._alive(pid)
+    assert pid is not None and not processes.alive(pid)
     assert not directory.exists()
     with pytest.raises(redis.ConnectionError), client(url) as tenant:
         tenant.get("secret")
@@ -392,7 +394,7 @@ def test_supervise_restarts_a_killed_instance_with_its_data(env: Any) -> None:
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while instances._alive(pid) and time.monotonic() < deadline:
+        while processes.alive(pid) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert not instances.is_running(env.settings, req.uuid)
 
@@ -531,14 +533,14 @@ def test_a_tls_port_taken_before_the_start_moves_the_new_instance(
     for _ in range(20):  # a squatted port whose neighbour below is free, for the plain port
         squatter = socket.create_server(("127.0.0.1", 0))
         port = squatter.getsockname()[1]
-        if instances._bindable("127.0.0.1", port - 1):
+        if ports.can_bind("127.0.0.1", port - 1):
             break
         squatter.close()
     try:
         # The squatter arrives between reservation and start: the bind check is fooled once.
-        real_bindable, fooled = instances._bindable, {port}
-        monkeypatch.setattr(instances, "_bindable", lambda host, p: p in fooled and not fooled.remove(p)
-                            or real_bindable(host, p))
+        real_can_bind, fooled = ports.can_bind, {port}
+        monkeypatch.setattr(ports, "can_bind", lambda host, p, **how: p in fooled and not fooled.remove(p)
+                            or real_can_bind(host, p, **how))
         provider = env.provider(ports=range(port - 1, port + 50))
         req = request()
         config = provider.provision(req).config
@@ -579,7 +581,7 @@ def test_off_loopback_an_instance_speaks_only_tls(env: Any) -> None:
     pid = instances.pid(env.settings, req.uuid)
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while instances._alive(pid) and time.monotonic() < deadline:
+    while processes.alive(pid) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert instances.supervise(env.settings, env.database) == [req.uuid]  # its PING goes over TLS
     with redis.Redis.from_url(config["REDIS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:

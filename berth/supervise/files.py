@@ -1,6 +1,7 @@
-"""Files in a redis-server's directory, which the server's own account owns: Berth (perhaps root)
-writes there only fresh files renamed into place and reads only regular files, so nothing the
-server could have planted (a symlink, a FIFO) turns Berth's privileges against another file."""
+"""Files in a directory a server's own account owns (a redis-server's, a cluster's): Berth
+(perhaps root) writes there only fresh files renamed into place and reads only regular files, so
+nothing the server could have planted (a symlink, a FIFO) turns Berth's privileges against
+another file. And directories made with an exact mode, whatever the umask."""
 from __future__ import annotations
 
 import contextlib
@@ -51,4 +52,18 @@ def has_content(path: Path) -> bool:
     return stat.S_ISREG(found.st_mode) and found.st_size > 0
 
 
-__all__ = ["has_content", "read_regular", "write_owned"]
+def make_dirs(path: Path, mode: int) -> None:
+    """`path` and its missing parents, each made with exactly `mode` (mkdir(parents=True) applies
+    the umask, and sets only the leaf's mode); directories that exist are left as they are."""
+    missing = [d for d in (path, *path.parents) if not d.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        os.chmod(directory, mode)
+
+
+def tail(text: str, lines: int) -> str:
+    """The last `lines` lines of `text` (a server's log or output), stripped."""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+__all__ = ["has_content", "make_dirs", "read_regular", "tail", "write_owned"]
