@@ -38,17 +38,21 @@ def without_berth_settings(environment: Mapping[str, str]) -> dict[str, str]:
 def spawn(argv: Sequence[str], account: ServiceAccount, *, cwd: Path | str, env: Mapping[str, str],
           stdin: int | IO[Any] | None = subprocess.DEVNULL, stdout: int | IO[Any] | None = None,
           stderr: int | IO[Any] | None = None, text: bool = False) -> "subprocess.Popen[Any]":
-    """Start `argv` detached, as `account` (with its HOME/USER), in `cwd`, with `env`."""
+    """Start `argv` detached, as `account` (with its HOME/USER), in `cwd`, with `env` less Berth's
+    own settings: a server's account can read its environment (/proc/<pid>/environ), and
+    BERTH_SECRET_KEYS, the database URL and admin credentials are no business of it."""
     return subprocess.Popen(list(argv), cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr, text=text,
-                            start_new_session=True, close_fds=True, env=account.environment(dict(env)),
+                            start_new_session=True, close_fds=True,
+                            env=account.environment(without_berth_settings(env)),
                             **account.popen_kwargs())
 
 
 def run(argv: Sequence[str], account: ServiceAccount, *, cwd: Path | str, env: Mapping[str, str],
         timeout: float) -> "subprocess.CompletedProcess[str]":
     """Run a tool to completion as `account`: no stdin, its output captured as text, its exit
-    status left to the caller to judge."""
-    return subprocess.run(list(argv), cwd=cwd, env=account.environment(dict(env)), **account.popen_kwargs(),
+    status left to the caller to judge. Like `spawn`, it never passes Berth's settings on."""
+    return subprocess.run(list(argv), cwd=cwd, env=account.environment(without_berth_settings(env)),
+                          **account.popen_kwargs(),
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False)
 
 

@@ -3,6 +3,7 @@ recognised by pid and command line (never by a reused pid, never as a zombie), s
 SIGTERM and, when they ignore it, SIGKILL."""
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -139,3 +140,19 @@ def test_a_tool_runs_to_completion_with_its_output_captured(tmp_path: Path) -> N
     done = processes.run(["sh", "-c", 'pwd; echo "$WHO" >&2; exit 4'], BERTHS_OWN, cwd=tmp_path,
                          env={**os.environ, "WHO": "tool"}, timeout=10)
     assert (done.returncode, done.stdout, done.stderr) == (4, f"{tmp_path}\n", "tool\n")
+
+
+def test_servers_never_see_berths_own_settings(started: list["subprocess.Popen[Any]"], tmp_path: Path) -> None:
+    """A server's account reads its environment; Berth's secrets (keys, database URL) are not in it."""
+    env = {**os.environ, "BERTH_SECRET_KEYS": "secret-key", "BERTH_DATABASE_URL": "postgresql://x:pw@h/db",
+           "LC_ALL": "C"}
+    seen = processes.run([sys.executable, "-c", "import os, json; print(json.dumps(dict(os.environ)))"],
+                         BERTHS_OWN, cwd="/", env=env, timeout=30)
+    ran_with = json.loads(seen.stdout)
+    assert ran_with["LC_ALL"] == "C" and not [key for key in ran_with if key.startswith("BERTH_")]
+    out = tmp_path / "environ"
+    child = processes.spawn([sys.executable, "-c", f"import os; open({str(out)!r}, 'w').write(repr(dict(os.environ)))"],
+                            BERTHS_OWN, cwd="/", env=env)
+    started.append(child)
+    child.wait(timeout=30)
+    assert "BERTH_" not in out.read_text() and "secret-key" not in out.read_text()

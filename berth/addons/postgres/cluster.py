@@ -310,7 +310,8 @@ class LocalPostgres:
                             "-t", str(int(self.stop_timeout))], cwd="/", stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=self.stop_timeout + 30, check=False,
                            user=found.st_uid, group=found.st_gid, extra_groups=[],
-                           env={**os.environ, "HOME": "/nonexistent", "LC_ALL": "C"})
+                           env={**processes.without_berth_settings(os.environ), "HOME": "/nonexistent",
+                                "LC_ALL": "C"})
         account.own_tree(self.data_dir)
         if self.password_file.exists():
             account.own(self.password_file)
