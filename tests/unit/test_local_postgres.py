@@ -152,3 +152,17 @@ def test_a_cluster_made_under_another_account_is_handed_over_with_its_data() -> 
         finally:
             LocalPostgres(data, port=before.port).stop()  # whoever runs it
             remove_service_account("berth-pg-handover-test")
+
+
+def test_the_server_log_is_never_read_through_a_planted_symlink(tmp_path: Path) -> None:
+    """The log lies in the server account's directory; its tail goes into Berth's error messages."""
+    secret = tmp_path / "root-only"
+    secret.write_text("root's secret\n")
+    cluster = LocalPostgres(tmp_path / "cluster")
+    cluster.log_file.parent.mkdir(parents=True)
+    cluster.log_file.symlink_to(secret)
+    assert cluster._read_log() == ""
+    cluster.log_file.unlink()
+    cluster.log_file.write_text("FATAL: something real\n")
+    assert cluster._read_log() == "FATAL: something real\n"
+    assert cluster._read_log(7) == "something real\n"
