@@ -84,6 +84,7 @@ class NewAddOn:
     provider_id: str | None = None
     provision_message: str | None = None
     failure_message: str | None = None
+    operation_id: str | None = None  # the provision the request queued
 
     @property
     def app_id(self) -> str:

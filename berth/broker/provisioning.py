@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, bindparam, exists, select
+from sqlalchemy import Row, String, bindparam, exists, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -103,21 +103,27 @@ def create_addon(session: Session, settings: Settings, caller_id: str, app_ref: 
     # The attachment reserves its name and vars now; they are filled once provisioned.
     addon.attachments.append(attachments.reserve_attachment(
         session, context.target, addon, name=attachment_name, confirm=confirm))
-    operations.enqueue(session, addon, operations.PROVISION)
+    addon.operation_id = operations.enqueue(session, addon, operations.PROVISION)
     return addon
 
 
 _LOOK = (select(AddOn.state, AddOn.provider_id, AddOn.provision_message, AddOn.failure_message,
                 AddOn.config, AddOn.updated_at,
                 exists().where(Operation.addon_id == AddOn.id,
-                               Operation.state.in_((operations.PENDING, operations.RUNNING))).label("busy"))
+                               Operation.state.in_((operations.PENDING, operations.RUNNING)),
+                               or_(bindparam("operation_id", type_=String()).is_(None),
+                                   Operation.id == bindparam("operation_id", type_=String()))).label("busy"),
+                # A failed provision is detached: its answer names no vars.
+                select(Attachment.id).where(Attachment.addon_id == AddOn.id, Attachment.app_id == AddOn.app_id)
+                .limit(1).scalar_subquery().label("owner_attachment_id"))
          .where(AddOn.id == bindparam("addon_id")))
 
 
-def look(session: Session, addon_id: str) -> Row[Any] | None:
-    """An add-on's state and whether an operation is still open on it, in one statement: read
-    together, a worker committing in between cannot pair a closed operation with an old state."""
-    return session.execute(_LOOK, {"addon_id": addon_id}).first()
+def look(session: Session, addon_id: str, operation_id: str | None = None) -> Row[Any] | None:
+    """An add-on's state and whether its operation `operation_id` (None: any) is still open, in
+    one statement: read together, a worker committing in between cannot pair a closed operation
+    with an old state. (A failed provision queues a clean-up deprovision: not what its request waits for.)"""
+    return session.execute(_LOOK, {"addon_id": addon_id, "operation_id": operation_id}).first()
 
 
 def refresh(addon: NewAddOn, seen: Row[Any]) -> None:
@@ -125,6 +131,7 @@ def refresh(addon: NewAddOn, seen: Row[Any]) -> None:
     addon.state, addon.provider_id = seen.state, seen.provider_id
     addon.provision_message, addon.failure_message = seen.provision_message, seen.failure_message
     addon.config, addon.updated_at = seen.config, seen.updated_at
+    addon.attachments = [att for att in addon.attachments if att.id == seen.owner_attachment_id]
 
 
 def rename_addon(session: Session, addon: AddOn, name: str) -> AddOn:

@@ -82,12 +82,17 @@ def waiting_app(settings: Settings) -> Iterator[Flask]:
     flask_app.extensions["berth.database"].dispose()
 
 
-def test_a_quick_answer_costs_the_request_one_look(waiting_app: Flask, partner: ExamplePartner) -> None:
+@pytest.mark.parametrize(("mode", "state", "var_names"),
+                         [("sync", "provisioned", ["EXAMPLE_URL"]), ("failing", "deprovisioned", [])])
+def test_a_quick_answer_costs_the_request_one_look(waiting_app: Flask, partner: ExamplePartner, mode: str,
+                                                   state: str, var_names: list[str]) -> None:
     """The worker answers while the request waits: woken by the worker's signal, the request
-    reads the add-on's state and open operation in one statement and answers `provisioned`."""
+    reads the add-on's state and open operation in one statement and answers with the outcome
+    (a failed add-on reads as `deprovisioned`, detached: no vars)."""
     api = Api(waiting_app)
     carol = api.make_user("carol@example.com")
     worker = register_partner(waiting_app, partner, requires=("many_per_app",))
+    partner.set_mode(mode)
     assert api.post("/apps", carol, json={"name": "quick"}).status_code == 201
     database = waiting_app.extensions["berth.database"]
     request_thread, seen = threading.get_ident(), []
@@ -106,16 +111,21 @@ def test_a_quick_answer_costs_the_request_one_look(waiting_app: Flask, partner: 
         event.listen(engine, "before_cursor_execute", count)
     answering = threading.Thread(target=answer_when_queued)
     answering.start()
+    started = time.monotonic()
     try:
         response = api.post("/apps/quick/addons", carol, json={"plan": "example-partner"})
+        answered_after = time.monotonic() - started
     finally:
         answering.join()
         for engine in engines:
             event.remove(engine, "before_cursor_execute", count)
     assert response.status_code == 201, response.get_json()
     answer = response.get_json()
-    assert answer["state"] == "provisioned" and answer["config_vars"] == ["EXAMPLE_URL"], answer
-    assert answer["provider_id"], answer
+    assert answer["state"] == state and answer["config_vars"] == var_names, answer
+    assert bool(answer["provider_id"]) == (mode == "sync") and bool(answer["failure_message"]) == (mode != "sync")
+    assert answer == api.get(f"/addons/{answer['id']}", carol).get_json()  # as a later read tells it
+    # Not the whole wait: a failure's clean-up deprovision is not what the request waits for.
+    assert answered_after < 5, answered_after
     looks = [statement for statement in seen if "FROM operations" in statement]
     # One look per wake: the signal's, and one per 50 ms poll should the machine be slow.
     assert len(seen) - len(looks) == REQUEST_STATEMENTS and 1 <= len(looks) <= 5, "\n".join(seen)

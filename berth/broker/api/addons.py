@@ -53,9 +53,10 @@ def _settings() -> Settings:
     return current_app.config["BERTH_SETTINGS"]
 
 
-def _commit_and_wait(addon_id: str) -> Row[Any] | None:
-    """Record the change, wake a worker, and give a quick provider a moment to answer: the
-    add-on's last `look` (None when there is no wait).
+def _commit_and_wait(addon_id: str, operation_id: str | None = None) -> Row[Any] | None:
+    """Record the change, wake a worker, and give a quick provider a moment to answer (the
+    operation `operation_id`; None: any the add-on has): the add-on's last `look` (None when
+    there is no wait).
 
     The one place a view commits before returning: the worker can only see the operation
     once it is committed, and the answer should show its outcome when it is quick. The
@@ -79,7 +80,7 @@ def _commit_and_wait(addon_id: str) -> Row[Any] | None:
                     time.sleep(min(left, POLL_SECONDS))
                 else:  # the signal, or a poll now and then in case it went missing
                     waiter.wait(min(left, POLL_SECONDS))
-                seen = provisioning.look(session, addon_id)
+                seen = provisioning.look(session, addon_id, operation_id)
                 if seen is None or not seen.busy:
                     break
         return seen
@@ -117,7 +118,7 @@ def create_addon(app_ref: str) -> Reply:
     addon = provisioning.create_addon(db_session(), _settings(), current_account_id(), app_ref, params["plan"],
                                       name=params["name"], attachment_name=attachment_name,
                                       config=params["config"], confirm=params["confirm"])
-    seen = _commit_and_wait(addon.id)
+    seen = _commit_and_wait(addon.id, addon.operation_id)
     if seen is not None:
         provisioning.refresh(addon, seen)
     return _ADDON_SCHEMA.dump(addon), 201
@@ -176,7 +177,7 @@ def update_addon(app_ref: str, addon_ref: str) -> Reply:
         provisioning.rename_addon(session, addon, params["name"])
     if "plan" in params:
         operation_id = provisioning.change_plan(session, account, addon, params["plan"])
-        _commit_and_wait(addon.id)
+        _commit_and_wait(addon.id, operation_id)
         answer = _answer(addon.id)
         if operation_id is not None:
             with database().session(write=False) as reading:  # committed: read without a lock
