@@ -12,13 +12,12 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, case, exists, literal, select, true
+from sqlalchemy import bindparam, exists, literal, select
 from sqlalchemy.orm import Session
 
 from berth.accounts import UUID_PATTERN
-from berth.broker import attachments
+from berth.broker import attachments, catalogue
 from berth.broker.addon_records import AppRef, AttachTarget, PlanFacts, ServiceFacts
-from berth.broker.catalogue import SERVICE_ALIASES
 from berth.broker.models import AddOn, AddOnState, AddonService, Plan
 from berth.db import PreparedStatement, json_value
 from berth.platform import config_vars
@@ -37,32 +36,9 @@ class ProvisionContext:
     service_on_app: bool           # the app has a provisioning or provisioned add-on of the service
 
 
-def _plan_form(plan_ref: str) -> tuple[str, dict[str, Any]]:
-    """Which of the four ways `plan_ref` names a plan, with its statement's parameters."""
-    if ":" not in plan_ref and not UUID_PATTERN.match(plan_ref):
-        return "default", {"service_name": plan_ref, "service_alias": SERVICE_ALIASES.get(plan_ref, plan_ref)}
-    if UUID_PATTERN.match(plan_ref):
-        return "plan_id", {"plan_id": plan_ref.lower()}
-    service, _, slug = plan_ref.rpartition(":")
-    if UUID_PATTERN.match(service):
-        return "service_id", {"service_id": service.lower(), "slug": slug}
-    return "service_name", {"service_name": service, "slug": slug,
-                            "service_alias": SERVICE_ALIASES.get(service, service)}
-
-
 @functools.cache
 def _statement(app_by_id: bool, form: str) -> PreparedStatement:
-    # A service's own name wins over a Heroku alias naming it (`heroku-postgresql`).
-    named = AddonService.name.in_([bindparam("service_name", type_=String()),
-                                   bindparam("service_alias", type_=String())])
-    own_name_first = case((AddonService.name == bindparam("service_name"), 0), else_=1)
-    plan_match, order = {
-        "plan_id": (Plan.id == bindparam("plan_id"), []),
-        "service_id": (and_(AddonService.id == bindparam("service_id"), Plan.name == bindparam("slug")), []),
-        "service_name": (and_(named, Plan.name == bindparam("slug")), [own_name_first]),
-        # A service's default plan: the first by price and name, as `default_plan` picks it.
-        "default": (and_(named, Plan.is_default == true()), [own_name_first, Plan.cents, Plan.name]),
-    }[form]
+    plan_match, order = catalogue.plan_match(form)
     plan_with_service = Plan.__table__.join(AddonService.__table__, AddonService.id == Plan.service_id)
     service_on_app = exists().where(AddOn.app_id == App.id, AddOn.service_id == AddonService.id,
                                     AddOn.state.in_([literal(state) for state in LIVE_STATES]))
@@ -83,7 +59,7 @@ def read(session: Session, caller_id: str, app_ref: str, plan_ref: str,
          addon_name: str | None) -> ProvisionContext | None:
     """The facts, in the request's transaction; None when the caller sees no such app."""
     app_by_id = bool(UUID_PATTERN.match(app_ref))
-    form, params = _plan_form(plan_ref)
+    form, params = catalogue.plan_form(plan_ref)
     rows = _statement(app_by_id, form).run_in(session, {
         **params, "app_ref": app_ref.lower() if app_by_id else app_ref, "caller_id": caller_id,
         "addon_name": addon_name})
