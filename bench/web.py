@@ -79,7 +79,7 @@ def setup(app: Flask, base: Path) -> tuple[object, str, str]:
         token = key.clear_token or ""
         app_row = apps.create_app(session, settings, account, name="bench-app")
         for n in range(ADDONS):
-            provisioning.create_addon(session, settings, account, app_row, "example-partner:test",
+            provisioning.create_addon(session, settings, account.id, app_row.id, "example-partner:test",
                                       attachment_name=f"EXAMPLE_{n}")
     Worker(database, settings).drain()
     browser = app.test_client()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import stat
@@ -23,7 +24,9 @@ from typing import Any, Callable, Iterator
 
 from sqlalchemy import Connection, DateTime, Engine, Executable, String, Text, create_engine, event, make_url, text
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 from berth import crypto
@@ -164,7 +167,8 @@ class PreparedStatement:
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = self._statement.compile(dialect=dialect)
-            processors = {name: bind.type.bind_processor(dialect)
+            # The dialect's own implementation of each type: PostgreSQL's JSON, for one, differs.
+            processors = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
                           for bind, name in compiled.bind_names.items()}
             order = list(compiled.positiontup or []) if compiled.positional else None
             found = self._compiled[dialect.name] = _Compiled(
@@ -248,3 +252,36 @@ def _sqlite_engine(url: str, *, begin: str | None) -> Engine:
             connection.exec_driver_sql(begin)
 
     return engine
+
+
+class json_array_agg(FunctionElement[Any]):
+    """JSON array of a column's values over a group: `json_group_array` on SQLite, `json_agg` on
+    PostgreSQL (NULL there over no rows). Lets one statement carry a list along its row."""
+
+    inherit_cache = True
+    name = "json_array_agg"
+
+
+class json_object_agg(FunctionElement[Any]):
+    """JSON object of key/value columns over a group: `json_group_object` on SQLite,
+    `json_object_agg` on PostgreSQL (NULL there over no rows)."""
+
+    inherit_cache = True
+    name = "json_object_agg"
+
+
+def _rendered_as(sql_name: str) -> Callable[..., str]:
+    def render(element: FunctionElement[Any], compiler: Any, **kw: Any) -> str:
+        return f"{sql_name}({compiler.process(element.clauses, **kw)})"
+    return render
+
+
+for _construct, _names in ((json_array_agg, {"sqlite": "json_group_array", "postgresql": "json_agg"}),
+                           (json_object_agg, {"sqlite": "json_group_object", "postgresql": "json_object_agg"})):
+    for _dialect, _sql_name in _names.items():
+        compiles(_construct, _dialect)(_rendered_as(_sql_name))
+
+
+def json_value(raw: Any) -> Any:
+    """A JSON value as a raw cursor gives it: text on SQLite, already parsed by psycopg."""
+    return json.loads(raw) if isinstance(raw, (str, bytes)) else raw

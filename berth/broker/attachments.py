@@ -3,22 +3,28 @@ from __future__ import annotations
 
 import json
 import secrets
+from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from berth.accounts import UUID_PATTERN, Account
+from berth.broker.addon_records import AppRef, AttachmentFacts, AttachTarget, NewAddOn
 from berth.broker.models import AddOn, AddOnState, Attachment
 from berth.broker.naming import ATTACHMENT_NAME_PATTERN, COLORS, attachment_var_names
+from berth.db import PreparedStatement, json_array_agg, new_id, utcnow
 from berth.errors import ConfirmationRequired, Conflict, InvalidParams, NotFound
 from berth.platform import apps, config_vars
 from berth.platform.logs import drains, tokens
 from berth.platform.models import App
 
 ATTACHMENT_NOT_FOUND = "Couldn't find that add-on attachment."
+_attachments = Attachment.__table__
 
 
-def addon_config(addon: AddOn) -> dict[str, str]:
+def addon_config(addon: AddOn | NewAddOn) -> dict[str, str]:
     return json.loads(addon.config or "{}")
 
 
@@ -29,7 +35,7 @@ def app_vars(addon: AddOn, attachment_name: str) -> dict[str, str]:
     return {renamed[name]: value for name, value in addon_config(addon).items()}
 
 
-def declared_var_names(addon: AddOn, attachment_name: str) -> list[str]:
+def declared_var_names(addon: AddOn | NewAddOn, attachment_name: str) -> list[str]:
     """Every var the add-on may set, as named in an app: what an attachment reserves there."""
     names = list(addon.service.config_vars) or list(addon_config(addon))
     return sorted(attachment_var_names(names, addon.service.config_vars_prefix,
@@ -56,50 +62,96 @@ def get_attachment(session: Session, caller_id: str, ref: str, *, app: App | Non
     return found
 
 
-def choose_name(session: Session, app: App, addon: AddOn, requested: str | None) -> str:
+def taken_names(app_id: Any) -> Any:
+    """SQL scalar subquery: the attachment names taken on an app, as one JSON array; `app_id`
+    may be a column of the enclosing statement."""
+    return select(json_array_agg(Attachment.name)).where(Attachment.app_id == app_id).scalar_subquery()
+
+
+def _insert_statement(insert_for: Any) -> PreparedStatement:
+    """A name taken meanwhile (a concurrent request) writes nothing, instead of failing the
+    transaction: the caller refuses it as taken."""
+    now = bindparam("now", type_=_attachments.c.created_at.type)
+    return PreparedStatement(insert_for(_attachments).values(
+        id=bindparam("id"), addon_id=bindparam("addon_id"), app_id=bindparam("app_id"),
+        name=bindparam("name"), namespace=bindparam("namespace"), created_at=now, updated_at=now)
+        .on_conflict_do_nothing().returning(_attachments.c.id))
+
+
+_INSERT = {"sqlite": _insert_statement(sqlite_insert), "postgresql": _insert_statement(pg_insert)}
+_TARGET = PreparedStatement(select(taken_names(bindparam("app_id")), config_vars.var_owners(bindparam("app_id"))))
+
+
+def attach_target(session: Session, app: App) -> AttachTarget:
+    """What attaching into `app` must know of it, in one statement (the request's transaction)."""
+    taken, owners = _TARGET.run_in(session, {"app_id": app.id})[0]
+    return AttachTarget.from_raw(AppRef(app.id, app.name), taken, owners)
+
+
+def choose_name(target: AttachTarget, prefix: str, requested: str | None) -> str:
     """`--as NAME`, else the service's prefix, else `<PREFIX>_<COLOR>` when that is taken."""
-    taken = set(session.scalars(select(Attachment.name).where(Attachment.app_id == app.id)))
+    app_name, taken = target.app.name, target.taken_names
     if requested is not None:
         if not ATTACHMENT_NAME_PATTERN.match(requested):
             raise InvalidParams("Attachment names are upper-case letters, digits and underscores, "
                                 "starting with a letter.")
         if requested in taken:
-            raise InvalidParams(f"{requested} is already an attachment name on {app.name}.")
+            raise InvalidParams(_name_taken(requested, app_name))
         return requested
-    prefix = addon.service.config_vars_prefix
     if prefix not in taken:
         return prefix
     free = [f"{prefix}_{color}" for color in COLORS if f"{prefix}_{color}" not in taken]
     if not free:
-        raise InvalidParams(f"{app.name} has no free attachment name for {prefix}; choose one.")
+        raise InvalidParams(f"{app_name} has no free attachment name for {prefix}; choose one.")
     return secrets.choice(free)
 
 
-def check_clashes(session: Session, app: App, addon: AddOn, name: str, confirm: str | None,
-                  owner: str) -> None:
+def _name_taken(name: str, app_name: str) -> str:
+    return f"{name} is already an attachment name on {app_name}."
+
+
+def check_clashes(target: AttachTarget, var_names: list[str], confirm: str | None, owner: str) -> None:
     """Overwriting a user's config var needs `confirm` = the app's name; another add-on's, never."""
-    by_user, by_other = config_vars.owned_name_clashes(session, app, declared_var_names(addon, name),
-                                                       owner)
+    app_name = target.app.name
+    by_user, by_other = config_vars.owned_name_clashes(target.var_owners, var_names, owner)
     if by_other:
-        raise Conflict(f"{', '.join(by_other)} on {app.name} belong to another add-on attachment; "
+        raise Conflict(f"{', '.join(by_other)} on {app_name} belong to another add-on attachment; "
                        "attach with another name (--as).")
-    if by_user and confirm != app.name:
+    if by_user and confirm != app_name:
         raise ConfirmationRequired(
-            f"This would overwrite {', '.join(by_user)} on {app.name}. To proceed, confirm with the "
-            f"app name {app.name}.")
+            f"This would overwrite {', '.join(by_user)} on {app_name}. To proceed, confirm with the "
+            f"app name {app_name}.")
+
+
+def reserve_attachment(session: Session, target: AttachTarget, addon: AddOn | NewAddOn, *,
+                       name: str | None, confirm: str | None,
+                       namespace: str | None = None) -> AttachmentFacts:
+    """Choose the attachment's name, check its vars against the app's, and write it: it reserves
+    its name and vars now; they are filled once the add-on is live (`go_live`)."""
+    chosen = choose_name(target, addon.service.config_vars_prefix, name)
+    attachment = AttachmentFacts(new_id(), target.app.id, chosen)
+    check_clashes(target, declared_var_names(addon, chosen), confirm, attachment.id)
+    written = _INSERT[session.get_bind().dialect.name].run_in(session, {
+        "id": attachment.id, "addon_id": addon.id, "app_id": target.app.id, "name": chosen,
+        "namespace": namespace, "now": utcnow()})
+    if not written:
+        raise InvalidParams(_name_taken(chosen, target.app.name))
+    if "log_input" in addon.service.requires:  # the provider may write into this app's stream
+        app = session.get(App, target.app.id)
+        assert app is not None
+        tokens.issue_input_token(session, app, source=addon.name, owner=attachment.id)
+    return attachment
 
 
 def create_attachment(session: Session, app: App, addon: AddOn, *, name: str | None,
                       confirm: str | None, user: Account | None,
                       namespace: str | None = None) -> Attachment:
-    chosen = choose_name(session, app, addon, name)
-    attachment = Attachment(app_id=app.id, name=chosen, namespace=namespace)
-    attachment.addon = addon
-    session.add(attachment)
-    session.flush()
-    check_clashes(session, app, addon, chosen, confirm, attachment.id)
-    if "log_input" in addon.service.requires:  # the provider may write into this app's stream
-        tokens.issue_input_token(session, app, source=addon.name, owner=attachment.id)
+    """Attach an existing add-on to `app` (live at once if the add-on is provisioned)."""
+    reserved = reserve_attachment(session, attach_target(session, app), addon, name=name,
+                                  confirm=confirm, namespace=namespace)
+    session.expire(addon, ["attachments"])  # written in Core: the loaded list lacks it
+    attachment = session.get(Attachment, reserved.id)
+    assert attachment is not None
     if addon.state == AddOnState.PROVISIONED:
         go_live(session, attachment, user)
     return attachment

@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, String, and_, bindparam, case, select, true
 from sqlalchemy.orm import Session
 
 from berth.accounts import UUID_PATTERN, Account
@@ -41,18 +41,50 @@ def get_service(session: Session, ref: str) -> AddonService:
     return service
 
 
+def plan_form(ref: str, *, within: str | None = None) -> tuple[str, dict[str, Any]]:
+    """How `ref` names a plan, with the parameters of `plan_match(form)`: a plan's uuid,
+    `<service uuid>:slug`, `service:slug`, or a bare word: the plan of that slug of the service
+    `within` (an id), else the default plan of the service so named."""
+    if UUID_PATTERN.match(ref):
+        return "plan_id", {"plan_id": ref.lower()}
+    service, sep, slug = ref.rpartition(":")
+    if not sep:
+        if within is not None:
+            return "service_id", {"service_id": within, "slug": ref}
+        return "default", {"service_name": ref, "service_alias": SERVICE_ALIASES.get(ref, ref)}
+    if UUID_PATTERN.match(service):
+        return "service_id", {"service_id": service.lower(), "slug": slug}
+    return "service_name", {"service_name": service, "service_alias": SERVICE_ALIASES.get(service, service),
+                            "slug": slug}
+
+
+def plan_match(form: str) -> tuple[ColumnElement[bool], list[Any]]:
+    """SQL over plans joined with their services: the condition and the order (first row wins)
+    that find a plan named in `form`, with bind parameters named as `plan_form` gives them."""
+    # A service's own name wins over a Heroku alias naming another (`heroku-postgresql`).
+    named = AddonService.name.in_([bindparam("service_name", type_=String()),
+                                   bindparam("service_alias", type_=String())])
+    own_name_first = case((AddonService.name == bindparam("service_name", type_=String()), 0), else_=1)
+    return {
+        "plan_id": (Plan.id == bindparam("plan_id", type_=String()), []),
+        "service_id": (and_(AddonService.id == bindparam("service_id", type_=String()),
+                            Plan.name == bindparam("slug", type_=String())), []),
+        "service_name": (and_(named, Plan.name == bindparam("slug", type_=String())), [own_name_first]),
+        # The default plan: the first by price and name, as `default_plan` picks it.
+        "default": (and_(named, Plan.is_default == true()), [own_name_first, Plan.cents, Plan.name]),
+    }[form]
+
+
 def get_plan(session: Session, ref: str, *, service: AddonService | None = None) -> Plan:
     """A plan by UUID, `service:plan`, or (within `service`) its bare slug."""
-    plan: Plan | None = None
-    if UUID_PATTERN.match(ref):
-        plan = session.get(Plan, ref.lower())
-        if plan is not None and service is not None and plan.service_id != service.id:
-            plan = None
-    else:
-        service_name, sep, slug = ref.rpartition(":")
-        owner = service if not sep else find_service(session, service_name)
-        if owner is not None and (service is None or owner.id == service.id):
-            plan = next((p for p in owner.plans if p.name == slug), None)
+    form, params = plan_form(ref, within=service.id if service is not None else None)
+    if form == "default":  # a bare word names a plan only within a service
+        raise NotFound(PLAN_NOT_FOUND, resource="plan")
+    condition, order = plan_match(form)
+    query = select(Plan).join(AddonService, AddonService.id == Plan.service_id).where(condition)
+    if service is not None:
+        query = query.where(Plan.service_id == service.id)
+    plan = session.scalar(query.order_by(*order).limit(1), params)
     if plan is None:
         raise NotFound(PLAN_NOT_FOUND, resource="plan")
     return plan

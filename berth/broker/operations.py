@@ -8,12 +8,13 @@ Every provider call carries the add-on's uuid, so running one twice is harmless.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Protocol
 
-from sqlalchemy import Select, and_, exists, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from berth.broker.models import AddOn, Operation
-from berth.db import Database, utcnow
+from berth.db import Database, PreparedStatement, new_id, utcnow
 
 PROVISION, CHANGE_PLAN, DEPROVISION = "provision", "change_plan", "deprovision"
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
@@ -22,12 +23,26 @@ LEASE = timedelta(minutes=2)
 MAX_BACKOFF_SECONDS = 3600.0
 
 
-def enqueue(session: Session, addon: AddOn, kind: str, *, target_plan_id: str | None = None) -> Operation:
-    operation = Operation(addon_id=addon.id, kind=kind, state=PENDING, target_plan_id=target_plan_id)
-    operation.addon = addon
-    session.add(operation)
-    session.flush()
-    return operation
+class _HasId(Protocol):
+    id: str
+
+
+_operations = Operation.__table__
+_now = bindparam("now", type_=_operations.c.created_at.type)
+_ENQUEUE = PreparedStatement(insert(_operations).values(
+    id=bindparam("id"), addon_id=bindparam("addon_id"), kind=bindparam("kind"), state=PENDING,
+    target_plan_id=bindparam("target_plan_id"), attempts=0, next_attempt_at=_now, created_at=_now,
+    updated_at=_now))
+
+
+def enqueue(session: Session, addon: _HasId, kind: str, *, target_plan_id: str | None = None) -> str:
+    """Record an operation for a worker, in the caller's transaction; its id."""
+    if session.new:  # written straight to the cursor: an add-on the ORM has yet to insert must go first
+        session.flush()
+    operation_id = new_id()
+    _ENQUEUE.run_in(session, {"id": operation_id, "addon_id": addon.id, "kind": kind,
+                              "target_plan_id": target_plan_id, "now": utcnow()})
+    return operation_id
 
 
 def open_operation(session: Session, addon: AddOn) -> Operation | None:
@@ -35,11 +50,6 @@ def open_operation(session: Session, addon: AddOn) -> Operation | None:
     return session.scalar(select(Operation).where(
         Operation.addon_id == addon.id, Operation.state.in_((PENDING, RUNNING)))
         .order_by(Operation.created_at))
-
-
-def open_operation_id(session: Session, addon_id: str) -> str | None:
-    return session.scalar(select(Operation.id).where(
-        Operation.addon_id == addon_id, Operation.state.in_((PENDING, RUNNING))).limit(1))
 
 
 def _oldest_due() -> Select[tuple[str]]:

@@ -9,47 +9,79 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, String, bindparam, exists, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from berth.accounts import UUID_PATTERN, Account
-from berth.broker import attachments, catalogue, operations
-from berth.broker.models import AddOn, AddOnState, AddonService, Attachment, Operation, Plan
+from berth.broker import attachments, catalogue, operations, provision_context
+from berth.broker.addon_records import NewAddOn, PlanFacts
+from berth.broker.models import AddOn, AddOnState, Attachment, Operation, Plan
 from berth.broker.naming import ADDON_NAME_PATTERN, generate_addon_name
 from berth.broker.partner_api import sso
 from berth.config import Settings
+from berth.db import PreparedStatement, new_id, utcnow
 from berth.errors import Conflict, InvalidParams, NotFound
+from berth.platform.apps import APP_NOT_FOUND
 from berth.platform.models import App
 
 
-def _resolve_plan(session: Session, plan_ref: str) -> tuple[Plan, AddonService]:
-    """`service:plan`, a plan uuid, or a bare service name meaning its default plan; with its
-    service (found first for a bare name: loading it again through the plan costs a query)."""
-    if ":" not in plan_ref and not UUID_PATTERN.match(plan_ref):
-        service = catalogue.find_service(session, plan_ref)
-        if service is None or service.default_plan is None:
-            raise NotFound(f"Couldn't find either the add-on service or the add-on plan {plan_ref!r}.",
-                           resource="plan")
-        return service.default_plan, service
-    try:
-        plan = catalogue.get_plan(session, plan_ref)
-    except NotFound:
-        raise NotFound(f"Couldn't find either the add-on service or the add-on plan {plan_ref!r}.",
-                       resource="plan") from None
-    return plan, plan.service
-
-
-def _refuse_deprecated(plan: Plan) -> None:
+def _refuse_deprecated(plan: Plan | PlanFacts) -> None:
     """A deprecated plan keeps its add-ons but takes no new ones (the partner retired it)."""
     if plan.state == "deprecated":
         raise InvalidParams(f"The plan {plan.full_name} is deprecated and takes no new add-ons; "
                             "choose another plan.")
 
 
-def create_addon(session: Session, settings: Settings, caller: Account, app: App, plan_ref: str, *,
+_addons = AddOn.__table__
+
+
+def _insert_addon_statement(insert_for: Any) -> PreparedStatement:
+    """A name taken meanwhile writes nothing (no failed transaction): the caller picks again or refuses."""
+    now = bindparam("now", type_=_addons.c.created_at.type)
+    return PreparedStatement(insert_for(_addons).values(
+        id=bindparam("id"), name=bindparam("name"), service_id=bindparam("service_id"),
+        plan_id=bindparam("plan_id"), app_id=bindparam("app_id"), state=bindparam("state"),
+        options=bindparam("options"), region=bindparam("region"), config=bindparam("config"),
+        created_at=now, updated_at=now)
+        .on_conflict_do_nothing().returning(_addons.c.id))
+
+
+_INSERT_ADDON = {"sqlite": _insert_addon_statement(sqlite_insert),
+                 "postgresql": _insert_addon_statement(pg_insert)}
+GENERATED_NAME_ATTEMPTS = 20
+
+
+def _write_addon(session: Session, addon: NewAddOn, options: dict[str, str], region: str,
+                 generate_name: bool) -> None:
+    """Insert the add-on; a generated name found taken is drawn again, a chosen one refused."""
+    statement = _INSERT_ADDON[session.get_bind().dialect.name]
+    for _attempt in range(GENERATED_NAME_ATTEMPTS if generate_name else 1):
+        if generate_name:
+            addon.name = generate_addon_name(addon.service.name)
+        if statement.run_in(session, {
+                "id": addon.id, "name": addon.name, "service_id": addon.service.id, "plan_id": addon.plan.id,
+                "app_id": addon.app.id, "state": addon.state, "options": options, "region": region,
+                "config": addon.config, "now": addon.created_at}):
+            return
+    if generate_name:
+        raise InvalidParams("No free add-on name was found; choose one (--name).")
+    raise InvalidParams(f"The add-on name {addon.name} is already taken.")
+
+
+def create_addon(session: Session, settings: Settings, caller_id: str, app_ref: str, plan_ref: str, *,
                  name: str | None = None, attachment_name: str | None = None,
-                 config: dict[str, str] | None = None, confirm: str | None = None) -> AddOn:
-    plan, service = _resolve_plan(session, plan_ref)
+                 config: dict[str, str] | None = None, confirm: str | None = None) -> NewAddOn:
+    """Record a new add-on of `plan_ref` on the app, its attachment there and its provision
+    operation, in the caller's transaction: one read, then three inserts."""
+    context = provision_context.read(session, caller_id, app_ref, plan_ref, name)
+    if context is None:
+        raise NotFound(APP_NOT_FOUND, resource="app")
+    service, plan, app = context.service, context.plan, context.target.app
+    if service is None or plan is None:
+        raise NotFound(f"Couldn't find either the add-on service or the add-on plan {plan_ref!r}.",
+                       resource="plan")
     _refuse_deprecated(plan)
     if service.state == "shutdown":
         raise InvalidParams(f"{service.name} is no longer available.")
@@ -59,25 +91,47 @@ def create_addon(session: Session, settings: Settings, caller: Account, app: App
         if not ADDON_NAME_PATTERN.match(name):
             raise InvalidParams("Add-on names start with a letter and contain letters, digits, "
                                 "dashes and underscores (2 to 100).")
-        if session.scalar(select(AddOn.id).where(AddOn.name == name)):
+        if context.name_taken:
             raise InvalidParams(f"The add-on name {name} is already taken.")
-    else:
-        name = next(n for n in (generate_addon_name(service.name) for _ in range(20))
-                    if not session.scalar(select(AddOn.id).where(AddOn.name == n)))
-    if "many_per_app" not in service.requires and session.scalar(
-            select(AddOn.id).where(AddOn.app_id == app.id, AddOn.service_id == service.id,
-                                   AddOn.state.in_((AddOnState.PROVISIONING, AddOnState.PROVISIONED)))):
+    if "many_per_app" not in service.requires and context.service_on_app:
         raise InvalidParams(f"{app.name} already has a {service.name} add-on; this service allows "
                             "one per app.")
-    addon = AddOn(name=name, service_id=service.id, plan_id=plan.id, app_id=app.id,
-                  state=AddOnState.PROVISIONING, options=dict(config or {}), region=f"berth::{settings.region}")
-    addon.service, addon.plan = service, plan
-    session.add(addon)
-    session.flush()
+    now = utcnow()
+    addon = NewAddOn(id=new_id(), name=name or "", app=app, service=service, plan=plan,
+                     state=AddOnState.PROVISIONING, created_at=now, updated_at=now)
+    _write_addon(session, addon, dict(config or {}), f"berth::{settings.region}", generate_name=name is None)
     # The attachment reserves its name and vars now; they are filled once provisioned.
-    attachments.create_attachment(session, app, addon, name=attachment_name, confirm=confirm, user=caller)
-    operations.enqueue(session, addon, operations.PROVISION)
+    addon.attachments.append(attachments.reserve_attachment(
+        session, context.target, addon, name=attachment_name, confirm=confirm))
+    addon.operation_id = operations.enqueue(session, addon, operations.PROVISION)
     return addon
+
+
+_LOOK = (select(AddOn.state, AddOn.provider_id, AddOn.provision_message, AddOn.failure_message,
+                AddOn.config, AddOn.updated_at,
+                exists().where(Operation.addon_id == AddOn.id,
+                               Operation.state.in_((operations.PENDING, operations.RUNNING)),
+                               or_(bindparam("operation_id", type_=String()).is_(None),
+                                   Operation.id == bindparam("operation_id", type_=String()))).label("busy"),
+                # A failed provision is detached: its answer names no vars.
+                select(Attachment.id).where(Attachment.addon_id == AddOn.id, Attachment.app_id == AddOn.app_id)
+                .limit(1).scalar_subquery().label("owner_attachment_id"))
+         .where(AddOn.id == bindparam("addon_id")))
+
+
+def look(session: Session, addon_id: str, operation_id: str | None = None) -> Row[Any] | None:
+    """An add-on's state and whether its operation `operation_id` (None: any) is still open, in
+    one statement: read together, a worker committing in between cannot pair a closed operation
+    with an old state. (A failed provision queues a clean-up deprovision: not what its request waits for.)"""
+    return session.execute(_LOOK, {"addon_id": addon_id, "operation_id": operation_id}).first()
+
+
+def refresh(addon: NewAddOn, seen: Row[Any]) -> None:
+    """What a worker may have changed since the add-on was written, from a `look`."""
+    addon.state, addon.provider_id = seen.state, seen.provider_id
+    addon.provision_message, addon.failure_message = seen.provision_message, seen.failure_message
+    addon.config, addon.updated_at = seen.config, seen.updated_at
+    addon.attachments = [att for att in addon.attachments if att.id == seen.owner_attachment_id]
 
 
 def rename_addon(session: Session, addon: AddOn, name: str) -> AddOn:
@@ -93,8 +147,8 @@ def rename_addon(session: Session, addon: AddOn, name: str) -> AddOn:
     return addon
 
 
-def change_plan(session: Session, caller: Account, addon: AddOn, plan_ref: str) -> Operation | None:
-    """Queue a plan change; None when the add-on is on that plan already. What became of it:
+def change_plan(session: Session, caller: Account, addon: AddOn, plan_ref: str) -> str | None:
+    """Queue a plan change (its operation's id); None when the add-on is on that plan already. What became of it:
     `plan_change_refusal` once the worker answered, or the add-on's failure_message later."""
     if addon.state != AddOnState.PROVISIONED:
         raise Conflict(f"{addon.name} is {addon.state}; its plan can change once it is provisioned.")

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Mapping
 
 from sqlalchemy import Text, bindparam, select, type_coerce
 from sqlalchemy.orm import Session
 
 from berth import crypto
 from berth.accounts import UUID_PATTERN, Account
-from berth.db import PreparedStatement
+from berth.db import PreparedStatement, json_object_agg
 from berth.errors import Conflict, InvalidParams, NotFound
 from berth.platform import releases
 from berth.platform.apps import APP_NOT_FOUND, visible_to
@@ -124,12 +124,20 @@ def owned_names(session: Session, app: App, owner: str) -> list[str]:
                                                                ConfigVar.owner == owner)))
 
 
-def owned_name_clashes(session: Session, app: App, names: list[str], owner: str) -> tuple[list[str], list[str]]:
-    """Of `names`, those already set by the user, and those set by another owner."""
-    rows = session.scalars(select(ConfigVar).where(ConfigVar.app_id == app.id,
-                                                   ConfigVar.name.in_(names))).all()
-    by_user = sorted(row.name for row in rows if row.owner is None)
-    by_other = sorted(row.name for row in rows if row.owner not in (None, owner))
+def var_owners(app_id: Any) -> Any:
+    """SQL scalar subquery: the app's config var names, each with its owner (None: the user's),
+    as one JSON object; `app_id` may be a column of the enclosing statement."""
+    return (select(json_object_agg(ConfigVar.name, ConfigVar.owner))
+            .where(ConfigVar.app_id == app_id).scalar_subquery())
+
+
+def owned_name_clashes(owners: Mapping[str, str | None], names: list[str],
+                       owner: str) -> tuple[list[str], list[str]]:
+    """Of `names`, those already set by the user, and those set by another owner (`owners`:
+    what `var_owners` read)."""
+    present = [name for name in names if name in owners]
+    by_user = sorted(name for name in present if owners[name] is None)
+    by_other = sorted(name for name in present if owners[name] not in (None, owner))
     return by_user, by_other
 
 

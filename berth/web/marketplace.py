@@ -143,14 +143,13 @@ def install_addon(service_ref: str) -> Reply:
     service = catalogue.get_service(session, service_ref)
     try:
         params = _create_params(service)
-        app = apps.get_app(session, account.id, (request.form.get("app") or "").strip())
         attachment_name = (params["attachment"] or {}).get("name")
-        addon = provisioning.create_addon(session, settings(), account, app, params["plan"],
-                                          attachment_name=attachment_name)
+        addon = provisioning.create_addon(session, settings(), account.id, (request.form.get("app") or "").strip(),
+                                          params["plan"], attachment_name=attachment_name)
     except BerthError as error:
         session.rollback()  # nothing of a refused install stays
         return _service_page(service_ref, error.status, error=error.message, form=request.form)
-    target = url_for("web.addon_page", app_ref=app.name, addon_ref=addon.name)
+    target = url_for("web.addon_page", app_ref=addon.app.name, addon_ref=addon.name)
     session.commit()  # the worker sees the operation only once committed
     nudge_workers(settings().data_dir)
     return redirect(target, 303)

@@ -1,6 +1,8 @@
 """Provisioning through the Platform API against a real third-party partner process."""
 from __future__ import annotations
 
+import threading
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ from flask import Flask
 from sqlalchemy import select, update
 
 from berth.broker import catalogue
-from berth.broker.models import Operation
+from berth.broker.models import AddOn, Attachment, Operation
 from berth.broker.partner_api.client import ProviderClient
 from berth.broker.worker import Worker
 from berth.db import utcnow
@@ -83,6 +85,80 @@ def test_plan_forms_and_attachment_name(api: Api, alice: User, shop: str, servic
     assert set(config(api, alice, shop)) == {"CACHE_URL"}
     assert api.get(f"/apps/{shop}/addons/CACHE", alice).get_json()["id"] == addon["id"]
     assert api.get(f"/apps/{shop}/addons/my-cache", alice).get_json()["id"] == addon["id"]
+
+
+def test_every_way_to_name_a_plan_finds_it(app: Flask, api: Api, alice: User, shop: str,
+                                           partner: ExamplePartner) -> None:
+    """A plan's uuid, `<service uuid>:slug`, `service:slug`, or a bare service name (its default
+    plan); a Heroku alias finds the service it names, unless a service has that name itself."""
+    def register(name: str) -> None:
+        with app.extensions["berth.database"].transaction() as session:
+            catalogue.register_manifest(session, partner.manifest(name, requires=("many_per_app",)), owner=None)
+
+    # A service named like an alias exists only if registered before the service it aliases.
+    for name in ("example-partner", "postgresql", "heroku-redis", "redis"):
+        register(name)
+    plans = {p["name"]: p["id"] for p in api.get("/addon-services/example-partner/plans", alice).get_json()}
+    service_id = api.get("/addon-services/example-partner", alice).get_json()["id"]
+    cases = [(plans["example-partner:premium"], "example-partner:premium"),
+             (plans["example-partner:test"].upper(), "example-partner:test"),
+             (f"{service_id}:premium", "example-partner:premium"),
+             ("example-partner:premium", "example-partner:premium"),
+             ("example-partner", "example-partner:test"),
+             ("heroku-postgresql", "postgresql:test"), ("heroku-postgresql:premium", "postgresql:premium"),
+             ("heroku-redis", "heroku-redis:test"), ("redis", "redis:test")]
+
+    def plan_of(ref: str) -> str:
+        created = api.post(f"/apps/{shop}/addons", alice, json={"plan": ref})
+        assert created.status_code == 201, (ref, created.get_json())
+        answer = created.get_json()
+        assert answer["state"] == "provisioning" and answer["app"]["name"] == shop, answer
+        assert answer["addon_service"]["name"] == answer["plan"]["name"].split(":")[0], answer
+        return str(answer["plan"]["name"])
+
+    for ref, expected in cases:
+        assert plan_of(ref) == expected, ref
+    for missing in ("redis:gold", "nothing", str(uuid.uuid4()), f"{uuid.uuid4()}:test", f"{service_id}:gold"):
+        refused = api.post(f"/apps/{shop}/addons", alice, json={"plan": missing})
+        assert refused.status_code == 404, (missing, refused.get_json())
+        assert refused.get_json()["message"] == (
+            f"Couldn't find either the add-on service or the add-on plan {missing!r}."), missing
+
+
+@pytest.mark.parametrize("contested", ["addon name", "attachment name"])
+def test_a_name_taken_while_the_request_ran_is_refused_not_failed(
+        app: Flask, api: Api, alice: User, shop: str, service: str, worker: Worker, contested: str) -> None:
+    """Another request takes the name after this one checked it (PostgreSQL runs them side by
+    side; SQLite makes this one wait for the other's commit): the usual 422, never a 500 from a
+    unique constraint, and nothing of the refused request stays."""
+    assert api.post("/apps", alice, json={"name": "depot"}).status_code == 201
+    depot = api.get("/apps/depot", alice).get_json()["id"]
+    plans = {p["name"]: p for p in api.get(f"/addon-services/{service}/plans", alice).get_json()}
+    plan = plans[f"{service}:test"]
+    shop_id = api.get(f"/apps/{shop}", alice).get_json()["id"]
+    # Every request spends a rate-limit token (a write): none may run while `other` holds SQLite.
+    other = app.extensions["berth.database"].session()
+    held = AddOn(name="contested", service_id=plan["addon_service"]["id"], plan_id=plan["id"], app_id=depot,
+                 state="provisioning", region="berth::us")
+    other.add(held)
+    other.flush()
+    if contested == "attachment name":
+        other.add(Attachment(addon_id=held.id, app_id=shop_id, name="CACHE"))
+    other.flush()  # uncommitted: the request's checks cannot see it yet
+    committer = threading.Timer(1.0, other.commit)
+    committer.start()
+    try:
+        body = ({"name": "contested"} if contested == "addon name" else {"attachment": {"name": "CACHE"}})
+        refused = api.post(f"/apps/{shop}/addons", alice, json={"plan": service, **body})
+    finally:
+        committer.join()
+        other.close()
+    assert refused.status_code == 422, refused.get_json()
+    assert refused.get_json()["message"] == ("The add-on name contested is already taken."
+                                             if contested == "addon name"
+                                             else "CACHE is already an attachment name on shop.")
+    assert [a["name"] for a in api.get("/addons", alice).get_json()] == ["contested"]
+    assert worker.drain() == 0  # no operation of the refused request
 
 
 def test_attachment_vars_belong_to_the_attachment(api: Api, alice: User, shop: str, service: str,

@@ -9,20 +9,26 @@ listener, psycopg's implicit BEGIN does not; there is one per transaction (reque
 """
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import replace
 from typing import Any, Iterator
 
 import pytest
 from flask import Flask
 from sqlalchemy import event
 
+from berth import create_app
 from berth.broker.worker import Worker
+from berth.config import Settings
 from tests.api.conftest import register_partner
-from tests.conftest import Api, User
+from tests.conftest import Api, User, empty_all_tables
 from tests.partners.harness import ExamplePartner
 
-# request: admit, account, app, service, its plans, name check, add-on, attachment names, attachment,
-# config clash check, operation, then (committed) the add-on with its attachments.
-REQUEST_STATEMENTS = 12
+# request: admit; the context (app, plan and service, attachment names, config var owners, name and
+# one-per-app checks); add-on, attachment, operation. Without a wait the answer is what it wrote;
+# with one, one look per wake (the add-on's state with its open operation) adds a sixth.
+REQUEST_STATEMENTS = 5
 # worker: claim, operation, grant upsert; then operation with add-on and attachments, add-on,
 # app lock (PostgreSQL; SQLite's writer holds the database), config vars, var insert, app stamp +
 # last version, release, operation done.
@@ -65,3 +71,61 @@ def test_one_provision_costs_a_pinned_number_of_statements(
         assert addon["state"] == "provisioned"
     config = api.get("/apps/shop/config-vars", alice).get_json()
     assert len([name for name in config if name.startswith("EXAMPLE")]) == 3
+
+
+@pytest.fixture
+def waiting_app(settings: Settings) -> Iterator[Flask]:
+    """Berth as `make run` serves it: a provision waits for a quick provider's answer."""
+    flask_app = create_app(replace(settings, provision_wait_seconds=10))
+    yield flask_app
+    empty_all_tables(flask_app)
+    flask_app.extensions["berth.database"].dispose()
+
+
+@pytest.mark.parametrize(("mode", "state", "var_names"),
+                         [("sync", "provisioned", ["EXAMPLE_URL"]), ("failing", "deprovisioned", [])])
+def test_a_quick_answer_costs_the_request_one_look(waiting_app: Flask, partner: ExamplePartner, mode: str,
+                                                   state: str, var_names: list[str]) -> None:
+    """The worker answers while the request waits: woken by the worker's signal, the request
+    reads the add-on's state and open operation in one statement and answers with the outcome
+    (a failed add-on reads as `deprovisioned`, detached: no vars)."""
+    api = Api(waiting_app)
+    carol = api.make_user("carol@example.com")
+    worker = register_partner(waiting_app, partner, requires=("many_per_app",))
+    partner.set_mode(mode)
+    assert api.post("/apps", carol, json={"name": "quick"}).status_code == 201
+    database = waiting_app.extensions["berth.database"]
+    request_thread, seen = threading.get_ident(), []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if threading.get_ident() == request_thread and not statement.startswith("BEGIN"):
+            seen.append(statement)
+
+    def answer_when_queued() -> None:  # the worker process, as a thread
+        deadline = time.monotonic() + 10
+        while not worker.run_one(look_first=True) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    engines = (database.write_engine, database.autocommit_engine)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
+    answering = threading.Thread(target=answer_when_queued)
+    answering.start()
+    started = time.monotonic()
+    try:
+        response = api.post("/apps/quick/addons", carol, json={"plan": "example-partner"})
+        answered_after = time.monotonic() - started
+    finally:
+        answering.join()
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code == 201, response.get_json()
+    answer = response.get_json()
+    assert answer["state"] == state and answer["config_vars"] == var_names, answer
+    assert bool(answer["provider_id"]) == (mode == "sync") and bool(answer["failure_message"]) == (mode != "sync")
+    assert answer == api.get(f"/addons/{answer['id']}", carol).get_json()  # as a later read tells it
+    # Not the whole wait: a failure's clean-up deprovision is not what the request waits for.
+    assert answered_after < 5, answered_after
+    looks = [statement for statement in seen if "FROM operations" in statement]
+    # One look per wake: the signal's, and one per 50 ms poll should the machine be slow.
+    assert len(seen) - len(looks) == REQUEST_STATEMENTS and 1 <= len(looks) <= 5, "\n".join(seen)

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from flask import current_app, request
-from sqlalchemy import or_, select
+from sqlalchemy import Row, or_, select
 from sqlalchemy.orm import Load
 
-from berth.broker import actions, finders, operations, outcomes, partner_callbacks, provisioning
+from berth.broker import actions, finders, outcomes, partner_callbacks, provisioning
 from berth.broker.api import blueprint
-from berth.broker.models import AddOn, AddOnState, Attachment
+from berth.broker.models import AddOn, Attachment
 from berth.broker.nudge import AnswerWaiter, nudge_workers
 from berth.broker.partner_api.client import ProviderClient
 from berth.broker.schemas import (
@@ -44,41 +44,52 @@ Reply = Any
 ADDON_RANGE_FIELDS = {"id": AddOn.id, "name": AddOn.name, "created_at": AddOn.created_at,
                       "updated_at": AddOn.updated_at}
 POLL_SECONDS = 0.05
-SETTLED = (AddOnState.PROVISIONED, AddOnState.FAILED, AddOnState.DEPROVISIONED)
+# Made once: building a schema deep-copies its fields, which cost a provision more than its SQL.
+# Loading and dumping keep no state on the instance, so requests share them.
+_CREATE_SCHEMA, _ADDON_SCHEMA = AddOnCreateSchema(), AddOnSchema()
 
 
 def _settings() -> Settings:
     return current_app.config["BERTH_SETTINGS"]
 
 
-def _commit_and_wait(addon_id: str) -> dict[str, Any]:
-    """Record the change, wake a worker, and give a quick provider a moment to answer.
+def _commit_and_wait(addon_id: str, operation_id: str | None = None) -> Row[Any] | None:
+    """Record the change, wake a worker, and give a quick provider a moment to answer (the
+    operation `operation_id`; None: any the add-on has): the add-on's last `look` (None when
+    there is no wait).
 
     The one place a view commits before returning: the worker can only see the operation
     once it is committed, and the answer should show its outcome when it is quick. The
-    worker signals the waiter when it commits an answer; the reads are in autocommit, so
+    worker signals the waiter when it commits an answer; the looks are in autocommit, so
     they never hold SQLite's write lock against the worker.
     """
     settings = _settings()
     waiting = settings.provision_wait_seconds > 0
-    with _waiter(settings.data_dir, addon_id, waiting) as waiter, database().session(write=False) as session:
+    with _waiter(settings.data_dir, addon_id, waiting) as waiter:
         db_session().commit()
         nudge_workers(settings.data_dir)
+        if not waiting:
+            return None
         deadline = time.monotonic() + settings.provision_wait_seconds
-        # No look before the first wait: no worker can have answered an operation committed
-        # a moment ago, and each look is a round trip.
-        while (left := deadline - time.monotonic()) > 0:
-            if waiter is None:
-                time.sleep(min(left, POLL_SECONDS))
-            else:  # the signal, or a poll now and then in case it went missing
-                waiter.wait(min(left, POLL_SECONDS))
-            # The operation first, then the add-on: read the other way round, a worker
-            # committing in between would leave us returning the add-on as it was before.
-            if operations.open_operation_id(session, addon_id) is None:
-                break
-        # Its attachments in the same statement: the answer names the owner's attachment.
-        addon = session.get(AddOn, addon_id, populate_existing=True,
-                            options=outcomes.lean_addon_load(Load(AddOn), with_attachments=True))
+        seen = None
+        with database().session(write=False) as session:
+            # No look before the first wait: no worker can have answered an operation committed
+            # a moment ago, and each look is a round trip.
+            while (left := deadline - time.monotonic()) > 0:
+                if waiter is None:
+                    time.sleep(min(left, POLL_SECONDS))
+                else:  # the signal, or a poll now and then in case it went missing
+                    waiter.wait(min(left, POLL_SECONDS))
+                seen = provisioning.look(session, addon_id, operation_id)
+                if seen is None or not seen.busy:
+                    break
+        return seen
+
+
+def _answer(addon_id: str) -> dict[str, Any]:
+    """The add-on as it is now, with its attachments (the answer names the owner's)."""
+    with database().session(write=False) as session:
+        addon = session.get(AddOn, addon_id, options=outcomes.lean_addon_load(Load(AddOn), with_attachments=True))
         assert addon is not None
         return AddOnSchema().dump(addon)
 
@@ -101,14 +112,16 @@ def _waiter(data_dir: Path, addon_id: str, wanted: bool) -> Iterator[AnswerWaite
 @describe(summary="Provision an add-on for an app", request=AddOnCreateSchema, response=AddOnSchema,
           status=201)
 def create_addon(app_ref: str) -> Reply:
-    params = load(AddOnCreateSchema())
-    session, account = db_session(), current_account()
-    app = apps.get_app(session, account.id, app_ref)
+    params = load(_CREATE_SCHEMA)
     attachment_name = (params["attachment"] or {}).get("name")
-    addon = provisioning.create_addon(session, _settings(), account, app, params["plan"],
+    # The caller's id is all a provision needs of the account: no read of it.
+    addon = provisioning.create_addon(db_session(), _settings(), current_account_id(), app_ref, params["plan"],
                                       name=params["name"], attachment_name=attachment_name,
                                       config=params["config"], confirm=params["confirm"])
-    return _commit_and_wait(addon.id), 201
+    seen = _commit_and_wait(addon.id, addon.operation_id)
+    if seen is not None:
+        provisioning.refresh(addon, seen)
+    return _ADDON_SCHEMA.dump(addon), 201
 
 
 def _list(query: Any) -> Reply:
@@ -163,9 +176,9 @@ def update_addon(app_ref: str, addon_ref: str) -> Reply:
     if "name" in params:
         provisioning.rename_addon(session, addon, params["name"])
     if "plan" in params:
-        operation = provisioning.change_plan(session, account, addon, params["plan"])
-        operation_id = operation.id if operation is not None else None
-        answer = _commit_and_wait(addon.id)
+        operation_id = provisioning.change_plan(session, account, addon, params["plan"])
+        _commit_and_wait(addon.id, operation_id)
+        answer = _answer(addon.id)
         if operation_id is not None:
             with database().session(write=False) as reading:  # committed: read without a lock
                 refusal = provisioning.plan_change_refusal(reading, operation_id)
@@ -185,7 +198,8 @@ def destroy_addon(app_ref: str, addon_ref: str) -> Reply:
     addon = finders.get_app_addon(session, account.id, app, addon_ref)
     finders.require_owner_app_access(session, account.id, addon, known=app)
     provisioning.destroy_addon(session, account, addon)
-    return _commit_and_wait(addon.id)
+    _commit_and_wait(addon.id)
+    return _answer(addon.id)
 
 
 @blueprint.post("/actions/addons/resolve")
