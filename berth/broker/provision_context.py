@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import bindparam, exists, literal, select
 from sqlalchemy.orm import Session
