@@ -87,7 +87,7 @@ def prepare_call(session: Session, operation_id: str) -> Call | None:
     if "syslog_drain" in requires and addon.log_drain_token is None:
         addon.log_drain_token = drains.new_drain_token()  # kept: a retried call sends the same one
     owner = attachments.owner_attachment(addon) if "log_input" in requires else None  # loads attachments
-    return replace(call, oauth_grant=partner_auth.mint_grant(session, addon),
+    return replace(call, oauth_grant=partner_auth.mint_grant(addon.id),
                    log_input_token=tokens.owned_input_token(session, owner.id) if owner is not None else None,
                    log_drain_token=addon.log_drain_token if "syslog_drain" in requires else None)
 
