@@ -1,4 +1,6 @@
-"""A worker applies a provider's answer only while the operation is still its claim.
+"""The worker side of a provision: claims, concurrency, secrets at rest.
+
+A worker applies a provider's answer only while the operation is still its claim.
 
 A worker that stalls past its lease (a long GC pause, a stopped VM) loses the operation to
 another worker, which claims it again and calls the provider itself. The first worker's late
@@ -7,10 +9,12 @@ are the second claim's to settle.
 """
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from berth.broker import outcomes
 from berth.broker.models import Operation
@@ -54,3 +58,48 @@ def test_a_worker_whose_lease_lapsed_applies_nothing(app: Flask, api: Api, alice
     assert api.get(f"/addons/{addon['id']}", alice).get_json()["state"] == "provisioned"
     config = api.get("/apps/shop/config-vars", alice).get_json()
     assert list(config) == ["EXAMPLE_URL"] and config["EXAMPLE_URL"] != "https://late.example/"
+
+
+def test_provisions_and_config_changes_at_once_keep_every_var_and_dense_versions(
+        app: Flask, api: Api, alice: User, partner: ExamplePartner) -> None:
+    """Three worker threads apply provisions to one app while users change its config: on
+    PostgreSQL each side locks the app before reading its config, so no change is lost, and
+    every release gets its own version (1 for the app, one per provision, one per change)."""
+    worker = register_partner(app, partner, requires=("many_per_app",))
+    assert api.post("/apps", alice, json={"name": "shop"}).status_code == 201
+    addons = [api.post("/apps/shop/addons", alice, json={"plan": "example-partner"}).get_json()
+              for _ in range(6)]
+
+    def drain(_: int) -> int:
+        return worker.drain()
+
+    def change(index: int) -> int:
+        return Api(app).patch("/apps/shop/config-vars", alice, json={f"USER_{index}": str(index)}).status_code
+
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        drained = [pool.submit(drain, i) for i in range(3)]
+        statuses = list(pool.map(change, range(6)))
+        assert sum(future.result() for future in drained) == 6
+    assert statuses == [200] * 6
+    for addon in addons:
+        assert api.get(f"/addons/{addon['id']}", alice).get_json()["state"] == "provisioned"
+    config = api.get("/apps/shop/config-vars", alice).get_json()
+    assert {f"USER_{i}" for i in range(6)} <= set(config)
+    assert len([name for name in config if name.startswith("EXAMPLE")]) == 6
+    versions = sorted(r["version"] for r in api.get("/apps/shop/releases", alice).get_json())
+    assert versions == list(range(1, 14))
+
+
+def test_a_provision_stores_no_plaintext_secret(app: Flask, api: Api, alice: User,
+                                                partner: ExamplePartner) -> None:
+    """The provider's config reaches the add-on, the app's vars and the release only encrypted."""
+    worker = register_partner(app, partner)
+    assert api.post("/apps", alice, json={"name": "shop"}).status_code == 201
+    api.post("/apps/shop/addons", alice, json={"plan": "example-partner"})
+    assert worker.drain() == 1
+    secret = api.get("/apps/shop/config-vars", alice).get_json()["EXAMPLE_URL"]
+    database = app.extensions["berth.database"]
+    with database.write_engine.connect() as connection:
+        stored = [json.dumps(list(row), default=str) for table in ("addons", "config_vars", "releases")
+                  for row in connection.execute(text(f"SELECT * FROM {table}"))]
+    assert stored and not any(secret in row for row in stored)
