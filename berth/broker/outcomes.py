@@ -83,7 +83,6 @@ _target_plan = select(_target.name).where(_target.id == Operation.target_plan_id
 _CALL_CONTEXT = (
     select(json_record(
         "name", AddOn.name, "region", AddOn.region, "options", json_column(AddOn.options),
-        "app_id", AddOn.app_id, "log_drain_token", AddOn.log_drain_token,
         "service", AddonService.name, "password", type_coerce(AddonService.password, Text),
         "base_url", AddonService.base_url, "config_vars", json_column(AddonService.config_vars),
         "requires", json_column(AddonService.requires), "plan", func.coalesce(_target_plan, Plan.name)))
