@@ -181,6 +181,8 @@ def set_owned_configs(session: Session, changes: list[OwnedConfig]) -> None:
     The caller has checked clashes (`owned_name_clashes`) and asked for confirmation: a user's
     var of the same name is taken over; another owner's is a conflict.
     """
+    if not changes:
+        return
     normalised = [_normalise(change.values) for change in changes]
     app_ids = sorted({change.app_id for change in changes})
     now = utcnow()
