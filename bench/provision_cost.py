@@ -142,7 +142,7 @@ def main() -> int:
           f"(request {request:.1f} + worker {worker_side:.1f})")
     print(f"CPU per provision (this process; the partner's own excluded): {cpu / per * 1000:.2f} ms "
           f"(request {counter.cpu['request'] / per * 1000:.2f} + worker {counter.cpu['worker'] / per * 1000:.2f}, "
-          "the request's test-client environ included)")
+          "the request's test-client environ included, the worker's HTTP client too)")
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
     return 0

@@ -32,6 +32,7 @@ class Keyring:
         except (ValueError, TypeError) as exc:
             raise KeyringError("BERTH_SECRET_KEYS holds a value that is not a Fernet key") from exc
         self._multi = MultiFernet(self._fernets)
+        self._keys = [k.encode() if isinstance(k, str) else k for k in keys]
         # A Fernet token always decrypts to the same plaintext (each encryption draws a new
         # IV, so equal values never share a token): remembering recent ones spares the HMAC
         # and AES on hot reads. Plaintexts pass through this process's memory anyway.
@@ -48,6 +49,11 @@ class Keyring:
             return self._multi.decrypt(token.encode()).decode()
         except InvalidToken as exc:
             raise KeyringError("a secret could not be decrypted with any configured key") from exc
+
+    def derived_keys(self, purpose: str) -> list[bytes]:
+        """Signing keys for `purpose`, one per configured key, newest first: sign with the first,
+        accept any (so rotating BERTH_SECRET_KEYS keeps what was signed before valid)."""
+        return [hmac.new(key, purpose.encode(), hashlib.sha256).digest() for key in self._keys]
 
     def rotate(self, token: str) -> str:
         """Re-encrypt under the newest key (MultiFernet.rotate keeps the original timestamp)."""

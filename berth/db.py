@@ -207,6 +207,77 @@ class PreparedStatement:
             cursor.close()
 
 
+# JSON built in SQL, so one statement can return a row with its related rows. The one place the
+# dialects differ: SQLite's json_object/json_array/json_group_array/json(), PostgreSQL's
+# json_build_object/json_build_array/json_agg (a JSON column is json there already).
+class json_record(FunctionElement[Any]):
+    """A JSON object of alternating key, value arguments."""
+    inherit_cache = True
+
+
+class json_list(FunctionElement[Any]):
+    """A JSON array of the arguments."""
+    inherit_cache = True
+
+
+class json_rows(FunctionElement[Any]):
+    """Aggregate: a JSON array with one element per row (NULL when there is no row)."""
+    inherit_cache = True
+
+
+class json_column(FunctionElement[Any]):
+    """A JSON-typed column's value, nested as JSON (not as a string) inside the above."""
+    inherit_cache = True
+
+
+def _sqlite_or_postgresql(construct: type, sqlite_name: str, postgresql_name: str) -> None:
+    @compiles(construct)
+    def _default(element: Any, compiler: Any, **kw: Any) -> str:
+        return f"{sqlite_name}({compiler.process(element.clauses, **kw)})"
+
+    @compiles(construct, "postgresql")
+    def _postgresql(element: Any, compiler: Any, **kw: Any) -> str:
+        arguments = compiler.process(element.clauses, **kw)
+        return f"{postgresql_name}({arguments})" if postgresql_name else f"({arguments})"
+
+
+_sqlite_or_postgresql(json_record, "json_object", "json_build_object")
+_sqlite_or_postgresql(json_list, "json_array", "json_build_array")
+_sqlite_or_postgresql(json_rows, "json_group_array", "json_agg")
+_sqlite_or_postgresql(json_column, "json", "")
+
+
+class returned(FunctionElement[Any]):
+    """A correlated subquery for a RETURNING clause, compiled with table names: SQLite's compiler
+    drops them throughout RETURNING, which leaves `id` ambiguous inside a subquery."""
+    inherit_cache = True
+
+
+@compiles(returned)
+def _compile_returned(element: Any, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.clauses, **{**kw, "include_table": True})
+
+
+def loaded_json(value: Any) -> Any:
+    """What a JSON expression above returns through a raw cursor: text on SQLite, parsed on psycopg."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+class PreparedByCount:
+    """Prepared statements for a varying number of rows or keys (a multi-row VALUES, an IN list):
+    `build(n)` makes the one for `n`, prepared on first use."""
+
+    def __init__(self, build: Callable[[int], Executable]) -> None:
+        self._build = build
+        self._prepared: dict[int, PreparedStatement] = {}
+
+    def __getitem__(self, count: int) -> PreparedStatement:
+        found = self._prepared.get(count)
+        if found is None:
+            found = self._prepared[count] = PreparedStatement(self._build(count))
+        return found
+
+
 @dataclass(frozen=True)
 class _Compiled:
     sql: str

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select
@@ -16,7 +17,7 @@ from berth.broker.models import AddOn, AddOnState, Attachment
 from berth.broker.naming import ATTACHMENT_NAME_PATTERN, COLORS, attachment_var_names
 from berth.db import PreparedStatement, json_array_agg, new_id, utcnow
 from berth.errors import ConfirmationRequired, Conflict, InvalidParams, NotFound
-from berth.platform import apps, config_vars
+from berth.platform import apps, config_vars, releases
 from berth.platform.logs import drains, tokens
 from berth.platform.models import App
 
@@ -28,11 +29,14 @@ def addon_config(addon: AddOn | NewAddOn) -> dict[str, str]:
     return json.loads(addon.config or "{}")
 
 
+def vars_in_app(config: dict[str, str], prefix: str, attachment_name: str) -> dict[str, str]:
+    """An add-on's config (manifest names, `prefix`) as it appears in an app under `attachment_name`."""
+    renamed = attachment_var_names(list(config), prefix, attachment_name)
+    return {renamed[name]: value for name, value in config.items()}
+
+
 def app_vars(addon: AddOn, attachment_name: str) -> dict[str, str]:
-    """The add-on's config as it appears in an app under `attachment_name`."""
-    renamed = attachment_var_names(list(addon_config(addon)), addon.service.config_vars_prefix,
-                                   attachment_name)
-    return {renamed[name]: value for name, value in addon_config(addon).items()}
+    return vars_in_app(addon_config(addon), addon.service.config_vars_prefix, attachment_name)
 
 
 def declared_var_names(addon: AddOn | NewAddOn, attachment_name: str) -> list[str]:
@@ -162,16 +166,58 @@ def owner_attachment(addon: AddOn) -> Attachment | None:
     return next((att for att in addon.attachments if att.app_id == addon.app_id), None)
 
 
+@dataclass(frozen=True)
+class LiveAddon:
+    """What going live needs of a provisioned add-on (read by the worker in the statement that
+    made it provisioned, or from the ORM object)."""
+
+    id: str
+    name: str
+    app_id: str | None
+    prefix: str
+    config: dict[str, str]
+    log_drain_url: str | None = None
+    log_drain_token: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    attachment_id: str
+    app_id: str
+    name: str
+
+
+def live_addon(addon: AddOn) -> LiveAddon:
+    return LiveAddon(addon.id, addon.name, addon.app_id, addon.service.config_vars_prefix, addon_config(addon),
+                     addon.log_drain_url, addon.log_drain_token)
+
+
 def go_live(session: Session, attachment: Attachment, user: Account | None) -> None:
     """The add-on is provisioned: its config into the app, and its log drain (if it gave one)."""
-    addon = attachment.addon
-    inject(session, attachment, user, f"Attach {attachment.name} (@ref:{addon.name})")
-    if addon.log_drain_url and not drains.owned_drains(session, attachment.id):
-        app = session.get(App, attachment.app_id)
-        assert app is not None
-        # The provider was given one token with the provision call: it is the owner app's drain.
-        token = addon.log_drain_token if attachment.app_id == addon.app_id else None
-        drains.add_drain(session, app, addon.log_drain_url, owner=attachment.id, token=token)
+    app = session.get(App, attachment.app_id)
+    assert app is not None
+    releases.lock_app(session, app)
+    session.flush()  # what the session holds must reach the database before statements read it
+    go_live_everywhere(session, live_addon(attachment.addon),
+                       [Target(attachment.id, attachment.app_id, attachment.name)], user)
+    session.expire(app, ["released_at", "updated_at"])
+
+
+def go_live_everywhere(session: Session, addon: LiveAddon, targets: list[Target], user: Account | None) -> None:
+    """`go_live` on every target at once (a release each, in a constant number of statements).
+    On PostgreSQL the caller holds the targets' apps' lock."""
+    config_vars.set_owned_configs(session, [config_vars.OwnedConfig(
+        target.app_id, target.attachment_id, vars_in_app(addon.config, addon.prefix, target.name),
+        f"Attach {target.name} (@ref:{addon.name})", user.id if user else None) for target in targets])
+    if addon.log_drain_url:
+        for target in targets:
+            if drains.owned_drains(session, target.attachment_id):
+                continue
+            app = session.get(App, target.app_id)
+            assert app is not None
+            # The provider was given one token with the provision call: it is the owner app's drain.
+            token = addon.log_drain_token if target.app_id == addon.app_id else None
+            drains.add_drain(session, app, addon.log_drain_url, owner=target.attachment_id, token=token)
 
 
 def inject(session: Session, attachment: Attachment, user: Account | None, description: str) -> None:

@@ -7,14 +7,14 @@ Every provider call carries the add-on's uuid, so running one twice is harmless.
 """
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from sqlalchemy import Select, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from berth.broker.models import AddOn, Operation
-from berth.db import Database, PreparedStatement, new_id, utcnow
+from berth.db import Database, PreparedStatement, UTCDateTime, new_id, utcnow
 
 PROVISION, CHANGE_PLAN, DEPROVISION = "provision", "change_plan", "deprovision"
 PENDING, RUNNING, DONE, FAILED = "pending", "running", "done", "failed"
@@ -52,9 +52,10 @@ def open_operation(session: Session, addon: AddOn) -> Operation | None:
         .order_by(Operation.created_at))
 
 
-def _oldest_due() -> Select[tuple[str]]:
-    """The oldest due operation whose add-on has no other operation running."""
-    now = utcnow()
+def _oldest_due(now: Any = None) -> Select[tuple[str]]:
+    """The oldest due operation whose add-on has no other operation running (`now`: a bind
+    parameter for a statement prepared once; the current time by default)."""
+    now = utcnow() if now is None else now
     other = aliased(Operation)
     busy = exists().where(other.addon_id == Operation.addon_id, other.id != Operation.id,
                           other.state == RUNNING, other.lease_until > now)
@@ -77,15 +78,37 @@ def count_due(database: Database, limit: int) -> int:
         return session.scalar(select(func.count()).select_from(due)) or 0
 
 
-def claim_next(session: Session) -> str | None:
-    """Take the oldest due operation, in the caller's write transaction: one statement, so
-    claiming costs no more than the row it updates."""
+def claim(*returning: Any) -> Update:
+    """Take the oldest due operation: one statement, so claiming costs no more than the row it
+    updates (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite serialises writers). Parameters:
+    `now` and `lease_until`. Its `attempts` after the claim identify this claim: the answer is
+    applied only while the operation is still running with them (`still_claimed`)."""
+    now = bindparam("now", type_=UTCDateTime())
+    chosen = _oldest_due(now).with_for_update(skip_locked=True, of=Operation).scalar_subquery()
+    return (update(Operation).where(Operation.id == chosen)
+            .values(state=RUNNING, lease_until=bindparam("lease_until", type_=UTCDateTime()),
+                    attempts=Operation.attempts + 1, updated_at=now)
+            .returning(Operation.id, Operation.attempts, *returning))
+
+
+def claim_times() -> dict[str, datetime]:
     now = utcnow()
-    chosen = _oldest_due().with_for_update(skip_locked=True, of=Operation).scalar_subquery()
-    return session.scalar(
-        update(Operation).where(Operation.id == chosen)
-        .values(state=RUNNING, lease_until=now + LEASE, attempts=Operation.attempts + 1)
-        .returning(Operation.id).execution_options(synchronize_session=False))
+    return {"now": now, "lease_until": now + LEASE}
+
+
+def still_claimed(operation_id: Any, attempts: Any) -> ColumnElement[bool]:
+    """SQL: the operation is still running under the claim that read `attempts`; a worker whose
+    lease passed and whose operation another worker claimed again applies nothing."""
+    return exists().where(Operation.id == operation_id, Operation.state == RUNNING,
+                          Operation.attempts == attempts)
+
+
+# Finishing a claimed operation: parameters operation_id, attempts, state, message, detail, now.
+FINISH_CLAIMED = PreparedStatement(
+    update(Operation).where(Operation.id == bindparam("operation_id"), Operation.state == RUNNING,
+                            Operation.attempts == bindparam("attempts"))
+    .values(state=bindparam("state"), lease_until=None, message=bindparam("message"),
+            detail=bindparam("detail"), updated_at=bindparam("now", type_=UTCDateTime())))
 
 
 def finish(operation: Operation, *, message: str | None = None, detail: str | None = None,

@@ -13,14 +13,17 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import Text, bindparam, func, select, type_coerce, update
+from sqlalchemy.orm import Load, Session, aliased, joinedload
 
+from berth import crypto
 from berth.broker import attachments, operations, partner_auth
 from berth.broker.models import AddOn, AddOnState, AddonService, Attachment, Operation, Plan
 from berth.broker.partner_api.client import Outcome, ProviderAnswer, ProviderEndpoint
 from berth.config import Settings
-from berth.db import utcnow
+from berth.db import (Database, EncryptedText, PreparedStatement, UTCDateTime, json_column, json_list,
+                      json_record, json_rows, loaded_json, returned, utcnow)
+from berth.platform import releases
 from berth.platform.logs import drains, tokens
 from berth.platform.models import App
 
@@ -46,6 +49,7 @@ class Call:
     oauth_grant: dict[str, str] | None
     log_input_token: str | None = None  # the worker makes it a log_input_url on the API's host
     log_drain_token: str | None = None
+    attempts: int = 0  # the operation's attempts after this claim: the answer is applied only under it
 
 
 def endpoint_of(service: AddonService) -> ProviderEndpoint:
@@ -72,30 +76,103 @@ def _worker_load(*, with_attachments: bool) -> list[Any]:
     return lean_addon_load(joinedload(Operation.addon), with_attachments=with_attachments)
 
 
-def prepare_call(session: Session, operation_id: str) -> Call | None:
-    operation = session.get(Operation, operation_id, options=_worker_load(with_attachments=False))
-    if operation is None or operation.state != operations.RUNNING:
+# What a call needs of the operation's add-on, service and plan, as one JSON object returned by
+# the claim itself (the service's password as its ciphertext, decrypted here).
+_target = aliased(Plan)
+_target_plan = select(_target.name).where(_target.id == Operation.target_plan_id).correlate(Operation).scalar_subquery()
+_CALL_CONTEXT = (
+    select(json_record(
+        "name", AddOn.name, "region", AddOn.region, "options", json_column(AddOn.options),
+        "service", AddonService.name, "password", type_coerce(AddonService.password, Text),
+        "base_url", AddonService.base_url, "config_vars", json_column(AddonService.config_vars),
+        "requires", json_column(AddonService.requires), "plan", func.coalesce(_target_plan, Plan.name)))
+    .join_from(AddOn, AddonService, AddonService.id == AddOn.service_id)
+    .join(Plan, Plan.id == AddOn.plan_id)
+    .where(AddOn.id == Operation.addon_id).correlate(Operation).scalar_subquery())
+_CLAIM = PreparedStatement(operations.claim(Operation.kind, Operation.addon_id, returned(_CALL_CONTEXT)))
+
+
+def claim_call(database: Database) -> Call | None:
+    """Claim the oldest due operation and copy out its call: one statement, committed on its own
+    (services needing a log drain token or a log input URL cost a transaction more)."""
+    rows = _CLAIM.run(database.autocommit_engine, operations.claim_times())
+    if not rows:
         return None
-    addon = operation.addon
-    plan = session.get(Plan, operation.target_plan_id) if operation.target_plan_id else addon.plan
-    assert plan is not None
-    call = Call(operation.id, operation.kind, endpoint_of(addon.service), addon.id, addon.name,
-                plan.name, addon.region, dict(addon.options), addon.id, None)
-    if operation.kind != operations.PROVISION:
+    [(operation_id, attempts, kind, addon_id, context)] = rows
+    found = loaded_json(context)
+    endpoint = ProviderEndpoint(service=found["service"], password=crypto.keyring().decrypt(found["password"]),
+                                base_url=found["base_url"], config_vars=tuple(found["config_vars"] or ()),
+                                requires=tuple(found["requires"] or ()))
+    call = Call(operation_id, kind, endpoint, addon_id, found["name"], found["plan"], found["region"],
+                dict(found["options"] or {}), addon_id, None, attempts=attempts)
+    if kind != operations.PROVISION:
         return call
-    requires = addon.service.requires
+    call = replace(call, oauth_grant=partner_auth.mint_grant(addon_id))
+    if "syslog_drain" in endpoint.requires or "log_input" in endpoint.requires:
+        with database.transaction() as session:
+            call = _with_log_wiring(session, call)
+    return call
+
+
+def _with_log_wiring(session: Session, call: Call) -> Call:
+    """The drain token (kept: a retried call sends the same one) and the log input token."""
+    addon = session.get(AddOn, call.addon_id, options=lean_addon_load(Load(AddOn), with_attachments=False))
+    assert addon is not None
+    requires = call.endpoint.requires
     if "syslog_drain" in requires and addon.log_drain_token is None:
-        addon.log_drain_token = drains.new_drain_token()  # kept: a retried call sends the same one
+        addon.log_drain_token = drains.new_drain_token()
     owner = attachments.owner_attachment(addon) if "log_input" in requires else None  # loads attachments
-    return replace(call, oauth_grant=partner_auth.mint_grant(session, addon),
-                   log_input_token=tokens.owned_input_token(session, owner.id) if owner is not None else None,
+    return replace(call, log_input_token=tokens.owned_input_token(session, owner.id) if owner is not None else None,
                    log_drain_token=addon.log_drain_token if "syslog_drain" in requires else None)
 
 
-def apply_answer(session: Session, settings: Settings, operation_id: str, answer: ProviderAnswer) -> None:
-    operation = session.get(Operation, operation_id, options=_worker_load(with_attachments=True))
-    if operation is None or operation.state != operations.RUNNING:
-        return  # someone else finished it (a reclaimed lease): their answer stands
+# A provision's success, applied only while the add-on is provisioning and the operation still
+# this claim's: the add-on, with what going live needs, in one statement (which also locks the
+# apps it is attached to on PostgreSQL, before their config is read).
+_attached = (select(json_rows(json_list(Attachment.id, Attachment.app_id, Attachment.name)))
+             .where(Attachment.addon_id == AddOn.id).scalar_subquery())
+_PROVISIONED = PreparedStatement(
+    update(AddOn).where(AddOn.id == bindparam("addon_id"), AddOn.state == AddOnState.PROVISIONING,
+                        operations.still_claimed(bindparam("operation_id"), bindparam("attempts")))
+    .values(state=AddOnState.PROVISIONED, provider_id=bindparam("provider_id"),
+            provision_message=bindparam("message"), config=bindparam("config", type_=EncryptedText()),
+            log_drain_url=bindparam("log_drain_url", type_=EncryptedText()), deadline_at=None,
+            updated_at=bindparam("now", type_=UTCDateTime()))
+    .returning(AddOn.name, AddOn.app_id, AddOn.log_drain_token,
+               returned(select(AddonService.config_vars_prefix).where(AddonService.id == AddOn.service_id)
+                        .scalar_subquery()),
+               returned(_attached),
+               returned(releases.locking_apps(select(Attachment.app_id).where(Attachment.addon_id == AddOn.id)
+                                                  .correlate(AddOn)))))
+
+
+def _provisioned(session: Session, call: Call, answer: ProviderAnswer) -> bool:
+    """The provider created it: the add-on goes live on every attached app. False, changing
+    nothing, when the add-on is no longer provisioning or the operation no longer this claim's."""
+    now = utcnow()
+    config = json.dumps(answer.config, sort_keys=True)
+    rows = _PROVISIONED.run_in(session, {
+        "addon_id": call.addon_id, "operation_id": call.operation_id, "attempts": call.attempts,
+        "provider_id": answer.provider_id, "message": answer.message, "config": config,
+        "log_drain_url": answer.log_drain_url, "now": now})
+    if not rows:
+        return False
+    [(name, app_id, drain_token, prefix, attached, _locked)] = rows
+    targets = sorted((attachments.Target(*row) for row in loaded_json(attached) or ()), key=lambda t: t.app_id)
+    live = attachments.LiveAddon(call.addon_id, name, app_id, prefix, answer.config, answer.log_drain_url, drain_token)
+    attachments.go_live_everywhere(session, live, targets, None)
+    operations.FINISH_CLAIMED.run_in(session, {
+        "operation_id": call.operation_id, "attempts": call.attempts, "state": operations.DONE,
+        "message": answer.message, "detail": None, "now": now})
+    return True
+
+
+def apply_answer(session: Session, settings: Settings, call: Call, answer: ProviderAnswer) -> None:
+    if call.kind == operations.PROVISION and answer.outcome == Outcome.SUCCEEDED and _provisioned(session, call, answer):
+        return
+    operation = session.get(Operation, call.operation_id, options=_worker_load(with_attachments=True))
+    if operation is None or operation.state != operations.RUNNING or operation.attempts != call.attempts:
+        return  # someone else finished it, or claimed it again (a lapsed lease): their answer stands
     addon = operation.addon
     if answer.outcome not in (Outcome.SUCCEEDED, Outcome.ACCEPTED):
         log.warning("%s %s: %s (%s) %s", operation.kind, addon.name, answer.outcome.value,
@@ -108,17 +185,9 @@ def apply_answer(session: Session, settings: Settings, operation_id: str, answer
 
 def _apply_provision(session: Session, settings: Settings, operation: Operation, addon: AddOn,
                      answer: ProviderAnswer) -> None:
-    if addon.state != AddOnState.PROVISIONING:
+    """Every outcome but a success on a provisioning add-on (`_provisioned`)."""
+    if addon.state != AddOnState.PROVISIONING or answer.outcome == Outcome.SUCCEEDED:
         operations.finish(operation, message=f"Add-on is {addon.state}; answer not applied.")
-        return
-    if answer.outcome == Outcome.SUCCEEDED:
-        addon.provider_id, addon.provision_message = answer.provider_id, answer.message
-        addon.config = json.dumps(answer.config, sort_keys=True)
-        addon.log_drain_url = answer.log_drain_url
-        addon.state, addon.deadline_at = AddOnState.PROVISIONED, None
-        for attachment in list(addon.attachments):
-            attachments.go_live(session, attachment, None)
-        operations.finish(operation, message=answer.message)
     elif answer.outcome == Outcome.ACCEPTED:
         addon.provider_id, addon.provision_message = answer.provider_id, answer.message
         addon.log_drain_url = answer.log_drain_url  # if it gave one already; used on completion

@@ -75,16 +75,12 @@ class Worker:
         which would only delay the claim."""
         if look_first and not operations.anything_due(self.database):
             return False
-        with self.database.transaction() as session:
-            operation_id = operations.claim_next(session)
-            call = outcomes.prepare_call(session, operation_id) if operation_id else None
-        if operation_id is None:
-            return False
+        call = outcomes.claim_call(self.database)
         if call is None:
-            return True
+            return False
         answer = self._call(call)
         with self.database.transaction() as session:
-            outcomes.apply_answer(session, self.settings, operation_id, answer)
+            outcomes.apply_answer(session, self.settings, call, answer)
         signal_answer(self.settings.data_dir, call.addon_id)  # a request may be waiting for it
         return True
 

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Mapping
 
-from sqlalchemy import Text, bindparam, select, type_coerce
+from sqlalchemy import Text, bindparam, delete, select, type_coerce
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from berth import crypto
 from berth.accounts import UUID_PATTERN, Account
-from berth.db import PreparedStatement, json_object_agg
+from berth.db import (EncryptedText, PreparedByCount, PreparedStatement, json_list, json_object_agg, json_rows,
+                      loaded_json, new_id, utcnow)
 from berth.errors import Conflict, InvalidParams, NotFound
 from berth.platform import releases
 from berth.platform.apps import APP_NOT_FOUND, visible_to
@@ -141,34 +144,100 @@ def owned_name_clashes(owners: Mapping[str, str | None], names: list[str],
     return by_user, by_other
 
 
-def set_owned_config(session: Session, app: App, owner: str, values: dict[str, str],
-                     user: Account | None, description: str) -> dict[str, str]:
-    """Make the vars `owner` injects into `app` exactly `values`, as one release.
+@dataclass(frozen=True)
+class OwnedConfig:
+    """The vars `owner` (an opaque id: an add-on attachment's) injects into an app, as one release."""
 
-    The caller has checked clashes (`owned_name_clashes`) and asked for confirmation: a
-    user's var of the same name is taken over; another owner's is a conflict.
+    app_id: str
+    owner: str
+    values: dict[str, str]
+    description: str
+    user_id: str | None = None
+
+
+# Each app's vars as [id, name, ciphertext, owner] rows, read with the stamp that precedes a release.
+_APP_CONFIG = select(json_rows(json_list(ConfigVar.id, ConfigVar.name, type_coerce(ConfigVar.value, Text),
+                                         ConfigVar.owner))).where(ConfigVar.app_id == App.id).scalar_subquery()
+_STAMP_AND_READ = PreparedByCount(lambda count: releases.stamp_apps(count, _APP_CONFIG))
+
+
+def _upsert_vars(dialect: str) -> PreparedByCount:
+    insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    def build(count: int) -> Any:
+        rows = [{"id": bindparam(f"id_{i}"), "app_id": bindparam(f"app_id_{i}"), "name": bindparam(f"name_{i}"),
+                 "value": bindparam(f"value_{i}", type_=EncryptedText()), "owner": bindparam(f"owner_{i}")}
+                for i in range(count)]
+        statement = insert_for(ConfigVar.__table__).values(rows)
+        return statement.on_conflict_do_update(
+            index_elements=["app_id", "name"],
+            set_={"value": statement.excluded.value, "owner": statement.excluded.owner})
+    return PreparedByCount(build)
+
+
+_UPSERT_VARS = {dialect: _upsert_vars(dialect) for dialect in ("sqlite", "postgresql")}
+_DELETE_VARS = PreparedByCount(lambda count: delete(ConfigVar).where(
+    ConfigVar.id.in_([bindparam(f"id_{i}") for i in range(count)])))
+
+
+def set_owned_configs(session: Session, changes: list[OwnedConfig]) -> None:
+    """Make the vars each owner injects into its app exactly its `values`, one release per change,
+    in four statements whatever their number: stamp the apps and read their config, delete and
+    upsert vars, insert the releases. On PostgreSQL the caller holds the apps' lock (`lock_app`,
+    or `releases.locking_apps` in an earlier statement) from before this call.
+
+    The caller has checked clashes (`owned_name_clashes`) and asked for confirmation: a user's
+    var of the same name is taken over; another owner's is a conflict.
     """
-    normalised = _normalise(values)
+    if not changes:
+        return
+    normalised = [_normalise(change.values) for change in changes]
+    app_ids = sorted({change.app_id for change in changes})
+    now = utcnow()
+    stamped = _STAMP_AND_READ[len(app_ids)].run_in(
+        session, {"now": now, **{f"app_{i}": app_id for i, app_id in enumerate(app_ids)}})
+    decrypt = crypto.keyring().decrypt
+    apps = {app_id: (name, last or 0, {row[1]: (row[0], decrypt(row[2]), row[3]) for row in loaded_json(rows) or ()})
+            for app_id, name, last, rows in stamped}
+    upserts: dict[tuple[str, str], tuple[str, str]] = {}
+    deletions: list[str] = []
+    new_releases: list[releases.NewRelease] = []
+    for change, values in zip(changes, normalised):
+        app_name, last, rows = apps[change.app_id]
+        clashing = sorted(name for name in values if name in rows and rows[name][2] not in (None, change.owner))
+        if clashing:
+            raise Conflict(f"{', '.join(clashing)} already set by another add-on attachment on {app_name}.")
+        for name, (var_id, _value, owner) in list(rows.items()):
+            if owner == change.owner and values.get(name) is None:
+                deletions.append(var_id)
+                del rows[name]
+        for name, value in values.items():
+            if value is not None and rows.get(name, (None, None, None))[1:] != (value, change.owner):
+                upserts[(change.app_id, name)] = (value, change.owner)
+                rows[name] = (rows.get(name, (new_id(),))[0], value, change.owner)
+        updated = {name: value for name, (_id, value, _owner) in rows.items()}
+        total = size_of(updated)
+        if total > MAX_TOTAL_BYTES:
+            raise InvalidParams(f"Config vars are limited to {MAX_TOTAL_BYTES // 1024} kB in total; this "
+                                f"change would make them {total} bytes.")
+        apps[change.app_id] = (app_name, last + 1, rows)
+        new_releases.append(releases.NewRelease(change.app_id, last + 1, change.description, updated,
+                                                change.user_id))
+    if deletions:
+        _DELETE_VARS[len(deletions)].run_in(session, {f"id_{i}": var_id for i, var_id in enumerate(deletions)})
+    if upserts:
+        params: dict[str, Any] = {}
+        for i, ((app_id, name), (value, owner)) in enumerate(upserts.items()):
+            params.update({f"id_{i}": new_id(), f"app_id_{i}": app_id, f"name_{i}": name,
+                           f"value_{i}": value, f"owner_{i}": owner})
+        _UPSERT_VARS[session.get_bind().dialect.name][len(upserts)].run_in(session, params)
+    releases.create_releases(session, new_releases, now)
+
+
+def set_owned_config(session: Session, app: App, owner: str, values: dict[str, str],
+                     user: Account | None, description: str) -> None:
+    """`set_owned_configs` for one owner on one app, taking the app's lock first."""
     releases.lock_app(session, app)
-    rows = {row.name: row for row in session.scalars(
-        select(ConfigVar).where(ConfigVar.app_id == app.id))}
-    clashing = sorted(name for name in values if name in rows and rows[name].owner not in (None, owner))
-    if clashing:
-        raise Conflict(f"{', '.join(clashing)} already set by another add-on attachment on {app.name}.")
-    updated = {name: row.value for name, row in rows.items() if row.owner != owner}
-    updated.update({name: value for name, value in normalised.items() if value is not None})
-    total = size_of(updated)
-    if total > MAX_TOTAL_BYTES:
-        raise InvalidParams(f"Config vars are limited to {MAX_TOTAL_BYTES // 1024} kB in total; this "
-                            f"change would make them {total} bytes.")
-    for name, row in rows.items():
-        if row.owner == owner and name not in values:
-            session.delete(row)
-    for name, value in normalised.items():
-        if name in rows:
-            rows[name].value, rows[name].owner = value, owner  # type: ignore[assignment]
-        else:
-            session.add(ConfigVar(app_id=app.id, name=name, value=value, owner=owner))
-    session.flush()
-    releases.create_release(session, app, user, description, config=updated, app_locked=True)
-    return updated
+    session.flush()  # what the session holds must reach the database before statements read it
+    set_owned_configs(session, [OwnedConfig(app.id, owner, values, description, user.id if user else None)])
+    session.expire(app, ["released_at", "updated_at"])  # stamped by the statement, not the ORM

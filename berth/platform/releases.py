@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import ColumnElement, Select, Update, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from berth.accounts import UUID_PATTERN, Account
-from berth.db import utcnow
+from berth.db import EncryptedText, PreparedByCount, UTCDateTime, new_id, returned, utcnow
 from berth.errors import NotFound
 from berth.platform.models import App, Release
 
@@ -29,29 +31,80 @@ def lock_app(session: Session, app: App) -> None:
     session.execute(select(App.id).where(App.id == app.id).with_for_update(key_share=True))
 
 
+def locking_apps(app_ids: Select[tuple[str]]) -> ColumnElement[int]:
+    """`lock_app` for the apps `app_ids` selects, as an expression another statement can carry
+    (in its RETURNING, say): PostgreSQL locks them in id order, so two workers never wait on each
+    other crosswise; SQLite, which has no row locks, just counts them."""
+    locked = select(App.id).where(App.id.in_(app_ids)).order_by(App.id).with_for_update(key_share=True)
+    return select(func.count()).select_from(locked.subquery()).scalar_subquery()
+
+
+def stamp_apps(count: int, *returning: ColumnElement[object]) -> Update:
+    """The apps about to be released (parameters `now`, `app_0`…): `released_at` stamped, and
+    each app's id, name and last version returned (with `returning`). Under the apps' lock and
+    a statement of its own after it, so PostgreSQL's READ COMMITTED snapshot of its RETURNING sees
+    every earlier release."""
+    last = select(func.max(Release.version)).where(Release.app_id == App.id).scalar_subquery()
+    now = bindparam("now", type_=UTCDateTime())
+    return (update(App).where(App.id.in_([bindparam(f"app_{i}") for i in range(count)]))
+            .values(released_at=now, updated_at=now)
+            .returning(App.id, App.name, returned(last), *(returned(column) for column in returning)))
+
+
+@dataclass(frozen=True)
+class NewRelease:
+    app_id: str
+    version: int  # the last one + 1, read under the app's lock (`stamp_apps`)
+    description: str
+    config: dict[str, str]
+    user_id: str | None = None
+    slug_id: str | None = None
+
+
+def _insert_releases(count: int) -> object:
+    def row(i: int) -> dict[str, object]:
+        return {"id": bindparam(f"id_{i}"), "app_id": bindparam(f"app_id_{i}"),
+                "version": bindparam(f"version_{i}"), "description": bindparam(f"description_{i}"),
+                "status": bindparam(f"status_{i}"), "user_id": bindparam(f"user_id_{i}"),
+                "config_snapshot": bindparam(f"config_{i}", type_=EncryptedText()),
+                "slug_id": bindparam(f"slug_id_{i}"),
+                "created_at": bindparam("now", type_=UTCDateTime()),
+                "updated_at": bindparam("now", type_=UTCDateTime())}
+    return insert(Release.__table__).values([row(i) for i in range(count)])
+
+
+_INSERT_RELEASES = PreparedByCount(_insert_releases)  # type: ignore[arg-type]
+_STAMP = PreparedByCount(stamp_apps)
+
+
+def create_releases(session: Session, new: list[NewRelease], now: datetime) -> None:
+    """The one place releases are made: every new release in one statement. The caller stamped
+    their apps with `stamp_apps` (under their lock), which gave it their last versions."""
+    params: dict[str, object] = {"now": now}
+    for i, release in enumerate(new):
+        params.update({f"id_{i}": new_id(), f"app_id_{i}": release.app_id, f"version_{i}": release.version,
+                       f"description_{i}": release.description, f"status_{i}": "succeeded",
+                       f"user_id_{i}": release.user_id, f"config_{i}": json.dumps(release.config, sort_keys=True),
+                       f"slug_id_{i}": release.slug_id})
+    _INSERT_RELEASES[len(new)].run_in(session, params)
+
+
 def create_release(session: Session, app: App, user: Account | None, description: str, *,
-                   config: dict[str, str], slug_id: str | None = None, app_locked: bool = False) -> Release:
-    """Version = previous + 1, allocated under the app's lock (`app_locked`: the caller took it
-    with `lock_app` in this transaction, before reading what the release builds on)."""
+                   config: dict[str, str], slug_id: str | None = None, app_locked: bool = False) -> int:
+    """One release of `app`; its version. Version = previous + 1, allocated under the app's lock
+    (`app_locked`: the caller took it with `lock_app` in this transaction, before reading what
+    the release builds on)."""
     if not app_locked:
         lock_app(session, app)
     session.flush()  # the app row must exist before it is updated
     now = utcnow()
-    # One round trip stamps the app and reads the last version. Under the lock, and a statement
-    # of its own after it, so PostgreSQL's READ COMMITTED snapshot sees every earlier release.
-    last = session.execute(
-        update(App).where(App.id == app.id).values(released_at=now, updated_at=now)
-        .returning(select(func.max(Release.version)).where(Release.app_id == app.id).scalar_subquery())
-        .execution_options(synchronize_session=False)).scalar_one() or 0
+    [(_id, _name, last)] = _STAMP[1].run_in(session, {"now": now, "app_0": app.id})
+    version = (last or 0) + 1
+    create_releases(session, [NewRelease(app.id, version, description, config, user.id if user else None,
+                                         slug_id)], now)
     set_committed_value(app, "released_at", now)
     set_committed_value(app, "updated_at", now)
-    release = Release(app_id=app.id, version=last + 1, description=description,
-                      status="succeeded", user_id=user.id if user else None,
-                      config_snapshot=json.dumps(config, sort_keys=True), slug_id=slug_id)
-    release.app, release.user = app, user
-    session.add(release)
-    session.flush()
-    return release
+    return version
 
 
 def current_version(session: Session, app: App) -> int | None:

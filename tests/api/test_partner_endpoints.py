@@ -7,7 +7,6 @@ import pytest
 from flask import Flask
 
 from berth.broker import partner_auth
-from berth.broker.models import AddOn
 from berth.broker.worker import Worker
 from tests.conftest import Api, User
 from tests.api.conftest import register_partner
@@ -27,9 +26,7 @@ def provisioned(api: Api, user: User, app: str, worker: Worker) -> dict[str, Any
 
 
 def token_for(api: Api, partner: ExamplePartner, addon_id: str) -> dict[str, Any]:
-    database = api.app.extensions["berth.database"]
-    with database.transaction() as session:
-        grant = partner_auth.mint_grant(session, session.get(AddOn, addon_id))
+    grant = partner_auth.mint_grant(addon_id)
     response = api.post(f"/oauth/token?grant_type=authorization_code&code={grant['code']}"
                         f"&client_secret={partner.client_secret}")
     assert response.status_code == 200, response.get_json()
@@ -43,9 +40,7 @@ def bearer(token: str) -> dict[str, str]:
 def test_grant_exchange_refresh_and_single_use(api: Api, alice: User, worker: Worker,
                                                partner: ExamplePartner) -> None:
     addon = provisioned(api, alice, "shop", worker)
-    database = api.app.extensions["berth.database"]
-    with database.transaction() as session:
-        grant = partner_auth.mint_grant(session, session.get(AddOn, addon["id"]))
+    grant = partner_auth.mint_grant(addon["id"])
     wrong = api.post("/oauth/token", data={"grant_type": "authorization_code", "code": grant["code"],
                                            "client_secret": "not-the-secret"})
     assert wrong.status_code == 401
@@ -120,6 +115,34 @@ def test_partner_finishes_an_async_provision(api: Api, alice: User, worker: Work
     done = api.post(f"/addons/{addon['id']}/actions/provision", headers=bearer(token))
     assert done.status_code == 200 and done.get_json()["state"] == "provisioned"
     assert api.get("/apps/shop/config-vars", alice).get_json() == {"EXAMPLE_URL": "https://staged.example/"}
+
+
+def test_grant_codes_are_signed_single_use_and_die_with_their_addon(
+        api: Api, alice: User, worker: Worker, partner: ExamplePartner) -> None:
+    """A code carries its add-on and expiry under Berth's key: forging, re-using, using an older
+    code after a newer one, or using one once the add-on is gone all answer invalid_grant."""
+    addon = provisioned(api, alice, "shop", worker)
+    other = provisioned(api, alice, "depot", worker)
+
+    def exchange(code: str) -> Any:
+        return api.post("/oauth/token", data={"grant_type": "authorization_code", "code": code,
+                                              "client_secret": partner.client_secret})
+
+    older, newer = partner_auth.mint_grant(addon["id"]), partner_auth.mint_grant(addon["id"])
+    body, _, signature = newer["code"].rpartition(".")
+    forged = body.replace(addon["id"], other["id"]) + "." + signature  # someone else's add-on
+    far_future = ".".join([addon["id"], "9" * 18, "nonce"]) + "." + signature
+    for code in (forged, far_future, newer["code"] + "x", ""):
+        refused = exchange(code)
+        assert refused.status_code == 400 and refused.get_json()["id"] == "invalid_grant", code
+    assert exchange(newer["code"]).status_code == 200
+    for spent in (newer["code"], older["code"]):  # used, and older than one used
+        refused = exchange(spent)
+        assert refused.status_code == 400 and refused.get_json()["message"] == partner_auth.INVALID_CODE
+    late = partner_auth.mint_grant(other["id"])
+    api.delete(f"/apps/depot/addons/{other['id']}", alice)
+    worker.drain()
+    assert exchange(late["code"]).status_code == 400
 
 
 def test_unknown_grant_types_and_codes(api: Api) -> None:

@@ -5,7 +5,7 @@ engines while the API answers `POST /apps/{app}/addons` and a worker runs the op
 the example partner (a real process). Statements `PreparedStatement` runs on raw DB-API cursors (the
 admit of an authenticated request among them) reach the same listeners.
 Transactions' BEGINs are left out of the pins: SQLite's `BEGIN IMMEDIATE` passes through the
-listener, psycopg's implicit BEGIN does not; there is one per transaction (request 1, worker 2).
+listener, psycopg's implicit BEGIN does not; there is one per transaction (request 1, worker 1: the claim commits on its own).
 """
 from __future__ import annotations
 
@@ -29,10 +29,11 @@ from tests.partners.harness import ExamplePartner
 # one-per-app checks); add-on, attachment, operation. Without a wait the answer is what it wrote;
 # with one, one look per wake (the add-on's state with its open operation) adds a sixth.
 REQUEST_STATEMENTS = 5
-# worker: claim, operation, grant upsert; then operation with add-on and attachments, add-on,
-# app lock (PostgreSQL; SQLite's writer holds the database), config vars, var insert, app stamp +
-# last version, release, operation done.
-WORKER_STATEMENTS = {"postgresql": 11, "sqlite": 10}
+# worker: the claim, returning what the call needs (committed on its own; the OAuth grant is
+# signed, not stored); then, in one transaction, the add-on provisioned if the operation is still
+# this claim's (returning its attachments; locking their apps on PostgreSQL), the apps stamped
+# with their last version and config, the vars upserted, the releases, the operation done.
+WORKER_STATEMENTS = {"postgresql": 6, "sqlite": 6}
 
 
 @pytest.fixture
