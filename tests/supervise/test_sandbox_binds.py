@@ -75,3 +75,11 @@ def test_a_bind_target_must_be_absolute_and_plain(sandbox, tmp_path: Path, targe
 def test_a_missing_stack_is_refused_with_what_to_do(sandbox, tmp_path: Path) -> None:
     with pytest.raises(SandboxError, match="build-stack"):
         sandbox.sh("true", stack=tmp_path)
+
+
+def test_a_bind_source_inside_a_dir_the_sandbox_writes_is_refused(sandbox, app_dir: Path) -> None:
+    """A running build owns its app dir; a bind whose parent is that dir could be swapped for a
+    symlink between Berth's check and bwrap's mount."""
+    sandbox.sh("mkdir /app/cache")  # the app dir now belongs to the sandbox account
+    with pytest.raises(SandboxError, match="writable by berth-sandbox"):
+        sandbox.sh("true", binds=[Bind(app_dir / "cache", "/tmp/cache", writable=True)])

@@ -57,12 +57,12 @@ def test_tmp_is_private_to_each_sandbox(sandbox) -> None:
     marker = Path("/tmp") / f"berth-host-marker-{os.getpid()}"
     marker.write_text("host")
     try:
-        first = sandbox.sh(f"ls -A /tmp; echo inside > /tmp/left-behind; test -e {marker} && echo host-visible")
+        first = sandbox.sh(f"ls -A /tmp; echo inside > {marker}-left; test -e {marker} && echo host-visible")
         second = sandbox.sh("ls -A /tmp")
     finally:
         marker.unlink()
     assert first.lines == [] and second.lines == []
-    assert not Path("/tmp/left-behind").exists()
+    assert not Path(f"{marker}-left").exists()
 
 
 def test_pid_1_is_the_sandboxs_own_and_no_host_process_is_visible(sandbox) -> None:
