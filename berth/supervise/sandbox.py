@@ -133,6 +133,7 @@ class Sandbox:
             for path in NETWORK_FILES:
                 if os.path.isfile(path) and (spec.stack / path.lstrip("/")).exists():
                     argv += ["--ro-bind", path, path]
+        argv += self._identity()
         argv += self._bind(spec.app_dir, "/app", spec.app_writable)
         for extra in spec.binds:
             argv += self._bind(extra.source, extra.target, extra.writable)
@@ -158,6 +159,30 @@ class Sandbox:
         if not self.spec.network:
             flags.append("--unshare-net")
         return flags
+
+    def _identity(self) -> list[str]:
+        """The stack's /etc/passwd and /etc/group plus the account, so `whoami`, `id` and tools that
+        look up the user work (home /app, as on Heroku)."""
+        account, argv = self.spec.account, []
+        entries = {"passwd": f"{account.name}:x:{account.uid}:{account.gid}:Berth sandbox:/app:/bin/bash\n",
+                   "group": f"{account.name}:x:{account.gid}:\n"}
+        for name, entry in entries.items():
+            path = self.spec.stack / "etc" / name
+            known = path.read_text()
+            if entry.split(":")[0] + ":" in known:
+                continue
+            argv += ["--ro-bind-data", str(self._data_fd(known + entry)), f"/etc/{name}"]
+        return argv
+
+    def _data_fd(self, text: str) -> int:
+        """A descriptor bwrap reads `text` from (a pipe: a few hundred bytes fit its buffer)."""
+        if len(text.encode()) > 60_000:  # would block on a full pipe before bwrap reads it
+            raise SandboxError("the stack's /etc/passwd or /etc/group is too large to extend")
+        read, write = os.pipe2(os.O_CLOEXEC)
+        with os.fdopen(write, "w") as writer:
+            writer.write(text)
+        self._fds.append(read)
+        return read
 
     def _bind(self, source: Path, target: str, writable: bool) -> list[str]:
         if not target.startswith("/") or ".." in Path(target).parts:

@@ -80,10 +80,16 @@ def test_the_user_is_not_root_and_cannot_become_it(sandbox) -> None:
         "python3 -c 'import os; os.setuid(0)' 2>/dev/null && echo setuid-worked; "
         "mount -t tmpfs none /app 2>/dev/null && echo mount-worked; echo end")
     uid, *status = ran.lines[:4]
+    assert sandbox("whoami").lines == [sandbox.spec.account.name]
     assert int(uid) == sandbox.spec.account.uid != 0
     assert sorted(status) == ["CapEff:\t0000000000000000", "CapPrm:\t0000000000000000", "NoNewPrivs:\t1"]
     assert not [line for line in ran.lines if line.endswith("-worked")], ran.output
     assert ran.lines[-1] == "end"
+
+
+def test_with_network_the_hosts_resolver_is_used(sandbox) -> None:
+    ran = sandbox("cat", "/etc/resolv.conf", network=True)
+    assert ran.lines == Path("/etc/resolv.conf").read_text().splitlines()
 
 
 def test_without_network_only_a_loopback_exists(sandbox) -> None:
