@@ -102,6 +102,7 @@ class Sandbox:
         self.cgroup: MemoryCgroup | None = None
         self.timed_out = False
         self._stopping = threading.Lock()
+        self._finishing = threading.Lock()  # wait() and stop() may race from two threads
         self._info_read, self._info_write = os.pipe2(os.O_CLOEXEC)
         self._ns_init: int | None = None
         self._fds: list[int] = []
@@ -110,6 +111,7 @@ class Sandbox:
             self._start()
         except BaseException:
             self._release()
+            os.close(self._info_read)
             if self.cgroup is not None:
                 self.cgroup.remove()
             raise
@@ -304,8 +306,12 @@ class Sandbox:
 
     def _finish(self, code: int) -> SandboxResult:
         """Once: read the cgroup's verdict, empty and remove it, close what is left open."""
-        if self._result is not None:
+        with self._finishing:
+            if self._result is None:
+                self._result = self._cleanup(code)
             return self._result
+
+    def _cleanup(self, code: int) -> SandboxResult:
         oom = False
         if self.cgroup is not None:
             oom = self.cgroup.oom_kills() > 0
@@ -316,9 +322,8 @@ class Sandbox:
             self._info_read = -1
         if self.process.stdout is not None:
             self.process.stdout.close()
-        self._result = SandboxResult(exit_code=code if code >= 0 else 128 - code, timed_out=self.timed_out,
-                                     oom_killed=oom, memory_limited=self.cgroup is not None)
-        return self._result
+        return SandboxResult(exit_code=code if code >= 0 else 128 - code, timed_out=self.timed_out,
+                             oom_killed=oom, memory_limited=self.cgroup is not None)
 
 
 def run(spec: SandboxSpec, on_line: Callable[[str], None]) -> SandboxResult:
