@@ -7,12 +7,16 @@ export BERTH_DATA_DIR ?= $(CURDIR)/var
 export BERTH_HOST ?= 127.0.0.1
 export BERTH_PORT ?= 5000
 
-.PHONY: setup system-packages kafka-jars heroku-cli run migrate test test-fast bench clean
+.PHONY: setup system-packages kafka-jars heroku-cli stack run migrate test test-fast bench clean
 
-setup: system-packages $(STAMP) kafka-jars heroku-cli
+setup: system-packages $(STAMP) kafka-jars heroku-cli stack
 
 heroku-cli:
 	@bash scripts/install-heroku-cli.sh
+
+# The sandbox's root filesystem, built once per machine and package list (a few minutes).
+stack: system-packages $(STAMP)
+	@PYTHON=$(BIN)/python bash scripts/build-stack.sh
 
 kafka-jars:
 	@bash scripts/fetch-kafka.sh

@@ -6,6 +6,8 @@
 #   default-jre-headless, maven  the Kafka add-on's broker, fetched from Maven Central
 #   npm           installs the official Heroku CLI the tests run against Berth
 #   chromium      the headless browser the end-to-end page tests drive (playwright, no download)
+#   bubblewrap    the sandbox builds and dynos run in (berth/supervise/sandbox.py)
+#   mmdebstrap    builds the stack, the sandbox's Debian root filesystem (scripts/build-stack.sh)
 #   wrk         HTTP load generator, only with --bench
 # Idempotent and silent when everything is present. Debian's postgresql
 # package may create and start a "main" cluster on port 5432; Berth never
@@ -36,6 +38,8 @@ command -v java >/dev/null || missing+=(default-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v npm >/dev/null || missing+=(npm)
 command -v chromium >/dev/null || missing+=(chromium fonts-liberation)
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
 if ((bench)) && ! command -v wrk >/dev/null; then
     missing+=(wrk)
 fi
