@@ -68,7 +68,7 @@ def run(provisions: int, concurrency: int, web_workers: int, web_threads: int,
                                   cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=60)
             assert done.returncode == 0, done.stderr
             worker_log = (base / "worker.log").open("wb")
-            worker = subprocess.Popen([sys.executable, "-m", "berth.broker.worker"], cwd=ROOT, env=server.env,
+            worker = subprocess.Popen([sys.executable, "-m", "berth.worker"], cwd=ROOT, env=server.env,
                                       stdout=worker_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             try:
                 apps = [f"bench-{i}" for i in range(-(-(provisions + warmup) // 20))]  # attachment names per app are finite

@@ -35,7 +35,7 @@ from berth import create_app  # noqa: E402
 from berth.accounts import create_account  # noqa: E402
 from berth.addons.postgres.cluster import LocalPostgres  # noqa: E402
 from berth.broker import catalogue  # noqa: E402
-from berth.broker.worker import Worker  # noqa: E402
+from berth.worker import make_worker  # noqa: E402
 from berth.config import Settings  # noqa: E402
 from berth.db import Database  # noqa: E402
 from tests.partners.harness import run_example_partner  # noqa: E402
@@ -101,7 +101,7 @@ def main() -> int:
                 catalogue.register_manifest(session, partner.manifest(requires=("many_per_app",)), owner=None)
                 _account, key = create_account(session, "bench@example.com", None)
                 token = key.clear_token
-            worker = Worker(database, app.config["BERTH_SETTINGS"])
+            worker = make_worker(database, app.config["BERTH_SETTINGS"])
             total = args.provisions + args.warmup
             headers = {"Accept": ACCEPT, "Authorization": f"Bearer {token}", "Content-Type": "application/json"}
             apps = [f"cost-{i}" for i in range(-(-total // ADDONS_PER_APP))]

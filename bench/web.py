@@ -30,7 +30,7 @@ from berth import create_app  # noqa: E402
 from berth.accounts import create_account  # noqa: E402
 from berth.addons.postgres.cluster import LocalPostgres  # noqa: E402
 from berth.broker import catalogue, provisioning  # noqa: E402
-from berth.broker.worker import Worker  # noqa: E402
+from berth.worker import make_worker  # noqa: E402
 from berth.config import Settings  # noqa: E402
 from berth.platform import apps  # noqa: E402
 from tests.partners.harness import run_example_partner  # noqa: E402
@@ -81,7 +81,7 @@ def setup(app: Flask, base: Path) -> tuple[object, str, str]:
         for n in range(ADDONS):
             provisioning.create_addon(session, settings, account.id, app_row.id, "example-partner:test",
                                       attachment_name=f"EXAMPLE_{n}")
-    Worker(database, settings).drain()
+    make_worker(database, settings).drain()
     browser = app.test_client()
     page = browser.get("/login")
     csrf = page.get_data(as_text=True).split('name="csrf_token" value="')[1].split('"')[0]

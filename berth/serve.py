@@ -87,7 +87,7 @@ def commands() -> dict[str, list[str]]:
     settings = load_settings()
     return {
         "web": web_command(settings),
-        "worker": [sys.executable, "-m", "berth.broker.worker"],
+        "worker": [sys.executable, "-m", "berth.worker"],
         "drains": [sys.executable, "-m", "berth.platform.logs.forwarder"],
         **({"backends": [sys.executable, "-m", "berth.addons.backends"]} if settings.builtin_addons else {}),
     }

@@ -81,7 +81,7 @@ def builtin_platform(base: Path, postgres_admin_url: str | None, email: str,
     with live_server(base, workers=2, threads=4, BUILTIN_ADDONS="1", PROVISION_WAIT_SECONDS="10",
                      **servers, **settings) as server:
         worker_log = (base / "worker.log").open("wb")
-        worker = subprocess.Popen([sys.executable, "-m", "berth.broker.worker"], cwd=ROOT, env=server.env,
+        worker = subprocess.Popen([sys.executable, "-m", "berth.worker"], cwd=ROOT, env=server.env,
                                   stdout=worker_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             wait_for_worker(server, worker)

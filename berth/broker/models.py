@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from berth.accounts import Account
 from berth.db import Base, EncryptedText, new_id, utcnow
+from berth.jobs.queue import JobRecord
 from berth.platform.models import App
 
 
@@ -141,23 +142,16 @@ class Attachment(Base):
     app: Mapped[App] = relationship(lazy="joined")
 
 
-class Operation(Base):
-    """A recorded call to a provider: written with the change that needs it, run by a worker."""
+class Operation(JobRecord, Base):
+    """A recorded call to a provider: written with the change that needs it, run by a worker (a job
+    of `berth.jobs`: state, attempts, lease and outcome come with JobRecord)."""
 
     __tablename__ = "operations"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     addon_id: Mapped[str] = mapped_column(ForeignKey("addons.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))    # provision | change_plan | deprovision
-    state: Mapped[str] = mapped_column(String(16), index=True)  # pending | running | done | failed
     target_plan_id: Mapped[str | None] = mapped_column(String(36))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    lease_until: Mapped[datetime | None]  # a running operation whose lease passed was abandoned
-    message: Mapped[str | None] = mapped_column(String(1000))  # user-safe outcome
-    detail: Mapped[str | None] = mapped_column(String(2000))   # for operators
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     addon: Mapped[AddOn] = relationship(lazy="joined")
 

@@ -23,6 +23,7 @@ from berth.broker.partner_api.client import Outcome, ProviderAnswer, ProviderEnd
 from berth.config import Settings
 from berth.db import (Database, EncryptedText, PreparedStatement, UTCDateTime, json_column, json_list,
                       json_record, json_rows, loaded_json, returned, utcnow)
+from berth.jobs import queue
 from berth.platform import releases
 from berth.platform.logs import drains, tokens
 from berth.platform.models import App
@@ -89,13 +90,13 @@ _CALL_CONTEXT = (
     .join_from(AddOn, AddonService, AddonService.id == AddOn.service_id)
     .join(Plan, Plan.id == AddOn.plan_id)
     .where(AddOn.id == Operation.addon_id).correlate(Operation).scalar_subquery())
-_CLAIM = PreparedStatement(operations.claim(Operation.kind, Operation.addon_id, returned(_CALL_CONTEXT)))
+_CLAIM = PreparedStatement(operations.QUEUE.claim(Operation.kind, Operation.addon_id, returned(_CALL_CONTEXT)))
 
 
 def claim_call(database: Database) -> Call | None:
     """Claim the oldest due operation and copy out its call: one statement, committed on its own
     (services needing a log drain token or a log input URL cost a transaction more)."""
-    rows = _CLAIM.run(database.autocommit_engine, operations.claim_times())
+    rows = _CLAIM.run(database.autocommit_engine, operations.QUEUE.claim_times())
     if not rows:
         return None
     [(operation_id, attempts, kind, addon_id, context)] = rows
@@ -133,7 +134,7 @@ _attached = (select(json_rows(json_list(Attachment.id, Attachment.app_id, Attach
              .where(Attachment.addon_id == AddOn.id).scalar_subquery())
 _PROVISIONED = PreparedStatement(
     update(AddOn).where(AddOn.id == bindparam("addon_id"), AddOn.state == AddOnState.PROVISIONING,
-                        operations.still_claimed(bindparam("operation_id"), bindparam("attempts")))
+                        operations.QUEUE.still_claimed(bindparam("operation_id"), bindparam("attempts")))
     .values(state=AddOnState.PROVISIONED, provider_id=bindparam("provider_id"),
             provision_message=bindparam("message"), config=bindparam("config", type_=EncryptedText()),
             log_drain_url=bindparam("log_drain_url", type_=EncryptedText()), deadline_at=None,
@@ -161,8 +162,8 @@ def _provisioned(session: Session, call: Call, answer: ProviderAnswer) -> bool:
     targets = sorted((attachments.Target(*row) for row in loaded_json(attached) or ()), key=lambda t: t.app_id)
     live = attachments.LiveAddon(call.addon_id, name, app_id, prefix, answer.config, answer.log_drain_url, drain_token)
     attachments.go_live_everywhere(session, live, targets, None)
-    operations.FINISH_CLAIMED.run_in(session, {
-        "operation_id": call.operation_id, "attempts": call.attempts, "state": operations.DONE,
+    operations.QUEUE.finish_claimed.run_in(session, {
+        "job_id": call.operation_id, "attempts": call.attempts, "state": operations.DONE,
         "message": answer.message, "detail": None, "now": now})
     return True
 
@@ -187,21 +188,21 @@ def _apply_provision(session: Session, settings: Settings, operation: Operation,
                      answer: ProviderAnswer) -> None:
     """Every outcome but a success on a provisioning add-on (`_provisioned`)."""
     if addon.state != AddOnState.PROVISIONING or answer.outcome == Outcome.SUCCEEDED:
-        operations.finish(operation, message=f"Add-on is {addon.state}; answer not applied.")
+        queue.finish(operation, message=f"Add-on is {addon.state}; answer not applied.")
     elif answer.outcome == Outcome.ACCEPTED:
         addon.provider_id, addon.provision_message = answer.provider_id, answer.message
         addon.log_drain_url = answer.log_drain_url  # if it gave one already; used on completion
         addon.deadline_at = utcnow() + timedelta(seconds=settings.async_provision_timeout_seconds)
-        operations.finish(operation, message=answer.message)
+        queue.finish(operation, message=answer.message)
     elif answer.connection_error and operation.attempts < MAX_UNANSWERED_PROVISION_ATTEMPTS:
         # The provider was unreachable even after the client's quick retries (restarting?):
         # the call carries the uuid, so asking again later is safe; failing now is not needed.
-        operations.retry_later(operation, settings.retry_base_seconds, answer.detail)
+        queue.retry_later(operation, settings.retry_base_seconds, answer.detail)
     else:
         refused = answer.outcome == Outcome.REFUSED
         fail_provision(session, addon, (answer.message if refused and answer.message else GENERIC_FAILURE),
                        mitigate=not refused)
-        operations.finish(operation, message=addon.failure_message, detail=answer.detail, failed=True)
+        queue.finish(operation, message=addon.failure_message, detail=answer.detail, failed=True)
 
 
 def fail_provision(session: Session, addon: AddOn, message: str, *, mitigate: bool) -> None:
@@ -220,7 +221,7 @@ def _apply_plan_change(session: Session, settings: Settings, operation: Operatio
     target = session.get(Plan, operation.target_plan_id)
     assert target is not None
     if addon.state != AddOnState.PROVISIONED:
-        operations.finish(operation, message=f"Add-on is {addon.state}; plan change dropped.", failed=True)
+        queue.finish(operation, message=f"Add-on is {addon.state}; plan change dropped.", failed=True)
     elif answer.outcome in (Outcome.SUCCEEDED, Outcome.ACCEPTED):
         addon.plan_id, addon.plan, addon.failure_message = target.id, target, None
         if answer.config:
@@ -228,7 +229,7 @@ def _apply_plan_change(session: Session, settings: Settings, operation: Operatio
             addon.config = json.dumps(merged, sort_keys=True)
             attachments.release_config_everywhere(session, addon, None,
                                                   f"Update {addon.service.config_vars_prefix} by {addon.service.name}")
-        operations.finish(operation, message=answer.message)
+        queue.finish(operation, message=answer.message)
     elif answer.outcome == Outcome.REFUSED:
         _fail_plan_change(operation, addon, target, answer.message or "The provider refused the plan change.",
                           answer.detail)
@@ -236,7 +237,7 @@ def _apply_plan_change(session: Session, settings: Settings, operation: Operatio
         _fail_plan_change(operation, addon, target, "The provider could not be reached or gave an invalid "
                           "answer; try again later.", answer.detail)
     else:
-        operations.retry_later(operation, settings.retry_base_seconds, answer.detail)
+        queue.retry_later(operation, settings.retry_base_seconds, answer.detail)
 
 
 def _fail_plan_change(operation: Operation, addon: AddOn, target: Plan, reason: str, detail: str) -> None:
@@ -244,7 +245,7 @@ def _fail_plan_change(operation: Operation, addon: AddOn, target: Plan, reason: 
     the add-on's page) for whoever asked and stopped waiting, until the next plan change."""
     message = f"Changing {addon.name} to {target.full_name} failed; it stays on {addon.plan.full_name}. {reason}"
     addon.failure_message = message[:1000]
-    operations.finish(operation, message=reason, detail=detail, failed=True)
+    queue.finish(operation, message=reason, detail=detail, failed=True)
 
 
 def _apply_deprovision(session: Session, settings: Settings, operation: Operation, addon: AddOn,
@@ -253,9 +254,9 @@ def _apply_deprovision(session: Session, settings: Settings, operation: Operatio
         if addon.state == AddOnState.DEPROVISIONING:
             addon.state = AddOnState.DEPROVISIONED
             partner_auth.revoke(session, addon)
-        operations.finish(operation)
+        queue.finish(operation)
     else:  # keep trying: the partner must not keep a resource nobody pays for
-        operations.retry_later(operation, settings.retry_base_seconds,
+        queue.retry_later(operation, settings.retry_base_seconds,
                                f"{answer.outcome.value} ({answer.status}): {answer.detail}")
 
 

@@ -23,6 +23,7 @@ from berth.broker.partner_api import sso
 from berth.config import Settings
 from berth.db import PreparedStatement, new_id, utcnow
 from berth.errors import Conflict, InvalidParams, NotFound
+from berth.jobs import queue
 from berth.platform.apps import APP_NOT_FOUND
 from berth.platform.models import App
 
@@ -187,7 +188,7 @@ def destroy_addon(session: Session, caller: Account | None, addon: AddOn) -> Add
     if addon.state == AddOnState.PROVISIONING and pending is not None and pending.kind == operations.PROVISION \
             and pending.state == operations.PENDING:
         # The provider was never called: nothing to undo there.
-        operations.finish(pending, message="Cancelled before the provider was called.")
+        queue.finish(pending, message="Cancelled before the provider was called.")
         addon.state = AddOnState.DEPROVISIONED
     elif addon.state == AddOnState.FAILED:
         addon.state = AddOnState.DEPROVISIONED  # its clean-up deprovision, if any, is already queued

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from berth.broker import actions, attachments, finders, operations, provisioning
 from berth.broker.models import AddOn, AddOnState, Attachment
-from berth.broker.nudge import nudge_workers
+from berth.jobs.wakeup import nudge_workers
 from berth.broker.schemas import AddOnDestroySchema, AddOnUpdateSchema
 from berth.errors import BerthError, InvalidParams, NotFound
 from berth.httpapi.body import load

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from berth.broker import catalogue, provisioning
 from berth.broker.models import AddonService, Plan
-from berth.broker.nudge import nudge_workers
+from berth.jobs.wakeup import nudge_workers
 from berth.broker.schemas import AddOnCreateSchema
 from berth.errors import BerthError
 from berth.httpapi.body import load

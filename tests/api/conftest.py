@@ -7,7 +7,8 @@ import pytest
 from flask import Flask
 
 from berth.broker import catalogue
-from berth.broker.worker import Worker
+from berth.jobs.worker import Worker
+from berth.worker import make_worker
 from tests.partners.harness import ExamplePartner, run_example_partner
 
 
@@ -23,4 +24,4 @@ def register_partner(app: Flask, partner: ExamplePartner, requires: tuple[str, .
     partner.set_mode("sync")
     with app.extensions["berth.database"].transaction() as session:
         catalogue.register_manifest(session, partner.manifest(requires=requires), owner=None)
-    return Worker(app.extensions["berth.database"], app.config["BERTH_SETTINGS"])
+    return make_worker(app.extensions["berth.database"], app.config["BERTH_SETTINGS"])

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask
 
-from berth.broker.worker import Worker
+from berth.jobs.worker import Worker
 from berth.platform.logs import store
 from berth.outbound import TargetPolicy
 from berth.platform.logs.forwarder import Forwarder

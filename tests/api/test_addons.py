@@ -14,7 +14,8 @@ from sqlalchemy import select, update
 from berth.broker import catalogue
 from berth.broker.models import AddOn, Attachment, Operation
 from berth.broker.partner_api.client import ProviderClient
-from berth.broker.worker import Worker
+from berth.jobs.worker import Worker
+from berth.worker import make_worker
 from berth.db import utcnow
 from berth.errors import InvalidParams
 from berth.outbound import TargetPolicy
@@ -37,7 +38,7 @@ def service(app: Flask, partner: ExamplePartner) -> str:
 
 @pytest.fixture
 def worker(app: Flask) -> Worker:
-    return Worker(app.extensions["berth.database"], app.config["BERTH_SETTINGS"])
+    return make_worker(app.extensions["berth.database"], app.config["BERTH_SETTINGS"])
 
 
 @pytest.fixture
@@ -224,7 +225,7 @@ def test_a_provision_without_an_answer_is_asked_again_later(app: Flask, api: Api
             catalogue.register_manifest(session, restarting.manifest(), owner=None)
         settings = app.config["BERTH_SETTINGS"]
         client = ProviderClient(targets=TargetPolicy.from_settings(settings), retry_delays=(0.01,))
-        worker = Worker(app.extensions["berth.database"], settings, client)
+        worker = make_worker(app.extensions["berth.database"], settings, client)
         restarting.reset_next(4)  # two attempts of the client, twice
         created = api.post(f"/apps/{shop}/addons", alice, json={"plan": "resetting"}).get_json()
         for _ in range(2):

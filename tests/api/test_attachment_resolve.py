@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from berth.broker.worker import Worker
+from berth.jobs.worker import Worker
 from tests.api.conftest import register_partner
 from tests.conftest import Api, User
 from tests.partners.harness import ExamplePartner

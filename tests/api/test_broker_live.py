@@ -29,7 +29,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer
                                     cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=60)
         assert registered.returncode == 0, registered.stderr
         log = (base / "worker.log").open("wb")
-        worker = subprocess.Popen([sys.executable, "-m", "berth.broker.worker"], cwd=ROOT, env=server.env,
+        worker = subprocess.Popen([sys.executable, "-m", "berth.worker"], cwd=ROOT, env=server.env,
                                   stdout=log, stderr=subprocess.STDOUT)
         try:
             # Ready once it listens for nudges (after its migrations and start-up pass).

@@ -82,7 +82,7 @@ class Web:
 
 
 class Workers:
-    """`python -m berth.broker.worker`, one at a time (SQLite), killed and restarted on demand."""
+    """`python -m berth.worker`, one at a time (SQLite), killed and restarted on demand."""
 
     def __init__(self, base: Path, env: dict[str, str]) -> None:
         self.env, self.log = env, base / "worker.log"
@@ -91,7 +91,7 @@ class Workers:
 
     def start(self) -> None:
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "berth.broker.worker"], cwd=ROOT, env=self.env,
+            self.process = subprocess.Popen([sys.executable, "-m", "berth.worker"], cwd=ROOT, env=self.env,
                                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
     def kill(self) -> None:

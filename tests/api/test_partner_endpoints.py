@@ -7,7 +7,7 @@ import pytest
 from flask import Flask
 
 from berth.broker import partner_auth
-from berth.broker.worker import Worker
+from berth.jobs.worker import Worker
 from tests.conftest import Api, User
 from tests.api.conftest import register_partner
 from tests.partners.harness import ExamplePartner

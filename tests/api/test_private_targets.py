@@ -15,7 +15,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from berth.broker import catalogue
-from berth.broker.worker import Worker
+from berth.worker import make_worker
 from berth.config import Settings
 from berth.outbound import TargetPolicy
 from berth.platform.logs import drains, store
@@ -93,7 +93,7 @@ def test_the_worker_does_not_call_a_partner_on_a_private_address(app: Flask, api
     before = partner.calls("provision")
     assert api.post("/apps", alice, json={"name": "shop"}).status_code == 201
     created = api.post("/apps/shop/addons", alice, json={"plan": partner.service}).get_json()
-    Worker(app.extensions["berth.database"], app.config["BERTH_SETTINGS"]).drain()
+    make_worker(app.extensions["berth.database"], app.config["BERTH_SETTINGS"]).drain()
     addon = api.get(f"/addons/{created['id']}", alice).get_json()
     assert addon["state"] == "deprovisioned"  # failed, as the Heroku CLI reads it
     assert "BERTH_ALLOW_PRIVATE_TARGETS" in addon["failure_message"]

@@ -19,7 +19,7 @@ from flask import Flask
 from sqlalchemy import event
 
 from berth import create_app
-from berth.broker.worker import Worker
+from berth.jobs.worker import Worker
 from berth.config import Settings
 from tests.api.conftest import register_partner
 from tests.conftest import Api, User, empty_all_tables

@@ -22,7 +22,7 @@ def _worker_of(supervisor: psutil.Process) -> psutil.Process:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         for child in supervisor.children():
-            if "berth.broker.worker" in child.cmdline():
+            if "berth.worker" in child.cmdline():
                 return child
         time.sleep(0.1)
     raise AssertionError("no worker process under the supervisor")

@@ -17,6 +17,7 @@ from flask import Flask
 from sqlalchemy import text, update
 
 from berth.broker import outcomes
+from berth.broker.addon_jobs import AddonOperations
 from berth.broker.models import Operation
 from berth.broker.partner_api.client import Outcome, ProviderAnswer
 from berth.db import utcnow
@@ -54,7 +55,7 @@ def test_a_worker_whose_lease_lapsed_applies_nothing(app: Flask, api: Api, alice
             assert operation is not None and operation.state == "running" and operation.attempts == again.attempts
 
     with database.transaction() as session:
-        outcomes.apply_answer(session, settings, again, worker._call(again))
+        outcomes.apply_answer(session, settings, again, worker.job_type(AddonOperations.name).call_provider(again))
     assert api.get(f"/addons/{addon['id']}", alice).get_json()["state"] == "provisioned"
     config = api.get("/apps/shop/config-vars", alice).get_json()
     assert list(config) == ["EXAMPLE_URL"] and config["EXAMPLE_URL"] != "https://late.example/"

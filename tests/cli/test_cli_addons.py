@@ -32,7 +32,7 @@ def partner(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                                     cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=60)
         assert registered.returncode == 0, registered.stderr
         with (base / "worker.log").open("wb") as log:
-            worker = subprocess.Popen([sys.executable, "-m", "berth.broker.worker"], cwd=ROOT, env=server.env,
+            worker = subprocess.Popen([sys.executable, "-m", "berth.worker"], cwd=ROOT, env=server.env,
                                       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             try:
                 wait_for_worker(server, worker)

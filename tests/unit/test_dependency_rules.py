@@ -15,14 +15,15 @@ FOUNDATION = {"config", "db", "errors", "auth", "crypto", "accounts", "hooks", "
 # foundation, without the HTTP API's conventions or accounts of users.
 CORE = {"config", "db", "errors", "crypto", "hooks", "logplex", "certificates"}
 ALLOWED: dict[str, set[str]] = {
-    "platform": FOUNDATION | {"platform", "supervise"},
-    "broker": FOUNDATION | {"platform", "broker"},
+    "platform": FOUNDATION | {"platform", "supervise", "jobs"},
+    "broker": FOUNDATION | {"platform", "broker", "jobs"},
     "addons": {"db", "errors", "crypto", "config", "logplex", "process", "certificates", "supervise", "addons",
                "broker.partner_api"},
     "cli": {"cli"},
     "httpapi": FOUNDATION,
     "supervise": CORE | {"supervise"},
-    "web": FOUNDATION | {"platform", "broker", "web"},  # pages: above both, never below them
+    "jobs": CORE | {"jobs"},  # the job queue: below the broker and the platform
+    "web": FOUNDATION | {"platform", "broker", "jobs", "web"},  # pages: above both, never below them
 }
 NEVER_IMPORTED = {"buildpacks"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from berth.broker.nudge import AnswerWaiter, NudgeListener, nudge_workers, signal_answer, socket_dir
+from berth.jobs.wakeup import Waiter, NudgeListener, nudge_workers, signal_waiters, socket_dir
 
 
 def test_a_nudge_wakes_the_listener(tmp_path: Path) -> None:
@@ -36,14 +36,14 @@ def test_no_run_directory_is_fine(tmp_path: Path) -> None:
 
 def test_an_answer_wakes_only_the_requests_waiting_for_that_addon(tmp_path: Path) -> None:
     mine, other = "0f3c2a9e-1111-4d2b-9c1e-5a6b7c8d9e0f", "7a1b2c3d-2222-4e5f-8a9b-0c1d2e3f4a5b"
-    with AnswerWaiter(tmp_path, mine) as waiter, AnswerWaiter(tmp_path, other) as bystander:
-        signal_answer(tmp_path, mine)
+    with Waiter(tmp_path, mine) as waiter, Waiter(tmp_path, other) as bystander:
+        signal_waiters(tmp_path, mine)
         assert waiter.wait(1.0) == 1
         assert bystander.wait(0.01) == 0
     assert not waiter.path.exists() and not bystander.path.exists()
 
 
 def test_an_answer_with_nobody_waiting_is_fine(tmp_path: Path) -> None:
-    signal_answer(tmp_path, "0f3c2a9e-1111-4d2b-9c1e-5a6b7c8d9e0f")  # no run directory yet
+    signal_waiters(tmp_path, "0f3c2a9e-1111-4d2b-9c1e-5a6b7c8d9e0f")  # no run directory yet
     NudgeListener(tmp_path).close()
-    signal_answer(tmp_path, "0f3c2a9e-1111-4d2b-9c1e-5a6b7c8d9e0f")
+    signal_waiters(tmp_path, "0f3c2a9e-1111-4d2b-9c1e-5a6b7c8d9e0f")

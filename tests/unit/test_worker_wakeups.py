@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 import time
 
-from berth.broker.worker import Wakeups
+from berth.jobs.worker import Wakeups
 
 
 def _waiting_threads(wakeups: Wakeups, count: int, timeout: float) -> tuple[list[threading.Thread], list[bool]]:

@@ -22,7 +22,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from berth.addons.kafka import broker as kafka_broker
 from berth.addons.postgres.cluster import LocalPostgres
 from berth.addons.redis import instances
-from berth.broker.worker import Worker
+from berth.jobs.worker import Worker
+from berth.worker import make_worker
 from berth.config import Settings
 from berth.web.addon_dashboard import PAGE_READ_SECONDS
 from tests.builtin_platform import let_service_accounts_in
@@ -62,7 +63,7 @@ def served(app: Flask, port: int) -> Iterator[BaseWSGIServer]:
 
 @pytest.fixture
 def worker(app: Flask, settings: Settings, served: BaseWSGIServer) -> Iterator[Worker]:
-    yield Worker(app.extensions["berth.database"], settings)
+    yield make_worker(app.extensions["berth.database"], settings)
     instances.stop_all(settings, app.extensions["berth.database"])  # redis-servers a test started
 
 

@@ -10,7 +10,8 @@ import pytest
 import requests
 from flask import Flask
 
-from berth.broker.worker import Worker
+from berth.jobs.worker import Worker
+from berth.worker import make_worker
 from tests.conftest import Api, User
 from tests.partners.harness import ExamplePartner, run_example_partner
 from tests.web.conftest import Browser, text
@@ -29,7 +30,7 @@ def partner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExamplePartner
 def worker(app: Flask, partner: ExamplePartner) -> Worker:
     partner.set_mode("sync")
     register(app, partner_manifest(partner))
-    return Worker(app.extensions["berth.database"], app.config["BERTH_SETTINGS"])
+    return make_worker(app.extensions["berth.database"], app.config["BERTH_SETTINGS"])
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from sqlalchemy.engine import Engine
 
 from berth.broker import catalogue
 from berth.broker.models import AddOn
-from berth.broker.worker import Worker
+from berth.jobs.worker import Worker
+from berth.worker import make_worker
 from tests.conftest import Api, User
 from tests.partners.harness import ExamplePartner, run_example_partner
 from tests.web.conftest import Browser, text
@@ -48,7 +49,7 @@ def service(app: Flask, partner: ExamplePartner) -> str:
 
 @pytest.fixture
 def worker(app: Flask) -> Worker:
-    return Worker(app.extensions["berth.database"], app.config["BERTH_SETTINGS"])
+    return make_worker(app.extensions["berth.database"], app.config["BERTH_SETTINGS"])
 
 
 def make_app(api: Api, user: User, name: str) -> str:

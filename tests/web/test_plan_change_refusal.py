@@ -8,7 +8,7 @@ from typing import Iterator
 import pytest
 from flask import Flask
 
-from berth.broker.worker import Worker
+from berth.worker import make_worker
 from tests.conftest import Api, User
 from tests.partners.harness import ExamplePartner, run_example_partner
 from tests.web.conftest import Browser, text
@@ -25,7 +25,7 @@ def test_a_refused_plan_change_is_shown_on_the_page(app: Flask, api: Api, alice:
                                                     partner: ExamplePartner) -> None:
     partner.set_mode("sync")
     register(app, partner_manifest(partner))
-    worker = Worker(app.extensions["berth.database"], app.config["BERTH_SETTINGS"])
+    worker = make_worker(app.extensions["berth.database"], app.config["BERTH_SETTINGS"])
     make_app(api, alice, "shop")
     page = install(signed_in, "example-partner", "shop").headers["Location"]
     worker.drain()

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Load
 from berth.broker import actions, finders, outcomes, partner_callbacks, provisioning
 from berth.broker.api import blueprint
 from berth.broker.models import AddOn, Attachment
-from berth.broker.nudge import AnswerWaiter, nudge_workers
+from berth.jobs.wakeup import Waiter, nudge_workers
 from berth.broker.partner_api.client import ProviderClient
 from berth.broker.schemas import (
     AddOnActionResultSchema,
@@ -95,12 +95,12 @@ def _answer(addon_id: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _waiter(data_dir: Path, addon_id: str, wanted: bool) -> Iterator[AnswerWaiter | None]:
+def _waiter(data_dir: Path, addon_id: str, wanted: bool) -> Iterator[Waiter | None]:
     if not wanted:
         yield None
         return
     try:
-        waiter = AnswerWaiter(data_dir, addon_id)
+        waiter = Waiter(data_dir, addon_id)
     except OSError:  # no socket here (a path too long, a read-only dir): polling still works
         yield None
         return

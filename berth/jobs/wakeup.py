@@ -1,9 +1,10 @@
 """Waking whoever waits, at once, instead of at their next poll.
 
 Workers wait for work: each binds a Unix datagram socket under the data dir, and whoever
-queues an operation sends one empty datagram to each. A web request waiting for a quick
-provider's answer binds one too, named after its add-on, and the worker signals it once the
-answer is committed. Best effort both ways: a missed signal costs only the poll interval.
+queues a job sends one empty datagram to each. A web request waiting for a job's outcome (a
+quick provider's answer, say) binds one too, named after the job's subject (an add-on), and
+the worker signals it once the outcome is committed. Best effort both ways: a missed signal
+costs only the poll interval.
 """
 from __future__ import annotations
 
@@ -37,14 +38,14 @@ def nudge_workers(data_dir: Path) -> None:
     _signal(data_dir, "worker-*.sock")
 
 
-def _waiter_key(addon_id: str) -> str:
+def _waiter_key(subject_id: str) -> str:
     # Short: a Unix socket path has about 100 bytes. A shared prefix only means a spurious wake.
-    return addon_id.replace("-", "")[:12]
+    return subject_id.replace("-", "")[:12]
 
 
-def signal_answer(data_dir: Path, addon_id: str) -> None:
-    """Tell requests waiting on this add-on that an answer was committed."""
-    _signal(data_dir, f"w-{_waiter_key(addon_id)}-*.sock")
+def signal_waiters(data_dir: Path, subject_id: str) -> None:
+    """Tell requests waiting on this subject (a uuid) that an outcome was committed."""
+    _signal(data_dir, f"w-{_waiter_key(subject_id)}-*.sock")
 
 
 class _Listener:
@@ -83,20 +84,20 @@ class _Listener:
 
 
 class NudgeListener(_Listener):
-    """A worker's: woken when operations are queued."""
+    """A worker's: woken when jobs are queued."""
 
     def __init__(self, data_dir: Path) -> None:
         super().__init__(data_dir, f"worker-{os.getpid()}.sock")
 
 
-class AnswerWaiter(_Listener):
-    """A request's: woken when the worker has applied an answer for its add-on. Bind it before
-    committing the operation, so the signal cannot come before anyone listens."""
+class Waiter(_Listener):
+    """A request's: woken when a worker has committed an outcome for its subject. Bind it before
+    committing the job, so the signal cannot come before anyone listens."""
 
-    def __init__(self, data_dir: Path, addon_id: str) -> None:
-        super().__init__(data_dir, f"w-{_waiter_key(addon_id)}-{secrets.token_hex(4)}.sock")
+    def __init__(self, data_dir: Path, subject_id: str) -> None:
+        super().__init__(data_dir, f"w-{_waiter_key(subject_id)}-{secrets.token_hex(4)}.sock")
 
-    def __enter__(self) -> "AnswerWaiter":
+    def __enter__(self) -> "Waiter":
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,

@@ -1,0 +1,32 @@
+"""The worker process: every job type that is quick to run, in one `berth.jobs.worker.Worker`.
+
+`python -m berth.worker` runs it (`make run` starts one). Like `create_app`, this is a
+composition root: the job queue sits below the broker and the platform, so the job types they
+define are wired here. (Builds, which run for minutes, get a worker process of their own.)
+"""
+from __future__ import annotations
+
+import logging
+
+from berth.broker.addon_jobs import AddonOperations
+from berth.broker.partner_api.client import ProviderClient
+from berth.config import Settings
+from berth.db import Database
+from berth.jobs.worker import Worker
+from berth.process import start_process
+
+log = logging.getLogger("berth.worker")
+
+
+def make_worker(database: Database, settings: Settings, client: ProviderClient | None = None) -> Worker:
+    return Worker(settings, [AddonOperations(database, settings, client)])
+
+
+def main() -> None:
+    settings, database, stop = start_process()
+    log.info("worker started (%d threads)", settings.worker_threads)
+    make_worker(database, settings).serve(stop)
+
+
+if __name__ == "__main__":
+    main()
