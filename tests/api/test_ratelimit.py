@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator
 
 import psycopg
 import pytest
-from sqlalchemy import delete, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 
 from berth import create_app
 from berth.accounts import Authorization, RateLimitBucket
@@ -17,7 +17,7 @@ from berth.addons.postgres.cluster import LocalPostgres
 from berth.config import Settings
 from berth.crypto import hash_token
 from berth.db import utcnow
-from berth.httpapi.ratelimit import admit
+from berth.httpapi.ratelimit import AdmittedRead, admit
 from tests.api.test_conventions import budget_api, json_error, ok_json  # noqa: F401 (a fixture)
 from tests.conftest import TEST_KEY, Api, User, basic, empty_all_tables
 
@@ -129,6 +129,12 @@ def test_apps_the_caller_cannot_see_are_404_and_cost_a_token_until_shared(
     assert ok_json(api.get(f"/apps/{bobs_id}/config-vars", alice)) == CONFIG
 
 
+def test_an_admitted_read_may_not_reuse_the_admissions_parameter_names() -> None:
+    with pytest.raises(ValueError, match="digest"):
+        AdmittedRead(lambda caller: select(Authorization.id).where(
+            Authorization.account_id == caller, Authorization.token_hash == bindparam("digest")))
+
+
 # ---- PostgreSQL only: what its statements look like ---------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -186,3 +192,15 @@ def test_on_postgresql_spending_a_token_does_not_wait_for_the_wal_flush_but_othe
     # ... and no other connection gives up durability.
     assert set(settings["write_engine"].values()) == {"on"}
     assert set(settings["autocommit_engine"].values()) == {"on"}
+
+
+def test_on_postgresql_a_config_read_and_its_admission_are_one_statement(postgres_api: Api) -> None:
+    api = postgres_api
+    erin = api.make_user("erin@example.com")
+    configured_app(api, erin, "erins-app")
+    assert ok_json(api.get("/apps/erins-app/config-vars", erin)) == CONFIG
+    combined = backends_whose_last_statement(api, "WITH admitted AS")
+    assert combined, "the admission did not ride on the config read"
+    settings = backend_settings(api)
+    assert combined == set(settings["lossy_engine"])  # and spends without waiting for the WAL
+    assert set(settings["lossy_engine"].values()) == {"off"}
