@@ -8,13 +8,15 @@ Starts gunicorn (2 sync workers) on `bench.wsgi:app` over a fresh temporary data
 user (`python -m berth.admin create-user`, a real API key) and an app with 10 config vars
 (encrypted at rest) through the API, checks that both routes answer what they should, then loads
 them alternately in the same run: a warm-up of each, then bare, config, bare, config, ...
-(`--rounds` of each). `--postgres` puts the control plane on a throwaway local PostgreSQL
-cluster (`LocalPostgres`, removed at the end) instead of SQLite. The median round of each route (by requests/s; the lower middle one for an
-even count) is reported, with the ratio config/bare; the goal is >= 0.5.
+(`--rounds` of each). The median round of each route (by requests/s; the lower middle one for
+an even count) is reported, with the ratio config/bare; the goal is >= 0.5. `--postgres` puts
+the control plane on a throwaway local PostgreSQL cluster (`LocalPostgres`, removed at the end)
+instead of SQLite.
 
-Per round it also prints the CPU time gunicorn's workers spent per request and the share of the
-machine's CPU used by other processes ("other load": someone else's tests, or the PostgreSQL
-server when --database-url points at one), both from psutil. The machine may be shared:
+Per round it also prints the CPU time gunicorn's workers spent per request, with --postgres the
+cluster's CPU time per request, and the share of the machine's CPU used by other processes
+("other load": someone else's tests, or the PostgreSQL server when --database-url points at
+one), all from psutil. The machine may be shared:
 --quiet-wait waits before each round until other processes use < 15% of the CPUs.
 
 The load generator is `wrk` (scripts/install-system-packages.sh --bench installs it). Without
