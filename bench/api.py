@@ -1,18 +1,22 @@
 """Throughput and latency of GET /apps/{app}/config-vars next to a bare Flask route.
 
     .venv/bin/python bench/api.py [--seconds 10] [--connections 8] [--rounds 3]
-                                  [--database-url URL] [--quiet-wait SECONDS] [--check]
+                                  [--database-url URL | --postgres] [--quiet-wait SECONDS]
+                                  [--check]
 
 Starts gunicorn (2 sync workers) on `bench.wsgi:app` over a fresh temporary data dir, creates a
 user (`python -m berth.admin create-user`, a real API key) and an app with 10 config vars
 (encrypted at rest) through the API, checks that both routes answer what they should, then loads
 them alternately in the same run: a warm-up of each, then bare, config, bare, config, ...
-(`--rounds` of each). The median round of each route (by requests/s; the lower middle one for an
-even count) is reported, with the ratio config/bare; the goal is >= 0.5.
+(`--rounds` of each). The median round of each route (by requests/s; the lower middle one for
+an even count) is reported, with the ratio config/bare; the goal is >= 0.5. `--postgres` puts
+the control plane on a throwaway local PostgreSQL cluster (`LocalPostgres`, removed at the end)
+instead of SQLite.
 
-Per round it also prints the CPU time gunicorn's workers spent per request and the share of the
-machine's CPU used by other processes ("other load": someone else's tests, or the PostgreSQL
-server when --database-url points at one), both from psutil. The machine may be shared:
+Per round it also prints the CPU time gunicorn's workers spent per request, with --postgres the
+cluster's CPU time per request, and the share of the machine's CPU used by other processes
+("other load": someone else's tests, or the PostgreSQL server when --database-url points at
+one), all from psutil. The machine may be shared:
 --quiet-wait waits before each round until other processes use < 15% of the CPUs.
 
 The load generator is `wrk` (scripts/install-system-packages.sh --bench installs it). Without
@@ -27,6 +31,7 @@ also on errors, Ctrl-C and SIGTERM.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -43,9 +48,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from berth.addons.postgres.cluster import LocalPostgres  # noqa: E402
 
 try:
     import psutil
@@ -73,6 +82,7 @@ class Result:
     non_2xx: int = 0
     socket_errors: dict[str, int] = field(default_factory=dict)
     server_cpu_ms: float | None = None  # gunicorn workers' CPU time per request
+    database_cpu_ms: float | None = None  # the --postgres cluster's CPU time per request
     other_cpu_pct: float | None = None  # CPU used by other processes, % of all cores
 
     @property
@@ -191,6 +201,7 @@ class Server:
             self.env["BERTH_DATABASE_URL"] = database_url
         self.log_path = data_dir / "gunicorn.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.database_pid: int | None = None  # the postmaster of a --postgres cluster
 
     def create_user(self, email: str) -> str:
         out = subprocess.run(
@@ -231,6 +242,19 @@ class Server:
         except psutil.Error:
             return None
 
+    def database_cpu_seconds(self) -> float | None:
+        """CPU time used so far by the --postgres cluster: the postmaster, the backends it has
+        reaped, and the live ones (None without one, or without psutil)."""
+        if psutil is None or self.database_pid is None:
+            return None
+        try:
+            postmaster = psutil.Process(self.database_pid)
+            own = postmaster.cpu_times()
+            live = sum(t.user + t.system for t in (c.cpu_times() for c in postmaster.children()))
+            return own.user + own.system + own.children_user + own.children_system + live
+        except psutil.Error:
+            return None
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -247,6 +271,23 @@ class Server:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)  # its own session: only gunicorn's processes
             process.wait()
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[tuple[str, int]]:
+    """A local PostgreSQL cluster in its own temp dir, stopped and removed on exit: its URL
+    and its postmaster's pid."""
+    base = Path(tempfile.mkdtemp(prefix="berth-bench-pg-"))
+    # When we are root the server runs as its own service account, which must pass through.
+    base.chmod(0o711)
+    server = LocalPostgres(base / "cluster")
+    try:
+        server.start()
+        url = server.create_database("bench").replace("postgresql://", "postgresql+psycopg://", 1)
+        yield url, int((server.data_dir / "postmaster.pid").read_text().split()[0])
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- fixture through the API
@@ -387,7 +428,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds of each route")
     parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up per route")
-    parser.add_argument("--database-url", help="BERTH_DATABASE_URL (default: SQLite in the temp dir)")
+    database = parser.add_mutually_exclusive_group()
+    database.add_argument("--database-url", help="BERTH_DATABASE_URL (default: SQLite in the temp dir)")
+    database.add_argument("--postgres", action="store_true",
+                          help="the control plane on a throwaway local PostgreSQL cluster")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (the goal: 2)")
     parser.add_argument("--app", default="bench.wsgi:app",
                         help="WSGI app for gunicorn, for experiments; it must serve /bench/bare")
@@ -422,12 +466,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'command':>15}: {' '.join([Path(sys.executable).name] + shown)}")
 
     data_dir = Path(tempfile.mkdtemp(prefix="berth-bench-"))
-    server = Server(data_dir, args.database_url, args.workers, args.app)
     # Ctrl-C and SIGTERM both end in the cleanup below (SIGINT may arrive ignored from a
     # non-interactive parent shell: take it back).
     previous_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
+    cleanup = contextlib.ExitStack()
+    server = Server(data_dir, args.database_url, args.workers, args.app)
     try:
+        if args.postgres:
+            server.env["BERTH_DATABASE_URL"], server.database_pid = cleanup.enter_context(
+                throwaway_postgres())
+            print(f"{'control plane':>15}: PostgreSQL (throwaway local cluster)")
         server.start()
         key, config_path = prepare(server)
         routes = {
@@ -453,17 +502,23 @@ def main(argv: list[str] | None = None) -> int:
                               f"{args.quiet_wait:g} s; going on)")
                 cpu_before, busy_before, own_before = (server.cpu_seconds(), busy_cpu_seconds(),
                                                        own_cpu_seconds())
+                database_before = server.database_cpu_seconds()
                 began = time.monotonic()
                 result = load(name, url, headers, args.seconds, args.connections)
                 elapsed = time.monotonic() - began
                 cpu_after, busy_after, own_after = (server.cpu_seconds(), busy_cpu_seconds(),
                                                     own_cpu_seconds())
+                database_after = server.database_cpu_seconds()
+                database = (database_after - database_before
+                            if database_before is not None and database_after is not None else 0.0)
+                if database_before is not None and database_after is not None and result.requests:
+                    result.database_cpu_ms = database * 1000 / result.requests
                 if cpu_before is not None and cpu_after is not None and result.requests:
                     result.server_cpu_ms = (cpu_after - cpu_before) * 1000 / result.requests
                     if busy_before is not None and busy_after is not None:
-                        # Whatever the machine did besides gunicorn's workers, wrk and us.
+                        # Whatever the machine did besides gunicorn's workers, wrk, us and our cluster.
                         other = ((busy_after - busy_before) - (cpu_after - cpu_before)
-                                 - (own_after - own_before))
+                                 - (own_after - own_before) - database)
                         result.other_cpu_pct = (max(0.0, other) * 100
                                                 / (elapsed * (os.cpu_count() or 1)))
                 results[name].append(result)
@@ -471,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  round {round_number} {name:<12} {result.requests_per_second:9.1f} req/s  "
                       f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
                       f"server CPU {_ms(result.server_cpu_ms)} ms/req  "
+                      + (f"PostgreSQL CPU {_ms(result.database_cpu_ms)} ms/req  "
+                         if result.database_cpu_ms is not None else "") +
                       f"other load {_pct(result.other_cpu_pct)}  "
                       f"({result.requests} requests, {result.non_2xx} non-2xx{sockets})")
     except KeyboardInterrupt:
@@ -481,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         server.stop()
+        cleanup.close()
         signal.signal(signal.SIGTERM, previous_sigterm)
         signal.signal(signal.SIGINT, previous_sigint)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -491,12 +549,15 @@ def main(argv: list[str] | None = None) -> int:
     paired = [c.requests_per_second / b.requests_per_second
               for b, c in zip(results["bare"], results["config-vars"])]
     print("\nmedian round of each route:\n")
-    print("| route | req/s | p50 ms | p99 ms | server CPU ms/req |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    with_database = config.database_cpu_ms is not None
+    print("| route | req/s | p50 ms | p99 ms | server CPU ms/req |"
+          + (" PostgreSQL CPU ms/req |" if with_database else ""))
+    print("| --- | ---: | ---: | ---: | ---: |" + (" ---: |" if with_database else ""))
     for result in (bare, config):
         path = BARE_PATH if result is bare else "/apps/{app}/config-vars"
         print(f"| `GET {path}` | {result.requests_per_second:.1f} | {result.p50_ms:.2f} "
-              f"| {result.p99_ms:.2f} | {_ms(result.server_cpu_ms).strip()} |")
+              f"| {result.p99_ms:.2f} | {_ms(result.server_cpu_ms).strip()} |"
+              + (f" {_ms(result.database_cpu_ms).strip()} |" if with_database else ""))
     verdict = "meets" if ratio >= args.goal else "BELOW"
     print(f"\nratio config-vars / bare = {ratio:.3f} ({verdict} the >= {args.goal:g}x goal); "
           f"per round: {', '.join(f'{r:.3f}' for r in paired)}")

@@ -1,15 +1,17 @@
 """Where the time of one GET /apps/{app}/config-vars goes, in process (no HTTP server).
 
-    python bench/profile_config_vars.py [--requests 3000] [--profile]
+    python bench/profile_config_vars.py [--requests 3000] [--postgres] [--profile]
 
-Same fixture as bench/api.py (a fresh data dir, SQLite, a real API key, an app with 10
-encrypted config vars, a bucket that never empties). Requests go straight through
-`app.wsgi_app`, as a gunicorn worker calls it minus HTTP parsing. Times are this process's
-CPU time per request; the stages are the two statements the request runs, timed alone.
+Same fixture as bench/api.py (a fresh data dir, SQLite or with --postgres a throwaway local
+PostgreSQL cluster, a real API key, an app with 10 encrypted config vars, a bucket that never
+empties). Requests go straight through `app.wsgi_app`, as a gunicorn worker calls it minus HTTP
+parsing. Times are this process's CPU time per request and the wall time (CPU plus waiting on
+the database); the stages are the statements the request runs, timed alone.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import pstats
 import shutil
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
+from bench.api import throwaway_postgres  # noqa: E402
 from berth import create_app  # noqa: E402
 from berth.accounts import create_account  # noqa: E402
 from berth.config import load_settings  # noqa: E402
@@ -33,23 +36,30 @@ from berth.platform.config_vars import read_visible_config  # noqa: E402
 CONFIG_VARS = {f"BENCH_VAR_{i:02d}": f"value-{i:02d}-" + "x" * 24 for i in range(10)}
 
 
-def cpu_us(fn: Callable[[], Any], count: int) -> float:
+def timed(fn: Callable[[], Any], count: int) -> str:
+    """'CPU µs  wall µs' per call."""
     fn()
-    start = time.process_time()
+    cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(count):
         fn()
-    return (time.process_time() - start) / count * 1e6
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return f"{cpu / count * 1e6:7.1f} {wall / count * 1e6:9.1f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--postgres", action="store_true",
+                        help="the control plane on a throwaway local PostgreSQL cluster")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the route")
     args = parser.parse_args()
     data_dir = tempfile.mkdtemp(prefix="berth-profile-")
+    cleanup = contextlib.ExitStack()
     try:
-        app = create_app(load_settings({"BERTH_DATA_DIR": data_dir,
-                                        "BERTH_RATE_LIMIT_PER_HOUR": "1000000000"}))
+        environment = {"BERTH_DATA_DIR": data_dir, "BERTH_RATE_LIMIT_PER_HOUR": "1000000000"}
+        if args.postgres:
+            environment["BERTH_DATABASE_URL"] = cleanup.enter_context(throwaway_postgres())[0]
+        app = create_app(load_settings(environment))
         database = app.extensions["berth.database"]
         with database.transaction() as session:
             account, key = create_account(session, "profile@example.com")
@@ -74,15 +84,18 @@ def main() -> None:
             with database.session(write=False) as session:
                 read_visible_config(session, account_id, "profile-app")
 
-        print(f"GET config-vars, whole request   {cpu_us(route, args.requests):7.1f} µs")
-        print(f"unknown route (Flask floor)      {cpu_us(not_found, args.requests):7.1f} µs")
-        print(f"  admit: key + bucket statement  {cpu_us(lambda: ratelimit.admit(database, digest, 10**9), args.requests):7.1f} µs")
-        print(f"  read_visible_config            {cpu_us(read, args.requests):7.1f} µs")
+        print(f"{'':33}{'CPU µs':>7} {'wall µs':>9}   ({'PostgreSQL' if args.postgres else 'SQLite'})")
+        print(f"GET config-vars, whole request   {timed(route, args.requests)}")
+        print(f"unknown route (Flask floor)      {timed(not_found, args.requests)}")
+        print(f"  admit: key + bucket statement  {timed(lambda: ratelimit.admit(database, digest, 10**9), args.requests)}")
+        print(f"  read_visible_config            {timed(read, args.requests)}")
         if args.profile:
             profiler = cProfile.Profile()
             profiler.runcall(lambda: [route() for _ in range(args.requests)])
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+        database.dispose()
     finally:
+        cleanup.close()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

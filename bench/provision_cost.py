@@ -48,7 +48,7 @@ class StatementCounter:
     """Counts the statements SQLAlchemy sends on a Database's engines, by the side that sent them."""
 
     def __init__(self, database: Database) -> None:
-        self.engines = (database.write_engine, database.autocommit_engine)
+        self.engines = database.engines
         self.counts: Counter[str] = Counter()
         self.cpu: Counter[str] = Counter()  # process time per side, seconds
         self.side = "other"

@@ -7,6 +7,10 @@ statement is its own transaction (reads, and single-statement writes such as spe
 rate-limit token). Reads thus see committed data statement by statement, which is what
 PostgreSQL's READ COMMITTED gives inside a transaction anyway, and hold no snapshot that
 would keep SQLite from checkpointing its WAL.
+
+A third engine, `lossy_engine`, is the autocommit engine minus durability on PostgreSQL: its
+commits do not wait for the WAL flush. It is for writes whose loss in a crash is harmless
+(spending a rate-limit token) and for nothing else.
 """
 from __future__ import annotations
 
@@ -93,6 +97,8 @@ class Database:
             _make_sqlite_files_private(url)
             self.write_engine = _sqlite_engine(url, begin="BEGIN IMMEDIATE")
             self.autocommit_engine = _sqlite_engine(url, begin=None)
+            # synchronous=NORMAL in WAL mode already commits without an fsync.
+            self.lossy_engine = self.autocommit_engine
         else:
             self.write_engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
             # Its own pool of autocommit connections: one round trip per statement. No
@@ -100,6 +106,7 @@ class Database:
             # process fails, and SQLAlchemy then discards the whole pool.
             self.autocommit_engine = create_engine(url, isolation_level="AUTOCOMMIT",
                                                    pool_size=5, max_overflow=10)
+            self.lossy_engine = _postgres_lossy_engine(url)
         self._read = sessionmaker(self.autocommit_engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
 
@@ -143,9 +150,14 @@ class Database:
             log.info("Database schema upgraded from %s to %s", before or "(empty)", after)
         return before
 
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Every distinct engine (statement counters listen on all of them)."""
+        return tuple(dict.fromkeys((self.write_engine, self.autocommit_engine, self.lossy_engine)))
+
     def dispose(self) -> None:
-        self.write_engine.dispose()
-        self.autocommit_engine.dispose()
+        for engine in self.engines:
+            engine.dispose()
 
 
 class PreparedStatement:
@@ -299,6 +311,26 @@ def _make_sqlite_files_private(url: str) -> None:
         companion = path.with_name(path.name + suffix)
         if companion.exists() and stat.S_IMODE(companion.stat().st_mode) & 0o077:
             companion.chmod(SQLITE_FILE_MODE)
+
+
+def _postgres_lossy_engine(url: str) -> Engine:
+    """Autocommit connections whose commits return before the WAL reaches the disk.
+
+    Waiting for that flush was the largest part of an API request's time on PostgreSQL. A
+    crash may then lose the last fraction of a second of commits made here, which is only
+    acceptable for writes nobody misses: a rate-limit token spent and forgotten hands out a
+    few extra requests. Never run any other write on this engine.
+    """
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=10)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # A session setting, not the URL's `options`, so an operator's own options still apply.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET synchronous_commit = off")
+        cursor.close()
+
+    return engine
 
 
 def _sqlite_engine(url: str, *, begin: str | None) -> Engine:

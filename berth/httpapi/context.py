@@ -1,7 +1,7 @@
 """Per-request state: the database session and the authenticated caller."""
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from flask import current_app, g, request
 from sqlalchemy.orm import Session
@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from berth.accounts import Account
 from berth.db import Database
 from berth.errors import Unauthorized
+from berth.httpapi.ratelimit import AdmittedRead, Rows
 
 F = TypeVar("F", bound=Callable[..., object])
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -82,6 +83,30 @@ def partner_only(view: F) -> F:
     """Marks a view only a partner's OAuth token may call (and no user API key)."""
     view.berth_partner = "only"  # type: ignore[attr-defined]
     return view
+
+
+ChooseRead = Callable[..., tuple[AdmittedRead, dict[str, Any]]]
+
+
+def admitted_read(choose: ChooseRead) -> Callable[[F], F]:
+    """Marks a view whose data is one read for the caller: `choose(**view_args)` gives that read
+    and its parameters. On PostgreSQL the request's admission runs inside it (one round trip);
+    the view takes the rows with `caller_rows()`. Authentication still ends before the view runs."""
+    def mark(view: F) -> F:
+        view.berth_admitted_read = choose  # type: ignore[attr-defined]
+        return view
+    return mark
+
+
+def caller_rows() -> Rows:
+    """The rows of this view's `admitted_read`: those the admission fetched, or read now (a caller
+    admitted the slow way: a missing bucket, a password login)."""
+    rows = g.pop("admitted_rows", None)
+    if rows is not None:
+        return rows
+    view = current_app.view_functions[request.endpoint]  # type: ignore[index]
+    read, params = view.berth_admitted_read(**(request.view_args or {}))
+    return read.run(database(), current_account_id(), params)
 
 
 def current_partner_addon_id() -> str | None:

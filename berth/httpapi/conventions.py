@@ -74,7 +74,7 @@ def _authenticate() -> None:
         if not (token and _authenticate_partner(token)):
             raise Unauthorized("Invalid partner access token.")
         return
-    admitted = ratelimit.admit(database(), hash_token(token), capacity, cost) if token else None
+    admitted = _admit(view, token, capacity, cost) if token else None
     if admitted is not None:  # the common case: one statement, no session opened
         g.account_id, g.rate_remaining = admitted
         g.password_login = False
@@ -82,6 +82,19 @@ def _authenticate() -> None:
     if partner == "also" and token and _authenticate_partner(token):
         return
     _authenticate_slowly(view, credentials, capacity, cost)
+
+
+def _admit(view: object, token: str, capacity: int, cost: int) -> tuple[str, int] | None:
+    """The one-statement admission; for an `admitted_read` view it also fetches the view's rows."""
+    choose = getattr(view, "berth_admitted_read", None)
+    if choose is None:
+        return ratelimit.admit(database(), hash_token(token), capacity, cost)
+    read, params = choose(**(request.view_args or {}))
+    found = read.run_admitted(database(), hash_token(token), capacity, cost, params)
+    if found is None:
+        return None
+    account_id, remaining, g.admitted_rows = found
+    return account_id, remaining
 
 
 def _authenticate_partner(token: str) -> bool:

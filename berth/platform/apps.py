@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Callable
 
-from sqlalchemy import BindParameter, ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,9 +28,12 @@ def stable_id(kind: str, name: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"berth:{kind}:{name}"))
 
 
-def visible_to(caller_id: str | BindParameter[str]) -> ColumnElement[bool]:
+def visible_to(caller_id: str | ColumnElement[str]) -> ColumnElement[bool]:
     """SQL condition: the caller owns the app or collaborates on it."""
-    collaborating = select(Collaborator.app_id).where(Collaborator.account_id == caller_id)
+    # correlate_except: a caller given as a column of an enclosing query (the API's admission)
+    # stays that column here too, never a second FROM.
+    collaborating = (select(Collaborator.app_id).where(Collaborator.account_id == caller_id)
+                     .correlate_except(Collaborator))
     return or_(App.owner_id == caller_id, App.id.in_(collaborating))
 
 

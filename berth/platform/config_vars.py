@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from sqlalchemy import Text, bindparam, delete, select, type_coerce
+from sqlalchemy import ColumnElement, Select, Text, bindparam, delete, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -22,17 +22,35 @@ NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_TOTAL_BYTES = 32 * 1024
 
 
-def _visible_config_query(by_id: bool) -> PreparedStatement:
+def visible_config_select(caller_id: ColumnElement[str], *, by_id: bool) -> Select[Any]:
+    """Rows (app id, var name, raw ciphertext) of the app whose id or name is the bind `ref`, if
+    `caller_id` may see it; no row otherwise. The caller is an SQL expression, so that the API
+    can take it from its admission in the same statement (one round trip on PostgreSQL)."""
     app_key = App.id if by_id else App.name
-    # type_coerce: the raw ciphertext, decrypted below (prepared statements skip result types).
-    return PreparedStatement(
-        select(App.id, ConfigVar.name, type_coerce(ConfigVar.value, Text))
-        .outerjoin(ConfigVar, ConfigVar.app_id == App.id)
-        .where(app_key == bindparam("ref"), visible_to(bindparam("caller_id"))))
+    # type_coerce: the raw ciphertext, decrypted by config_from_rows (prepared statements skip
+    # result types).
+    return (select(App.id, ConfigVar.name, type_coerce(ConfigVar.value, Text))
+            .outerjoin(ConfigVar, ConfigVar.app_id == App.id)
+            .where(app_key == bindparam("ref"), visible_to(caller_id)))
+
+
+def visible_config_ref(app_ref: str) -> tuple[bool, dict[str, str]]:
+    """(by_id, the `ref` parameter) of visible_config_select for an app's id or name."""
+    by_id = bool(UUID_PATTERN.match(app_ref))
+    return by_id, {"ref": app_ref.lower() if by_id else app_ref}
+
+
+def config_from_rows(rows: list[tuple[Any, ...]]) -> dict[str, str]:
+    """The decrypted config from visible_config_select's rows; none: the app is not found."""
+    if not rows:
+        raise NotFound(APP_NOT_FOUND, resource="app")
+    decrypt = crypto.keyring().decrypt
+    return {name: decrypt(value) for _app_id, name, value in rows if name is not None}
 
 
 # Prepared once: this is the API's hottest read (every CLI command and deploy tool asks for it).
-_VISIBLE_CONFIG = {True: _visible_config_query(by_id=True), False: _visible_config_query(by_id=False)}
+_VISIBLE_CONFIG = {by_id: PreparedStatement(visible_config_select(bindparam("caller_id"), by_id=by_id))
+                   for by_id in (True, False)}
 
 
 def read_visible_config(session: Session, caller_id: str, app_ref: str) -> dict[str, str]:
@@ -41,13 +59,9 @@ def read_visible_config(session: Session, caller_id: str, app_ref: str) -> dict[
     Runs on its own pooled connection in autocommit, as the request's reads do: for GET
     requests only, never inside a write transaction.
     """
-    by_id = bool(UUID_PATTERN.match(app_ref))
-    rows = _VISIBLE_CONFIG[by_id].run(session.get_bind(), {
-        "ref": app_ref.lower() if by_id else app_ref, "caller_id": caller_id})
-    if not rows:
-        raise NotFound(APP_NOT_FOUND, resource="app")
-    decrypt = crypto.keyring().decrypt
-    return {name: decrypt(value) for _app_id, name, value in rows if name is not None}
+    by_id, params = visible_config_ref(app_ref)
+    return config_from_rows(_VISIBLE_CONFIG[by_id].run(session.get_bind(),
+                                                       {**params, "caller_id": caller_id}))
 
 
 def _normalise(changes: dict[str, Any]) -> dict[str, str | None]:

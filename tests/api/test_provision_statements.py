@@ -45,7 +45,7 @@ def statements(app: Flask) -> Iterator[list[str]]:
         if not statement.startswith("BEGIN"):
             seen.append(statement)
 
-    engines = (database.write_engine, database.autocommit_engine)
+    engines = database.engines
     for engine in engines:
         event.listen(engine, "before_cursor_execute", count)
     yield seen
@@ -107,7 +107,7 @@ def test_a_quick_answer_costs_the_request_one_look(waiting_app: Flask, partner: 
         while not worker.run_one(look_first=True) and time.monotonic() < deadline:
             time.sleep(0.005)
 
-    engines = (database.write_engine, database.autocommit_engine)
+    engines = database.engines
     for engine in engines:
         event.listen(engine, "before_cursor_execute", count)
     answering = threading.Thread(target=answer_when_queued)

@@ -209,7 +209,7 @@ def test_twenty_addons_render_without_a_query_per_row(app: Flask, api: Api, alic
     _make_app(api, alice)
     _add_addons(app, "shop", 20)
     database = app.extensions["berth.database"]
-    engines = {database.write_engine, database.autocommit_engine}
+    engines = database.engines
     statements: list[str] = []
 
     def count(*args: object) -> None:
