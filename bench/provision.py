@@ -9,7 +9,7 @@ in `tests/`), then in the same run, at the same concurrency:
          /addons/{id} until it does). Then, untimed, GET /apps/{app}/config-vars must show the
          add-on's var: an add-on without its config counts as an error.
 
-Goal: p50(berth) - p50(raw) <= 20 ms, with zero errors. Run from the repository root:
+Goal: p50(berth) - p50(raw) <= 10 ms at concurrency 1 and <= 50 ms at 16, with zero errors. Run from the repository root:
 
     .venv/bin/python bench/provision.py --provisions 500 --concurrency 16 [--check]
 """
@@ -34,7 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.live_server import ACCEPT, ROOT, live_server  # noqa: E402
 from tests.partners.harness import run_example_partner  # noqa: E402
 
-GOAL_MS = 20.0
+# Issue 10's goals for the overhead p50: 10 ms alone, 50 ms with 16 at once (2 cores).
+GOAL_ALONE_MS, GOAL_CONCURRENT_MS = 10.0, 50.0
+
+
+def goal_ms(concurrency: int) -> float:
+    return GOAL_ALONE_MS if concurrency <= 1 else GOAL_CONCURRENT_MS
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -163,8 +168,9 @@ def main() -> int:
     overhead50 = percentile([t * 1000 for t in results["berth"]], 0.5) - percentile([t * 1000 for t in results["raw"]], 0.5)
     overhead99 = percentile([t * 1000 for t in results["berth"]], 0.99) - percentile([t * 1000 for t in results["raw"]], 0.99)
     failed = errors["raw"] + errors["berth"]
-    met = overhead50 <= GOAL_MS and failed == 0
-    print(f"\noverhead p50 {overhead50:.1f} ms, p99 {overhead99:.1f} ms; goal p50 ≤ {GOAL_MS:.0f} ms with 0 errors: "
+    goal = goal_ms(args.concurrency)
+    met = overhead50 <= goal and failed == 0
+    print(f"\noverhead p50 {overhead50:.1f} ms, p99 {overhead99:.1f} ms; goal p50 ≤ {goal:.0f} ms with 0 errors: "
           f"{'MET' if met else 'MISSED'} ({failed} errors)")
     return 1 if args.check and not met else 0
 
