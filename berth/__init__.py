@@ -11,8 +11,24 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from berth.config import Settings
+    from berth.hooks import Hooks
 
 __version__ = "0.1.0"
+
+
+def wire_hooks(hooks: "Hooks") -> None:
+    """The reverse flows between the layers, for every process (web, worker): the broker listens
+    to the platform's events and answers its questions."""
+    from berth.broker.attachments import drain_addon
+    from berth.broker.partner_auth import addon_for_token
+    from berth.broker.partner_callbacks import partner_may_see_app
+    from berth.broker.provisioning import on_app_destroying
+    from berth.hooks import APP_DESTROYING, LOG_DRAIN_ADDON, PARTNER_MAY_SEE_APP, PARTNER_TOKEN_ADDON
+
+    hooks.register(APP_DESTROYING, on_app_destroying)
+    hooks.answer(PARTNER_TOKEN_ADDON, addon_for_token)
+    hooks.answer(PARTNER_MAY_SEE_APP, partner_may_see_app)
+    hooks.answer(LOG_DRAIN_ADDON, drain_addon)
 
 
 def create_app(settings: "Settings | None" = None) -> "Flask":
@@ -22,14 +38,9 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
 
     from berth import crypto
     from berth.broker.api import blueprint as broker_api
-    from berth.broker.attachments import drain_addon
     from berth.broker.data_api import blueprint as data_api
-    from berth.broker.partner_auth import addon_for_token
-    from berth.broker.partner_callbacks import partner_may_see_app
-    from berth.broker.provisioning import on_app_destroying
     from berth.config import load_settings, prepare_data_dir
     from berth.db import Database
-    from berth.hooks import APP_DESTROYING, LOG_DRAIN_ADDON, PARTNER_MAY_SEE_APP, PARTNER_TOKEN_ADDON, Hooks
     from berth.httpapi import conventions
     from berth.httpapi.ca_certificate import blueprint as ca_certificate
     from berth.platform.api import blueprint as platform_api
@@ -45,11 +56,8 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.strict_slashes = False
     app.extensions["berth.database"] = database
-    hooks = app.extensions["berth.hooks"] = Hooks()
-    hooks.register(APP_DESTROYING, on_app_destroying)
-    hooks.answer(PARTNER_TOKEN_ADDON, addon_for_token)
-    hooks.answer(PARTNER_MAY_SEE_APP, partner_may_see_app)
-    hooks.answer(LOG_DRAIN_ADDON, drain_addon)
+    app.extensions["berth.hooks"] = database.hooks
+    wire_hooks(database.hooks)
     conventions.install(app)
     app.register_blueprint(platform_api)
     app.register_blueprint(broker_api)

@@ -34,6 +34,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 from berth import crypto
+from berth.hooks import SESSION_HOOKS, Hooks
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 log = logging.getLogger(__name__)
@@ -90,8 +91,11 @@ class Base(DeclarativeBase):
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, hooks: Hooks | None = None) -> None:
         self.url = url
+        # Every session carries them (`hooks_of`), so a service function deep in a unit of work can
+        # announce an event (a release was cut) without each caller passing the registry along.
+        self.hooks = hooks if hooks is not None else Hooks()
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             _make_sqlite_files_private(url)
@@ -107,8 +111,8 @@ class Database:
             self.autocommit_engine = create_engine(url, isolation_level="AUTOCOMMIT",
                                                    pool_size=5, max_overflow=10)
             self.lossy_engine = _postgres_lossy_engine(url)
-        self._read = sessionmaker(self.autocommit_engine, expire_on_commit=False)
-        self._write = sessionmaker(self.write_engine, expire_on_commit=False)
+        self._read = sessionmaker(self.autocommit_engine, expire_on_commit=False, info={SESSION_HOOKS: self.hooks})
+        self._write = sessionmaker(self.write_engine, expire_on_commit=False, info={SESSION_HOOKS: self.hooks})
 
     def session(self, *, write: bool = True) -> Session:
         return (self._write if write else self._read)()

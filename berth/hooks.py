@@ -31,12 +31,24 @@ class Question:
 
 
 APP_DESTROYING = Event("app.destroying")  # (session, app): the app's add-ons must go with it
+# (session, releases: list[platform.releases.CreatedRelease]): releases were cut in this unit of
+# work; a `succeeded` one is the app's current release (the run core rolls its dynos to it)
+RELEASE_CREATED = Event("release.created")
 # (session, token) -> the add-on id a partner's OAuth access token reaches, or None
 PARTNER_TOKEN_ADDON = Question("partner.token-addon")
 # (session, partner_addon_id, app) -> bool: is the partner's add-on attached to the app
 PARTNER_MAY_SEE_APP = Question("partner.may-see-app", default=False)
 # (session, owner) -> {"id", "name", "app"} of the add-on owning a log drain, or None
 LOG_DRAIN_ADDON = Question("log-drain.addon")
+
+
+SESSION_HOOKS = "berth.hooks"  # the key of a Database session's info that holds its Hooks
+
+
+def hooks_of(session: Any) -> "Hooks":
+    """The registry of the Database that made `session` (an empty one for a bare Session)."""
+    found = session.info.get(SESSION_HOOKS)
+    return found if found is not None else Hooks()
 
 
 class Hooks:

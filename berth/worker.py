@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from berth import wire_hooks
 from berth.broker.addon_jobs import AddonOperations
 from berth.broker.partner_api.client import ProviderClient
 from berth.config import Settings
@@ -24,6 +25,7 @@ def make_worker(database: Database, settings: Settings, client: ProviderClient |
 
 def main() -> None:
     settings, database, stop = start_process()
+    wire_hooks(database.hooks)
     log.info("worker started (%d threads)", settings.worker_threads)
     make_worker(database, settings).serve(stop)
 

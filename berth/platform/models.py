@@ -1,9 +1,11 @@
-"""Apps, their collaborators, config vars and releases."""
+"""Apps, their collaborators, config vars, slugs and releases."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from berth.accounts import Account
@@ -54,6 +56,32 @@ class ConfigVar(Base):
     owner: Mapped[str | None] = mapped_column(String(36), index=True)
 
 
+class Slug(Base):
+    """A built app: a gzip tar of /app, stored content-addressed by its sha256 (Platform API slug)."""
+
+    __tablename__ = "slugs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    checksum: Mapped[str | None] = mapped_column(String(80))  # "SHA256:<hex>", once the blob is stored
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    process_types: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    commit: Mapped[str | None] = mapped_column(String(64))
+    commit_description: Mapped[str | None] = mapped_column(String(1000))
+    buildpack_provided_description: Mapped[str | None] = mapped_column(String(255))
+    stack: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ReleaseStatus(StrEnum):
+    """`pending` while its release phase runs; only `succeeded` releases are ever current."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
 class Release(Base):
     __tablename__ = "releases"
     __table_args__ = (UniqueConstraint("app_id", "version"),)
@@ -62,11 +90,11 @@ class Release(Base):
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(String(1000))
-    status: Mapped[str] = mapped_column(String(16), default="succeeded")
+    status: Mapped[str] = mapped_column(String(16), default=ReleaseStatus.SUCCEEDED)  # a ReleaseStatus
     user_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
     # JSON object of the app's config at this release, encrypted as one value.
     config_snapshot: Mapped[str] = mapped_column(EncryptedText)
-    slug_id: Mapped[str | None] = mapped_column(String(36))
+    slug_id: Mapped[str | None] = mapped_column(ForeignKey("slugs.id"), index=True)  # None: config only
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -1,4 +1,5 @@
-"""Releases: an immutable, numbered record of an app's config (and later slug)."""
+"""Releases: an immutable, numbered record of an app's config and slug; each one cut is announced
+(`RELEASE_CREATED`), so that whatever runs the app can roll to it."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from berth.accounts import UUID_PATTERN, Account
 from berth.db import EncryptedText, PreparedByCount, UTCDateTime, new_id, returned, utcnow
 from berth.errors import NotFound
-from berth.platform.models import App, Release
+from berth.hooks import RELEASE_CREATED, hooks_of
+from berth.platform.models import App, Release, ReleaseStatus
 
 
 def releases_query(app: App) -> Select[tuple[Release]]:
@@ -59,6 +61,18 @@ class NewRelease:
     config: dict[str, str]
     user_id: str | None = None
     slug_id: str | None = None
+    status: ReleaseStatus = ReleaseStatus.SUCCEEDED  # pending while a release phase is to run
+
+
+@dataclass(frozen=True)
+class CreatedRelease:
+    """What RELEASE_CREATED tells its listeners about each release cut."""
+
+    id: str
+    app_id: str
+    version: int
+    status: ReleaseStatus
+    slug_id: str | None
 
 
 def _insert_releases(count: int) -> object:
@@ -77,16 +91,21 @@ _INSERT_RELEASES = PreparedByCount(_insert_releases)  # type: ignore[arg-type]
 _STAMP = PreparedByCount(stamp_apps)
 
 
-def create_releases(session: Session, new: list[NewRelease], now: datetime) -> None:
-    """The one place releases are made: every new release in one statement. The caller stamped
-    their apps with `stamp_apps` (under their lock), which gave it their last versions."""
+def create_releases(session: Session, new: list[NewRelease], now: datetime) -> list[CreatedRelease]:
+    """The one place releases are made: every new release in one statement, then announced
+    (RELEASE_CREATED, in this transaction: a listener's failure undoes the change). The caller
+    stamped their apps with `stamp_apps` (under their lock), which gave it their last versions."""
     params: dict[str, object] = {"now": now}
-    for i, release in enumerate(new):
-        params.update({f"id_{i}": new_id(), f"app_id_{i}": release.app_id, f"version_{i}": release.version,
-                       f"description_{i}": release.description, f"status_{i}": "succeeded",
+    created = [CreatedRelease(new_id(), release.app_id, release.version, release.status, release.slug_id)
+               for release in new]
+    for i, (release, made) in enumerate(zip(new, created)):
+        params.update({f"id_{i}": made.id, f"app_id_{i}": release.app_id, f"version_{i}": release.version,
+                       f"description_{i}": release.description, f"status_{i}": release.status,
                        f"user_id_{i}": release.user_id, f"config_{i}": json.dumps(release.config, sort_keys=True),
                        f"slug_id_{i}": release.slug_id})
     _INSERT_RELEASES[len(new)].run_in(session, params)
+    hooks_of(session).fire(RELEASE_CREATED, session=session, releases=created)
+    return created
 
 
 def create_release(session: Session, app: App, user: Account | None, description: str, *,
@@ -109,7 +128,7 @@ def create_release(session: Session, app: App, user: Account | None, description
 
 def current_version(session: Session, app: App) -> int | None:
     return session.scalar(select(func.max(Release.version)).where(
-        Release.app_id == app.id, Release.status == "succeeded"))
+        Release.app_id == app.id, Release.status == ReleaseStatus.SUCCEEDED))
 
 
 def get_release(session: Session, app: App, ref: str) -> Release:

@@ -12,6 +12,7 @@ from berth.httpapi.body import InputSchema
 from berth.httpapi.fields import JsonBoolean, Reference, ScalarString, Timestamp, strict_boolean
 from berth.platform.apps import stable_id
 from berth.platform.config_vars import NAME_PATTERN
+from berth.platform.models import ReleaseStatus
 from berth.platform.naming import APP_NAME_PATTERN
 
 TEN_YEARS = 10 * 365 * 24 * 3600
@@ -219,4 +220,4 @@ class ReleaseSchema(Schema):
         return release.version == self.current_version
 
     def _eligible(self, release: Any) -> bool:
-        return release.status == "succeeded" and release.version != self.current_version
+        return release.status == ReleaseStatus.SUCCEEDED and release.version != self.current_version
