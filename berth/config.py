@@ -82,6 +82,13 @@ class Settings:
     kafka_admin_key: str = ""
     kafka_admin_ca: str = ""                # what signs the brokers' certificates; the system's CAs if unset
     kafka_admin_insecure: bool = False      # allow an external admin listener without credentials
+    # Source blobs (POST /sources) and the source_blob.url a build or app setup fetches: the upload
+    # limit, the unpacked limits, and the hosts other than Berth a source may come from (none).
+    source_max_bytes: int = 512 * 1024 * 1024
+    source_unpacked_max_bytes: int = 2 * 1024 * 1024 * 1024
+    source_max_files: int = 100_000
+    source_hosts: tuple[str, ...] = ()
+    source_fetch_timeout_seconds: float = 300.0
 
     @property
     def api_url(self) -> str:
@@ -128,6 +135,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kafka_admin_key=env.get("BERTH_KAFKA_ADMIN_KEY") or "",
         kafka_admin_ca=env.get("BERTH_KAFKA_ADMIN_CA") or "",
         kafka_admin_insecure=_flag(env, "BERTH_KAFKA_ADMIN_INSECURE", False),
+        source_max_bytes=_int(env, "BERTH_SOURCE_MAX_BYTES", 512 * 1024 * 1024),
+        source_unpacked_max_bytes=_int(env, "BERTH_SOURCE_UNPACKED_MAX_BYTES", 2 * 1024 * 1024 * 1024),
+        source_max_files=_int(env, "BERTH_SOURCE_MAX_FILES", 100_000),
+        source_hosts=tuple(h.strip().lower() for h in (env.get("BERTH_SOURCE_HOSTS") or "").split(",")
+                           if h.strip()),
+        source_fetch_timeout_seconds=_float(env, "BERTH_SOURCE_FETCH_TIMEOUT_SECONDS", 300.0),
     )
 
 
