@@ -16,7 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from berth import crypto, signed_urls
-from berth.config import Settings
+from berth.config import Settings, load_settings
 from berth.platform.sources import SourceError, SourceFetcher
 from berth.platform.sources.store import SourceStore
 from berth.platform.sources.urls import GET, source_urls
@@ -189,3 +189,19 @@ def test_oversize_and_slow_sources_stop_with_a_message(settings: Settings, tmp_p
             limited.fetch(f"http://127.0.0.1:{port}{path}", account_id="a", dest=tmp_path / "a.tgz")
         assert "?" not in refused.value.message
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_operator_lists_hosts_and_subdomain_wildcards_in_berth_source_hosts(tmp_path: Path) -> None:
+    crypto.configure([Fernet.generate_key().decode()])
+    settings = load_settings({"BERTH_DATA_DIR": str(tmp_path), "BERTH_SOURCE_HOSTS": " *.Example.invalid, other.invalid ",
+                              "BERTH_SOURCE_MAX_BYTES": "1234", "BERTH_SOURCE_FETCH_TIMEOUT_SECONDS": "2.5"})
+    assert settings.source_hosts == ("*.example.invalid", "other.invalid")
+    allowed = SourceFetcher.from_settings(settings)
+    assert (allowed.max_bytes, allowed.timeout_seconds) == (1234, 2.5)
+    for url in ("https://codeload.example.invalid/o/r/tar.gz/main", "http://other.invalid/x.tgz"):
+        allowed.check(url, account_id="a")  # names that do not resolve pass here; the connection checks again
+    for url in ("https://example.invalid.evil.test/x.tgz", "https://evilexample.invalid/x.tgz",
+                "https://sub.other.invalid/x.tgz"):
+        with pytest.raises(SourceError, match="BERTH_SOURCE_HOSTS"):
+            allowed.check(url, account_id="a")
+    assert load_settings({"BERTH_DATA_DIR": str(tmp_path)}).source_hosts == ()

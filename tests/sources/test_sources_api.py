@@ -2,6 +2,9 @@
 as the Heroku CLI sends it, and every way to misuse the URLs."""
 from __future__ import annotations
 
+import hashlib
+import io
+import tarfile
 import time
 from pathlib import Path
 
@@ -9,6 +12,7 @@ import pytest
 
 from berth import signed_urls
 from berth.config import Settings
+from berth.platform.sources import SourceError, SourceFetcher, extract, limits_from
 from berth.platform.sources.urls import GET, PUT
 from tests.conftest import Api, User
 
@@ -106,3 +110,25 @@ def test_an_upload_without_content_length_is_refused(api: Api, alice: User) -> N
     blob = new_source(api, alice)
     refused = api.client.put(blob["put_url"], data=b"chunked", headers={**CLI_UPLOAD, "Transfer-Encoding": "chunked"})
     assert refused.status_code == 411 and "Content-Length" in refused.json["message"]
+
+
+def test_an_uploaded_tarball_is_fetched_and_unpacked_for_its_owner(api: Api, alice: User, bob: User,
+                                                                   settings: Settings, tmp_path: Path) -> None:
+    """What a build will do with a get_url: the source half of `heroku builds:create`, end to end."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name, data in (("repo-main/Procfile", b"web: python app.py\n"), ("repo-main/app.py", b"print(1)\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    blob = new_source(api, alice)
+    assert api.client.put(blob["put_url"], data=archive.getvalue(), headers=CLI_UPLOAD).status_code == 200
+    get_url = "http://127.0.0.1:5000" + blob["get_url"]
+    checksum = "SHA256:" + hashlib.sha256(archive.getvalue()).hexdigest()
+    fetcher = SourceFetcher.from_settings(settings.with_overrides(source_max_bytes=1 << 20))
+    fetcher.check(get_url, checksum, account_id=alice.id)
+    tarball = fetcher.fetch(get_url, checksum, account_id=alice.id, dest=tmp_path / "source.tgz")
+    app = extract(tarball, tmp_path / "app", limits_from(settings))
+    assert (app / "Procfile").read_text() == "web: python app.py\n" and (app / "app.py").exists()
+    with pytest.raises(SourceError, match="another account"):
+        fetcher.check(get_url, checksum, account_id=bob.id)
