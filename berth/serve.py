@@ -13,9 +13,10 @@ import sys
 import time
 from typing import Any
 
-from gunicorn import util
+from gunicorn import glogging, util
 from gunicorn.workers.gthread import ThreadWorker
 
+from berth import signed_urls
 from berth.config import Settings, load_settings
 
 RESTART_PAUSE_SECONDS = 1.0
@@ -73,6 +74,18 @@ class _CapturedSocket:
         return (int(code), reason) if code.isdigit() else (None, "")
 
 
+class RedactingLogger(glogging.Logger):
+    """gunicorn's logger, minus the signatures of self-authorising URLs (source uploads and
+    downloads) in access log lines: each is a credential for an hour."""
+
+    def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "U", "q", "f"):
+            if isinstance(atoms.get(key), str):
+                atoms[key] = signed_urls.redact(atoms[key])
+        return atoms
+
+
 def web_command(settings: Settings) -> list[str]:
     """gunicorn with Berth's worker class; no control socket (gunicorn's default is one shared
     path per user, ~/.gunicorn/gunicorn.ctl, so a second Berth on the machine would clash with
@@ -80,7 +93,7 @@ def web_command(settings: Settings) -> list[str]:
     return [sys.executable, "-m", "gunicorn", "--workers", str(settings.web_workers),
             "--worker-class", "berth.serve.JsonErrorWorker", "--threads", str(settings.web_threads),
             "--bind", f"{settings.host}:{settings.port}", "--no-control-socket",
-            "--access-logfile", "-", "app:app"]
+            "--access-logfile", "-", "--logger-class", "berth.serve.RedactingLogger", "app:app"]
 
 
 def commands() -> dict[str, list[str]]:

@@ -21,6 +21,10 @@ _TOKEN = re.compile(r"^([A-Za-z0-9_-]{1,200})\.([0-9]{1,12})\.([A-Za-z0-9_-]{43}
 _PURPOSE = re.compile(r"^[a-z][a-z0-9:_-]{0,60}$")
 
 
+# A token inside other text (a request line in an access log): resource and expiry kept, signature cut.
+_TOKEN_IN_TEXT = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z0-9_-]{1,200}\.[0-9]{1,12}\.)[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
+
+
 class InvalidToken(Exception):
     """Forged, altered, expired, or for another purpose or resource."""
 
@@ -56,3 +60,8 @@ def verify(purpose: str, token: str, *, now: float | None = None) -> str:
     if (time.time() if now is None else now) > expires:
         raise InvalidToken("expired")
     return resource
+
+
+def redact(text: str) -> str:
+    """`text` with every token's signature replaced: what a log may keep of a self-authorising URL."""
+    return _TOKEN_IN_TEXT.sub(r"\1[redacted]", text)
