@@ -178,3 +178,11 @@ def test_what_is_not_a_tarball_is_refused_clearly(tmp_path: Path, content: bytes
     with pytest.raises(SourceError, match="not a valid tar archive"):
         extract(tmp_path / "s.tgz", tmp_path / "app")
     assert leftovers(tmp_path) == ["s.tgz"]
+
+
+def test_a_sparse_file_is_refused(tmp_path: Path) -> None:
+    info = tarfile.TarInfo("disk.img")
+    info.type = tarfile.GNUTYPE_SPARSE
+    source = tarball(tmp_path / "s.tgz", [(info, None)], fmt=tarfile.GNU_FORMAT)
+    with pytest.raises(SourceError, match="sparse file"):
+        extract(source, tmp_path / "app")

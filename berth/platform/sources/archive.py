@@ -161,7 +161,9 @@ class _Writer:
             _refuse(f"the entry {member.name!r} has no name")
         if member.isdir():
             os.close(self._directory(parts, create=True))
-        elif member.type in REGULAR_TYPES and not member.issparse():
+        elif member.issparse():
+            _refuse(f"{_shown(parts)} is a sparse file")
+        elif member.type in REGULAR_TYPES:
             self._file(parts, member, archive)
         elif member.issym():
             self._symlink(parts, member.linkname)
