@@ -3,6 +3,7 @@ TLS listener as `make run` starts it): push, fetch, clone, who may, what is refu
 from __future__ import annotations
 
 import base64
+import gzip
 import http.client
 import os
 import subprocess
@@ -254,3 +255,29 @@ def test_renaming_keeps_the_repository_and_destroying_removes_it(server: LiveSer
     assert repo.is_dir()
     assert server.api("DELETE", "/apps/git-renamed-2", owner_key).status_code == 200
     assert not repo.exists()
+
+
+def test_a_gzip_request_body_is_inflated_for_git(server: LiveServer, owner_key: str, tmp_path: Path) -> None:
+    """git gzips upload-pack requests; http-backend inflates them as they stream through."""
+    make_app(server, owner_key, "git-gzip")
+    env = git_env(server, tmp_path / "home")
+    source = work_tree(tmp_path / "src", env)
+    git(source, env, "push", "-q", remote(server.url, owner_key, "git-gzip"), "main")
+    want = f"want {head(source, env)}\n"
+    negotiation = f"{len(want) + 4:04x}{want}0000" + "0009done\n"
+    answer = requests.post(f"{server.url}/git-gzip.git/git-upload-pack", auth=("anyone", owner_key),
+                           data=gzip.compress(negotiation.encode()), timeout=30,
+                           headers={"Content-Type": "application/x-git-upload-pack-request",
+                                    "Content-Encoding": "gzip"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Type"] == "application/x-git-upload-pack-result"
+    assert answer.content.startswith(b"0008NAK\n") and b"PACK" in answer.content
+
+
+def test_a_declared_body_over_the_limit_is_refused_before_git_runs(server: LiveServer, owner_key: str) -> None:
+    make_app(server, owner_key, "git-declared")
+    answer = requests.post(f"{server.url}/git-declared.git/git-receive-pack", auth=("anyone", owner_key),
+                           data=b"0" * (MAX_PUSH_BYTES + 2 * 1024 * 1024), timeout=30,
+                           headers={"Content-Type": "application/x-git-receive-pack-request"})
+    assert answer.status_code == 413
+    assert "larger than the 1 MiB Berth accepts" in answer.json()["message"]
