@@ -188,6 +188,7 @@ def test_a_push_over_the_size_limit_is_refused(server: LiveServer, owner_key: st
     source = work_tree(tmp_path / "src", env, ("blob.bin", os.urandom(3 * MAX_PUSH_BYTES // 2)))
     refused = git(source, env, "push", remote(server.url, owner_key, "git-huge"), "main", ok=False)
     assert refused.returncode != 0, refused.stderr
+    assert "remote: fatal: pack exceeds maximum allowed size" in refused.stderr
     assert bare_refs(server, app["id"]) == ""
 
 
