@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 export BERTH_DATA_DIR ?= $(CURDIR)/var
 export BERTH_HOST ?= 127.0.0.1
 export BERTH_PORT ?= 5000
+export BERTH_TLS_PORT ?= 5443
 
 .PHONY: setup system-packages kafka-jars heroku-cli stack run migrate test test-fast bench clean
 
@@ -36,6 +37,7 @@ migrate: setup
 
 run: migrate
 	@echo "Berth API on http://$(BERTH_HOST):$(BERTH_PORT) (data in $(BERTH_DATA_DIR))."
+	@echo "API and git over TLS on https://$(BERTH_HOST):$(BERTH_TLS_PORT) (CA: $(BERTH_DATA_DIR)/ca/ca.pem, also GET /ca.pem)."
 	@echo "Create the first user:  $(BIN)/python -m berth.admin create-user you@example.com"
 	@echo "Then:                   export BERTH_API_URL=http://$(BERTH_HOST):$(BERTH_PORT); $(BIN)/berth login"
 	$(BIN)/python -m berth.serve

@@ -47,6 +47,10 @@ class Settings:
     database_url: str
     host: str = "127.0.0.1"
     port: int = 5000
+    # The second listener: the whole API and git over HTTPS, with a certificate from the
+    # installation CA (berth/tls_listener.py).
+    tls_port: int = 5443
+    tls_names: tuple[str, ...] = ()  # more DNS names / IP addresses its certificate must carry
     # Newest first; empty means "use the key file in the data dir".
     secret_keys: tuple[str, ...] = ()
     rate_limit_per_hour: int = 4500
@@ -89,10 +93,18 @@ class Settings:
     source_max_files: int = 100_000
     source_hosts: tuple[str, ...] = ()
     source_fetch_timeout_seconds: float = 300.0
+    # git pushes: the most a push may send (its pack, as git receives it), in bytes.
+    git_max_push_bytes: int = 512 * 1024 * 1024
 
     @property
     def api_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def git_base_url(self) -> str:
+        """Where git remotes point: the TLS listener (git and the Heroku CLI want https)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"https://{f'[{host}]' if ':' in host else host}:{self.tls_port}"
 
     def with_overrides(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -108,6 +120,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=database_url,
         host=env.get("BERTH_HOST") or "127.0.0.1",
         port=_int(env, "BERTH_PORT", 5000),
+        tls_port=_int(env, "BERTH_TLS_PORT", 5443),
+        tls_names=tuple(n.strip() for n in (env.get("BERTH_TLS_NAMES") or "").split(",") if n.strip()),
         secret_keys=keys,
         rate_limit_per_hour=_int(env, "BERTH_RATE_LIMIT_PER_HOUR", 4500),
         public_url=(env.get("BERTH_PUBLIC_URL") or "").rstrip("/"),
@@ -141,6 +155,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         source_hosts=tuple(h.strip().lower() for h in (env.get("BERTH_SOURCE_HOSTS") or "").split(",")
                            if h.strip()),
         source_fetch_timeout_seconds=_float(env, "BERTH_SOURCE_FETCH_TIMEOUT_SECONDS", 300.0),
+        git_max_push_bytes=_int(env, "BERTH_GIT_MAX_PUSH_BYTES", 512 * 1024 * 1024),
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from gunicorn import glogging, util
 from gunicorn.workers.gthread import ThreadWorker
 
-from berth import signed_urls
+from berth import signed_urls, tls_listener
 from berth.config import Settings, load_settings
 
 RESTART_PAUSE_SECONDS = 1.0
@@ -96,10 +96,22 @@ def web_command(settings: Settings) -> list[str]:
             "--access-logfile", "-", "--logger-class", "berth.serve.RedactingLogger", "app:app"]
 
 
+def tls_web_command(settings: Settings) -> list[str]:
+    """The same app on BERTH_TLS_PORT over TLS (git's remotes, and the whole API). A second
+    gunicorn, because one gunicorn applies its certificate to every address it binds: the plain
+    port would turn into TLS too. Its certificate is (re)issued here, before it starts."""
+    cert, key = tls_listener.ensure_certificate(settings)
+    argv = web_command(settings)
+    bind = argv.index("--bind")
+    argv[bind + 1] = f"{settings.host}:{settings.tls_port}"
+    return [*argv[:-1], "--certfile", str(cert), "--keyfile", str(key), argv[-1]]
+
+
 def commands() -> dict[str, list[str]]:
     settings = load_settings()
     return {
         "web": web_command(settings),
+        "tls-web": tls_web_command(settings),
         "worker": [sys.executable, "-m", "berth.worker"],
         "drains": [sys.executable, "-m", "berth.platform.logs.forwarder"],
         **({"backends": [sys.executable, "-m", "berth.addons.backends"]} if settings.builtin_addons else {}),

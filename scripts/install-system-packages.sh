@@ -8,6 +8,7 @@
 #   chromium      the headless browser the end-to-end page tests drive (playwright, no download)
 #   bubblewrap    the sandbox builds and dynos run in (berth/supervise/sandbox.py)
 #   mmdebstrap    builds the stack, the sandbox's Debian root filesystem (scripts/build-stack.sh)
+#   git           `git http-backend` serves each app's repository (berth/platform/git/)
 #   wrk         HTTP load generator, only with --bench
 # Idempotent and silent when everything is present. Debian's postgresql
 # package may create and start a "main" cluster on port 5432; Berth never
@@ -40,6 +41,7 @@ command -v npm >/dev/null || missing+=(npm)
 command -v chromium >/dev/null || missing+=(chromium fonts-liberation)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+[[ -x "$(git --exec-path 2>/dev/null)/git-http-backend" ]] || missing+=(git)
 if ((bench)) && ! command -v wrk >/dev/null; then
     missing+=(wrk)
 fi

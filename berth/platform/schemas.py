@@ -125,7 +125,7 @@ class AppSchema(Schema):
     updated_at = Timestamp()
 
     def _git_url(self, app: Any) -> str:
-        return f"{self.settings.api_url}/{app.name}.git"
+        return f"{self.settings.git_base_url}/{app.name}.git"
 
     def _web_url(self, app: Any) -> str:
         return f"http://{app.name}.{self.settings.apps_domain}:{self.settings.router_port}/"

@@ -37,7 +37,7 @@ def _provision(server: LiveServer, key: str, app: str) -> dict[str, object]:
 def test_serve_runs_the_api_and_a_worker_and_restarts_a_dead_worker(tmp_path: Path) -> None:
     port = free_port()
     env = {**clean_env(), "BERTH_DATA_DIR": str(tmp_path / "data"), "BERTH_HOST": "127.0.0.1",
-           "BERTH_PORT": str(port), "BERTH_WEB_THREADS": "4",
+           "BERTH_PORT": str(port), "BERTH_TLS_PORT": str(free_port()), "BERTH_WEB_THREADS": "4",
            "BERTH_ALLOW_PRIVATE_TARGETS": "1"}  # the example partner listens on loopback
     server = LiveServer(f"http://127.0.0.1:{port}", env, tmp_path / "serve.log")
     with run_example_partner(tmp_path) as partner, server.log.open("wb") as log:
