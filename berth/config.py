@@ -82,6 +82,8 @@ class Settings:
     kafka_admin_key: str = ""
     kafka_admin_ca: str = ""                # what signs the brokers' certificates; the system's CAs if unset
     kafka_admin_insecure: bool = False      # allow an external admin listener without credentials
+    # Slugs: the largest compressed slug a build may pack or a client upload (Heroku: 1 GB).
+    slug_max_bytes: int = 1024 * 1024 * 1024
 
     @property
     def api_url(self) -> str:
@@ -128,6 +130,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kafka_admin_key=env.get("BERTH_KAFKA_ADMIN_KEY") or "",
         kafka_admin_ca=env.get("BERTH_KAFKA_ADMIN_CA") or "",
         kafka_admin_insecure=_flag(env, "BERTH_KAFKA_ADMIN_INSECURE", False),
+        slug_max_bytes=_int(env, "BERTH_SLUG_MAX_BYTES", 1024 * 1024 * 1024),
     )
 
 

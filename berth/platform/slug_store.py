@@ -22,6 +22,9 @@ class SlugStore(Protocol):
         """Store a copy of the tarball at `path`; its checksum (`SHA256:<hex>`). ChecksumMismatch
         if `expected` is given and differs (nothing is stored then)."""
 
+    def put_stream(self, source: BinaryIO, expected: str | None = None) -> str:
+        """`put` from a stream (an upload), hashed as it is copied."""
+
     def open(self, checksum: str) -> BinaryIO:
         """The stored tarball, verified against `checksum` before it is returned (MissingSlug
         when absent, ChecksumMismatch when its content no longer matches)."""
