@@ -187,3 +187,13 @@ def test_rollback_restores_the_old_slug_and_config_as_a_new_release(api: Api, al
     assert by_id["slug"] == {"id": second["id"]} and by_id["description"] == f"Rollback to v{listed[-1]['version']}"
     missing = api.post(f"/apps/{app_name}/releases", alice, json={"release": "v999"})
     assert missing.status_code == 404 and missing.get_json()["resource"] == "release"
+
+
+def test_a_config_change_after_a_deploy_carries_the_deployed_slug(api: Api, alice: User, app_name: str) -> None:
+    slug = uploaded_slug(api, alice, app_name, "one")
+    api.post(f"/apps/{app_name}/releases", alice, json={"slug": slug["id"]})
+    api.patch(f"/apps/{app_name}/config-vars", alice, json={"LATER": "1"})
+    newest = api.get(f"/apps/{app_name}/releases", alice, headers={"Range": "version ..; order=desc,max=1"}).get_json()[0]
+    assert newest["description"] == "Set LATER config vars" and newest["slug"] == {"id": slug["id"]}
+    first = api.get(f"/apps/{app_name}/releases/1", alice).get_json()
+    assert first["slug"] is None  # before any code: none
