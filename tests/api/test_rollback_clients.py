@@ -3,13 +3,12 @@
 over HTTP exactly as a client outside Berth would."""
 from __future__ import annotations
 
-import io
-import tarfile
 from typing import Any, Iterator
 
 import pytest
 import requests
 
+from tests.api.test_slugs import slug_tarball
 from tests.heroku_cli import HerokuCLI, heroku_cli
 from tests.live_server import LiveServer, live_server
 
@@ -27,23 +26,13 @@ def key(server: LiveServer) -> str:
     return server.create_user("rollback@example.com")
 
 
-def tarball(marker: str) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        data = f"web: echo {marker}\n".encode()
-        info = tarfile.TarInfo("./app/Procfile")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def deploy(server: LiveServer, key: str, app: str, marker: str) -> dict[str, Any]:
     """POST a slug, PUT its tarball to the blob URL with no key (as curl would), release it."""
     slug = server.api("POST", f"/apps/{app}/slugs", key, json={"process_types": {"web": "x"}, "commit": marker})
     assert slug.status_code == 201, slug.text
     blob = slug.json()["blob"]
     assert blob["method"] == "PUT" and blob["url"].startswith(server.url + "/")
-    put = requests.put(blob["url"], data=tarball(marker), headers={"Content-Type": ""}, timeout=30)
+    put = requests.put(blob["url"], data=slug_tarball(marker), headers={"Content-Type": ""}, timeout=30)
     assert put.status_code == 200, put.text
     released = server.api("POST", f"/apps/{app}/releases", key, json={"slug": slug.json()["id"]})
     assert released.status_code == 201, released.text
