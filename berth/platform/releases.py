@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, String, Update, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, String, Update, bindparam, func, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -78,7 +78,9 @@ class CreatedRelease:
 def _current_slug(app_id: object) -> object:
     """The slug of the app's newest succeeded release that has one: what a release cut without
     new code (a config change, an add-on) carries, so that every release names the code it runs."""
-    return (select(Release.slug_id).where(Release.app_id == app_id, Release.status == ReleaseStatus.SUCCEEDED,
+    # A literal: an anonymous parameter would be named like the INSERT's own status_<i>.
+    succeeded = literal_column(f"'{ReleaseStatus.SUCCEEDED.value}'")
+    return (select(Release.slug_id).where(Release.app_id == app_id, Release.status == succeeded,
                                           Release.slug_id.is_not(None))
             .order_by(Release.version.desc()).limit(1).scalar_subquery())
 

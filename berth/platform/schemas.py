@@ -240,8 +240,8 @@ class ReleaseCreateSchema(InputSchema):
 
 # ---- slugs ---------------------------------------------------------------------------------
 
-PROCESS_TYPE_PATTERN = r"^[-\w]{1,128}\Z"
-CHECKSUM_INPUT_PATTERN = r"^(?i:SHA256):[0-9a-fA-F]{64}\Z"
+PROCESS_TYPE_PATTERN = r"^[-A-Za-z0-9_]{1,128}\Z"
+CHECKSUM_INPUT_PATTERN = r"^[Ss][Hh][Aa]256:[0-9a-fA-F]{64}\Z"
 
 
 class SlugCreateSchema(InputSchema):

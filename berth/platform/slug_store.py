@@ -54,8 +54,9 @@ class LocalSlugStore:
 
     def put_stream(self, source: BinaryIO, expected: str | None = None) -> str:
         """`put` from a stream: hashed while copied, so the blob is read once."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         staging = self.root / "tmp"
-        staging.mkdir(mode=0o700, parents=True, exist_ok=True)
+        staging.mkdir(mode=0o700, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=staging, prefix="slug-", suffix=".part")
         try:
             digest = hashlib.sha256()

@@ -8,7 +8,8 @@ from flask import Flask
 from sqlalchemy import update
 
 from berth.db import utcnow
-from berth.platform.models import Release, Slug
+from berth.platform import releases
+from berth.platform.models import Release, ReleaseStatus, Slug
 from berth.platform.slug_retention import sweep_slugs
 from berth.platform.slug_store import local_store
 from tests.api.test_slugs import create_slug, uploaded_slug
@@ -63,3 +64,23 @@ def test_a_young_release_keeps_its_slug_and_a_missing_blob_is_refused_clearly(ap
     store.delete(slug["checksum"])  # lost outside Berth's control
     refused = api.post("/apps/short-lived/releases", alice, json={"release": release["id"]})
     assert refused.status_code == 422 and "no longer stored" in refused.get_json()["message"]
+
+
+def test_the_current_release_keeps_its_slug_however_old_and_far_back(api: Api, alice: User, app: Flask) -> None:
+    assert api.post("/apps", alice, json={"name": "stuck-deploys"}).status_code == 201
+    live = uploaded_slug(api, alice, "stuck-deploys", "live")
+    assert api.post("/apps/stuck-deploys/releases", alice, json={"slug": live["id"]}).status_code == 201
+    broken = uploaded_slug(api, alice, "stuck-deploys", "broken")
+    database = app.extensions["berth.database"]
+    with database.transaction() as session:  # 21 releases whose release phase failed since
+        last = api.get("/apps/stuck-deploys/releases", alice).get_json()[-1]
+        releases.create_releases(session, [
+            releases.NewRelease(last["app"]["id"], last["version"] + n, "Deploy broken", {}, slug_id=broken["id"],
+                                status=ReleaseStatus.FAILED) for n in range(1, 22)], utcnow())
+        session.execute(update(Release).values(created_at=utcnow() - timedelta(days=40)))
+        session.execute(update(Slug).values(created_at=utcnow() - timedelta(days=40)))
+    store = local_store(app.config["BERTH_SETTINGS"].data_dir)
+    assert sweep_slugs(database, store).slug_ids == []
+    assert store.exists(live["checksum"])
+    current = [r for r in api.get("/apps/stuck-deploys/releases", alice).get_json() if r["current"]]
+    assert [r["slug"] for r in current] == [{"id": live["id"]}] and current[0]["status"] == "succeeded"

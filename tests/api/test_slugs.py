@@ -58,7 +58,8 @@ def uploaded_slug(api: Api, user: User, app: str, marker: str, **body: Any) -> d
     return stored.get_json()
 
 
-def test_a_slug_is_created_uploaded_without_a_key_and_read_back(api: Api, alice: User, app_name: str) -> None:
+def test_a_slug_is_created_uploaded_without_a_key_and_read_back(api: Api, alice: User, app_name: str,
+                                                                app: Flask) -> None:
     data = slug_tarball("one")
     slug = create_slug(api, alice, app_name, commit="0123456789abcdef", commit_description="first",
                        buildpack_provided_description="Python", checksum=sha256(data).upper().replace("SHA256", "sha256"))
@@ -74,6 +75,12 @@ def test_a_slug_is_created_uploaded_without_a_key_and_read_back(api: Api, alice:
     assert downloaded.status_code == 200 and downloaded.data == data
     again = upload(api, slug, data)  # a slug never changes
     assert again.status_code == 409 and again.get_json()["id"] == "conflict"
+    blob = app.config["BERTH_SETTINGS"].data_dir / "slugs" / "sha256" / sha256(data)[7:9] / f"{sha256(data)[7:]}.tgz"
+    blob.write_bytes(data[:-1] + b"!")  # altered on disk: checked before every use, never served
+    altered = api.client.get(path_of(shown["blob"]["url"]))
+    assert altered.status_code == 500 and "failed its checksum check" in altered.get_json()["message"]
+    blob.unlink()
+    assert api.client.get(path_of(shown["blob"]["url"])).status_code == 410
 
 
 def test_slug_bad_paths_are_refused_in_herokus_shape(api: Api, alice: User, bob: User, app_name: str) -> None:

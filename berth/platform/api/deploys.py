@@ -6,7 +6,7 @@ from typing import Any, BinaryIO
 from flask import request, send_file
 
 from berth import signed_urls
-from berth.errors import BadRequest, Forbidden, InvalidParams, PayloadTooLarge
+from berth.errors import BadRequest, Forbidden, Gone, InternalError, InvalidParams, PayloadTooLarge
 from berth.httpapi.body import load
 from berth.httpapi.context import current_account, current_account_id, database, db_session, public
 from berth.httpapi.openapi import describe
@@ -15,7 +15,7 @@ from berth.platform.api import blueprint
 from berth.platform.api.helpers import settings
 from berth.platform.models import Slug
 from berth.platform.schemas import ReleaseCreateSchema, ReleaseSchema, SlugCreateSchema, SlugSchema
-from berth.platform.slug_store import SlugStore, local_store
+from berth.platform.slug_store import MissingSlug, SlugStore, local_store
 from berth.platform.slugs import ChecksumMismatch, SlugError, check_size
 
 Reply = Any
@@ -124,8 +124,10 @@ def download_slug_blob(token: str) -> Reply:
         raise Forbidden("This slug has no stored code.")
     try:
         stream = slug_store().open(slug.checksum)
-    except SlugError as error:
-        raise InvalidParams(str(error)) from None
+    except MissingSlug as error:
+        raise Gone(str(error)) from None
+    except ChecksumMismatch as error:  # altered on disk: never served
+        raise InternalError(f"The stored slug failed its checksum check ({error}); deploy the code again.") from None
     return send_file(stream, mimetype="application/gzip", download_name=f"{slug.id}.tgz")
 
 
