@@ -19,6 +19,7 @@ from berth.platform.slug_store import SlugStore
 
 KEEP_NEWEST_RELEASES = 20
 KEEP_FOR = timedelta(days=30)
+ORPHAN_GRACE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,25 @@ def delete_unreferenced_blobs(session: Session, store: SlugStore, checksums: lis
     return deleted
 
 
+def orphan_blobs(session: Session, store: SlugStore, stored_before: datetime) -> list[str]:
+    """Blobs stored before `stored_before` that no slug names (their app was destroyed, or an
+    upload's record never committed). Younger ones may be an upload or build about to record them."""
+    old = [checksum for checksum, stored_at in store.stored() if stored_at < stored_before]
+    named: set[str] = set()
+    for start in range(0, len(old), 500):
+        named.update(session.scalars(select(Slug.checksum).where(Slug.checksum.in_(old[start:start + 500]))))
+    return [checksum for checksum in old if checksum not in named]
+
+
 def sweep_slugs(database: Database, store: SlugStore, now: datetime | None = None) -> Collected:
-    """One retention round: records in one transaction, then the blobs, after it committed."""
+    """One retention round: records in one transaction, then the blobs, after it committed; then
+    blobs left by destroyed apps (stored more than ORPHAN_GRACE ago, named by no slug)."""
+    now = now or utcnow()
     with database.transaction() as session:
         collected = collect_slugs(session, now)
-    if collected.checksums:
-        with database.transaction() as session:
-            delete_unreferenced_blobs(session, store, collected.checksums)
+    with database.transaction() as session:
+        delete_unreferenced_blobs(session, store, collected.checksums)
+        orphans = orphan_blobs(session, store, now - ORPHAN_GRACE)
+    for checksum in orphans:
+        store.delete(checksum)
     return collected

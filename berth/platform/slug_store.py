@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Iterator, Protocol
 
 from berth.platform.slugs import SlugError, checksum_of_stream, normalise_checksum, verify_checksum
 
@@ -30,6 +31,9 @@ class SlugStore(Protocol):
         when absent, ChecksumMismatch when its content no longer matches)."""
 
     def exists(self, checksum: str) -> bool: ...
+
+    def stored(self) -> Iterator[tuple[str, datetime]]:
+        """Every blob: (checksum, when it was stored), for collecting those no slug names."""
 
     def delete(self, checksum: str) -> None:
         """Remove the blob; absent is fine."""
@@ -95,6 +99,11 @@ class LocalSlugStore:
 
     def delete(self, checksum: str) -> None:
         self._path(checksum).unlink(missing_ok=True)
+
+    def stored(self) -> Iterator[tuple[str, datetime]]:
+        for blob in sorted((self.root / "sha256").glob("??/*.tgz")):
+            if blob.is_file() and not blob.is_symlink():
+                yield "SHA256:" + blob.name[:-len(".tgz")], datetime.fromtimestamp(blob.stat().st_mtime, timezone.utc)
 
 
 def local_store(data_dir: Path) -> LocalSlugStore:

@@ -174,18 +174,37 @@ def pack(build_dir: Path, destination: Path, *, hard_limit: int = HARD_LIMIT_BYT
     symlinks only (sockets, FIFOs and devices a build left are skipped). Over the hard limit the
     tarball is deleted and SlugTooLarge raised."""
     try:
-        with open(destination, "xb") as raw, tarfile.open(fileobj=raw, mode="w:gz",
-                                                         format=tarfile.GNU_FORMAT) as tar:
-            tar.addfile(_directory_info(PREFIX, os.lstat(build_dir)))
-            for relative in _packable(build_dir):
-                _add(tar, build_dir, relative)
-        size = destination.stat().st_size
+        with open(destination, "xb") as raw:
+            sink = _BoundedSink(raw, hard_limit)
+            with tarfile.open(fileobj=sink, mode="w:gz", compresslevel=6,  # type: ignore[call-overload]
+                              format=tarfile.GNU_FORMAT) as tar:
+                tar.addfile(_directory_info(PREFIX, os.lstat(build_dir)))
+                for relative in _packable(build_dir):
+                    _add(tar, build_dir, relative)
+        size = sink.size
         check_size(size, hard_limit)
     except BaseException:
         destination.unlink(missing_ok=True)
         raise
     warning = size_warning(size, soft_limit)
     return PackedSlug(destination, checksum_of(destination), size, (warning,) if warning else ())
+
+
+class _BoundedSink:
+    """Writes the tarball until it passes the hard limit, then only counts: the disk never holds
+    more than the limit, yet the refusal can still say the slug's size, as Heroku's does."""
+
+    def __init__(self, raw: BinaryIO, limit: int) -> None:
+        self.raw, self.limit, self.size = raw, limit, 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        if self.size <= self.limit:
+            self.raw.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
 
 
 def _packable(root: Path) -> Iterator[str]:

@@ -84,3 +84,16 @@ def test_the_current_release_keeps_its_slug_however_old_and_far_back(api: Api, a
     assert store.exists(live["checksum"])
     current = [r for r in api.get("/apps/stuck-deploys/releases", alice).get_json() if r["current"]]
     assert [r["slug"] for r in current] == [{"id": live["id"]}] and current[0]["status"] == "succeeded"
+
+
+def test_blobs_of_a_destroyed_app_are_deleted_after_a_day_of_grace(api: Api, alice: User, app: Flask) -> None:
+    assert api.post("/apps", alice, json={"name": "short-story"}).status_code == 201
+    slug = uploaded_slug(api, alice, "short-story", "gone-with-the-app")
+    api.post("/apps/short-story/releases", alice, json={"slug": slug["id"]})
+    assert api.delete("/apps/short-story", alice).status_code == 200
+    database = app.extensions["berth.database"]
+    store = local_store(app.config["BERTH_SETTINGS"].data_dir)
+    sweep_slugs(database, store)
+    assert store.exists(slug["checksum"])  # young: an upload may be about to record it
+    sweep_slugs(database, store, utcnow() + timedelta(days=2))
+    assert not store.exists(slug["checksum"])

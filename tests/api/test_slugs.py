@@ -204,3 +204,12 @@ def test_a_config_change_after_a_deploy_carries_the_deployed_slug(api: Api, alic
     assert newest["description"] == "Set LATER config vars" and newest["slug"] == {"id": slug["id"]}
     first = api.get(f"/apps/{app_name}/releases/1", alice).get_json()
     assert first["slug"] is None  # before any code: none
+
+
+def test_an_app_with_released_slugs_can_be_destroyed(api: Api, alice: User, app_name: str) -> None:
+    slug = uploaded_slug(api, alice, app_name, "one")
+    api.post(f"/apps/{app_name}/releases", alice, json={"slug": slug["id"]})
+    api.patch(f"/apps/{app_name}/config-vars", alice, json={"A": "1"})
+    destroyed = api.delete(f"/apps/{app_name}", alice)
+    assert destroyed.status_code == 200, destroyed.get_json()
+    assert api.get(f"/apps/{app_name}", alice).status_code == 404
