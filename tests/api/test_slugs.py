@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from berth import signed_urls
+from berth.platform import config_vars
+from berth.platform.models import App
 from tests.conftest import Api, User
 
 
@@ -213,3 +216,25 @@ def test_an_app_with_released_slugs_can_be_destroyed(api: Api, alice: User, app_
     destroyed = api.delete(f"/apps/{app_name}", alice)
     assert destroyed.status_code == 200, destroyed.get_json()
     assert api.get(f"/apps/{app_name}", alice).status_code == 404
+
+
+def test_rollback_leaves_add_on_vars_as_they_are_now(api: Api, alice: User, app_name: str, app: Flask) -> None:
+    database = app.extensions["berth.database"]
+
+    def attach(values: dict[str, str]) -> None:  # what an add-on attachment does to the app's config
+        with database.transaction() as session:
+            shipping = session.scalars(select(App).where(App.name == app_name)).one()
+            config_vars.set_owned_config(session, shipping, "attachment-1", values, None, "Update DATABASE")
+    attach({"DATABASE_URL": "postgres://old-password@db/x"})
+    api.patch(f"/apps/{app_name}/config-vars", alice, json={"MODE": "one"})
+    first = uploaded_slug(api, alice, app_name, "one")
+    old = api.post(f"/apps/{app_name}/releases", alice, json={"slug": first["id"]}).get_json()
+    attach({"DATABASE_URL": "postgres://rotated-password@db/x"})  # credentials rotated since
+    api.patch(f"/apps/{app_name}/config-vars", alice, json={"MODE": "two"})
+    rolled = api.post(f"/apps/{app_name}/releases", alice, json={"release": old["id"]})
+    assert rolled.status_code == 201, rolled.get_json()
+    expected = {"MODE": "one", "DATABASE_URL": "postgres://rotated-password@db/x"}
+    assert api.get(f"/apps/{app_name}/config-vars", alice).get_json() == expected
+    assert api.get(f"/apps/{app_name}/releases/{rolled.get_json()['version']}/config-vars", alice).get_json() == expected
+    still_owned = api.patch(f"/apps/{app_name}/config-vars", alice, json={"DATABASE_URL": "x"})
+    assert still_owned.status_code == 409  # still the attachment's, not turned into a user var
