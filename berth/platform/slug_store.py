@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Iterator, Protocol
 
-from berth.platform.slugs import SlugError, checksum_of_stream, normalise_checksum, verify_checksum
+from berth.platform.slugs import (SlugError, UnpackLimits, checksum_of_stream, normalise_checksum, unpack,
+                                  verify_checksum)
 
 _CHUNK = 1024 * 1024
 
@@ -104,6 +105,14 @@ class LocalSlugStore:
         for blob in sorted((self.root / "sha256").glob("??/*.tgz")):
             if blob.is_file() and not blob.is_symlink():
                 yield "SHA256:" + blob.name[:-len(".tgz")], datetime.fromtimestamp(blob.stat().st_mtime, timezone.utc)
+
+
+def unpack_slug(store: SlugStore, checksum: str, destination: Path,
+                limits: UnpackLimits = UnpackLimits()) -> int:
+    """What a dyno's /app is made from: the stored slug, verified, safely unpacked into the empty
+    `destination`; the bytes written."""
+    with store.open(checksum) as stream:
+        return unpack(stream, destination, limits)
 
 
 def local_store(data_dir: Path) -> LocalSlugStore:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from berth.platform import slugs
-from berth.platform.slug_store import LocalSlugStore, MissingSlug
+from berth.platform.slug_store import LocalSlugStore, MissingSlug, unpack_slug
 from berth.platform.slugs import ChecksumMismatch, SlugTooLarge, UnpackLimits, UnsafeSlug
 
 
@@ -104,9 +104,9 @@ def test_the_store_is_content_addressed_atomic_and_verifies_every_read(tmp_path:
 
 def test_unpack_restores_the_app_tree_with_links_inside_it(tmp_path: Path) -> None:
     packed = slugs.pack(built_app(tmp_path), tmp_path / "slug.tgz")
+    store = LocalSlugStore(tmp_path / "store")
     target = tmp_path / "dyno-app"
-    with open(packed.path, "rb") as stream:
-        slugs.unpack(stream, target)
+    unpack_slug(store, store.put(packed.path), target)
     assert (target / "Procfile").read_text() == "web: bin/serve\n"
     assert os.readlink(target / "serve-link") == "bin/serve" and os.access(target / "bin" / "serve", os.X_OK)
     assert not (target / ".git").exists()
