@@ -95,6 +95,8 @@ class Settings:
     source_fetch_timeout_seconds: float = 300.0
     # git pushes: the most a push may send (its pack, as git receives it), in bytes.
     git_max_push_bytes: int = 512 * 1024 * 1024
+    # Slugs: the largest compressed slug a build may pack or a client upload (Heroku: 1 GB).
+    slug_max_bytes: int = 1024 * 1024 * 1024
 
     @property
     def api_url(self) -> str:
@@ -156,6 +158,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                            if h.strip()),
         source_fetch_timeout_seconds=_float(env, "BERTH_SOURCE_FETCH_TIMEOUT_SECONDS", 300.0),
         git_max_push_bytes=_int(env, "BERTH_GIT_MAX_PUSH_BYTES", 512 * 1024 * 1024),
+        slug_max_bytes=_int(env, "BERTH_SLUG_MAX_BYTES", 1024 * 1024 * 1024),
     )
 
 

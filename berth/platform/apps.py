@@ -76,7 +76,7 @@ def _name_taken(session: Session, name: str, *, except_id: str | None = None) ->
     return existing is not None and existing != except_id
 
 
-def _resolve_stack(stack: str | None) -> str:
+def resolve_stack(stack: str | None) -> str:
     if stack is None:
         return DEFAULT_STACK
     resolved = STACK_ALIASES.get(stack) or (DEFAULT_STACK if stack == stable_id("stack", DEFAULT_STACK)
@@ -94,7 +94,7 @@ def _resolve_region(settings: Settings, region: str | None) -> str:
 
 def create_app(session: Session, settings: Settings, owner: Account, *, name: str | None = None,
                region: str | None = None, stack: str | None = None) -> App:
-    stack_name = _resolve_stack(stack)
+    stack_name = resolve_stack(stack)
     region_name = _resolve_region(settings, region)
     if name is not None:
         _check_name(name)
@@ -131,7 +131,7 @@ def update_app(session: Session, account: Account, app: App, changes: dict[str, 
     if "maintenance" in changes:
         app.maintenance = bool(changes["maintenance"])
     if "build_stack" in changes:
-        app.build_stack = _resolve_stack(changes["build_stack"])
+        app.build_stack = resolve_stack(changes["build_stack"])
     try:
         with session.begin_nested():
             session.flush()

@@ -75,11 +75,13 @@ class Slug(Base):
 
 
 class ReleaseStatus(StrEnum):
-    """`pending` while its release phase runs; only `succeeded` releases are ever current."""
+    """`pending` while its release phase runs; only `succeeded` releases are ever current;
+    `expired` once retention deleted its slug (it can no longer be rolled back to)."""
 
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    EXPIRED = "expired"
 
 
 class Release(Base):

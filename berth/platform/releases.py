@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, Update, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, String, Update, bindparam, func, insert, literal_column, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -60,7 +60,7 @@ class NewRelease:
     description: str
     config: dict[str, str]
     user_id: str | None = None
-    slug_id: str | None = None
+    slug_id: str | None = None  # None: the app's code stays what it is (the current release's slug)
     status: ReleaseStatus = ReleaseStatus.SUCCEEDED  # pending while a release phase is to run
 
 
@@ -75,16 +75,28 @@ class CreatedRelease:
     slug_id: str | None
 
 
+def _current_slug(app_id: object) -> object:
+    """The slug of the app's newest succeeded release that has one: what a release cut without
+    new code (a config change, an add-on) carries, so that every release names the code it runs."""
+    # A literal: an anonymous parameter would be named like the INSERT's own status_<i>.
+    succeeded = literal_column(f"'{ReleaseStatus.SUCCEEDED.value}'")
+    return (select(Release.slug_id).where(Release.app_id == app_id, Release.status == succeeded,
+                                          Release.slug_id.is_not(None))
+            .order_by(Release.version.desc()).limit(1).scalar_subquery())
+
+
 def _insert_releases(count: int) -> object:
     def row(i: int) -> dict[str, object]:
         return {"id": bindparam(f"id_{i}"), "app_id": bindparam(f"app_id_{i}"),
                 "version": bindparam(f"version_{i}"), "description": bindparam(f"description_{i}"),
                 "status": bindparam(f"status_{i}"), "user_id": bindparam(f"user_id_{i}"),
                 "config_snapshot": bindparam(f"config_{i}", type_=EncryptedText()),
-                "slug_id": bindparam(f"slug_id_{i}"),
+                "slug_id": func.coalesce(bindparam(f"slug_id_{i}", type_=String()),
+                                         _current_slug(bindparam(f"app_id_{i}"))),
                 "created_at": bindparam("now", type_=UTCDateTime()),
                 "updated_at": bindparam("now", type_=UTCDateTime())}
-    return insert(Release.__table__).values([row(i) for i in range(count)])
+    table = Release.__table__
+    return insert(table).values([row(i) for i in range(count)]).returning(table.c.id, table.c.slug_id)
 
 
 _INSERT_RELEASES = PreparedByCount(_insert_releases)  # type: ignore[arg-type]
@@ -103,7 +115,8 @@ def create_releases(session: Session, new: list[NewRelease], now: datetime) -> l
                        f"description_{i}": release.description, f"status_{i}": release.status,
                        f"user_id_{i}": release.user_id, f"config_{i}": json.dumps(release.config, sort_keys=True),
                        f"slug_id_{i}": release.slug_id})
-    _INSERT_RELEASES[len(new)].run_in(session, params)
+    slugs = dict(_INSERT_RELEASES[len(new)].run_in(session, params))
+    created = [replace(made, slug_id=slugs.get(made.id)) for made in created]
     hooks_of(session).fire(RELEASE_CREATED, session=session, releases=created)
     return created
 

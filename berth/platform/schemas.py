@@ -220,4 +220,64 @@ class ReleaseSchema(Schema):
         return release.version == self.current_version
 
     def _eligible(self, release: Any) -> bool:
-        return release.status == ReleaseStatus.SUCCEEDED and release.version != self.current_version
+        # The current release too: `heroku releases:rollback` takes the second eligible one.
+        return release.status == ReleaseStatus.SUCCEEDED
+
+
+class ReleaseCreateSchema(InputSchema):
+    """Release an uploaded slug (`slug`), or roll back to an earlier release (`release`)."""
+
+    slug = Reference(load_default=None)
+    release = Reference(load_default=None)
+    description = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000))
+
+    @validates_schema
+    def _one_of(self, data: dict[str, Any], **_: Any) -> None:
+        if (data.get("slug") is None) == (data.get("release") is None):
+            raise ValidationError("Give exactly one of slug (an uploaded slug's id, to release it) or "
+                                  "release (an earlier release's id or version, to roll back to it).")
+
+
+# ---- slugs ---------------------------------------------------------------------------------
+
+PROCESS_TYPE_PATTERN = r"^[-A-Za-z0-9_]{1,128}\Z"
+CHECKSUM_INPUT_PATTERN = r"^[Ss][Hh][Aa]256:[0-9a-fA-F]{64}\Z"
+
+
+class SlugCreateSchema(InputSchema):
+    process_types = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(PROCESS_TYPE_PATTERN, error=(
+            "Process types are 1 to 128 letters, digits, '_' or '-'."))),
+        values=fields.String(validate=validate.Length(min=1, max=10_000)), required=True)
+    checksum = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(
+        CHECKSUM_INPUT_PATTERN, error="Checksum must be SHA256: followed by 64 hex digits."))
+    commit = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    commit_description = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000))
+    buildpack_provided_description = fields.String(load_default=None, allow_none=True,
+                                                   validate=validate.Length(max=255))
+    stack = Reference(load_default=None, allow_none=True)
+
+
+class SlugSchema(Schema):
+    """`blob` is where the tarball goes (PUT, until uploaded) or comes from (GET): a URL that
+    authorises itself for an hour, so clients send no API key with it."""
+
+    def __init__(self, *, blob_url: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.blob_url = blob_url
+
+    id = fields.String()
+    blob = fields.Method("_blob")
+    buildpack_provided_description = fields.String(allow_none=True)
+    checksum = fields.String(allow_none=True)
+    commit = fields.String(allow_none=True)
+    commit_description = fields.String(allow_none=True)
+    process_types = fields.Dict()
+    size = fields.Integer(allow_none=True)
+    stack = fields.Function(lambda slug: _named("stack", slug.stack))
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+    def _blob(self, slug: Any) -> dict[str, str]:
+        method = "GET" if slug.size is not None else "PUT"
+        return {"method": method, "url": self.blob_url(slug, method)}

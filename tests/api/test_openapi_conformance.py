@@ -75,7 +75,8 @@ parameters = { "path.ref" = "fuzz@example.com" }
 # 422, as Heroku answers; a JSON schema cannot list what exists.
 [[operations]]
 include-name = ["POST /apps", "PATCH /apps/{app_ref}", "POST /apps/{app_ref}/log-drains",
-                "POST /api/v3/addons/{slug}/manifests"]
+                "POST /api/v3/addons/{slug}/manifests", "POST /apps/{app_ref}/slugs",
+                "POST /apps/{app_ref}/releases"]
 checks.positive_data_acceptance.expected-statuses = ["2XX", 401, 403, 404, 409, 422]
 """
 
