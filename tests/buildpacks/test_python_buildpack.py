@@ -1,0 +1,56 @@
+"""The built-in python buildpack, compiled by the runner in the real sandbox (needs PyPI)."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_flask_app_builds_and_answers(builder) -> None:
+    built = builder.compile("flask")
+    assert built.error is None, built.output
+    assert "-----> Python app detected" in built.lines
+    assert "-----> Using Python 3.11 (.python-version asks for 3.11)" in built.lines
+    assert "       Procfile declares types -> web" in built.lines
+    result = built.result
+    assert result.buildpack_provided_description == "Python"
+    assert result.buildpacks == ["python"]
+    assert result.process_types == {"web": "gunicorn app:app --bind 0.0.0.0:$PORT --workers 1"}
+    assert (result.app_dir / ".heroku/python/bin/gunicorn").is_file()
+    answer = builder.serve(result)
+    assert answer.status_code == 200
+    assert answer.text == "Hello from Flask on Python 3.11, in /app\n"
+    # The virtualenv comes first on PATH in dynos: `python` is the venv's, with Flask importable.
+    code, output = builder.run(result, "command -v python; python -c 'import flask; print(flask.__name__)'")
+    assert (code, output) == (0, "/app/.heroku/python/bin/python\nflask")
+    # pip's cache is in CACHE_DIR (kept between builds of the app), as pip itself says.
+    assert "       pip's cache: /tmp/cache/pip" in built.lines
+
+
+def test_a_broken_requirements_file_fails_the_build_with_pips_message(builder) -> None:
+    built = builder.compile("broken-requirements")
+    assert built.error is not None
+    assert built.result is None
+    assert "-----> Installing requirements with pip" in built.lines
+    assert any("Invalid requirement" in line for line in built.lines), built.output
+    assert " !     pip could not install requirements.txt: see the error above, fix the file and push again." in built.lines
+    assert " !     Push rejected, failed to compile Python app." in built.lines
+
+
+def test_a_python_version_that_is_not_installed_fails_naming_the_installed_ones(builder) -> None:
+    source = builder.source("flask")
+    (source / ".python-version").unlink()
+    (source / "runtime.txt").write_text("python-3.7.17\n")
+    built = builder.compile(source)
+    assert built.error is not None
+    assert (" !     Python 3.7.17 (runtime.txt) is not installed on this stack. Installed: 3.11. "
+            "Ask for one of these in runtime.txt.") in built.lines, built.output
+
+
+def test_without_a_version_asked_the_newest_installed_python_is_used(builder) -> None:
+    source = builder.source("flask")
+    (source / ".python-version").unlink()
+    (source / "requirements.txt").write_text("")
+    built = builder.compile(source)
+    assert built.error is None, built.output
+    assert "-----> Using Python 3.11 (the newest installed; pin one in .python-version)" in built.lines
