@@ -221,3 +221,18 @@ class ReleaseSchema(Schema):
 
     def _eligible(self, release: Any) -> bool:
         return release.status == ReleaseStatus.SUCCEEDED and release.version != self.current_version
+
+
+# ---- buildpack installations ---------------------------------------------------------------
+
+class BuildpackUpdateSchema(InputSchema):
+    buildpack = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+
+
+class BuildpackInstallationsUpdateSchema(InputSchema):
+    updates = fields.List(fields.Nested(BuildpackUpdateSchema), required=True)
+
+
+class BuildpackInstallationSchema(Schema):
+    ordinal = fields.Integer()
+    buildpack = fields.Function(lambda installed: {"url": installed.url, "name": installed.name})

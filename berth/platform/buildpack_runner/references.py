@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from berth.outbound import TargetPolicy, TargetRefused
 
-__all__ = ["BUILTIN_DIR", "BUILTIN_ORDER", "BuildpackError", "Buildpack", "BuildpackFetcher", "builtin_name"]
+__all__ = ["BUILTIN_DIR", "BUILTIN_ORDER", "REGISTRY_BLOB_URL", "BuildpackError", "Buildpack", "BuildpackFetcher", "builtin_name"]
 
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "buildpacks"
 # Detection order when an app sets none: language packs first, procfile (anything with a Procfile) last.
@@ -42,9 +42,20 @@ class Buildpack:
     path: Path  # the directory with bin/; bound read-only into the sandbox
 
 
+# Where Heroku's buildpack registry says its official buildpacks live: the Heroku CLI turns a
+# registry name (`heroku/python`) into this URL before it sets it (see /buildpack-registry).
+REGISTRY_BLOB_URL = "https://buildpack-registry.s3.amazonaws.com/buildpacks/heroku/{name}.tgz"
+CODON_BLOB_URL = "https://codon-buildpacks.s3.amazonaws.com/buildpacks/heroku/{name}.tgz"
+
+
 def builtin_name(reference: str) -> str | None:
-    """`python`, `heroku/python` and `urn:buildpack:heroku/python` name the built-in python."""
+    """`python`, `heroku/python`, `urn:buildpack:heroku/python` and the registry's URL for
+    heroku/python name the built-in python."""
     name = reference.strip()
+    for template in (REGISTRY_BLOB_URL, CODON_BLOB_URL):
+        prefix, suffix = template.split("{name}")
+        if name.startswith(prefix) and name.endswith(suffix):
+            name = name[len(prefix):-len(suffix)]
     for prefix in ("urn:buildpack:", "heroku/", "heroku-community/", "berth/"):
         if name.startswith(prefix):
             name = name[len(prefix):]
