@@ -54,3 +54,33 @@ def test_without_a_version_asked_the_newest_installed_python_is_used(builder) ->
     built = builder.compile(source)
     assert built.error is None, built.output
     assert "-----> Using Python 3.11 (the newest installed; pin one in .python-version)" in built.lines
+
+
+def test_a_django_app_gets_collectstatic_and_a_default_web_process(builder) -> None:
+    built = builder.compile("django")
+    assert built.error is None, built.output
+    assert "-----> $ python manage.py collectstatic --noinput" in built.lines
+    assert (built.result.app_dir / "staticfiles" / "admin" / "css" / "base.css").is_file()
+    assert built.result.process_types == {"web": "gunicorn mysite.wsgi"}
+    # .profile.d puts the virtualenv first on PATH: ./manage.py (#!/usr/bin/env python) just works.
+    assert builder.run(built.result, "./manage.py check") == (0, "System check identified no issues (0 silenced).")
+    answer = builder.serve(built.result)  # gunicorn binds to $PORT by itself
+
+    assert answer.text == "Hello from Django\n"
+
+
+def test_disable_collectstatic_skips_it(builder) -> None:
+    built = builder.compile("django", config={"DISABLE_COLLECTSTATIC": "1"})
+    assert built.error is None, built.output
+    assert "-----> Skipping Django collectstatic (DISABLE_COLLECTSTATIC is set)" in built.lines
+    assert not (built.result.app_dir / "staticfiles").exists()
+
+
+def test_a_failing_collectstatic_fails_the_build_saying_how_to_skip_it(builder) -> None:
+    source = builder.source("django")
+    settings = source / "mysite" / "settings.py"
+    settings.write_text(settings.read_text().replace('STATIC_ROOT = BASE_DIR / "staticfiles"\n', ""))
+    built = builder.compile(source)
+    assert built.error is not None
+    assert (" !     Django's collectstatic failed: fix the error above, or set DISABLE_COLLECTSTATIC=1 to skip it."
+            in built.lines), built.output
