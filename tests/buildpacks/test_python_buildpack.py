@@ -84,3 +84,23 @@ def test_a_failing_collectstatic_fails_the_build_saying_how_to_skip_it(builder) 
     assert built.error is not None
     assert (" !     Django's collectstatic failed: fix the error above, or set DISABLE_COLLECTSTATIC=1 to skip it."
             in built.lines), built.output
+
+
+def test_a_pyproject_apps_dependencies_are_installed(builder) -> None:
+    source = builder.source("flask")
+    (source / "requirements.txt").unlink()
+    (source / "pyproject.toml").write_text('[project]\nname = "sample"\nversion = "1"\n'
+                                           'dependencies = ["flask==3.1.3", "gunicorn==23.0.0"]\n')
+    built = builder.compile(source)
+    assert built.error is None, built.output
+    assert "-----> Installing pyproject.toml's dependencies with pip" in built.lines
+    assert builder.serve(built.result).text == "Hello from Flask on Python 3.11, in /app\n"
+
+
+def test_a_broken_pyproject_fails_the_build(builder) -> None:
+    source = builder.source("flask")
+    (source / "requirements.txt").unlink()
+    (source / "pyproject.toml").write_text("[project\n")
+    built = builder.compile(source)
+    assert built.error is not None
+    assert " !     pyproject.toml could not be read: see the error above." in built.lines, built.output
