@@ -104,3 +104,13 @@ def test_a_broken_pyproject_fails_the_build(builder) -> None:
     built = builder.compile(source)
     assert built.error is not None
     assert " !     pyproject.toml could not be read: see the error above." in built.lines, built.output
+
+
+def test_a_uv_lock_is_installed_with_uv_without_dev_dependencies(builder) -> None:
+    built = builder.compile("flask-uv")
+    assert built.error is None, built.output
+    assert "-----> Installing dependencies from uv.lock with uv" in built.lines
+    venv = built.result.app_dir / ".heroku" / "python"
+    assert (venv / "bin" / "gunicorn").is_file() and not (venv / "bin" / "pytest").exists()
+    assert not (venv / "bin" / "uv").exists()  # the tool stays in CACHE_DIR, out of the slug
+    assert builder.serve(built.result).text == "Hello from Flask on Python 3.11, in /app\n"
