@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from berth.outbound import TargetPolicy
-from berth.platform.buildpack_runner import BuildpackError, BuildpackFetcher
+from berth.platform.buildpack_runner import BuildpackError, BuildpackFetcher, configured_runner
 
 from tests.buildpacks.conftest import Builder
 
@@ -195,3 +195,16 @@ def test_a_tarball_buildpack_goes_through_the_outbound_policy(local_builder: Bui
     with pytest.raises(BuildpackError, match="cannot be unpacked safely|not a tarball"):
         allowed.resolve(f"{tarball_server}/evil.tgz")
     assert not (tmp_path / "escaped").exists() and not (tmp_path.parent / "escaped").exists()
+
+
+def test_the_configured_runner_takes_the_operators_settings(tmp_path: Path, stack_root: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    runner = configured_runner(tmp_path, TargetPolicy(), env={
+        "BERTH_LOCAL_BUILDPACK_DIRS": f"{BUILDPACKS}:/srv/packs", "BERTH_BUILD_CA_BUNDLE": str(bundle)})
+    assert runner.fetcher.local_roots == (BUILDPACKS, Path("/srv/packs"))
+    assert runner.fetcher.cache_dir == tmp_path / "buildpacks" and runner.work_dir == tmp_path / "builds"
+    assert runner.ca_bundle == bundle and runner.stack == stack_root
+    assert configured_runner(tmp_path, TargetPolicy(), env={}).fetcher.local_roots == ()
+    with pytest.raises(ValueError, match="BERTH_BUILD_CA_BUNDLE"):
+        configured_runner(tmp_path, TargetPolicy(), env={"BERTH_BUILD_CA_BUNDLE": str(tmp_path / "missing.pem")})
