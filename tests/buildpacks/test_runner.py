@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from berth.outbound import TargetPolicy
-from berth.platform.buildpack_runner import BuildpackError, BuildpackFetcher, configured_runner
+from berth.platform.buildpack_runner import (BuildFailed, BuildpackError, BuildpackFetcher, BuildpackRunner,
+                                             configured_runner)
 
 from tests.buildpacks.conftest import Builder
 
@@ -208,3 +209,24 @@ def test_the_configured_runner_takes_the_operators_settings(tmp_path: Path, stac
     assert configured_runner(tmp_path, TargetPolicy(), env={}).fetcher.local_roots == ()
     with pytest.raises(ValueError, match="BERTH_BUILD_CA_BUNDLE"):
         configured_runner(tmp_path, TargetPolicy(), env={"BERTH_BUILD_CA_BUNDLE": str(tmp_path / "missing.pem")})
+
+
+def test_a_config_var_name_that_is_a_path_never_becomes_a_file_outside_env_dir(local_builder: Builder) -> None:
+    source = app(local_builder, {"x": ""})
+    built = local_builder.compile(source, [str(BUILDPACKS / "greeter")], {"NAME": "Cy", "../../escaped": "x"})
+    assert built.error is None, built.output
+    assert " !     Config var '../../escaped' is not a valid name; buildpacks do not see it." in built.lines
+    assert not list(local_builder.root.rglob("escaped"))
+    assert (source / "greeting.txt").read_text() == "nobody exported GREETING Cy\n"
+
+
+def test_a_build_past_its_time_limit_is_stopped_with_a_clear_message(local_builder: Builder) -> None:
+    runner = BuildpackRunner(local_builder.stack, local_builder.fetcher, work_dir=local_builder.root / "work",
+                             timeout=1, memory_limit=256 * 1024 * 1024)
+    lines: list[str] = []
+    with pytest.raises(BuildFailed):
+        runner.compile(app(local_builder, {"x": ""}), local_builder.cache_dir, {}, [str(BUILDPACKS / "slow-talker")],
+                       lines.append)
+    assert lines[-1] == (" !     Build timed out after 1 seconds and was stopped; make the build faster or ask the "
+                         "operator for a longer build time limit.")
+    assert "-----> second step" not in lines

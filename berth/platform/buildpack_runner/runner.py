@@ -10,6 +10,7 @@ following a link the build planted.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ DRIVER_DIR = Path(__file__).resolve().parent / "driver"
 MAX_META_BYTES = 256 * 1024  # bin/release's YAML, detect's output
 DEFAULT_TIMEOUT = 15 * 60
 DEFAULT_MEMORY = 2 * 1024 * 1024 * 1024
+CONFIG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 CA_DIR = "/tmp/berth-ca"
 CA_VARIABLES = ("SSL_CERT_FILE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO",
                 "NODE_EXTRA_CA_CERTS", "npm_config_cafile")
@@ -121,7 +123,9 @@ class BuildpackRunner:
         env_dir.mkdir(mode=0o755)
         meta_dir.mkdir(mode=0o755)
         for key, value in config.items():
-            if key not in HIDDEN_CONFIG:
+            if not CONFIG_NAME.match(key):  # a file name: never `..` or a path
+                on_line(f" !     Config var {key[:64]!r} is not a valid name; buildpacks do not see it.")
+            elif key not in HIDDEN_CONFIG:
                 path = env_dir / key
                 path.write_text(value)
                 account.own(path, 0o600)  # secrets: readable by the sandbox only
@@ -146,7 +150,9 @@ class BuildpackRunner:
         except SandboxError as exc:
             raise fail(f"The build could not start: {exc}") from None
         if result.timed_out:
-            raise fail(f"Build timed out after {int(self.timeout // 60)} minutes and was stopped.")
+            limit = f"{int(self.timeout // 60)} minutes" if self.timeout >= 120 else f"{int(self.timeout)} seconds"
+            raise fail(f"Build timed out after {limit} and was stopped; make the build faster or ask the "
+                       "operator for a longer build time limit.")
         if result.oom_killed:
             raise fail("The build ran out of memory and was stopped.")
         if result.exit_code != 0:
