@@ -102,3 +102,17 @@ class Release(Base):
 
     app: Mapped[App] = relationship(lazy="joined")
     user: Mapped[Account | None] = relationship(lazy="joined")
+
+
+class BuildpackInstallation(Base):
+    """One of an app's buildpacks, in build order (Platform API buildpack installation)."""
+
+    __tablename__ = "buildpack_installations"
+    __table_args__ = (UniqueConstraint("app_id", "ordinal"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    ordinal: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(String(1000))  # as the user named it: a built-in, a URL or a path
+    name: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

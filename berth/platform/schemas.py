@@ -281,3 +281,18 @@ class SlugSchema(Schema):
     def _blob(self, slug: Any) -> dict[str, str]:
         method = "GET" if slug.size is not None else "PUT"
         return {"method": method, "url": self.blob_url(slug, method)}
+
+
+# ---- buildpack installations ---------------------------------------------------------------
+
+class BuildpackUpdateSchema(InputSchema):
+    buildpack = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+
+
+class BuildpackInstallationsUpdateSchema(InputSchema):
+    updates = fields.List(fields.Nested(BuildpackUpdateSchema), required=True)
+
+
+class BuildpackInstallationSchema(Schema):
+    ordinal = fields.Integer()
+    buildpack = fields.Function(lambda installed: {"url": installed.url, "name": installed.name})

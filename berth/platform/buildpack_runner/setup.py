@@ -1,0 +1,37 @@
+"""The runner as an installation configures it: one call for the builder.
+
+Operator settings (environment):
+- BERTH_LOCAL_BUILDPACK_DIRS: `:`-separated directories whose buildpacks (paths, file:// git URLs)
+  apps may name; default none.
+- BERTH_BUILD_CA_BUNDLE: a PEM file of certificate authorities builds trust (pip, npm, git, curl
+  inside the sandbox), for a TLS-intercepting egress proxy; default none (the stack's own CAs).
+Fetched buildpacks are cached under `<data dir>/buildpacks`; builds' scratch lives in `<data dir>/builds`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+from berth.outbound import TargetPolicy
+from berth.supervise.stack import require_stack
+
+from .references import BuildpackFetcher
+from .runner import DEFAULT_MEMORY, DEFAULT_TIMEOUT, BuildpackRunner
+
+__all__ = ["configured_runner", "local_buildpack_dirs"]
+
+
+def local_buildpack_dirs(env: Mapping[str, str]) -> list[Path]:
+    return [Path(part) for part in env.get("BERTH_LOCAL_BUILDPACK_DIRS", "").split(":") if part.strip()]
+
+
+def configured_runner(data_dir: Path, policy: TargetPolicy, *, env: Mapping[str, str] | None = None,
+                      timeout: float = DEFAULT_TIMEOUT, memory_limit: int | None = DEFAULT_MEMORY) -> BuildpackRunner:
+    env = os.environ if env is None else env
+    bundle = env.get("BERTH_BUILD_CA_BUNDLE", "").strip()
+    if bundle and not Path(bundle).is_file():
+        raise ValueError(f"BERTH_BUILD_CA_BUNDLE={bundle} is not a file: point it at a PEM bundle or unset it")
+    fetcher = BuildpackFetcher(data_dir / "buildpacks", policy, local_roots=local_buildpack_dirs(env))
+    return BuildpackRunner(require_stack(), fetcher, work_dir=data_dir / "builds", timeout=timeout,
+                           memory_limit=memory_limit, ca_bundle=Path(bundle) if bundle else None)
