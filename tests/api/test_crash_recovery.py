@@ -38,6 +38,9 @@ PROVISIONS = 200
 CONCURRENCY = 8
 APPS = 8
 STARTUP_SECONDS = 0.7
+# The load is paced to last this long at least: provisions are quick now, and the chaos needs
+# time to kill the worker several times mid-load (about one kill per 1.6 s).
+LOAD_SECONDS = 14.0
 PARTNER_URL = "https://example-partner.invalid/r/{}"
 
 
@@ -120,7 +123,9 @@ class Load:
 def _provision(url: str, key: str, jobs: list[str], load: Load) -> None:
     session = requests.Session()
     session.headers.update({"Accept": ACCEPT, "Authorization": f"Bearer {key}"})
-    for app in jobs:
+    started, spacing = time.monotonic(), LOAD_SECONDS / max(1, len(jobs))
+    for n, app in enumerate(jobs):
+        time.sleep(max(0.0, started + n * spacing - time.monotonic()))
         for _attempt in range(100):  # a request failing while the web server is down is tried again
             try:
                 answer = session.post(f"{url}/apps/{app}/addons", json={"plan": "example-partner"}, timeout=30)
