@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +15,35 @@ import requests
 from tests.builds.conftest import APPS, SLOW_BUILDPACK, BuildPlatform
 
 pytestmark = pytest.mark.slow
+
+
+class Follower:
+    """Reads an output stream in a thread of its own, so that the test never waits on it unbounded."""
+
+    def __init__(self, url: str) -> None:
+        self.chunks: list[bytes] = []
+        self.response = requests.get(url, stream=True, timeout=600)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for chunk in self.response.iter_content(None):
+            self.chunks.append(chunk)
+
+    def text(self) -> str:
+        return b"".join(self.chunks).decode(errors="replace")
+
+    def wait_for(self, marker: bytes, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while marker not in b"".join(self.chunks):
+            assert time.monotonic() < deadline, f"no {marker!r} in the output: {self.text()}"
+            time.sleep(0.1)
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            self.response.close()
+            pytest.fail(f"the output stream was still open after {timeout} s: {self.text()}")
 SHA = "3f786850e387550fdab836ed7e6dc881de23001b"
 
 
@@ -114,11 +144,8 @@ def test_a_builder_killed_mid_build_fails_the_build_on_restart(platform: BuildPl
     build = platform.call("POST", "/apps/build-killed/builds",
                           {"source_blob": {"url": url}, "buildpacks": [{"url": slow}]}).json()
     before = platform.releases("build-killed")
-    stream = requests.get(build["output_stream_url"], stream=True, timeout=600)
-    lines = stream.iter_lines()
-    for line in lines:
-        if b"slow buildpack started" in line:
-            break
+    follower = Follower(build["output_stream_url"])
+    follower.wait_for(b"slow buildpack started", timeout=120)
     assert platform.builder is not None
     os.kill(platform.builder.pid, signal.SIGKILL)
     platform.builder.wait()
@@ -126,7 +153,8 @@ def test_a_builder_killed_mid_build_fails_the_build_on_restart(platform: BuildPl
     assert platform.call("GET", f"/apps/build-killed/builds/{build['id']}").json()["status"] == "pending"
 
     platform.start_builder()
-    rest = b"\n".join(lines).decode()  # the stream ends once the restarted builder failed the build
+    follower.join(timeout=60)  # the stream ends once the restarted builder failed the build
+    rest = follower.text()
     finished = platform.wait_for("build-killed", build["id"], timeout=60)
     assert finished["status"] == "failed" and "builder stopped" in finished["failure_message"]
     assert "builder stopped while this build ran" in rest
