@@ -2,10 +2,12 @@
 sample apps in the real sandbox."""
 from __future__ import annotations
 
+import contextlib
 import io
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +81,36 @@ class BuildPlatform:
         return self.call("GET", f"/apps/{app}/releases").json()
 
 
+class Follower:
+    """Reads an output stream in a thread of its own, so that the test never waits on it unbounded."""
+
+    def __init__(self, url: str) -> None:
+        self.chunks: list[bytes] = []
+        self.response = requests.get(url, stream=True, timeout=600)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for chunk in self.response.iter_content(None):
+            self.chunks.append(chunk)
+
+    def text(self) -> str:
+        return b"".join(self.chunks).decode(errors="replace")
+
+    def wait_for(self, marker: bytes, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while marker not in b"".join(self.chunks):
+            assert time.monotonic() < deadline, f"no {marker!r} in the output: {self.text()}"
+            time.sleep(0.1)
+
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            self.response.close()
+            pytest.fail(f"the output stream was still open after {timeout} s: {self.text()}")
+SHA = "3f786850e387550fdab836ed7e6dc881de23001b"
+
+
 def write_slow_buildpack(root: Path) -> Path:
     """A buildpack that says it started, then sleeps: a build to kill mid-way."""
     buildpack = root / SLOW_BUILDPACK
@@ -92,12 +124,12 @@ def write_slow_buildpack(root: Path) -> Path:
     return buildpack
 
 
-@pytest.fixture(scope="module")
-def platform(stack_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildPlatform]:  # noqa: F811
-    base = tmp_path_factory.mktemp("builds")
+@contextlib.contextmanager
+def build_platform(base: Path, **settings: str) -> Iterator[BuildPlatform]:
+    """A live server and its builder; `settings` become BERTH_* variables of both."""
     buildpacks = base / "local-buildpacks"
     write_slow_buildpack(buildpacks)
-    settings = {"LOCAL_BUILDPACK_DIRS": str(buildpacks)}
+    settings = {"LOCAL_BUILDPACK_DIRS": str(buildpacks), **settings}
     bundle = host_ca_bundle()
     if bundle is not None:
         settings["BUILD_CA_BUNDLE"] = str(bundle)
@@ -109,3 +141,9 @@ def platform(stack_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         finally:
             if built.builder is not None:
                 stop(built.builder)
+
+
+@pytest.fixture(scope="module")
+def platform(stack_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildPlatform]:  # noqa: F811
+    with build_platform(tmp_path_factory.mktemp("builds")) as built:
+        yield built

@@ -5,45 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.builds.conftest import APPS, SLOW_BUILDPACK, BuildPlatform
+from tests.builds.conftest import APPS, SLOW_BUILDPACK, BuildPlatform, Follower
 
 pytestmark = pytest.mark.slow
-
-
-class Follower:
-    """Reads an output stream in a thread of its own, so that the test never waits on it unbounded."""
-
-    def __init__(self, url: str) -> None:
-        self.chunks: list[bytes] = []
-        self.response = requests.get(url, stream=True, timeout=600)
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        for chunk in self.response.iter_content(None):
-            self.chunks.append(chunk)
-
-    def text(self) -> str:
-        return b"".join(self.chunks).decode(errors="replace")
-
-    def wait_for(self, marker: bytes, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while marker not in b"".join(self.chunks):
-            assert time.monotonic() < deadline, f"no {marker!r} in the output: {self.text()}"
-            time.sleep(0.1)
-
-    def join(self, timeout: float) -> None:
-        self.thread.join(timeout)
-        if self.thread.is_alive():
-            self.response.close()
-            pytest.fail(f"the output stream was still open after {timeout} s: {self.text()}")
 SHA = "3f786850e387550fdab836ed7e6dc881de23001b"
 
 

@@ -63,8 +63,9 @@ def create_build(app_ref: str) -> Reply:
 def list_builds(app_ref: str) -> Reply:
     session = db_session()
     app = apps.get_app(session, current_account_id(), app_ref)
+    # Oldest first by default, like releases (ids are random; the CLI asks for created_at itself).
     page = paginate(session, records.builds_query(app), BUILD_RANGE_FIELDS, request.headers.get("Range"),
-                    tie_breaker=Build.id)
+                    default="created_at", tie_breaker=Build.id)
     return page.respond(_schema(many=True).dump(page.rows))
 
 
