@@ -65,6 +65,9 @@ class Settings:
     async_provision_timeout_seconds: int = 12 * 3600
     retry_base_seconds: float = 1.0
     worker_threads: int = 8
+    # Builds (the builder process): concurrent builds (one per app at a time) and each one's time limit.
+    builder_threads: int = 2
+    build_timeout_seconds: float = 900.0
     # Web tier: gunicorn processes × threads. Threads, because add-on requests spend most of
     # their time waiting for the worker; a sync worker would queue every other client behind one.
     web_workers: int = 2
@@ -136,6 +139,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         async_provision_timeout_seconds=_int(env, "BERTH_ASYNC_PROVISION_TIMEOUT_SECONDS", 12 * 3600),
         retry_base_seconds=_float(env, "BERTH_RETRY_BASE_SECONDS", 1.0),
         worker_threads=_int(env, "BERTH_WORKER_THREADS", 8),
+        builder_threads=_int(env, "BERTH_BUILDER_THREADS", 2),
+        build_timeout_seconds=_float(env, "BERTH_BUILD_TIMEOUT_SECONDS", 900.0),
         web_workers=_int(env, "BERTH_WEB_WORKERS", 2),
         web_threads=_int(env, "BERTH_WEB_THREADS", 8),
         builtin_addons=(env.get("BERTH_BUILTIN_ADDONS") or "1").strip().lower() not in ("0", "false", "no", "off"),

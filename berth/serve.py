@@ -1,5 +1,5 @@
-"""`make run`: the web process (gunicorn), the broker's worker and the add-on backends
-supervisor, kept running together.
+"""`make run`: the web process (gunicorn), the broker's worker, the builder and the add-on
+backends supervisor, kept running together.
 
 One exiting is restarted after a short pause; Ctrl-C or SIGTERM stops them all.
 """
@@ -113,6 +113,7 @@ def commands() -> dict[str, list[str]]:
         "web": web_command(settings),
         "tls-web": tls_web_command(settings),
         "worker": [sys.executable, "-m", "berth.worker"],
+        "builder": [sys.executable, "-m", "berth.builder"],
         "drains": [sys.executable, "-m", "berth.platform.logs.forwarder"],
         **({"backends": [sys.executable, "-m", "berth.addons.backends"]} if settings.builtin_addons else {}),
     }

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 import click
 
 from berth.cli import output
-from berth.cli.commands import addon_actions, addons, addons_change, apps, auth, config, git, logs, releases
+from berth.cli.commands import addon_actions, addons, addons_change, apps, auth, builds, config, git, logs, releases
 from berth.cli.errors import CliError
 
 
@@ -48,6 +48,6 @@ def cli() -> None:
     """Berth: deploy and manage apps on a Berth server (Heroku-style)."""
 
 
-for module in (auth, apps, config, releases, addons, addons_change, addon_actions, logs, git):
+for module in (auth, apps, config, releases, builds, addons, addons_change, addon_actions, logs, git):
     for command in module.COMMANDS:
         cli.add_command(command)

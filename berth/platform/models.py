@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from berth.accounts import Account
 from berth.db import Base, EncryptedText, new_id, utcnow
+from berth.jobs.queue import JobRecord
 
 
 class App(Base):
@@ -116,3 +117,23 @@ class BuildpackInstallation(Base):
     url: Mapped[str] = mapped_column(String(1000))  # as the user named it: a built-in, a URL or a path
     name: Mapped[str] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Build(JobRecord, Base):
+    """A build of a source tarball into a slug and a release, run by the builder (a job: see
+    berth.jobs.queue). Its Platform API status is derived from the job state."""
+
+    __tablename__ = "builds"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    source_url: Mapped[str] = mapped_column(String(2000))
+    source_checksum: Mapped[str | None] = mapped_column(String(80))
+    source_version: Mapped[str | None] = mapped_column(String(255))
+    buildpacks: Mapped[list[Any]] = mapped_column(JSON, default=list)  # references; [] = the app's
+    stack: Mapped[str] = mapped_column(String(64))
+    slug_id: Mapped[str | None] = mapped_column(ForeignKey("slugs.id", ondelete="SET NULL"))
+    release_id: Mapped[str | None] = mapped_column(ForeignKey("releases.id", ondelete="SET NULL"))
+
+    user: Mapped[Account] = relationship(lazy="joined")

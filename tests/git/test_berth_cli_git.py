@@ -62,7 +62,7 @@ def test_git_remote_then_push(server: LiveServer, key: str, tmp_path: Path) -> N
     assert run(env, work, "git", "config", "credential.helper", helper).returncode == 0
     pushed = run(env, work, "git", "push", "berth", "main")
     assert pushed.returncode == 0, pushed.stderr
-    assert "remote: The build core is not there yet" in pushed.stderr
+    assert "remote: Berth's builder is not running" in pushed.stderr
 
     # -r names the remote; an existing remote is re-pointed, not duplicated.
     assert run(env, work, "git", "remote", "add", "prod", "https://example.com/x.git").returncode == 0

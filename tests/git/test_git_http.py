@@ -97,8 +97,9 @@ def test_push_then_clone_and_fetch(server: LiveServer, owner_key: str, tmp_path:
     env = git_env(server, tmp_path / "home")
     source = work_tree(tmp_path / "src", env)
     pushed = git(source, env, "push", remote(base, owner_key, name), "main")
-    assert "remote: The build core is not there yet" in pushed.stderr
-    assert "nothing is built or released" in pushed.stderr
+    # No builder runs beside this server: the push is kept, and the pusher told nothing was built.
+    assert "remote: Berth's builder is not running" in pushed.stderr
+    assert "stored but not built or released" in pushed.stderr
 
     clone = tmp_path / "clone"
     git(tmp_path, env, "clone", "-q", remote(base, owner_key, name), str(clone))
@@ -238,7 +239,7 @@ def test_a_repositorys_own_config_cannot_run_a_hook(server: LiveServer, owner_ke
     git(source, env, "add", "-A")
     git(source, env, "commit", "-q", "-m", "more")
     pushed = git(source, env, "push", url, "main")
-    assert "The build core is not there yet" in pushed.stderr  # Berth's hook ran
+    assert "Berth's builder is not running" in pushed.stderr  # Berth's hook ran
     git(tmp_path, env, "clone", "-q", url, str(tmp_path / "clone"))
     assert not marker.exists()
 

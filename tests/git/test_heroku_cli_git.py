@@ -49,7 +49,7 @@ def test_heroku_create_git_remote_and_git_push_heroku_main(server: LiveServer, t
     assert url == f"https://{git_host}/heroku-git-app.git"
 
     pushed = run("git", "push", "heroku", "main", cwd=work)
-    assert "remote: The build core is not there yet" in pushed.stderr
+    assert "remote: Berth's builder is not running" in pushed.stderr
     app = server.api("GET", "/apps/heroku-git-app", key).json()
     repo = Path(server.env["BERTH_DATA_DIR"]) / "git" / "repos" / f"{app['id']}.git"
     stored = subprocess.run(["git", "--git-dir", str(repo), "rev-parse", "refs/heads/main"],

@@ -37,10 +37,11 @@ def logs(num: int, tail: bool, source: str | None, dyno: str | None, process_typ
     name = appname.resolve(app)
     created = connect().post(f"/apps/{seg(name)}/log-sessions",
                              {"lines": num, "tail": tail, "source": source, "dyno": dyno or process_type})
-    _print_stream(str(created["logplex_url"]), tail)
+    print_stream(str(created["logplex_url"]), tail)
 
 
-def _print_stream(url: str, tail: bool) -> None:
+def print_stream(url: str, tail: bool) -> None:
+    """A self-authorising text stream (log session, build output) to stdout, line by line as it comes."""
     # No API key here: the session URL is its own credential, and it must not travel elsewhere.
     try:
         resp = requests.get(url, headers={"Accept": "text/plain", "User-Agent": "berth-cli"}, stream=True,

@@ -1,8 +1,10 @@
 """The hook programs git runs on a push (installed by repositories.install_hooks; never a tenant's).
 
 pre-receive runs before git applies anything: a push that touches any ref other than main or master,
-or deletes one, is refused whole, with a message, and git then discards its objects too.
-post-receive runs after the refs moved: each deploy branch updated goes to pushes.push_received.
+or deletes one, is refused whole, with a message, and git then discards its objects too. Otherwise
+the deploy branch's new commit goes to pushes.push_received, which builds it: a failed build
+refuses the push the same way.
+post-receive runs after the refs moved: HEAD is pointed at a deploy branch that exists.
 Lines written to stdout reach the pusher as `remote:` lines.
 """
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from berth.platform.git.pushes import ZERO_SHA, PushedRef, push_received
 from berth.platform.git.repositories import DEPLOY_BRANCHES
+from berth.platform.builds.push_protocol import write_stdout
 
 
 def refused_commands(lines: list[tuple[str, str, str]]) -> list[str]:
@@ -44,20 +48,29 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def pre_receive(commands: list[tuple[str, str, str]]) -> int:
+def pre_receive(commands: list[tuple[str, str, str]], app_id: str, account_id: str, git_root: Path) -> int:
     messages = refused_commands(commands)
     for message in messages:
         _say(message)
     if messages:
         _say("Nothing was changed.")
-    return 1 if messages else 0
+        return 1
+    for old, new, ref in commands[-1:]:  # main and master in one push: the last one is built
+        pushed = PushedRef(app_id=app_id, account_id=account_id, old=old, new=new, ref=ref)
+        if not push_received(pushed, git_root, _say, _write):
+            return 1
+    return 0
 
 
-def post_receive(commands: list[tuple[str, str, str]], app_id: str) -> int:
-    for old, new, ref in commands:
+def _write(data: bytes) -> None:
+    sys.stdout.flush()
+    write_stdout(data)
+
+
+def post_receive(commands: list[tuple[str, str, str]]) -> int:
+    for _old, new, ref in commands:
         if ref in DEPLOY_BRANCHES and new != ZERO_SHA:
             _point_head_at(ref)
-            push_received(PushedRef(app_id=app_id, old=old, new=new, ref=ref), _say)
     return 0
 
 
@@ -71,12 +84,13 @@ def _point_head_at(ref: str) -> None:
         subprocess.run(["git", "symbolic-ref", "HEAD", ref], capture_output=True)
 
 
-def main(name: str) -> int:
+def main(name: str, git_root: str) -> int:
     app_id = os.environ.get("BERTH_APP_ID", "")
+    account_id = os.environ.get("REMOTE_USER", "")
     commands = _read_commands(sys.stdin)
     if name == "pre-receive":
-        return pre_receive(commands)
+        return pre_receive(commands, app_id, account_id, Path(git_root))
     if name == "post-receive":
-        return post_receive(commands, app_id)
+        return post_receive(commands)
     _say(f"Berth has no {name} hook.")
     return 1

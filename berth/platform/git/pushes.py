@@ -1,11 +1,16 @@
-"""What a push to main or master reaches: one function, `push_received`, that the builder replaces.
+"""What a push to main or master reaches: `push_received`, called by git's pre-receive hook before
+the branch moves, so that a failed build rejects the push (as on Heroku) and leaves the branch and
+the app's release as they were.
 
-It runs inside git's post-receive hook, after git stored the commits and moved the branch; what it
-writes to `say` reaches the pusher as `remote:` lines while it runs."""
+The push is handed to the builder process (berth.platform.builds.push_protocol); what it prints
+reaches the pusher as `remote:` lines while the build runs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
+
+from berth.platform.builds.push_protocol import hand_over
 
 ZERO_SHA = "0" * 40
 
@@ -13,14 +18,23 @@ ZERO_SHA = "0" * 40
 @dataclass(frozen=True)
 class PushedRef:
     app_id: str
+    account_id: str  # the pusher (git http-backend's REMOTE_USER)
     old: str   # the branch's commit before the push (ZERO_SHA for a new branch)
     new: str   # the commit pushed
     ref: str   # refs/heads/main or refs/heads/master
 
 
-def push_received(pushed: PushedRef, say: Callable[[str], None]) -> None:
-    """For now: nothing is built. The commit is kept in the app's repository and the pusher is told
-    plainly that no build or release follows yet."""
-    say(f"Berth received {pushed.new[:7]} on {pushed.ref.removeprefix('refs/heads/')}.")
-    say("The build core is not there yet: this push is stored in the app's repository, but nothing "
-        "is built or released. Push again once builds are enabled.")
+def push_received(pushed: PushedRef, git_root: Path, say: Callable[[str], None],
+                  write: Callable[[bytes], None]) -> bool:
+    """Builds the pushed commit; True when the push may go in (the build succeeded, or no builder
+    runs and the pusher was told that nothing was built)."""
+    say(f"Berth received {pushed.new[:7]} on {pushed.ref.removeprefix('refs/heads/')}: building.")
+    status = hand_over(git_root, {"app_id": pushed.app_id, "account_id": pushed.account_id,
+                                  "old": pushed.old, "new": pushed.new, "ref": pushed.ref}, say, write)
+    if status is None:
+        return True
+    if status != "succeeded":
+        say(" !     Push rejected, failed to compile app. The branch and the app's release are unchanged.")
+        return False
+    say(f"Verifying deploy... done.")
+    return True

@@ -118,7 +118,7 @@ def install_hooks(data_dir: Path) -> None:
                 "import sys\n"
                 f"sys.path.insert(0, {package_parent!r})\n"
                 "from berth.platform.git.hooks import main\n"
-                f"sys.exit(main({name!r}))\n")
+                f"sys.exit(main({name!r}, {str(git_root(data_dir))!r}))\n")
         target = directory / name
         if target.exists() and target.read_text() == text:
             continue

@@ -1,0 +1,79 @@
+"""A build's output: one append-only text file per build under `<data dir>/builds/output`, written
+by the builder as the build runs and read by whoever follows it (the output stream URL, a git push).
+
+A follower reads what is there, then waits for more; it stops once the build's final status is
+stored and everything written before it has been read, so nothing is cut off.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+CHUNK = 64 * 1024
+POLL_SECONDS = 0.25
+# Something at least this often while a build is quiet: clients and proxies drop a silent stream.
+KEEPALIVE_SECONDS = 30.0
+
+
+def output_dir(data_dir: Path) -> Path:
+    return data_dir / "builds" / "output"
+
+
+def output_path(data_dir: Path, build_id: str) -> Path:
+    return output_dir(data_dir) / f"{build_id}.log"
+
+
+class OutputWriter:
+    """Appends lines to a build's output file, each flushed at once (followers read it live)."""
+
+    def __init__(self, data_dir: Path, build_id: str) -> None:
+        directory = output_dir(data_dir)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(output_path(data_dir, build_id), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        self._file = os.fdopen(fd, "a", encoding="utf-8", errors="replace", buffering=1)
+
+    def line(self, text: str) -> None:
+        self._file.write(text.rstrip("\n") + "\n")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def follow(data_dir: Path, build_id: str, finished: Callable[[], bool], *,
+           keepalive: bytes | None = b"\n", deadline: float | None = None) -> Iterator[bytes]:
+    """The build's output as it is written, until `finished()` (the final status is stored) and
+    all of it has been read. While nothing comes, `keepalive` every KEEPALIVE_SECONDS."""
+    path = output_path(data_dir, build_id)
+    position = 0
+    last_sent = time.monotonic()
+    while True:
+        done = finished()  # asked before reading: what was written before it is read below
+        chunk = _read_from(path, position)
+        while chunk:
+            position += len(chunk)
+            last_sent = time.monotonic()
+            yield chunk
+            chunk = _read_from(path, position)
+        if done:
+            return
+        if deadline is not None and time.monotonic() > deadline:
+            return
+        if keepalive is not None and time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
+            last_sent = time.monotonic()
+            yield keepalive
+        time.sleep(POLL_SECONDS)
+
+
+def _read_from(path: Path, position: int) -> bytes:
+    try:
+        with path.open("rb") as file:
+            file.seek(position)
+            return file.read(CHUNK)
+    except FileNotFoundError:
+        return b""
+
+
+def remove_output(data_dir: Path, build_id: str) -> None:
+    output_path(data_dir, build_id).unlink(missing_ok=True)
