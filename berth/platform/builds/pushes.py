@@ -9,7 +9,6 @@ import logging
 import os
 import socket
 import threading
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
