@@ -129,3 +129,25 @@ def test_a_builder_killed_mid_build_fails_the_build_on_restart(platform: BuildPl
     assert finished["status"] == "failed" and "builder stopped" in finished["failure_message"]
     assert "builder stopped while this build ran" in rest
     assert platform.releases("build-killed") == before
+
+
+def test_heroku3_creates_a_build_and_lists_it(platform: BuildPlatform) -> None:
+    """heroku3's `app.create_build` sends `checksum` and `version` as null and `buildpacks: []`."""
+    import heroku3
+    saved = heroku3.api.HEROKU_URL
+    heroku3.api.HEROKU_URL = platform.server.url
+    try:
+        client = heroku3.from_key(platform.key)
+    finally:
+        heroku3.api.HEROKU_URL = saved
+    platform.make_app("h3-built")
+    url = platform.upload(APPS / "procfile-only")
+    build = client.app("h3-built").create_build(url)
+    assert build.status == "pending"
+    deadline = time.monotonic() + 600
+    while platform.call("GET", f"/apps/h3-built/builds/{build.id}").json()["status"] == "pending" \
+            and time.monotonic() < deadline:
+        time.sleep(0.5)
+    finished = platform.call("GET", f"/apps/h3-built/builds/{build.id}").json()
+    assert finished["status"] == "succeeded", finished
+    assert [entry["id"] for entry in platform.call("GET", "/apps/h3-built/builds").json()] == [build.id]
