@@ -1,5 +1,6 @@
-"""The builder process: builds, in a `berth.jobs.worker.Worker` of their own, so a build that runs
-for minutes never delays provisioning (DESIGN.md). It also listens for git pushes (the pre-receive
+"""The builder process: builds and release phases, in a `berth.jobs.worker.Worker` of their own, so
+a build or release command that runs for minutes never delays provisioning (DESIGN.md). Both run
+tenant code in the sandbox over the stack, which only this process needs. It also listens for git pushes (the pre-receive
 hook hands each push over a Unix socket and relays the build's output back as `remote:` lines).
 
 `python -m berth.builder` runs it (`make run` starts one). A composition root like berth.worker.
@@ -18,6 +19,8 @@ from berth.outbound import TargetPolicy
 from berth.platform.buildpack_runner import BuildpackRunner, configured_runner
 from berth.platform.builds.job import BuildJobs
 from berth.platform.builds.pushes import PushListener
+from berth.platform.release_phase.job import ReleasePhaseJobs
+from berth.platform.slug_runs import SlugRunner
 from berth.platform.slug_store import local_store
 from berth.process import start_process
 
@@ -29,10 +32,12 @@ def make_builder(database: Database, settings: Settings) -> tuple[Worker, BuildJ
         return configured_runner(settings.data_dir, TargetPolicy.from_settings(settings),
                                  timeout=settings.build_timeout_seconds)
 
-    builds = BuildJobs(database, settings, runner, local_store(settings.data_dir),
-                       timeout_seconds=settings.build_timeout_seconds)
+    store = local_store(settings.data_dir)
+    builds = BuildJobs(database, settings, runner, store, timeout_seconds=settings.build_timeout_seconds)
+    release_phases = ReleasePhaseJobs(database, settings, lambda: SlugRunner(store, settings.data_dir / "runs"),
+                                      timeout_seconds=settings.release_phase_timeout_seconds)
     threads = max(1, settings.builder_threads)
-    return Worker(dataclasses.replace(settings, worker_threads=threads), [builds]), builds
+    return Worker(dataclasses.replace(settings, worker_threads=threads), [builds, release_phases]), builds
 
 
 def main() -> None:

@@ -34,6 +34,10 @@ APP_DESTROYING = Event("app.destroying")  # (session, app): the app's add-ons mu
 # (session, releases: list[platform.releases.CreatedRelease]): releases were cut in this unit of
 # work; a `succeeded` one is the app's current release (the run core rolls its dynos to it)
 RELEASE_CREATED = Event("release.created")
+# (session, release: platform.releases.CreatedRelease): a pending release's release phase succeeded
+# and it is now the app's current release (the run core rolls its dynos to it, as for a
+# succeeded RELEASE_CREATED); not fired when a newer release became current meanwhile
+RELEASE_CURRENT = Event("release.current")
 # (session, token) -> the add-on id a partner's OAuth access token reaches, or None
 PARTNER_TOKEN_ADDON = Question("partner.token-addon")
 # (session, partner_addon_id, app) -> bool: is the partner's add-on attached to the app

@@ -236,7 +236,7 @@ def set_owned_configs(session: Session, changes: list[OwnedConfig]) -> None:
                                 f"change would make them {total} bytes.")
         apps[change.app_id] = (app_name, last + 1, rows)
         new_releases.append(releases.NewRelease(change.app_id, last + 1, change.description, updated,
-                                                change.user_id))
+                                                change.user_id, runs_release_phase=False))
     if deletions:
         _DELETE_VARS[len(deletions)].run_in(session, {f"id_{i}": var_id for i, var_id in enumerate(deletions)})
     if upserts:

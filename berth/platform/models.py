@@ -137,3 +137,22 @@ class Build(JobRecord, Base):
     release_id: Mapped[str | None] = mapped_column(ForeignKey("releases.id", ondelete="SET NULL"))
 
     user: Mapped[Account] = relationship(lazy="joined")
+
+
+class ReleasePhase(JobRecord, Base):
+    """A release's release phase (runtime.md §5.2): its slug's `release` command, run once by the
+    builder as dyno `release.<number>` (a job: see berth.jobs.queue). The release stays pending
+    until it ends; its outcome decides whether the release succeeds."""
+
+    __tablename__ = "release_phases"
+    __table_args__ = (UniqueConstraint("app_id", "number"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    release_id: Mapped[str] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"), unique=True)
+    number: Mapped[int] = mapped_column(Integer)  # N of the dyno name release.N, counting per app
+    command: Mapped[str] = mapped_column(String(10000))  # the slug's `release` process type
+
+    @property
+    def dyno(self) -> str:
+        return f"release.{self.number}"

@@ -15,6 +15,7 @@ from berth.db import EncryptedText, PreparedByCount, UTCDateTime, new_id, return
 from berth.errors import NotFound
 from berth.hooks import RELEASE_CREATED, hooks_of
 from berth.platform.models import App, Release, ReleaseStatus
+from berth.platform.release_phase import records as release_phase
 
 
 def releases_query(app: App) -> Select[tuple[Release]]:
@@ -61,7 +62,8 @@ class NewRelease:
     config: dict[str, str]
     user_id: str | None = None
     slug_id: str | None = None  # None: the app's code stays what it is (the current release's slug)
-    status: ReleaseStatus = ReleaseStatus.SUCCEEDED  # pending while a release phase is to run
+    # False only for an add-on changing its own config vars: no release phase, succeeded at once (§5.2).
+    runs_release_phase: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,19 +106,24 @@ _STAMP = PreparedByCount(stamp_apps)
 
 
 def create_releases(session: Session, new: list[NewRelease], now: datetime) -> list[CreatedRelease]:
-    """The one place releases are made: every new release in one statement, then announced
+    """The one place releases are made: every new release in one statement; those whose slug has a
+    `release` command made pending, their release phase queued (berth.platform.release_phase); then announced
     (RELEASE_CREATED, in this transaction: a listener's failure undoes the change). The caller
     stamped their apps with `stamp_apps` (under their lock), which gave it their last versions."""
     params: dict[str, object] = {"now": now}
-    created = [CreatedRelease(new_id(), release.app_id, release.version, release.status, release.slug_id)
+    created = [CreatedRelease(new_id(), release.app_id, release.version, ReleaseStatus.SUCCEEDED, release.slug_id)
                for release in new]
     for i, (release, made) in enumerate(zip(new, created)):
         params.update({f"id_{i}": made.id, f"app_id_{i}": release.app_id, f"version_{i}": release.version,
-                       f"description_{i}": release.description, f"status_{i}": release.status,
+                       f"description_{i}": release.description, f"status_{i}": made.status,
                        f"user_id_{i}": release.user_id, f"config_{i}": json.dumps(release.config, sort_keys=True),
                        f"slug_id_{i}": release.slug_id})
     slugs = dict(_INSERT_RELEASES[len(new)].run_in(session, params))
     created = [replace(made, slug_id=slugs.get(made.id)) for made in created]
+    candidates = [release_phase.Candidate(made.id, made.app_id, made.slug_id)
+                  for release, made in zip(new, created) if release.runs_release_phase and made.slug_id]
+    pending = release_phase.schedule(session, candidates, now) if candidates else set()
+    created = [replace(made, status=ReleaseStatus.PENDING) if made.id in pending else made for made in created]
     hooks_of(session).fire(RELEASE_CREATED, session=session, releases=created)
     return created
 

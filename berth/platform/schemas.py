@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -197,9 +197,11 @@ class ConfigVarsPatchSchema(InputSchema):
 
 
 class ReleaseSchema(Schema):
-    def __init__(self, *, current_version: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, current_version: int | None = None, output_stream_urls: Mapping[str, str] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.current_version = current_version
+        self.output_stream_urls = output_stream_urls or {}  # release id → its release phase's output
 
     id = fields.String()
     version = fields.Integer()
@@ -212,9 +214,12 @@ class ReleaseSchema(Schema):
     slug = fields.Function(lambda r: {"id": r.slug_id} if r.slug_id else None)
     addon_plan_names = fields.Function(lambda r: [])
     artifacts = fields.Function(lambda r: [{"type": "slug", "id": r.slug_id}] if r.slug_id else [])
-    output_stream_url = fields.Function(lambda r: None)
+    output_stream_url = fields.Method("_output_stream_url")
     created_at = Timestamp()
     updated_at = Timestamp()
+
+    def _output_stream_url(self, release: Any) -> str | None:
+        return self.output_stream_urls.get(release.id)  # None: no release phase ran for it
 
     def _current(self, release: Any) -> bool:
         return release.version == self.current_version

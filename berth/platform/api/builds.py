@@ -4,9 +4,9 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from typing import Any, Iterator
+from typing import Any
 
-from flask import Response, request
+from flask import request
 
 from berth import signed_urls
 from berth.errors import NotFound
@@ -18,9 +18,10 @@ from berth.jobs.wakeup import nudge_workers
 from berth.platform import apps
 from berth.platform.api import blueprint
 from berth.platform.api.helpers import settings
+from berth.platform.api.output_streams import output_response
 from berth.platform.builds import records
 from berth.platform.builds.job import cache_dir
-from berth.platform.builds.output import follow
+from berth.platform.builds.output import BUILDS
 from berth.platform.builds.schemas import BuildCacheSchema, BuildCreateSchema, BuildSchema
 from berth.platform.models import Build
 
@@ -79,7 +80,8 @@ def show_build(app_ref: str, build_ref: str) -> Reply:
 
 @blueprint.get("/build-output/<token>")
 @public
-@describe(summary="A build's output as it is written (plain text); closed once its final status is stored",
+@describe(summary="A build's output as it is written (plain text, resumable with Range: bytes=N-); closed "
+                  "once its final status is stored",
           streams=("text/plain",))
 def build_output(token: str) -> Reply:
     try:
@@ -89,13 +91,8 @@ def build_output(token: str) -> Reply:
                        "output_stream_url.", resource="build") from None
     if db_session().get(Build, build_id) is None:
         raise NotFound(records.NOT_FOUND, resource="build")
-    db, data_dir = database(), settings().data_dir
-
-    def body() -> Iterator[bytes]:
-        yield from follow(data_dir, build_id, lambda: records.finished_by_id(db, build_id))
-
-    return Response(body(), mimetype="text/plain", headers={"Cache-Control": "no-store",
-                                                          "X-Accel-Buffering": "no"})
+    db = database()
+    return output_response(build_id, lambda: records.finished_by_id(db, build_id), BUILDS)
 
 
 @blueprint.delete("/apps/<app_ref>/build-cache")

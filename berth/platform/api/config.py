@@ -14,6 +14,7 @@ from berth.httpapi.pagination import paginate
 from berth.httpapi.ratelimit import AdmittedRead
 from berth.platform import apps, config_vars, releases
 from berth.platform.api import blueprint
+from berth.platform.api.release_output import release_schema
 from berth.platform.models import Release
 from berth.platform.schemas import ConfigVarsPatchSchema, ReleaseSchema
 
@@ -57,8 +58,7 @@ def list_releases(app_ref: str) -> Reply:
                     {"version": Release.version, "id": Release.id, "created_at": Release.created_at,
                      "updated_at": Release.updated_at},
                     request.headers.get("Range"), default="version", tie_breaker=Release.version)
-    schema = ReleaseSchema(current_version=releases.current_version(session, app), many=True)
-    return page.respond(schema.dump(page.rows))
+    return page.respond(release_schema(session, app, page.rows, many=True).dump(page.rows))
 
 
 @blueprint.get("/apps/<app_ref>/releases/<ref>")
@@ -67,7 +67,7 @@ def show_release(app_ref: str, ref: str) -> Reply:
     session = db_session()
     app = apps.get_app(session, current_account_id(), app_ref)
     release = releases.get_release(session, app, ref)
-    return ReleaseSchema(current_version=releases.current_version(session, app)).dump(release)
+    return release_schema(session, app, [release]).dump(release)
 
 
 @blueprint.get("/apps/<app_ref>/releases/<ref>/config-vars")

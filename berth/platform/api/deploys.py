@@ -12,6 +12,7 @@ from berth.httpapi.context import current_account, current_account_id, database,
 from berth.httpapi.openapi import describe
 from berth.platform import apps, deploys, releases
 from berth.platform.api import blueprint
+from berth.platform.api.release_output import release_schema
 from berth.platform.api.helpers import settings
 from berth.platform.models import Slug
 from berth.platform.schemas import ReleaseCreateSchema, ReleaseSchema, SlugCreateSchema, SlugSchema
@@ -142,4 +143,4 @@ def create_release(app_ref: str) -> Reply:
         release = deploys.release_slug(session, slug_store(), app, account, params["slug"], params["description"])
     else:
         release = deploys.rollback(session, slug_store(), app, account, params["release"])
-    return ReleaseSchema(current_version=releases.current_version(session, app)).dump(release), 201
+    return release_schema(session, app, [release]).dump(release), 201

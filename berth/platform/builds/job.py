@@ -18,8 +18,9 @@ from typing import Any, Callable
 from sqlalchemy import select
 
 from berth.config import Settings
-from berth.db import Database, PreparedStatement
-from berth.jobs.queue import JobState, Queue
+from berth.db import Database
+from berth.jobs.queue import JobState
+from berth.jobs.run_once import RunOnceJobs
 from berth.jobs.wakeup import signal_waiters
 from berth.platform import deploys
 from berth.platform.buildpack_installations import list_installations
@@ -73,43 +74,22 @@ def release_description(version: str | None, build_id: str) -> str:
     return f"Deploy build {build_id[:8]}"
 
 
-class BuildJobs:
+class BuildJobs(RunOnceJobs):
     """The job type of `builds` (berth.jobs.worker.JobType), run by the builder process."""
 
     name = "builds"
 
     def __init__(self, database: Database, settings: Settings, runner: Callable[[], BuildpackRunner],
                  store: SlugStore, *, timeout_seconds: float = records.DEFAULT_TIMEOUT_SECONDS) -> None:
-        self.database, self.settings, self.store = database, settings, store
+        super().__init__(database, records.build_queue(timeout_seconds))
+        self.settings, self.store = settings, store
         self.runner = runner  # made on first use: a builder without a stack still fails builds clearly
-        self.queue: Queue = records.build_queue(timeout_seconds)
-        self._claim = PreparedStatement(self.queue.claim())
 
-    # -- JobType ------------------------------------------------------------------------------
+    def run_claimed(self, job_id: str, attempts: int) -> None:
+        self.run(Claimed(job_id, attempts))
 
-    def start_up(self) -> None:
-        """A build a dead builder left running is failed, with a line in its output."""
-        self._fail_abandoned(all_running=self.database.is_sqlite)
-
-    def sweep(self) -> None:
-        self._fail_abandoned(all_running=False)
-
-    def anything_due(self) -> bool:
-        return self.queue.anything_due(self.database)
-
-    def count_due(self, limit: int) -> int:
-        return self.queue.count_due(self.database, limit)
-
-    def run_one(self) -> bool:
-        rows = self._claim.run(self.database.autocommit_engine, self.queue.claim_times())
-        if not rows:
-            return False
-        [(build_id, attempts)] = rows
-        if attempts > 1:  # claimed before: its builder died mid-build (the sweep had not failed it yet)
-            self._finish(Claimed(build_id, attempts), Outcome(failed=True, message=records.KILLED_MESSAGE))
-            return True
-        self.run(Claimed(build_id, attempts))
-        return True
+    def fail_claimed_again(self, job_id: str, attempts: int) -> None:
+        self._finish(Claimed(job_id, attempts), Outcome(failed=True, message=records.KILLED_MESSAGE))
 
     # -- one build ----------------------------------------------------------------------------
 
@@ -222,7 +202,8 @@ class BuildJobs:
         build.slug_id, build.release_id = slug.id, release.id
         return release.version
 
-    def _fail_abandoned(self, *, all_running: bool) -> None:
+    def fail_abandoned(self, *, all_running: bool) -> None:
+        """A build a dead builder left running is failed, with a line in its output."""
         failed = records.fail_abandoned(self.database, all_running=all_running)
         for build_id in failed:
             output = OutputWriter(self.settings.data_dir, build_id)

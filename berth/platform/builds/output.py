@@ -1,7 +1,8 @@
-"""A build's output: one append-only text file per build under `<data dir>/builds/output`, written
-by the builder as the build runs and read by whoever follows it (the output stream URL, a git push).
+"""A job's output: one append-only text file per job under `<data dir>/<kind>/output` (kind
+`builds`, or `releases` for release phases), written by the builder as the job runs and read by
+whoever follows it (an output stream URL, a git push).
 
-A follower reads what is there, then waits for more; it stops once the build's final status is
+A follower reads what is there, then waits for more; it stops once the job's final status is
 stored and everything written before it has been read, so nothing is cut off.
 """
 from __future__ import annotations
@@ -17,21 +18,24 @@ POLL_SECONDS = 0.25
 KEEPALIVE_SECONDS = 30.0
 
 
-def output_dir(data_dir: Path) -> Path:
-    return data_dir / "builds" / "output"
+BUILDS = "builds"
 
 
-def output_path(data_dir: Path, build_id: str) -> Path:
-    return output_dir(data_dir) / f"{build_id}.log"
+def output_dir(data_dir: Path, kind: str = BUILDS) -> Path:
+    return data_dir / kind / "output"
+
+
+def output_path(data_dir: Path, job_id: str, kind: str = BUILDS) -> Path:
+    return output_dir(data_dir, kind) / f"{job_id}.log"
 
 
 class OutputWriter:
-    """Appends lines to a build's output file, each flushed at once (followers read it live)."""
+    """Appends lines to a job's output file, each flushed at once (followers read it live)."""
 
-    def __init__(self, data_dir: Path, build_id: str) -> None:
-        directory = output_dir(data_dir)
+    def __init__(self, data_dir: Path, job_id: str, kind: str = BUILDS) -> None:
+        directory = output_dir(data_dir, kind)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(output_path(data_dir, build_id), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        fd = os.open(output_path(data_dir, job_id, kind), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         self._file = os.fdopen(fd, "a", encoding="utf-8", errors="replace", buffering=1)
 
     def line(self, text: str) -> None:
@@ -41,12 +45,12 @@ class OutputWriter:
         self._file.close()
 
 
-def follow(data_dir: Path, build_id: str, finished: Callable[[], bool], *,
+def follow(data_dir: Path, job_id: str, finished: Callable[[], bool], *, kind: str = BUILDS, start: int = 0,
            keepalive: bytes | None = b"\n", deadline: float | None = None) -> Iterator[bytes]:
-    """The build's output as it is written, until `finished()` (the final status is stored) and
-    all of it has been read. While nothing comes, `keepalive` every KEEPALIVE_SECONDS."""
-    path = output_path(data_dir, build_id)
-    position = 0
+    """The job's output from byte `start` as it is written, until `finished()` (the final status
+    is stored) and all of it has been read. While nothing comes, `keepalive` every KEEPALIVE_SECONDS."""
+    path = output_path(data_dir, job_id, kind)
+    position = start
     last_sent = time.monotonic()
     while True:
         done = finished()  # asked before reading: what was written before it is read below
@@ -75,5 +79,5 @@ def _read_from(path: Path, position: int) -> bytes:
         return b""
 
 
-def remove_output(data_dir: Path, build_id: str) -> None:
-    output_path(data_dir, build_id).unlink(missing_ok=True)
+def remove_output(data_dir: Path, job_id: str, kind: str = BUILDS) -> None:
+    output_path(data_dir, job_id, kind).unlink(missing_ok=True)

@@ -23,7 +23,8 @@ from berth.platform.builds import records
 from berth.platform.builds.output import follow
 from berth.platform.builds.push_protocol import STATUS_MARK, socket_path
 from berth.platform.git.repositories import git_root
-from berth.platform.models import App, Build
+from berth.platform.models import App, Build, Release, ReleasePhase, ReleaseStatus
+from berth.platform.release_phase import records as release_phases
 from berth.platform.sources.store import SourceStore, UploadIncomplete, UploadTooLarge
 from berth.platform.sources.urls import source_urls
 
@@ -85,7 +86,10 @@ class PushListener:
                 for chunk in follow(self.settings.data_dir, build_id, lambda: records.finished_by_id(self.database, build_id),
                                     keepalive=None):
                     writer.write(chunk)
-                writer.write(STATUS_MARK + self._status(build_id).encode() + b"\n")
+                status = self._status(build_id)
+                if status == "succeeded":
+                    self._relay_release_phase(build_id, writer)
+                writer.write(STATUS_MARK + status.encode() + b"\n")
             except (BrokenPipeError, ConnectionError):
                 log.info("the pusher of build %s went away; the build goes on", build_id)
 
@@ -124,6 +128,32 @@ class PushListener:
             build_id = build.id
         nudge_workers(self.settings.data_dir)
         return build_id, waiting
+
+    def _relay_release_phase(self, build_id: str, writer: Any) -> None:
+        """Wait for the release phase of the build's release, if it has one, and relay its output.
+        A failed release does not reject the push (the build succeeded, as on Heroku): the branch
+        moves, and the pusher is told plainly that the app still runs its previous release."""
+        with self.database.session(write=False) as session:
+            phase = session.scalar(select(ReleasePhase).join(Build, Build.release_id == ReleasePhase.release_id)
+                                   .where(Build.id == build_id))
+            if phase is None:
+                return
+            phase_id, version = phase.id, session.get(Release, phase.release_id).version  # type: ignore[union-attr]
+        writer.write(b"-----> Running release command...\n")
+        for chunk in follow(self.settings.data_dir, phase_id, lambda: release_phases.finished_by_id(self.database, phase_id),
+                            kind=release_phases.OUTPUT_KIND, keepalive=None):
+            writer.write(chunk)
+        with self.database.session(write=False) as session:
+            release = session.scalar(select(Release).join(ReleasePhase, ReleasePhase.release_id == Release.id)
+                                     .where(ReleasePhase.id == phase_id))
+            succeeded = release is not None and release.status == ReleaseStatus.SUCCEEDED
+        if succeeded:
+            writer.write(b"-----> Waiting for release.... done.\n")
+            return
+        writer.write(f"-----> Waiting for release.... failed.\n"
+                     f" !     Release v{version} failed. The push itself landed (the branch moved to the pushed "
+                     "commit), but the app keeps running its previous release. Fix the release command and push "
+                     "again, or see `heroku releases:output`.\n".encode())
 
     def _status(self, build_id: str) -> str:
         with self.database.session(write=False) as session:
