@@ -7,7 +7,7 @@
 
 The slug is read from the store, which checks it against its sha256 before anything is unpacked,
 and unpacked with the slug unpacker (`slugs.unpack`: tenant input, never written through a link,
-bounded in size and entries) into a fresh directory of Berth's that becomes the sandbox's /app.
+bounded in size and entries; symlinks kept whatever their target, as they only resolve inside) into a fresh directory of Berth's that becomes the sandbox's /app.
 Inside, bash sources `/app/.profile.d/*.sh`, then `/app/.profile`, then runs the command through
 bash (so `$PORT` and friends expand), Heroku's order (runtime.md §1.4, §6.1). The directory is
 removed afterwards, whatever happened.
@@ -91,7 +91,8 @@ class SlugRunner:
         work = Path(tempfile.mkdtemp(prefix=f"{_safe(dyno)}-", dir=self.scratch))  # 0700, Berth's
         try:
             app_dir = work / "app"
-            unpack_slug(self.store, checksum, app_dir, self.limits)
+            # Symlinks may point anywhere: inside the sandbox they resolve against the stack.
+            unpack_slug(self.store, checksum, app_dir, self.limits, links_anywhere=True)
             spec = SandboxSpec(stack=stack, app_dir=app_dir, app_writable=True,  # Heroku's /app is writable
                                argv=["/bin/bash", "-c", PROFILE_THEN_COMMAND, "berth-dyno", command],
                                account=sandbox_account(), env=dyno_environment(config, dyno, port),

@@ -108,11 +108,11 @@ class LocalSlugStore:
 
 
 def unpack_slug(store: SlugStore, checksum: str, destination: Path,
-                limits: UnpackLimits = UnpackLimits()) -> int:
+                limits: UnpackLimits = UnpackLimits(), *, links_anywhere: bool = False) -> int:
     """What a dyno's /app is made from: the stored slug, verified, safely unpacked into the empty
-    `destination`; the bytes written."""
+    `destination`; the bytes written (`links_anywhere`: see slugs.unpack)."""
     with store.open(checksum) as stream:
-        return unpack(stream, destination, limits)
+        return unpack(stream, destination, limits, links_anywhere=links_anywhere)
 
 
 def local_store(data_dir: Path) -> LocalSlugStore:

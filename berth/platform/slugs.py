@@ -250,17 +250,23 @@ class UnpackLimits:
     max_members: int = 200_000
 
 
-def unpack(stream: BinaryIO, destination: Path, limits: UnpackLimits = UnpackLimits()) -> int:
+def unpack(stream: BinaryIO, destination: Path, limits: UnpackLimits = UnpackLimits(), *,
+           links_anywhere: bool = False) -> int:
     """Extract the `app/` tree of a slug read from `stream` into the empty (or new) directory
     `destination`; the number of bytes written. Refused (UnsafeSlug, and `destination` emptied):
     absolute names, `..`, links that leave the tree, hard links to anything but an earlier file,
-    devices and FIFOs, duplicate names, more than the limits. Never writes through a symlink."""
+    devices and FIFOs, duplicate names, more than the limits. Never writes through a symlink.
+
+    `links_anywhere`: keep symlinks whatever they point at, for a tree that becomes a sandbox's
+    /app, where they resolve against the stack (a Python virtualenv's `bin/python3.11 ->
+    /usr/bin/python3.11`); Berth never follows them on the host (unpacking, handing the tree
+    over and removing it all work without following links)."""
     destination.mkdir(mode=0o755, exist_ok=True)
     if any(destination.iterdir()):
         raise UnsafeSlug(f"{destination} is not empty: a slug is unpacked into an empty directory.")
     root_fd = os.open(destination, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        return _extract_all(stream, root_fd, limits)
+        return _extract_all(stream, root_fd, limits, links_anywhere)
     except BaseException:
         _empty(destination)
         raise
@@ -295,7 +301,7 @@ def _link_stays_inside(parts: list[str], target: str) -> bool:
     return resolved != ".." and not resolved.startswith("../") and not resolved.startswith("/")
 
 
-def _extract_all(stream: BinaryIO, root_fd: int, limits: UnpackLimits) -> int:
+def _extract_all(stream: BinaryIO, root_fd: int, limits: UnpackLimits, links_anywhere: bool) -> int:
     written = members = 0
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as tar:
@@ -316,7 +322,7 @@ def _extract_all(stream: BinaryIO, root_fd: int, limits: UnpackLimits) -> int:
                 elif member.isdir():
                     _make_dirs(root_fd, parts, member.mode)
                 elif member.issym():
-                    if not _link_stays_inside(parts, member.linkname):
+                    if not links_anywhere and not _link_stays_inside(parts, member.linkname):
                         raise UnsafeSlug(f"Slug entry {member.name!r} links outside the app "
                                          f"directory ({member.linkname}).")
                     parent = _open_parent(root_fd, parts)

@@ -38,6 +38,7 @@ def checksum(store: LocalSlugStore, tmp_path: Path) -> str:
     write(app / "bin" / "greet", "#!/bin/sh\necho \"hello from $(pwd)\"\n", 0o755)
     write(app / ".profile.d" / "10-path.sh", 'export PATH="$HOME/bin:$PATH"\nexport ORDER=profile.d\n')
     write(app / ".profile", 'export ORDER="$ORDER,profile"\nexport GREETING=${GREETING:-default}\n')
+    (app / "bin" / "python").symlink_to("/usr/bin/python3")  # as a virtualenv has it: the stack's
     packed = pack(app, tmp_path / "slug.tgz")
     return store.put(packed.path, packed.checksum)
 
@@ -51,10 +52,11 @@ def run(runner: SlugRunner, checksum: str, command: str, **options) -> tuple[obj
 
 def test_the_command_sees_the_dyno_env_and_the_profiles_in_herokus_order(runner, checksum, tmp_path) -> None:
     config = {"GREETING": "from-config", "DYNO": "web.99", "HOME": "/elsewhere", "SECRET": "s3"}
-    result, lines = run(runner, checksum, 'greet; echo "$DYNO $HOME $ORDER $GREETING $SECRET ${PORT:-noport} $(id -un)"',
-                        config=config)
+    result, lines = run(runner, checksum, 'greet; echo "$DYNO $HOME $ORDER $GREETING $SECRET ${PORT:-noport} $(id -un)"; '
+                        'python -c "print(\'python runs\')"', config=config)
     assert result.succeeded and result.exit_code == 0, lines
-    assert lines == ["hello from /app", "release.7 /app profile.d,profile from-config s3 noport berth-sandbox"]
+    assert lines == ["hello from /app", "release.7 /app profile.d,profile from-config s3 noport berth-sandbox",
+                     "python runs"]
     assert list((tmp_path / "runs").iterdir()) == []  # the unpacked /app is gone
 
     result, lines = run(runner, checksum, 'echo "$PORT"', dyno="web.1", port=5123)
