@@ -20,7 +20,6 @@ from berth.platform.buildpack_runner import BuildpackRunner, configured_runner
 from berth.platform.builds.job import BuildJobs
 from berth.platform.builds.pushes import PushListener
 from berth.platform.release_phase.job import ReleasePhaseJobs
-from berth.platform.slug_runs import SlugRunner
 from berth.platform.slug_store import local_store
 from berth.process import start_process
 
@@ -34,8 +33,7 @@ def make_builder(database: Database, settings: Settings) -> tuple[Worker, BuildJ
 
     store = local_store(settings.data_dir)
     builds = BuildJobs(database, settings, runner, store, timeout_seconds=settings.build_timeout_seconds)
-    release_phases = ReleasePhaseJobs(database, settings, lambda: SlugRunner(store, settings.data_dir / "runs"),
-                                      timeout_seconds=settings.release_phase_timeout_seconds)
+    release_phases = ReleasePhaseJobs(database, settings, store, timeout_seconds=settings.release_phase_timeout_seconds)
     threads = max(1, settings.builder_threads)
     return Worker(dataclasses.replace(settings, worker_threads=threads), [builds, release_phases]), builds
 

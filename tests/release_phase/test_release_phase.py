@@ -21,7 +21,6 @@ from berth.platform import config_vars
 from berth.platform.logs.models import LogLine
 from berth.platform.models import Release, ReleasePhase, ReleaseStatus
 from berth.platform.release_phase.job import ReleasePhaseJobs
-from berth.platform.slug_runs import SlugRunner
 from berth.platform.slug_store import local_store
 from berth.platform.slugs import pack
 from tests.api.test_slugs import create_slug, upload
@@ -34,9 +33,7 @@ API = "http://127.0.0.1:5000"
 def phases(app: Flask, stack: Path, timeout: float = 60) -> tuple[Worker, ReleasePhaseJobs]:
     settings = app.config["BERTH_SETTINGS"]
     database = app.extensions["berth.database"]
-    jobs = ReleasePhaseJobs(database, settings, lambda: SlugRunner(local_store(settings.data_dir),
-                                                                   settings.data_dir / "runs", stack=stack),
-                            timeout_seconds=timeout)
+    jobs = ReleasePhaseJobs(database, settings, local_store(settings.data_dir), stack=stack, timeout_seconds=timeout)
     return Worker(dataclasses.replace(settings, worker_threads=1), [jobs]), jobs
 
 

@@ -16,7 +16,7 @@ import requests
 
 from berth.addons.postgres.cluster import LocalPostgres
 from tests.buildpacks.conftest import host_ca_bundle
-from tests.builds.conftest import APPS, BuildPlatform
+from tests.builds.conftest import APPS, BuildPlatform, Follower
 from tests.builtin_platform import BuiltinPlatform, builtin_platform
 from tests.git.test_git_http import bare_refs, git, git_env, head, remote
 from tests.heroku_cli import HerokuCLI, heroku_cli
@@ -29,20 +29,25 @@ TIME_LIMIT = 20  # seconds: BERTH_RELEASE_PHASE_TIMEOUT of this platform
 @pytest.fixture(scope="module")
 def platform(stack: Path, postgres_server: LocalPostgres,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltinPlatform]:
-    """A live Berth with its first-party add-ons, its worker and its builder."""
+    """A live Berth with its first-party add-ons and its worker (its builder: `builder`)."""
     settings = {"RELEASE_PHASE_TIMEOUT": str(TIME_LIMIT)}
     bundle = host_ca_bundle()
     if bundle is not None:
         settings["BUILD_CA_BUNDLE"] = str(bundle)
-    base = tmp_path_factory.mktemp("release-phase")
-    with builtin_platform(base, postgres_server.admin_url(), "release@example.com", **settings) as running:
-        builder = BuildPlatform(running.server, running.key, base)
-        builder.start_builder()
-        try:
-            yield running
-        finally:
-            if builder.builder is not None:
-                stop(builder.builder)
+    with builtin_platform(tmp_path_factory.mktemp("release-phase"), postgres_server.admin_url(),
+                          "release@example.com", **settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def builder(platform: BuiltinPlatform) -> Iterator[BuildPlatform]:
+    built = BuildPlatform(platform.server, platform.key, platform.server.log.parent)
+    built.start_builder()
+    try:
+        yield built
+    finally:
+        if built.builder is not None:
+            stop(built.builder)
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +82,8 @@ def log_lines(platform: BuiltinPlatform, app: str, dyno: str) -> str:
     return requests.get(made.json()["logplex_url"], timeout=30).text
 
 
-def test_a_push_migrates_the_database_before_the_release_goes_live(platform: BuiltinPlatform, cli: HerokuCLI,
-                                                                   tmp_path: Path) -> None:
+def test_a_push_migrates_the_database_before_the_release_goes_live(platform: BuiltinPlatform, builder: BuildPlatform,
+                                                                   cli: HerokuCLI, tmp_path: Path) -> None:
     name = "release-migrates"
     app = platform.call("POST", "/apps", name=name).json()
     assert platform.provision(name, "postgresql:essential-0")["state"] == "provisioned"  # v2: DATABASE_URL
@@ -127,8 +132,8 @@ def test_a_push_migrates_the_database_before_the_release_goes_live(platform: Bui
     assert "DuplicateTable" in cli.ok("releases:output", "v5", "-a", name)
 
 
-def test_a_release_command_past_its_time_limit_fails_the_release(platform: BuiltinPlatform, cli: HerokuCLI,
-                                                                 tmp_path: Path) -> None:
+def test_a_release_command_past_its_time_limit_or_its_runner_fails_the_release(
+        platform: BuiltinPlatform, builder: BuildPlatform, cli: HerokuCLI, tmp_path: Path) -> None:
     name = "release-too-slow"
     platform.call("POST", "/apps", name=name)
     env = git_env(platform.server, tmp_path / "home")
@@ -136,7 +141,6 @@ def test_a_release_command_past_its_time_limit_fails_the_release(platform: Built
     (source / "Procfile").write_text("web: ./serve.sh\nrelease: echo 'release started'; sleep 600\n")
     commit(source, env, "a release command that never ends")
     started = time.monotonic()
-
     pushed = git(source, env, "push", remote(platform.server.url, platform.key, name), "main")
     assert time.monotonic() - started < TIME_LIMIT + 60
     out = pushed.stderr
@@ -144,3 +148,19 @@ def test_a_release_command_past_its_time_limit_fails_the_release(platform: Built
     assert f"ran longer than its time limit ({TIME_LIMIT} seconds) and was stopped" in out
     assert states(platform, name) == [(1, "succeeded", True), (2, "failed", False)]
     assert "release command failed" in cli.ok("releases:info", "-a", name)
+
+    # The builder killed while the command runs: the release fails when a builder starts again.
+    slug = releases(platform, name)[-1]["slug"]["id"]
+    made = platform.call("POST", f"/apps/{name}/releases", slug=slug).json()
+    assert made["status"] == "pending"
+    follower = Follower(made["output_stream_url"])
+    follower.wait_for(b"release started", timeout=30)
+    assert builder.builder is not None
+    builder.builder.kill()
+    builder.builder.wait(timeout=30)
+    assert states(platform, name)[-1] == (3, "pending", False)  # nobody has noticed yet
+    builder.start_builder()
+    follower.join(timeout=30)
+    assert "The builder stopped while the release command ran" in follower.text()
+    assert list((Path(platform.server.env["BERTH_DATA_DIR"]) / "runs" / "release-phase").iterdir()) == []
+    assert states(platform, name) == [(1, "succeeded", True), (2, "failed", False), (3, "failed", False)]

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from berth.config import Settings
@@ -26,6 +28,7 @@ from berth.platform.models import App, Release, ReleasePhase, ReleaseStatus, Slu
 from berth.platform.release_phase import records
 from berth.platform.release_phase.app_log import AppLog
 from berth.platform.slug_runs import RunResult, SlugRunner
+from berth.platform.slug_store import SlugStore
 from berth.platform.slugs import SlugError
 
 log = logging.getLogger("berth.builder")
@@ -55,10 +58,21 @@ class ReleasePhaseJobs(RunOnceJobs):
 
     name = "release_phases"
 
-    def __init__(self, database: Database, settings: Settings, runner: Callable[[], SlugRunner], *,
+    def __init__(self, database: Database, settings: Settings, store: SlugStore, *, stack: Path | None = None,
                  timeout_seconds: float = records.DEFAULT_TIMEOUT_SECONDS) -> None:
         super().__init__(database, records.release_phase_queue(timeout_seconds))
-        self.settings, self.runner, self.timeout_seconds = settings, runner, timeout_seconds
+        self.settings, self.timeout_seconds = settings, timeout_seconds
+        # Its own scratch directory, so that the only runner starting may empty it (see start_up).
+        self.scratch = settings.data_dir / "runs" / "release-phase"
+        self.runner = SlugRunner(store, self.scratch, stack=stack)
+
+    def start_up(self) -> None:
+        """Also removes what a killed runner left unpacked, when this is the only runner (SQLite):
+        with several (PostgreSQL) another one's run may be in there."""
+        if self.database.is_sqlite and self.scratch.is_dir():
+            for leftover in self.scratch.iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
+        super().start_up()
 
     def run_claimed(self, job_id: str, attempts: int) -> None:
         self.run(job_id, attempts)
@@ -97,7 +111,7 @@ class ReleasePhaseJobs(RunOnceJobs):
         if plan.checksum is None:
             return self._failed(plan, say, "its slug is no longer stored")
         try:
-            result = self.runner().run(plan.checksum, plan.command, dyno=plan.dyno, config=plan.config,
+            result = self.runner.run(plan.checksum, plan.command, dyno=plan.dyno, config=plan.config,
                                        on_line=say, timeout=self.timeout_seconds)
         except SlugError as exc:
             return self._failed(plan, say, f"its slug cannot be used ({exc})")
