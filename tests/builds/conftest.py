@@ -133,14 +133,21 @@ def build_platform(base: Path, **settings: str) -> Iterator[BuildPlatform]:
     bundle = host_ca_bundle()
     if bundle is not None:
         settings["BUILD_CA_BUNDLE"] = str(bundle)
-    with live_server(base, workers=1, threads=8, **settings) as server:
-        built = BuildPlatform(server, server.create_user("builder@example.com"), buildpacks)
-        built.start_builder()
-        try:
-            yield built
-        finally:
-            if built.builder is not None:
-                stop(built.builder)
+    with live_server(base, workers=1, threads=8, **settings) as server, \
+            running_builder(server, server.create_user("builder@example.com"), buildpacks) as built:
+        yield built
+
+
+@contextlib.contextmanager
+def running_builder(server: LiveServer, key: str, buildpack_root: Path) -> Iterator[BuildPlatform]:
+    """The builder process beside a live server, stopped on the way out."""
+    built = BuildPlatform(server, key, buildpack_root)
+    built.start_builder()
+    try:
+        yield built
+    finally:
+        if built.builder is not None:
+            stop(built.builder)
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,10 @@ import requests
 
 from berth.addons.postgres.cluster import LocalPostgres
 from tests.buildpacks.conftest import host_ca_bundle
-from tests.builds.conftest import APPS, BuildPlatform, Follower
+from tests.builds.conftest import APPS, BuildPlatform, Follower, running_builder
 from tests.builtin_platform import BuiltinPlatform, builtin_platform
 from tests.git.test_git_http import bare_refs, git, git_env, head, remote
 from tests.heroku_cli import HerokuCLI, heroku_cli
-from tests.live_server import stop
 
 pytestmark = pytest.mark.slow
 TIME_LIMIT = 20  # seconds: BERTH_RELEASE_PHASE_TIMEOUT of this platform
@@ -41,13 +40,8 @@ def platform(stack: Path, postgres_server: LocalPostgres,
 
 @pytest.fixture(scope="module")
 def builder(platform: BuiltinPlatform) -> Iterator[BuildPlatform]:
-    built = BuildPlatform(platform.server, platform.key, platform.server.log.parent)
-    built.start_builder()
-    try:
+    with running_builder(platform.server, platform.key, platform.server.log.parent) as built:
         yield built
-    finally:
-        if built.builder is not None:
-            stop(built.builder)
 
 
 @pytest.fixture(scope="module")
