@@ -62,6 +62,8 @@ class NewRelease:
     config: dict[str, str]
     user_id: str | None = None
     slug_id: str | None = None  # None: the app's code stays what it is (the current release's slug)
+    # Its status unless a release phase runs for it (then pending until it ends); tests record history with it.
+    status: ReleaseStatus = ReleaseStatus.SUCCEEDED
     # False only for an add-on changing its own config vars: no release phase, succeeded at once (§5.2).
     runs_release_phase: bool = True
 
@@ -111,7 +113,7 @@ def create_releases(session: Session, new: list[NewRelease], now: datetime) -> l
     (RELEASE_CREATED, in this transaction: a listener's failure undoes the change). The caller
     stamped their apps with `stamp_apps` (under their lock), which gave it their last versions."""
     params: dict[str, object] = {"now": now}
-    created = [CreatedRelease(new_id(), release.app_id, release.version, ReleaseStatus.SUCCEEDED, release.slug_id)
+    created = [CreatedRelease(new_id(), release.app_id, release.version, release.status, release.slug_id)
                for release in new]
     for i, (release, made) in enumerate(zip(new, created)):
         params.update({f"id_{i}": made.id, f"app_id_{i}": release.app_id, f"version_{i}": release.version,

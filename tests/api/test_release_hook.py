@@ -69,13 +69,13 @@ def test_a_release_may_name_only_a_slug_that_exists(app: Flask, api: Api, alice:
     stamp = PreparedStatement(stamp_apps(1))
     with database.transaction() as session:
         shop = get_app(session, alice.id, "shop")
-        slug = Slug(app_id=shop.id, stack="berth-bookworm",  # a release command: cut pending
-                    process_types={"web": "gunicorn app:app", "release": "python migrate.py"})
+        slug = Slug(app_id=shop.id, stack="berth-bookworm", process_types={"web": "gunicorn app:app"})
         session.add(slug)
         session.flush()
         now = utcnow()
         stamp.run_in(session, {"now": now, "app_0": shop.id})
-        [made] = create_releases(session, [NewRelease(shop.id, 2, "Deploy 1234567", {}, slug_id=slug.id)], now)
+        [made] = create_releases(session, [NewRelease(shop.id, 2, "Deploy 1234567", {}, slug_id=slug.id,
+                                                      status=ReleaseStatus.PENDING)], now)
         assert (made.slug_id, made.status) == (slug.id, ReleaseStatus.PENDING)
     releases = api.get("/apps/shop/releases", alice).get_json()
     assert [(r["version"], r["status"], r["slug"]) for r in releases] == \
