@@ -10,7 +10,7 @@ from berth.errors import BadRequest, Forbidden, Gone, InternalError, InvalidPara
 from berth.httpapi.body import load
 from berth.httpapi.context import current_account, current_account_id, database, db_session, public
 from berth.httpapi.openapi import describe
-from berth.platform import apps, deploys, releases
+from berth.platform import apps, deploys
 from berth.platform.api import blueprint
 from berth.platform.api.release_output import release_schema
 from berth.platform.api.helpers import settings
