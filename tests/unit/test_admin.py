@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -86,11 +87,15 @@ def test_bad_numeric_setting_is_reported(variable: str, value: str) -> None:
         load_settings({variable: value})
 
 
-def _admin_in(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m berth.admin` run from `cwd`, with no BERTH_DATA_DIR or BERTH_DATABASE_URL."""
+def _admin_in(cwd: Path, *args: str, checkout: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m berth.admin` run from `cwd`, with no BERTH_DATA_DIR or BERTH_DATABASE_URL, from a
+    copy of the package in `checkout`: the project's own `var/` (the admin's fallback) is then
+    `checkout/var`, not the developer's, whose database `make run` may have filled."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("BERTH_DATA_DIR", "BERTH_DATABASE_URL", "BERTH_SECRET_KEYS")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+           if k not in ("BERTH_DATA_DIR", "BERTH_DATABASE_URL", "BERTH_SECRET_KEYS", "PYTHONPATH")}
+    if not (checkout / "berth").is_dir():
+        shutil.copytree(REPO / "berth", checkout / "berth", ignore=shutil.ignore_patterns("__pycache__"))
+    env["PYTHONPATH"] = str(checkout)
     return subprocess.run([sys.executable, "-m", "berth.admin", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
@@ -99,11 +104,11 @@ def test_create_user_from_a_subdirectory_writes_to_the_servers_data_dir(tmp_path
     project = tmp_path / "project"
     deeper = project / "apps" / "shop"
     deeper.mkdir(parents=True)
-    first = _admin_in(project, "create-user", "first@example.com")
+    first = _admin_in(project, "create-user", "first@example.com", checkout=tmp_path / "checkout")
     assert first.returncode == 0, first.stderr
     assert "no Berth database" in first.stderr and str(project / "var" / "berth.sqlite3") in first.stderr
 
-    from_below = _admin_in(deeper, "create-user", "second@example.com")
+    from_below = _admin_in(deeper, "create-user", "second@example.com", checkout=tmp_path / "checkout")
     assert from_below.returncode == 0, from_below.stderr
     assert f"Using the data dir {project / 'var'}" in from_below.stderr
     assert "no Berth database" not in from_below.stderr
