@@ -68,6 +68,7 @@ class Settings:
     # Builds (the builder process): concurrent builds (one per app at a time) and each one's time limit.
     builder_threads: int = 2
     build_timeout_seconds: float = 900.0
+    postdeploy_timeout_seconds: float = 3600.0  # app.json's scripts.postdeploy
     # Web tier: gunicorn processes × threads. Threads, because add-on requests spend most of
     # their time waiting for the worker; a sync worker would queue every other client behind one.
     web_workers: int = 2
@@ -141,6 +142,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         worker_threads=_int(env, "BERTH_WORKER_THREADS", 8),
         builder_threads=_int(env, "BERTH_BUILDER_THREADS", 2),
         build_timeout_seconds=_float(env, "BERTH_BUILD_TIMEOUT_SECONDS", 900.0),
+        postdeploy_timeout_seconds=_float(env, "BERTH_POSTDEPLOY_TIMEOUT_SECONDS", 3600.0),
         web_workers=_int(env, "BERTH_WEB_WORKERS", 2),
         web_threads=_int(env, "BERTH_WEB_THREADS", 8),
         builtin_addons=(env.get("BERTH_BUILTIN_ADDONS") or "1").strip().lower() not in ("0", "false", "no", "off"),

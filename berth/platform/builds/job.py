@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,10 +19,13 @@ from typing import Any, Callable
 from sqlalchemy import select
 
 from berth.config import Settings
-from berth.db import Database, PreparedStatement
+from berth.db import Database
 from berth.jobs.queue import JobState, Queue
-from berth.jobs.wakeup import signal_waiters
+from berth.jobs.worker import QueuedJobs
+from berth.jobs.wakeup import nudge_workers, signal_waiters
 from berth.platform import deploys
+from berth.platform.app_setups import records as setups
+from berth.platform.app_setups.manifests import ManifestStep
 from berth.platform.buildpack_installations import list_installations
 from berth.platform.buildpack_runner import BuildFailed, BuildpackRunner
 from berth.platform.builds import records
@@ -73,7 +77,7 @@ def release_description(version: str | None, build_id: str) -> str:
     return f"Deploy build {build_id[:8]}"
 
 
-class BuildJobs:
+class BuildJobs(QueuedJobs):
     """The job type of `builds` (berth.jobs.worker.JobType), run by the builder process."""
 
     name = "builds"
@@ -82,8 +86,9 @@ class BuildJobs:
                  store: SlugStore, *, timeout_seconds: float = records.DEFAULT_TIMEOUT_SECONDS) -> None:
         self.database, self.settings, self.store = database, settings, store
         self.runner = runner  # made on first use: a builder without a stack still fails builds clearly
+        self.manifests = ManifestStep(database, settings)
+        self.timeout_seconds = timeout_seconds
         self.queue: Queue = records.build_queue(timeout_seconds)
-        self._claim = PreparedStatement(self.queue.claim())
 
     # -- JobType ------------------------------------------------------------------------------
 
@@ -94,17 +99,11 @@ class BuildJobs:
     def sweep(self) -> None:
         self._fail_abandoned(all_running=False)
 
-    def anything_due(self) -> bool:
-        return self.queue.anything_due(self.database)
-
-    def count_due(self, limit: int) -> int:
-        return self.queue.count_due(self.database, limit)
-
     def run_one(self) -> bool:
-        rows = self._claim.run(self.database.autocommit_engine, self.queue.claim_times())
-        if not rows:
+        claimed = self.queue.claim_next(self.database)
+        if claimed is None:
             return False
-        [(build_id, attempts)] = rows
+        build_id, attempts = claimed
         if attempts > 1:  # claimed before: its builder died mid-build (the sweep had not failed it yet)
             self._finish(Claimed(build_id, attempts), Outcome(failed=True, message=records.KILLED_MESSAGE))
             return True
@@ -136,6 +135,7 @@ class BuildJobs:
             shutil.rmtree(work, ignore_errors=True)
 
     def _build_in(self, claimed: Claimed, plan: Plan, work: Path, say: Callable[[str], None]) -> "Outcome":
+        deadline = time.monotonic() + self.timeout_seconds
         say(f"-----> Building on the {plan.stack} stack")
         try:
             tarball = SourceFetcher.from_settings(self.settings).fetch(
@@ -144,6 +144,10 @@ class BuildJobs:
             tarball.unlink()
         except SourceError as exc:
             return self._failed(say, f"The source could not be used: {exc}")
+        refused = self.manifests.run(claimed.build_id, source, say, deadline)
+        if refused is not None:
+            return self._failed(say, refused, echoed=True)
+        plan = self._plan(claimed.build_id)  # app.json may have set config vars, buildpacks, add-ons
         ignored = apply_slugignore(source)
         for warning in ignored.warnings:
             say(f" !     {warning}")
@@ -207,9 +211,11 @@ class BuildJobs:
                     output.line(f"-----> Launching...\n       Released v{version}")
                 build.state = JobState.FAILED if outcome.failed else JobState.DONE
                 build.lease_until, build.message = None, outcome.message
+                setups.build_finished(session, build)
         finally:
             output.close()
             signal_waiters(self.settings.data_dir, claimed.build_id)
+            nudge_workers(self.settings.data_dir)  # an app setup waiting for this build
 
     def _release(self, session: Any, build: Build, outcome: "Outcome") -> int:
         app = session.get(App, build.app_id)
