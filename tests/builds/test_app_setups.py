@@ -5,6 +5,8 @@ build leave nothing behind."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,8 +17,10 @@ import pytest
 import requests
 
 from berth.db import Database
-from tests.builds.conftest import APPS, BuildPlatform, build_platform
+from tests.builds.conftest import APPS, SLOW_BUILDPACK, BuildPlatform, Follower, build_platform
+from tests.builds.test_git_push_builds import repository_of
 from tests.builtin_platform import server_database, wait_for_worker
+from tests.git.test_git_http import git, git_env, remote
 from tests.live_server import ROOT, stop
 from tests.supervise.conftest import stack_root  # noqa: F401
 
@@ -200,23 +204,26 @@ def test_setups_belong_to_their_caller_and_bad_requests_are_refused(platform: Bu
     wait_for_setup(platform, setup["id"])
 
 
-def test_a_first_git_push_with_app_json_applies_it(platform: BuildPlatform) -> None:
+def test_a_first_git_push_with_app_json_applies_it(platform: BuildPlatform, tmp_path: Path) -> None:
     """The same path on an existing app's first deploy: only vars not set yet; a required one unset
-    fails the build with nothing applied; then, once set, the manifest is applied and postdeploy runs."""
+    rejects the push with nothing applied; once set, the manifest is applied and postdeploy runs."""
     platform.make_app("first-push")
     assert platform.call("PATCH", "/apps/first-push/config-vars", {"GREETING": "mine"}).status_code == 200
-    url = platform.upload(SAMPLE)
-    failed = platform.call("POST", "/apps/first-push/builds", {"source_blob": {"url": url}}).json()
-    finished = platform.wait_for("first-push", failed["id"])
-    assert finished["status"] == "failed" and "config var API_TOKEN is required" in finished["failure_message"]
+    env = git_env(platform.server, tmp_path / "home")
+    source = repository_of("app-json", tmp_path / "src", env)
+    url = remote(platform.server.url, platform.key, "first-push")
+    refused = git(source, env, "push", url, "main", ok=False)
+    assert "remote:  !     app.json: config var API_TOKEN is required" in refused.stderr
     assert platform.call("GET", "/apps/first-push/config-vars").json() == {"GREETING": "mine"}
     assert platform.call("GET", "/apps/first-push/addons").json() == []
 
     assert platform.call("PATCH", "/apps/first-push/config-vars", {"API_TOKEN": "t"}).status_code == 200
-    build = platform.call("POST", "/apps/first-push/builds", {"source_blob": {"url": url}}).json()
-    assert platform.wait_for("first-push", build["id"])["status"] == "succeeded"
+    pushed = git(source, env, "push", url, "main")
+    assert "remote: -----> Applying app.json" in pushed.stderr
     config = platform.call("GET", "/apps/first-push/config-vars").json()
     assert config["GREETING"] == "mine" and len(config["SECRET_KEY"]) == 64 and "APP_LOGS_URL" in config
+    installed = platform.call("GET", "/apps/first-push/buildpack-installations").json()
+    assert [entry["buildpack"]["name"] for entry in installed] == ["heroku/procfile"]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         logs = platform.call("POST", "/apps/first-push/log-sessions", {"lines": 100}).json()
@@ -225,3 +232,67 @@ def test_a_first_git_push_with_app_json_applies_it(platform: BuildPlatform) -> N
         time.sleep(0.5)
     else:
         pytest.fail("postdeploy did not run after the first deploy")
+
+
+def test_a_failed_first_deploy_undoes_what_app_json_applied(platform: BuildPlatform, database: Database) -> None:
+    from sqlalchemy import select
+
+    from berth.platform.models import App, Formation
+
+    platform.make_app("undone")
+    assert platform.call("PATCH", "/apps/undone/config-vars", {"API_TOKEN": "t"}).status_code == 200
+    url = platform.upload(files=sample_files(buildpacks=[{"url": "heroku/python"}]))  # python cannot build it
+    build = platform.call("POST", "/apps/undone/builds", {"source_blob": {"url": url}}).json()
+    output = requests.get(build["output_stream_url"], timeout=600).text
+    assert platform.wait_for("undone", build["id"])["status"] == "failed"
+    assert "Add-ons provisioned" in output  # it went that far before the build failed
+    deadline = time.monotonic() + 60
+    while platform.call("GET", "/apps/undone/config-vars").json() != {"API_TOKEN": "t"}:
+        assert time.monotonic() < deadline, platform.call("GET", "/apps/undone/config-vars").json()
+        time.sleep(0.5)
+    assert [addon["state"] for addon in platform.call("GET", "/apps/undone/addons").json()
+            if addon["state"] in ("provisioning", "provisioned")] == []
+    assert platform.call("GET", "/apps/undone/buildpack-installations").json() == []
+    with database.session(write=False) as session:
+        app_id = session.scalar(select(App.id).where(App.name == "undone"))
+        assert list(session.scalars(select(Formation).where(Formation.app_id == app_id))) == []
+
+
+def test_a_builder_killed_mid_setup_fails_the_setup(platform: BuildPlatform) -> None:
+    url = platform.upload(files=sample_files(addons=None, scripts=None))
+    slow = str(platform.buildpack_root / SLOW_BUILDPACK)
+    setup = create_setup(platform, "setup-killed", url,
+                         overrides={"env": {"API_TOKEN": "x"}, "buildpacks": [{"url": slow}]})
+    follower = Follower(setup["build"]["output_stream_url"])
+    follower.wait_for(b"slow buildpack started", timeout=120)
+    assert platform.builder is not None
+    os.kill(platform.builder.pid, signal.SIGKILL)
+    platform.builder.wait()
+    platform.start_builder()
+    follower.join(timeout=60)
+    done = wait_for_setup(platform, setup["id"], timeout=60)  # the worker's sweep finds it
+    assert done["status"] == "failed" and "builder stopped" in done["failure_message"]
+    assert platform.call("GET", "/apps/setup-killed").status_code == 404
+
+
+def test_heroku3_creates_and_follows_a_setup(platform: BuildPlatform) -> None:
+    import heroku3
+
+    url = platform.upload(files=sample_files(addons=None, scripts=None))
+    saved = heroku3.api.HEROKU_URL
+    heroku3.api.HEROKU_URL = platform.server.url
+    try:
+        client = heroku3.from_key(platform.key)
+        setup = client.create_appsetup({"url": url}, overrides={"env": {"API_TOKEN": "h3"}},
+                                       app={"name": "via-heroku3"})
+        assert setup.status == "pending" and setup.app.name == "via-heroku3"
+        deadline = time.monotonic() + 300
+        while setup.status == "pending" and time.monotonic() < deadline:
+            time.sleep(0.5)
+            setup = client.get_appsetup(setup.id)
+    finally:
+        heroku3.api.HEROKU_URL = saved
+    assert setup.status == "succeeded", setup.failure_message
+    assert setup.build.status == "succeeded" and setup.failure_message is None
+    assert setup.resolved_success_url.endswith("/welcome")
+    assert client.apps()["via-heroku3"].config()["API_TOKEN"] == "h3"
