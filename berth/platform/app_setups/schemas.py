@@ -37,9 +37,9 @@ class AppSetupCreateSchema(InputSchema):
 
 
 class AppSetupSchema(Schema):
-    def __init__(self, *, output_stream_url: Callable[[str], str], web_url: Callable[[str], str],
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, output_stream_url: Callable[[str], str] | None = None,
+                 web_url: Callable[[str], str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # the callables are needed to dump, not to describe (OpenAPI)
         self.output_stream_url, self.web_url = output_stream_url, web_url
 
     id = fields.String()
@@ -56,6 +56,7 @@ class AppSetupSchema(Schema):
     def _build(self, setup: Any) -> dict[str, Any] | None:
         if setup.build_id is None:
             return None
+        assert self.output_stream_url is not None, "AppSetupSchema needs output_stream_url to dump"
         return {"id": setup.build_id, "status": setup.build_status or "pending",
                 "output_stream_url": self.output_stream_url(setup.build_id)}
 
@@ -69,5 +70,6 @@ class AppSetupSchema(Schema):
         """Where Heroku sends the user once the setup succeeded: app.json's success_url, a path on the app."""
         if status_of(setup) != "succeeded":
             return None
+        assert self.web_url is not None, "AppSetupSchema needs web_url to dump"
         url = setup.success_url or "/"
         return url if not url.startswith("/") else self.web_url(setup.app_name).rstrip("/") + url
