@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Callable, Protocol
 
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from berth.accounts import Account
 from berth.config import Settings
-from berth.db import Database
+from berth.db import Database, utcnow
 from berth.hooks import hooks_of
 from berth.jobs.queue import JobState, Queue
 from berth.jobs.worker import QueuedJobs
@@ -31,6 +32,7 @@ from berth.platform.models import App, AppSetup, Build, Release, ReleaseStatus, 
 log = logging.getLogger("berth.worker")
 MAX_OUTPUT_CHARS = 64 * 1024
 DEFAULT_POSTDEPLOY_SECONDS = 3600.0  # Heroku's limit for the release phase; a postdeploy gets the same
+RELEASE_POLL_SECONDS = 2.0  # while the build's release phase runs
 INTERRUPTED = ("The postdeploy script was interrupted (the worker running it stopped); it is not run twice. "
                "Run it yourself once the app runs, or create the setup again.")
 
@@ -135,27 +137,26 @@ class AppSetupJobs(QueuedJobs):
             reason = (build.message if build is not None else None) or "its app was destroyed"
             self._fail(session, setup, f"The build failed: {reason}", undo_deploy=True)
             return None
+        assert build is not None
+        release = session.get(Release, build.release_id) if build.release_id else None
+        if release is not None and release.status == ReleaseStatus.PENDING:  # its release phase runs
+            setup.state, setup.lease_until = JobState.PENDING, None
+            setup.next_attempt_at = utcnow() + timedelta(seconds=RELEASE_POLL_SECONDS)
+            return None
+        if release is None or release.status != ReleaseStatus.SUCCEEDED:
+            self._fail(session, setup, "The build's release did not go live (its release phase failed or it "
+                       "is gone); the release's output says why.", undo_deploy=True)
+            return None
         if not setup.postdeploy_command:
             self._succeed(setup)
             return None
-        planned = self._postdeploy_plan(session, setup, build)
-        if planned is None:
-            self._fail(session, setup, "The build's release is not the app's current one any more, so "
-                       "postdeploy was not run.", undo_deploy=False)
+        slug = session.get(Slug, release.slug_id) if release.slug_id else None
+        if slug is None or slug.checksum is None:
+            self._fail(session, setup, "The release has no stored slug to run postdeploy from.", undo_deploy=False)
             return None
         setup.stage = Stage.POSTDEPLOY
-        return planned
-
-    def _postdeploy_plan(self, session: Session, setup: AppSetup, build: Build | None) -> PostdeployRun | None:
-        """The build's release, with its slug and config (the one app.json describes)."""
-        release = session.get(Release, build.release_id) if build is not None and build.release_id else None
-        if release is None or release.status != ReleaseStatus.SUCCEEDED or release.slug_id is None:
-            return None
-        slug = session.get(Slug, release.slug_id)
-        if slug is None or slug.checksum is None:
-            return None
         return PostdeployRun(setup.app_id, release.version, slug.checksum, releases.release_config(release),
-                             setup.postdeploy_command or "")
+                             setup.postdeploy_command)
 
     def _succeed(self, setup: AppSetup) -> None:
         setup.state, setup.stage, setup.lease_until, setup.message = JobState.DONE, Stage.FINISHED, None, None
