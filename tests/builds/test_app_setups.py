@@ -28,19 +28,43 @@ pytestmark = pytest.mark.slow
 SAMPLE = APPS / "app-json"
 
 
-@pytest.fixture(scope="module")
-def platform(stack_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildPlatform]:  # noqa: F811
-    """The builds platform with the first-party add-ons and a worker (add-ons, app setups)."""
-    with build_platform(tmp_path_factory.mktemp("app-setups"), BUILTIN_ADDONS="1") as built:
-        log = built.server.log.with_name("worker.log")
+class WorkerProcess:
+    """`python -m berth.worker` beside the live server: add-on operations and app setups."""
+
+    def __init__(self, platform: BuildPlatform) -> None:
+        self.platform, self.process, self.starts = platform, None, 0  # type: ignore[var-annotated]
+
+    def start(self) -> None:
+        self.starts += 1
+        log = self.platform.server.log.with_name(f"worker-{self.starts}.log")
         with log.open("wb") as out:
-            worker = subprocess.Popen([sys.executable, "-m", "berth.worker"], cwd=ROOT, env=built.server.env,
-                                      stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen([sys.executable, "-m", "berth.worker"], cwd=ROOT,
+                                            env=self.platform.server.env, stdout=out, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+        wait_for_worker(self.platform.server, self.process)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def worker(stack_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerProcess]:  # noqa: F811
+    """The builds platform with the first-party add-ons and a worker."""
+    with build_platform(tmp_path_factory.mktemp("app-setups"), BUILTIN_ADDONS="1") as built:
+        running = WorkerProcess(built)
+        running.start()
         try:
-            wait_for_worker(built.server, worker)
-            yield built
+            yield running
         finally:
-            stop(worker)
+            if running.process is not None:
+                stop(running.process)
+
+
+@pytest.fixture(scope="module")
+def platform(worker: WorkerProcess) -> BuildPlatform:
+    return worker.platform
 
 
 @pytest.fixture(scope="module")
@@ -185,25 +209,6 @@ def test_a_failing_build_fails_the_setup_and_removes_its_addon(platform: BuildPl
     assert all(addon["app"]["name"] != "build-breaks" for addon in platform.call("GET", "/addons").json())
 
 
-def test_setups_belong_to_their_caller_and_bad_requests_are_refused(platform: BuildPlatform) -> None:
-    url = platform.upload(SAMPLE)
-    setup = create_setup(platform, "mine-only", url, overrides={"env": {"API_TOKEN": "x"}})
-    other = platform.server.create_user("someone-else@example.com")
-    platform.make_app("name-taken")
-    answer = platform.server.api("GET", f"/app-setups/{setup['id']}", other)
-    assert answer.status_code == 404 and answer.json()["id"] == "not_found"
-    for body, says in [({"source_blob": {"url": "http://169.254.169.254/latest/meta-data"}}, "BERTH_SOURCE_HOSTS"),
-                       ({}, "source_blob"),
-                       ({"source_blob": {"url": url}, "overrides": {"env": {"lower": "x"}}}, "lower"),
-                       ({"source_blob": {"url": url}, "app": {"name": "name-taken"}}, "already taken"),
-                       ({"source_blob": {"url": url}, "overrides": {"buildpacks": [{"url": "ftp://x"}]}},
-                        "not one Berth can use")]:
-        refused = platform.call("POST", "/app-setups", body)
-        assert refused.status_code == 422, refused.text
-        assert refused.json()["id"] == "invalid_params" and says in refused.json()["message"], refused.text
-    wait_for_setup(platform, setup["id"])
-
-
 def test_a_first_git_push_with_app_json_applies_it(platform: BuildPlatform, tmp_path: Path) -> None:
     """The same path on an existing app's first deploy: only vars not set yet; a required one unset
     rejects the push with nothing applied; once set, the manifest is applied and postdeploy runs."""
@@ -296,3 +301,24 @@ def test_heroku3_creates_and_follows_a_setup(platform: BuildPlatform) -> None:
     assert setup.build.status == "succeeded" and setup.failure_message is None
     assert setup.resolved_success_url.endswith("/welcome")
     assert client.apps()["via-heroku3"].config()["API_TOKEN"] == "h3"
+
+
+def test_a_worker_killed_mid_postdeploy_fails_the_setup_without_running_it_again(
+        platform: BuildPlatform, worker: WorkerProcess) -> None:
+    files = sample_files(addons=None, scripts={"postdeploy": "echo started-postdeploy && sleep 600"})
+    setup = create_setup(platform, "postdeploy-killed", platform.upload(files=files),
+                         overrides={"env": {"API_TOKEN": "x"}})
+    deadline = time.monotonic() + 300
+    while True:
+        logs = platform.call("POST", "/apps/postdeploy-killed/log-sessions", {"lines": 100})
+        if logs.ok and "started-postdeploy" in requests.get(logs.json()["logplex_url"], timeout=30).text:
+            break
+        assert time.monotonic() < deadline, "postdeploy never started"
+        time.sleep(0.5)
+    worker.kill()
+    assert platform.call("GET", f"/app-setups/{setup['id']}").json()["status"] == "pending"
+    worker.start()
+    done = wait_for_setup(platform, setup["id"], timeout=60)
+    assert done["status"] == "failed" and "interrupted" in done["failure_message"]
+    assert "it is not run twice" in done["failure_message"]
+    assert platform.call("GET", "/apps/postdeploy-killed").status_code == 404
