@@ -1,0 +1,109 @@
+"""Running one command from a release's slug in the sandbox: the release phase, app.json's
+`postdeploy`, and (later) one-off and formation dynos all start their process here.
+
+    runner = SlugRunner(store, data_dir / "runs")
+    result = runner.run(slug_checksum, "python migrate.py", dyno="release.3", config=release_config,
+                        on_line=print, timeout=3600)
+
+The slug is read from the store, which checks it against its sha256 before anything is unpacked,
+and unpacked with the slug unpacker (`slugs.unpack`: tenant input, never written through a link,
+bounded in size and entries) into a fresh directory of Berth's that becomes the sandbox's /app.
+Inside, bash sources `/app/.profile.d/*.sh`, then `/app/.profile`, then runs the command through
+bash (so `$PORT` and friends expand), Heroku's order (runtime.md §1.4, §6.1). The directory is
+removed afterwards, whatever happened.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+from berth.platform.slug_store import SlugStore, unpack_slug
+from berth.platform.slugs import UnpackLimits
+from berth.supervise.sandbox import DEFAULT_PATH, SandboxSpec, run, sandbox_account
+from berth.supervise.stack import require_stack
+
+__all__ = ["DEFAULT_MEMORY", "RunResult", "SlugRunner", "dyno_environment"]
+
+DEFAULT_MEMORY = 512 * 1024 * 1024  # a standard-1x dyno's quota (runtime.md §6.7)
+# Sourced before the command, in Heroku's order; "$1" is the command, run by a fresh bash so
+# that it sees what the profiles exported (and expands `$PORT` itself).
+PROFILE_THEN_COMMAND = """
+for profile_script in /app/.profile.d/*.sh; do
+  if [ -r "$profile_script" ]; then . "$profile_script"; fi
+done
+unset profile_script
+if [ -r /app/.profile ]; then . /app/.profile; fi
+hash -r
+exec /bin/bash -c "$1"
+"""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: int  # 128+N when killed by signal N
+    timed_out: bool
+    oom_killed: bool
+
+    @property
+    def succeeded(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and not self.oom_killed
+
+    def describe(self) -> str:
+        """How it ended, in words for a log line or a release's failure message."""
+        if self.timed_out:
+            return "timed out and was stopped"
+        if self.oom_killed:
+            return "ran out of memory and was stopped"
+        if self.exit_code > 128:
+            return f"was killed by signal {self.exit_code - 128}"
+        return f"exited with status {self.exit_code}"
+
+
+def dyno_environment(config: Mapping[str, str], dyno: str, port: int | None = None) -> dict[str, str]:
+    """What a dyno's process starts with: the release's config, then what Heroku sets for every
+    dyno over it (`DYNO`, `HOME=/app`, `PORT` for web; a config var cannot replace those)."""
+    env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", **config, "DYNO": dyno, "HOME": "/app"}
+    if port is not None:
+        env["PORT"] = str(port)
+    return env
+
+
+class SlugRunner:
+    """Runs commands from stored slugs; `scratch` is a directory of Berth's (only Berth writes its
+    parent) where each run's /app is unpacked and removed again."""
+
+    def __init__(self, store: SlugStore, scratch: Path, *, stack: Path | None = None,
+                 require_memory_limit: bool = True, limits: UnpackLimits = UnpackLimits()) -> None:
+        self.store, self.scratch, self._stack = store, scratch, stack
+        self.require_memory_limit, self.limits = require_memory_limit, limits
+
+    def run(self, checksum: str, command: str, *, dyno: str, config: Mapping[str, str],
+            on_line: Callable[[str], None], timeout: float | None, memory_limit: int | None = DEFAULT_MEMORY,
+            port: int | None = None) -> RunResult:
+        """Run `command` from the slug `checksum` as dyno `dyno`; every output line goes to
+        `on_line`. Raises SlugError (the slug is missing, altered or unsafe) and SandboxError
+        (no sandbox here) before the command starts; its own failures are in the result."""
+        stack = self._stack or require_stack()
+        self.scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
+        work = Path(tempfile.mkdtemp(prefix=f"{_safe(dyno)}-", dir=self.scratch))  # 0700, Berth's
+        try:
+            app_dir = work / "app"
+            unpack_slug(self.store, checksum, app_dir, self.limits)
+            spec = SandboxSpec(stack=stack, app_dir=app_dir, app_writable=True,  # Heroku's /app is writable
+                               argv=["/bin/bash", "-c", PROFILE_THEN_COMMAND, "berth-dyno", command],
+                               account=sandbox_account(), env=dyno_environment(config, dyno, port),
+                               memory_limit=memory_limit, require_memory_limit=self.require_memory_limit,
+                               timeout=timeout, name=_safe(dyno))
+            result = run(spec, on_line)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return RunResult(result.exit_code, result.timed_out, result.oom_killed)
+
+
+def _safe(dyno: str) -> str:
+    """The dyno name as a hostname and file-name part (`release.3` → `release-3`)."""
+    cleaned = "".join(c if c.isalnum() or c == "-" else "-" for c in dyno)[:50]
+    return cleaned or "dyno"
