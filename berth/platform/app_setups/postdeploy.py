@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from berth.platform.app_setups.job import PostdeployResult, PostdeployRun
+from berth.platform.slug_runs import SlugRunner
 from berth.platform.slug_store import SlugStore
 
 
@@ -14,8 +15,6 @@ class SlugPostdeploy:
         self.store, self.scratch, self.timeout_seconds = store, data_dir / "runs", timeout_seconds
 
     def __call__(self, run: PostdeployRun, on_line: Callable[[str], None]) -> PostdeployResult:
-        from berth.platform.slug_runs import SlugRunner
-
         result = SlugRunner(self.store, self.scratch).run(
             run.slug_checksum, run.command, dyno="postdeploy.1", config=run.config, on_line=on_line,
             timeout=self.timeout_seconds)
