@@ -19,9 +19,8 @@ from typing import Any, Callable
 from sqlalchemy import select
 
 from berth.config import Settings
-from berth.db import Database
+from berth.db import Database, PreparedStatement
 from berth.jobs.queue import JobState, Queue
-from berth.jobs.worker import QueuedJobs
 from berth.jobs.wakeup import nudge_workers, signal_waiters
 from berth.platform import deploys
 from berth.platform.app_setups import records as setups
@@ -77,7 +76,7 @@ def release_description(version: str | None, build_id: str) -> str:
     return f"Deploy build {build_id[:8]}"
 
 
-class BuildJobs(QueuedJobs):
+class BuildJobs:
     """The job type of `builds` (berth.jobs.worker.JobType), run by the builder process."""
 
     name = "builds"
@@ -86,9 +85,8 @@ class BuildJobs(QueuedJobs):
                  store: SlugStore, *, timeout_seconds: float = records.DEFAULT_TIMEOUT_SECONDS) -> None:
         self.database, self.settings, self.store = database, settings, store
         self.runner = runner  # made on first use: a builder without a stack still fails builds clearly
-        self.manifests = ManifestStep(database, settings)
-        self.timeout_seconds = timeout_seconds
         self.queue: Queue = records.build_queue(timeout_seconds)
+        self._claim = PreparedStatement(self.queue.claim())
 
     # -- JobType ------------------------------------------------------------------------------
 
@@ -99,11 +97,17 @@ class BuildJobs(QueuedJobs):
     def sweep(self) -> None:
         self._fail_abandoned(all_running=False)
 
+    def anything_due(self) -> bool:
+        return self.queue.anything_due(self.database)
+
+    def count_due(self, limit: int) -> int:
+        return self.queue.count_due(self.database, limit)
+
     def run_one(self) -> bool:
-        claimed = self.queue.claim_next(self.database)
-        if claimed is None:
+        rows = self._claim.run(self.database.autocommit_engine, self.queue.claim_times())
+        if not rows:
             return False
-        build_id, attempts = claimed
+        [(build_id, attempts)] = rows
         if attempts > 1:  # claimed before: its builder died mid-build (the sweep had not failed it yet)
             self._finish(Claimed(build_id, attempts), Outcome(failed=True, message=records.KILLED_MESSAGE))
             return True
@@ -135,7 +139,7 @@ class BuildJobs(QueuedJobs):
             shutil.rmtree(work, ignore_errors=True)
 
     def _build_in(self, claimed: Claimed, plan: Plan, work: Path, say: Callable[[str], None]) -> "Outcome":
-        deadline = time.monotonic() + self.timeout_seconds
+        deadline = time.monotonic() + self.settings.build_timeout_seconds
         say(f"-----> Building on the {plan.stack} stack")
         try:
             tarball = SourceFetcher.from_settings(self.settings).fetch(
@@ -144,7 +148,7 @@ class BuildJobs(QueuedJobs):
             tarball.unlink()
         except SourceError as exc:
             return self._failed(say, f"The source could not be used: {exc}")
-        refused = self.manifests.run(claimed.build_id, source, say, deadline)
+        refused = ManifestStep(self.database, self.settings).run(claimed.build_id, source, say, deadline)
         if refused is not None:
             return self._failed(say, refused, echoed=True)
         plan = self._plan(claimed.build_id)  # app.json may have set config vars, buildpacks, add-ons
