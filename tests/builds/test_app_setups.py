@@ -145,6 +145,9 @@ def test_a_setup_applies_the_whole_manifest_then_runs_postdeploy_once(platform: 
     build = platform.call("POST", "/apps/from-app-json/builds", {"source_blob": {"url": url}}).json()
     assert platform.wait_for("from-app-json", build["id"])["status"] == "succeeded"
     assert platform.call("GET", "/apps/from-app-json/config-vars").json()["SECRET_KEY"] == config["SECRET_KEY"]
+    time.sleep(2)  # a worker woken by the build's end would have started a second postdeploy by now
+    logs = platform.call("POST", "/apps/from-app-json/log-sessions", {"lines": 1500}).json()
+    assert requests.get(logs["logplex_url"], timeout=30).text.count("app[postdeploy]: seeding:") == 1
 
 
 def test_the_formation_is_stored(platform: BuildPlatform, database: Database) -> None:
