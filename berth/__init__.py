@@ -19,16 +19,21 @@ __version__ = "0.1.0"
 def wire_hooks(hooks: "Hooks") -> None:
     """The reverse flows between the layers, for every process (web, worker): the broker listens
     to the platform's events and answers its questions."""
+    from berth.broker import manifest_addons
     from berth.broker.attachments import drain_addon
     from berth.broker.partner_auth import addon_for_token
     from berth.broker.partner_callbacks import partner_may_see_app
     from berth.broker.provisioning import on_app_destroying
-    from berth.hooks import APP_DESTROYING, LOG_DRAIN_ADDON, PARTNER_MAY_SEE_APP, PARTNER_TOKEN_ADDON
+    from berth.hooks import (ADDON_STATES, APP_DESTROYING, LOG_DRAIN_ADDON, MANIFEST_ADDONS, PARTNER_MAY_SEE_APP,
+                             PARTNER_TOKEN_ADDON, REMOVE_ADDONS)
 
     hooks.register(APP_DESTROYING, on_app_destroying)
     hooks.answer(PARTNER_TOKEN_ADDON, addon_for_token)
     hooks.answer(PARTNER_MAY_SEE_APP, partner_may_see_app)
     hooks.answer(LOG_DRAIN_ADDON, drain_addon)
+    hooks.answer(MANIFEST_ADDONS, manifest_addons.record_manifest_addons)
+    hooks.answer(ADDON_STATES, manifest_addons.addon_states)
+    hooks.answer(REMOVE_ADDONS, manifest_addons.remove_addons)
 
 
 def create_app(settings: "Settings | None" = None) -> "Flask":

@@ -70,6 +70,7 @@ class Settings:
     build_timeout_seconds: float = 900.0
     # Release phase (run by the builder): the release command's time limit (Heroku: 1 h).
     release_phase_timeout_seconds: float = 3600.0
+    postdeploy_timeout_seconds: float = 3600.0  # app.json's scripts.postdeploy
     # Web tier: gunicorn processes × threads. Threads, because add-on requests spend most of
     # their time waiting for the worker; a sync worker would queue every other client behind one.
     web_workers: int = 2
@@ -144,6 +145,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         builder_threads=_int(env, "BERTH_BUILDER_THREADS", 2),
         build_timeout_seconds=_float(env, "BERTH_BUILD_TIMEOUT_SECONDS", 900.0),
         release_phase_timeout_seconds=_float(env, "BERTH_RELEASE_PHASE_TIMEOUT", 3600.0),
+        postdeploy_timeout_seconds=_float(env, "BERTH_POSTDEPLOY_TIMEOUT_SECONDS", 3600.0),
         web_workers=_int(env, "BERTH_WEB_WORKERS", 2),
         web_threads=_int(env, "BERTH_WEB_THREADS", 8),
         builtin_addons=(env.get("BERTH_BUILTIN_ADDONS") or "1").strip().lower() not in ("0", "false", "no", "off"),

@@ -44,6 +44,16 @@ PARTNER_TOKEN_ADDON = Question("partner.token-addon")
 PARTNER_MAY_SEE_APP = Question("partner.may-see-app", default=False)
 # (session, owner) -> {"id", "name", "app"} of the add-on owning a log drain, or None
 LOG_DRAIN_ADDON = Question("log-drain.addon")
+# app.json's add-ons (berth.platform.app_setups): the platform records them through the broker's
+# normal provisioning path, follows them, and removes them when the deploy they belong to fails.
+# (session, settings, app, user, requests: list[app_manifest.AddonRequest]) -> list[str]: the ids of the
+# add-ons recorded (a request the app already meets, by attachment name or service, is skipped);
+# raises ManifestInvalid naming every request it cannot take, having recorded nothing
+MANIFEST_ADDONS = Question("manifest.addons")
+# (session, addon_ids) -> {addon_id: (state, message)}: "provisioning", "provisioned", "failed", ...
+ADDON_STATES = Question("addon.states")
+# (session, addon_ids, user) -> None: the add-ons are destroyed (deprovisioned in the background)
+REMOVE_ADDONS = Question("addons.remove")
 
 
 SESSION_HOOKS = "berth.hooks"  # the key of a Database session's info that holds its Hooks

@@ -88,6 +88,15 @@ class Queue:
                         attempts=job.attempts + 1, updated_at=now)
                 .returning(job.id, job.attempts, *returning))
 
+    @functools.cached_property
+    def _claim_statement(self) -> PreparedStatement:
+        return PreparedStatement(self.claim())
+
+    def claim_next(self, database: Database) -> tuple[Any, int] | None:
+        """Claim the oldest due job in a statement of its own: (its id, its attempts), or None."""
+        rows = self._claim_statement.run(database.autocommit_engine, self.claim_times())
+        return (rows[0][0], rows[0][1]) if rows else None
+
     def claim_times(self) -> dict[str, datetime]:
         now = utcnow()
         return {"now": now, "lease_until": now + self.lease}

@@ -12,6 +12,8 @@ import time
 from typing import Protocol, Sequence
 
 from berth.config import Settings
+from berth.db import Database
+from berth.jobs.queue import Queue
 from berth.jobs.wakeup import NudgeListener
 
 log = logging.getLogger("berth.worker")
@@ -38,6 +40,19 @@ class JobType(Protocol):
 
     def run_one(self) -> bool:
         """Claim and run one due job; False when none was due."""
+
+
+class QueuedJobs:
+    """The looks of a JobType whose jobs are one `Queue`'s (berth.jobs.queue)."""
+
+    database: Database
+    queue: Queue
+
+    def anything_due(self) -> bool:
+        return self.queue.anything_due(self.database)
+
+    def count_due(self, limit: int) -> int:
+        return self.queue.count_due(self.database, limit)
 
 
 class Wakeups:

@@ -156,3 +156,48 @@ class ReleasePhase(JobRecord, Base):
     @property
     def dyno(self) -> str:
         return f"release.{self.number}"
+
+
+class Formation(Base):
+    """How many dynos of each process type an app wants, and their size: what app.json's `formation`
+    stored; the run core scales to it."""
+
+    __tablename__ = "formations"
+    __table_args__ = (UniqueConstraint("app_id", "type"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(63))
+    quantity: Mapped[int] = mapped_column(Integer)
+    size: Mapped[str | None] = mapped_column(String(32))  # None: the default size
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AppSetup(JobRecord, Base):
+    """An app.json applied to an app: made by POST /app-setups (kind `setup`, a new app) or by an
+    app's first deploy whose source has an app.json (kind `deploy`). A job (berth.jobs.queue) that
+    comes due when its build finishes: then it runs the postdeploy script, or undoes what the
+    manifest applied when the build failed. It outlives its app (a failed setup destroys the app
+    it made), hence no foreign keys to the app and the build."""
+
+    __tablename__ = "app_setups"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[str] = mapped_column(String(36), index=True)
+    app_name: Mapped[str] = mapped_column(String(30))
+    build_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    build_status: Mapped[str | None] = mapped_column(String(16))  # the build's, once finished
+    stage: Mapped[str] = mapped_column(String(16))  # an app_setups.records.Stage
+    # {"env": {...}, "buildpacks": [...]} of POST /app-setups, encrypted as one value (env holds secrets)
+    overrides: Mapped[str | None] = mapped_column(EncryptedText)
+    manifest_errors: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # What the manifest changed on the app, to undo if the deploy fails: config var names, add-on
+    # ids, the buildpacks before, formation types.
+    applied: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    postdeploy_command: Mapped[str | None] = mapped_column(String(4000))
+    postdeploy_output: Mapped[str | None] = mapped_column(EncryptedText)
+    postdeploy_exit_code: Mapped[int | None] = mapped_column(Integer)
+    success_url: Mapped[str | None] = mapped_column(String(2000))

@@ -19,6 +19,7 @@ from berth.platform import apps
 from berth.platform.api import blueprint
 from berth.platform.api.helpers import settings
 from berth.platform.api.output_streams import output_response
+from berth.platform.app_setups import records as setups
 from berth.platform.builds import records
 from berth.platform.builds.job import cache_dir
 from berth.platform.builds.output import BUILDS
@@ -33,8 +34,12 @@ BUILD_RANGE_FIELDS = {"id": Build.id, "started_at": Build.created_at, "created_a
 
 
 def output_stream_url(build: Build) -> str:
+    return output_stream_url_of(build.id)
+
+
+def output_stream_url_of(build_id: str) -> str:
     """Self-authorising (the Heroku CLI sends no key to a host that is not Heroku's), for a day."""
-    token = signed_urls.sign(OUTPUT_PURPOSE, build.id, ttl_seconds=OUTPUT_URL_SECONDS)
+    token = signed_urls.sign(OUTPUT_PURPOSE, build_id, ttl_seconds=OUTPUT_URL_SECONDS)
     return f"{settings().api_url}/build-output/{token}"
 
 
@@ -89,7 +94,7 @@ def build_output(token: str) -> Reply:
     except signed_urls.InvalidToken:
         raise NotFound("This build output URL is invalid or has expired. GET the build again for a fresh "
                        "output_stream_url.", resource="build") from None
-    if db_session().get(Build, build_id) is None:
+    if db_session().get(Build, build_id) is None and not setups.keeps_output(db_session(), build_id):
         raise NotFound(records.NOT_FOUND, resource="build")
     db = database()
     return output_response(build_id, lambda: records.finished_by_id(db, build_id), BUILDS)

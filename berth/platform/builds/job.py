@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -21,8 +22,10 @@ from berth.config import Settings
 from berth.db import Database
 from berth.jobs.queue import JobState
 from berth.jobs.run_once import RunOnceJobs
-from berth.jobs.wakeup import signal_waiters
+from berth.jobs.wakeup import nudge_workers, signal_waiters
 from berth.platform import deploys
+from berth.platform.app_setups import records as setups
+from berth.platform.app_setups.manifests import ManifestStep
 from berth.platform.buildpack_installations import list_installations
 from berth.platform.buildpack_runner import BuildFailed, BuildpackRunner
 from berth.platform.builds import records
@@ -116,6 +119,7 @@ class BuildJobs(RunOnceJobs):
             shutil.rmtree(work, ignore_errors=True)
 
     def _build_in(self, claimed: Claimed, plan: Plan, work: Path, say: Callable[[str], None]) -> "Outcome":
+        deadline = time.monotonic() + self.settings.build_timeout_seconds
         say(f"-----> Building on the {plan.stack} stack")
         try:
             tarball = SourceFetcher.from_settings(self.settings).fetch(
@@ -124,6 +128,10 @@ class BuildJobs(RunOnceJobs):
             tarball.unlink()
         except SourceError as exc:
             return self._failed(say, f"The source could not be used: {exc}")
+        refused = ManifestStep(self.database, self.settings).run(claimed.build_id, source, say, deadline)
+        if refused is not None:
+            return self._failed(say, refused, echoed=True)
+        plan = self._plan(claimed.build_id)  # app.json may have set config vars, buildpacks, add-ons
         ignored = apply_slugignore(source)
         for warning in ignored.warnings:
             say(f" !     {warning}")
@@ -187,9 +195,11 @@ class BuildJobs(RunOnceJobs):
                     output.line(f"-----> Launching...\n       Released v{version}")
                 build.state = JobState.FAILED if outcome.failed else JobState.DONE
                 build.lease_until, build.message = None, outcome.message
+                setups.build_finished(session, build)
         finally:
             output.close()
             signal_waiters(self.settings.data_dir, claimed.build_id)
+            nudge_workers(self.settings.data_dir)  # an app setup waiting for this build
 
     def _release(self, session: Any, build: Build, outcome: "Outcome") -> int:
         app = session.get(App, build.app_id)
