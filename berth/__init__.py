@@ -59,8 +59,9 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     app.extensions["berth.hooks"] = database.hooks
     wire_hooks(database.hooks)
     from berth.hooks import APP_DESTROYING
-    from berth.platform.git import repositories
-    database.hooks.register(APP_DESTROYING, repositories.remover(settings.data_dir))
+    from berth.platform.app_cleanup import cleaner
+    from berth.platform.slug_store import local_store
+    database.hooks.register(APP_DESTROYING, cleaner(database, local_store(settings.data_dir), settings.data_dir))
     conventions.install(app)
     app.register_blueprint(platform_api)
     app.register_blueprint(broker_api)

@@ -14,13 +14,17 @@ from berth.broker.partner_api.client import ProviderClient
 from berth.config import Settings
 from berth.db import Database
 from berth.jobs.worker import Worker
+from berth.platform.slug_retention import SlugRetentionSweep
+from berth.platform.slug_store import local_store
 from berth.process import start_process
 
 log = logging.getLogger("berth.worker")
 
 
 def make_worker(database: Database, settings: Settings, client: ProviderClient | None = None) -> Worker:
-    return Worker(settings, [AddonOperations(database, settings, client)])
+    # Slug retention is housekeeping with no jobs of its own: the worker's sweep runs it hourly.
+    return Worker(settings, [AddonOperations(database, settings, client),
+                             SlugRetentionSweep(database, local_store(settings.data_dir))])
 
 
 def main() -> None:
