@@ -14,6 +14,7 @@ import requests
 
 from berth.outbound import TargetPolicy
 from berth.platform.buildpack_runner import BuildFailed, BuildpackFetcher, BuildpackRunner, BuildResult
+from berth.platform.buildpack_runner.node_versions import NodeVersions
 from berth.supervise.sandbox import Sandbox, SandboxSpec, run, sandbox_account
 from tests.supervise.conftest import stack_root  # noqa: F401  (the session's built stack)
 
@@ -38,8 +39,10 @@ class Builder:
     def __init__(self, stack: Path, root: Path, local_roots: Sequence[Path] = ()) -> None:
         self.stack, self.root = stack, root
         self.fetcher = BuildpackFetcher(root / "buildpacks", TargetPolicy(), local_roots=local_roots)
+        self.node_versions = NodeVersions(root / "node-versions", stack, host_ca_bundle())
         self.runner = BuildpackRunner(stack, self.fetcher, work_dir=root / "work", timeout=600,
-                                      memory_limit=1024 * 1024 * 1024, ca_bundle=host_ca_bundle())
+                                      memory_limit=1024 * 1024 * 1024, ca_bundle=host_ca_bundle(),
+                                      node_versions=self.node_versions)
         self.cache_dir = root / "cache"
         self.count = 0
 
