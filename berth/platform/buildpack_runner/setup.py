@@ -6,6 +6,8 @@ Operator settings (environment):
 - BERTH_BUILD_CA_BUNDLE: a PEM file of certificate authorities builds trust (pip, npm, git, curl
   inside the sandbox, and the builder's own pip when it fetches a Node), for a TLS-intercepting
   egress proxy; default none (the stack's own CAs).
+- BERTH_PYTHONS_DIR: a directory of CPythons the operator installs, `<name>/bin/python3.X` each,
+  bound read-only at /opt in builds (and dynos); default none (the stack's CPython only).
 - BERTH_NODE_CACHE_DIR: where Node versions other than the stack's are kept, one directory per
   version; default `<data dir>/runtimes/node`.
 Fetched buildpacks are cached under `<data dir>/buildpacks`; builds' scratch lives in `<data dir>/builds`.
@@ -20,6 +22,7 @@ from berth.outbound import TargetPolicy
 from berth.supervise.stack import require_stack
 
 from .node_versions import NodeVersions
+from .pythons import pythons_dir
 from .references import BuildpackFetcher
 from .runner import DEFAULT_MEMORY, DEFAULT_TIMEOUT, BuildpackRunner
 
@@ -42,4 +45,4 @@ def configured_runner(data_dir: Path, policy: TargetPolicy, *, env: Mapping[str,
     node_cache = Path(env.get("BERTH_NODE_CACHE_DIR", "").strip() or data_dir / "runtimes" / "node")
     return BuildpackRunner(stack, fetcher, work_dir=data_dir / "builds", timeout=timeout,
                            memory_limit=memory_limit, ca_bundle=ca_bundle,
-                           node_versions=NodeVersions(node_cache, stack, ca_bundle))
+                           node_versions=NodeVersions(node_cache, stack, ca_bundle), pythons=pythons_dir(env))
