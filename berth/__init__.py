@@ -63,9 +63,8 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     app.extensions["berth.database"] = database
     app.extensions["berth.hooks"] = database.hooks
     wire_hooks(database.hooks)
-    from berth.hooks import APP_DESTROYING
-    from berth.platform.git import repositories
-    database.hooks.register(APP_DESTROYING, repositories.remover(settings.data_dir))
+    from berth.platform.app_cleanup import register_cleaner
+    register_cleaner(database.hooks, database, settings)
     conventions.install(app)
     app.register_blueprint(platform_api)
     app.register_blueprint(broker_api)

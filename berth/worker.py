@@ -13,11 +13,11 @@ from berth.broker.addon_jobs import AddonOperations
 from berth.broker.partner_api.client import ProviderClient
 from berth.config import Settings
 from berth.db import Database
-from berth.hooks import APP_DESTROYING
 from berth.jobs.worker import Worker
 from berth.platform.app_setups.job import AppSetupJobs
 from berth.platform.app_setups.postdeploy import SlugPostdeploy
-from berth.platform.git import repositories
+from berth.platform.app_cleanup import register_cleaner
+from berth.platform.slug_retention import SlugRetentionSweep
 from berth.platform.slug_store import local_store
 from berth.process import start_process
 
@@ -27,14 +27,16 @@ log = logging.getLogger("berth.worker")
 def make_worker(database: Database, settings: Settings, client: ProviderClient | None = None) -> Worker:
     postdeploy = SlugPostdeploy(local_store(settings.data_dir), settings.data_dir, settings.postdeploy_timeout_seconds)
     setups = AppSetupJobs(database, settings, postdeploy, timeout_seconds=settings.postdeploy_timeout_seconds)
-    return Worker(settings, [AddonOperations(database, settings, client), setups])
+    # Slug retention is housekeeping with no jobs of its own: the worker's sweep runs it hourly.
+    return Worker(settings, [AddonOperations(database, settings, client), setups,
+                             SlugRetentionSweep(database, local_store(settings.data_dir))])
 
 
 def main() -> None:
     settings, database, stop = start_process()
     wire_hooks(database.hooks)
-    # A failed app setup destroys its app here: its git repository goes too.
-    database.hooks.register(APP_DESTROYING, repositories.remover(settings.data_dir))
+    # A failed app setup destroys its app here: its files go too.
+    register_cleaner(database.hooks, database, settings)
     log.info("worker started (%d threads)", settings.worker_threads)
     make_worker(database, settings).serve(stop)
 

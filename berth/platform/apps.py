@@ -15,10 +15,8 @@ from berth.hooks import APP_DESTROYING, Hooks
 from berth.platform import releases
 from berth.platform.models import App, Collaborator
 from berth.platform.naming import APP_NAME_PATTERN, generate_app_name
+from berth.platform.stacks import resolve_stack
 
-DEFAULT_STACK = "heroku-24"
-# heroku3 always sends "stack": "cedar"; old app.json files name older stacks.
-STACK_ALIASES = {"cedar": DEFAULT_STACK, "cedar-14": DEFAULT_STACK, DEFAULT_STACK: DEFAULT_STACK}
 APP_NOT_FOUND = "Couldn't find that app."
 NAME_TAKEN = "Name is already taken"
 
@@ -74,16 +72,6 @@ def _check_name(name: str) -> None:
 def _name_taken(session: Session, name: str, *, except_id: str | None = None) -> bool:
     existing = session.scalar(select(App.id).where(App.name == name))
     return existing is not None and existing != except_id
-
-
-def resolve_stack(stack: str | None) -> str:
-    if stack is None:
-        return DEFAULT_STACK
-    resolved = STACK_ALIASES.get(stack) or (DEFAULT_STACK if stack == stable_id("stack", DEFAULT_STACK)
-                                            else None)
-    if resolved is None:
-        raise InvalidParams(f"Couldn't find that stack: {stack}. Berth offers {DEFAULT_STACK}.")
-    return resolved
 
 
 def _resolve_region(settings: Settings, region: str | None) -> str:

@@ -6,14 +6,17 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy.orm import object_session
 
 from berth.config import Settings
 from berth.httpapi.body import InputSchema
 from berth.httpapi.fields import JsonBoolean, Reference, ScalarString, Timestamp, strict_boolean
+from berth.platform import app_facts
 from berth.platform.apps import stable_id
 from berth.platform.config_vars import NAME_PATTERN
 from berth.platform.models import ReleaseStatus
 from berth.platform.naming import APP_NAME_PATTERN
+from berth.platform.stacks import canonical as canonical_stack
 
 TEN_YEARS = 10 * 365 * 24 * 3600
 
@@ -97,20 +100,21 @@ class AppSchema(Schema):
     def __init__(self, *, settings: Settings | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
+        self._slugs: dict[str, Any] = {}
 
     id = fields.String()
     name = fields.String()
     owner = fields.Function(lambda app: {"id": app.owner.id, "email": app.owner.email})
     region = fields.Function(lambda app: _named("region", app.region))
-    stack = fields.Function(lambda app: _named("stack", app.stack))
-    build_stack = fields.Function(lambda app: _named("stack", app.build_stack))
+    stack = fields.Function(lambda app: _named("stack", canonical_stack(app.stack)))
+    build_stack = fields.Function(lambda app: _named("stack", canonical_stack(app.build_stack)))
     git_url = fields.Method("_git_url")
     web_url = fields.Method("_web_url")
     maintenance = fields.Boolean()
     acm = fields.Function(lambda app: False)
-    repo_size = fields.Function(lambda app: None)
-    slug_size = fields.Function(lambda app: None)
-    buildpack_provided_description = fields.Function(lambda app: None)
+    repo_size = fields.Method("_repo_size")
+    slug_size = fields.Method("_slug_size")
+    buildpack_provided_description = fields.Method("_buildpack_provided_description")
     space = fields.Function(lambda app: None)
     organization = fields.Function(lambda app: None)
     team = fields.Function(lambda app: None)
@@ -124,11 +128,37 @@ class AppSchema(Schema):
     created_at = Timestamp()
     updated_at = Timestamp()
 
+    def _repo_size(self, app: Any) -> int | None:
+        return app_facts.repo_size(self.settings.data_dir, app.id) if self.settings else None
+
+    def _current_slug(self, app: Any) -> Any:
+        if app.id not in self._slugs:  # two fields read it: one query per app
+            session = object_session(app)
+            self._slugs[app.id] = app_facts.current_slug(session, app) if session is not None else None
+        return self._slugs[app.id]
+
+    def _slug_size(self, app: Any) -> int | None:
+        slug = self._current_slug(app)
+        return slug.size if slug is not None else None
+
+    def _buildpack_provided_description(self, app: Any) -> str | None:
+        slug = self._current_slug(app)
+        return slug.buildpack_provided_description if slug is not None else None
+
     def _git_url(self, app: Any) -> str:
         return f"{self.settings.git_base_url}/{app.name}.git"
 
     def _web_url(self, app: Any) -> str:
         return f"http://{app.name}.{self.settings.apps_domain}:{self.settings.router_port}/"
+
+
+class StackSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    state = fields.String()
+    default = fields.Boolean()
+    created_at = Timestamp()
+    updated_at = Timestamp()
 
 
 class AppCreateSchema(InputSchema):
@@ -279,7 +309,7 @@ class SlugSchema(Schema):
     commit_description = fields.String(allow_none=True)
     process_types = fields.Dict()
     size = fields.Integer(allow_none=True)
-    stack = fields.Function(lambda slug: _named("stack", slug.stack))
+    stack = fields.Function(lambda slug: _named("stack", canonical_stack(slug.stack)))
     created_at = Timestamp()
     updated_at = Timestamp()
 

@@ -2,13 +2,17 @@
 a release younger than 30 days uses it (and always the current release's); older slugs are deleted
 and the releases that used them become `expired` (no rollback to them).
 
-`sweep_slugs` is what a periodic job calls: the records change in one transaction, and only after
-it committed are the blobs that no slug names any more deleted from the store.
+`sweep_slugs` is one round: the records change in one transaction, and only after it committed
+are the blobs that no slug names any more deleted from the store. `SlugRetentionSweep` runs a
+round hourly in the worker process.
 """
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -20,6 +24,8 @@ from berth.platform.slug_store import SlugStore
 KEEP_NEWEST_RELEASES = 20
 KEEP_FOR = timedelta(days=30)
 ORPHAN_GRACE = timedelta(days=1)
+SWEEP_EVERY_SECONDS = 3600.0
+log = logging.getLogger("berth.slug_retention")
 
 
 @dataclass(frozen=True)
@@ -90,3 +96,43 @@ def sweep_slugs(database: Database, store: SlugStore, now: datetime | None = Non
     for checksum in orphans:
         store.delete(checksum)
     return collected
+
+
+class SlugRetentionSweep:
+    """Retention as a worker's periodic housekeeping (berth.jobs.worker.JobType with no jobs of
+    its own): `sweep_slugs` once when the worker starts, then every `every` seconds. Several
+    workers (PostgreSQL) may each sweep: a round's changes are one transaction, and a slug another
+    round deleted first is simply not found again."""
+
+    name = "slug-retention"
+
+    def __init__(self, database: Database, store: SlugStore, *, every: float = SWEEP_EVERY_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.database, self.store, self.every, self.clock = database, store, every, clock
+        self.last_round: float | None = None
+
+    def start_up(self) -> None:
+        pass
+
+    def sweep(self) -> None:
+        """Called every few seconds by the worker's main thread; sweeps when a round is due."""
+        now = self.clock()
+        if self.last_round is not None and now - self.last_round < self.every:
+            return
+        self.last_round = now
+        try:
+            collected = sweep_slugs(self.database, self.store)
+        except Exception:  # the worker goes on; the next round tries again
+            log.exception("the slug retention sweep failed; it runs again in %d s", self.every)
+            return
+        if collected.slug_ids:
+            log.info("slug retention: collected %d slugs; their releases expired", len(collected.slug_ids))
+
+    def anything_due(self) -> bool:
+        return False
+
+    def count_due(self, limit: int) -> int:
+        return 0
+
+    def run_one(self) -> bool:
+        return False

@@ -14,15 +14,17 @@ removed afterwards, whatever happened.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
+from berth.platform.buildpack_runner.pythons import language_binds, pythons_dir
 from berth.platform.slug_store import SlugStore, unpack_slug
 from berth.platform.slugs import UnpackLimits
-from berth.supervise.sandbox import DEFAULT_PATH, SandboxSpec, run, sandbox_account
+from berth.supervise.sandbox import DEFAULT_PATH, Bind, SandboxSpec, run, sandbox_account
 from berth.supervise.stack import require_stack
 
 __all__ = ["DEFAULT_MEMORY", "RunResult", "SlugRunner", "dyno_environment"]
@@ -79,6 +81,8 @@ class SlugRunner:
                  require_memory_limit: bool = True, limits: UnpackLimits = UnpackLimits()) -> None:
         self.store, self.scratch, self._stack = store, scratch, stack
         self.require_memory_limit, self.limits = require_memory_limit, limits
+        # What the slug links to outside itself: an operator's CPython its virtualenv was built on.
+        self.binds: Sequence[Bind] = language_binds(pythons_dir(os.environ))
 
     def run(self, checksum: str, command: str, *, dyno: str, config: Mapping[str, str],
             on_line: Callable[[str], None], timeout: float | None, memory_limit: int | None = DEFAULT_MEMORY,
@@ -95,7 +99,8 @@ class SlugRunner:
             unpack_slug(self.store, checksum, app_dir, self.limits, links_anywhere=True)
             spec = SandboxSpec(stack=stack, app_dir=app_dir, app_writable=True,  # Heroku's /app is writable
                                argv=["/bin/bash", "-c", PROFILE_THEN_COMMAND, "berth-dyno", command],
-                               account=sandbox_account(), env=dyno_environment(config, dyno, port),
+                               account=sandbox_account(), binds=self.binds,
+                               env=dyno_environment(config, dyno, port),
                                memory_limit=memory_limit, require_memory_limit=self.require_memory_limit,
                                timeout=timeout, name=_safe(dyno))
             result = run(spec, on_line)

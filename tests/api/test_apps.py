@@ -21,7 +21,7 @@ def test_create_with_a_name_has_the_fields_the_heroku_cli_reads(api: Api, alice:
     app = create(api, alice, name="my-app-1")
     assert app["name"] == "my-app-1"
     assert app["owner"] == {"id": alice.id, "email": alice.email}
-    assert app["stack"]["name"] == app["build_stack"]["name"] == "heroku-24"
+    assert app["stack"]["name"] == app["build_stack"]["name"] == "berth-bookworm"
     assert app["region"]["name"] == "local" and app["create_status"] == "complete"
     assert app["git_url"].endswith("/my-app-1.git") and "my-app-1" in app["web_url"]
     assert app["slug_size"] is None and app["repo_size"] is None and app["maintenance"] is False
@@ -57,7 +57,7 @@ def test_duplicate_name_is_422_name_is_already_taken(api: Api, alice: User, bob:
 def test_unknown_stack_or_region_is_422(api: Api, alice: User) -> None:
     assert api.post("/apps", alice, json={"stack": "cedar-99"}).status_code == 422
     assert api.post("/apps", alice, json={"region": "mars"}).status_code == 422
-    assert create(api, alice, stack={"name": "heroku-24"}, region="local")["stack"]["name"] == "heroku-24"
+    assert create(api, alice, stack={"name": "heroku-24"}, region="local")["stack"]["name"] == "berth-bookworm"
 
 
 def test_lookup_by_name_or_uuid(api: Api, alice: User) -> None:

@@ -1,9 +1,15 @@
 """The official Heroku CLI, unmodified, against a live Berth: the commands every user starts with."""
 from __future__ import annotations
 
+import io
+import json
+import os
+import re
+import tarfile
 from typing import Iterator
 
 import pytest
+import requests
 
 from tests.heroku_cli import HerokuCLI, heroku_cli
 from tests.live_server import LiveServer, live_server
@@ -40,3 +46,32 @@ def test_an_unknown_app_fails_with_the_servers_message(cli: HerokuCLI) -> None:
     done = cli.run("config", "-a", "no-such-app-here")
     assert done.returncode != 0
     assert "Couldn't find that app" in done.stderr
+
+
+def test_apps_info_and_stack_show_berths_stack_and_the_current_slugs_size(cli: HerokuCLI, server: LiveServer) -> None:
+    cli.ok("apps:create", "cli-stacked")
+    info = cli.ok("apps:info", "-a", "cli-stacked")
+    assert "berth-bookworm" in info and "Slug Size" in info
+    assert "* berth-bookworm" in cli.ok("stack", "-a", "cli-stacked")
+    cli.ok("stack:set", "heroku-24", "-a", "cli-stacked")  # Heroku's name for it: the same stack
+    assert "next build" not in cli.ok("apps:info", "-a", "cli-stacked")
+    slug = server.api("POST", "/apps/cli-stacked/slugs", cli.api_key,
+                      json={"process_types": {"web": "x"}, "buildpack_provided_description": "Python"}).json()
+    blob = gzip_tarball(6000)
+    assert requests.put(slug["blob"]["url"], data=blob, headers={"Content-Type": ""}, timeout=30).status_code == 200
+    assert server.api("POST", "/apps/cli-stacked/releases", cli.api_key, json={"slug": slug["id"]}).status_code == 201
+    info = cli.ok("apps:info", "-a", "cli-stacked", "--json")
+    assert json.loads(info)["app"]["slug_size"] == len(blob)
+    assert json.loads(info)["app"]["buildpack_provided_description"] == "Python"
+    assert re.search(rf"Slug Size: +{round(len(blob) / 1024)} KB\n", cli.ok("apps:info", "-a", "cli-stacked"))
+
+
+def gzip_tarball(noise_bytes: int) -> bytes:
+    """A slug of a Procfile and `noise_bytes` of incompressible data (its size is some KB)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in (("./app/Procfile", b"web: x\n"), ("./app/noise", os.urandom(noise_bytes))):
+            entry = tarfile.TarInfo(name)
+            entry.size = len(data)
+            tar.addfile(entry, io.BytesIO(data))
+    return buffer.getvalue()

@@ -2,6 +2,7 @@
 others are deleted with their blobs, and their releases become `expired` (no rollback to them)."""
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 from flask import Flask
@@ -10,9 +11,10 @@ from sqlalchemy import update
 from berth.db import utcnow
 from berth.platform import releases
 from berth.platform.models import Release, ReleaseStatus, Slug
-from berth.platform.slug_retention import sweep_slugs
+from berth.platform.slug_retention import SlugRetentionSweep, sweep_slugs
 from berth.platform.slug_store import local_store
-from tests.api.test_slugs import create_slug, uploaded_slug
+from tests.api.test_slugs import create_slug, slug_tarball, uploaded_slug
+from berth.worker import make_worker
 from tests.conftest import Api, User
 
 
@@ -86,14 +88,43 @@ def test_the_current_release_keeps_its_slug_however_old_and_far_back(api: Api, a
     assert [r["slug"] for r in current] == [{"id": live["id"]}] and current[0]["status"] == "succeeded"
 
 
-def test_blobs_of_a_destroyed_app_are_deleted_after_a_day_of_grace(api: Api, alice: User, app: Flask) -> None:
-    assert api.post("/apps", alice, json={"name": "short-story"}).status_code == 201
-    slug = uploaded_slug(api, alice, "short-story", "gone-with-the-app")
-    api.post("/apps/short-story/releases", alice, json={"slug": slug["id"]})
-    assert api.delete("/apps/short-story", alice).status_code == 200
+def test_a_blob_no_slug_names_is_deleted_after_a_day_of_grace(app: Flask) -> None:
+    # An upload whose record never committed (destroyed apps' blobs go at once: test_app_cleanup.py).
     database = app.extensions["berth.database"]
     store = local_store(app.config["BERTH_SETTINGS"].data_dir)
+    checksum = store.put_stream(io.BytesIO(slug_tarball("nobody's")))
     sweep_slugs(database, store)
-    assert store.exists(slug["checksum"])  # young: an upload may be about to record it
+    assert store.exists(checksum)  # young: an upload may be about to record it
     sweep_slugs(database, store, utcnow() + timedelta(days=2))
-    assert not store.exists(slug["checksum"])
+    assert not store.exists(checksum)
+
+
+def test_the_worker_sweeps_slugs_when_it_starts_and_then_hourly(api: Api, alice: User, app: Flask) -> None:
+    assert api.post("/apps", alice, json={"name": "swept"}).status_code == 201
+    slugs = []
+    for n in range(22):
+        slugs.append(uploaded_slug(api, alice, "swept", f"build-{n}"))
+        assert api.post("/apps/swept/releases", alice, json={"slug": slugs[-1]["id"]}).status_code == 201
+    database = app.extensions["berth.database"]
+
+    def age(slug_ids: list[str]) -> None:
+        with database.transaction() as session:
+            session.execute(update(Release).values(created_at=utcnow() - timedelta(days=40)))
+            session.execute(update(Slug).where(Slug.id.in_(slug_ids)).values(created_at=utcnow() - timedelta(days=40)))
+
+    store = local_store(app.config["BERTH_SETTINGS"].data_dir)
+    worker = make_worker(database, app.config["BERTH_SETTINGS"])
+    sweep = worker.job_type(SlugRetentionSweep.name)
+    assert isinstance(sweep, SlugRetentionSweep) and sweep.every == 3600
+    now = [1000.0]
+    sweep.clock = lambda: now[0]
+    age([slugs[0]["id"]])
+    worker.start_up()  # the first round runs at start
+    assert not store.exists(slugs[0]["checksum"]) and store.exists(slugs[1]["checksum"])
+    age([slugs[1]["id"]])
+    now[0] += 3599
+    worker.sweep()  # within the hour: no round
+    assert store.exists(slugs[1]["checksum"])
+    now[0] += 2
+    worker.sweep()
+    assert not store.exists(slugs[1]["checksum"]) and store.exists(slugs[2]["checksum"])

@@ -67,7 +67,7 @@ def test_a_slug_is_created_uploaded_without_a_key_and_read_back(api: Api, alice:
     slug = create_slug(api, alice, app_name, commit="0123456789abcdef", commit_description="first",
                        buildpack_provided_description="Python", checksum=sha256(data).upper().replace("SHA256", "sha256"))
     assert slug["blob"]["method"] == "PUT" and slug["size"] is None
-    assert slug["process_types"] == {"web": "bin/serve"} and slug["stack"]["name"] == "heroku-24"
+    assert slug["process_types"] == {"web": "bin/serve"} and slug["stack"]["name"] == "berth-bookworm"
     stored = upload(api, slug, data)
     assert stored.status_code == 200, stored.get_json()
     assert stored.get_json()["checksum"] == sha256(data) and stored.get_json()["size"] == len(data)

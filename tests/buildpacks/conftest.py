@@ -14,7 +14,8 @@ import requests
 
 from berth.outbound import TargetPolicy
 from berth.platform.buildpack_runner import BuildFailed, BuildpackFetcher, BuildpackRunner, BuildResult
-from berth.supervise.sandbox import Sandbox, SandboxSpec, run, sandbox_account
+from berth.platform.buildpack_runner.node_versions import NodeVersions
+from berth.supervise.sandbox import Bind, Sandbox, SandboxSpec, run, sandbox_account
 from tests.supervise.conftest import stack_root  # noqa: F401  (the session's built stack)
 
 APPS = Path(__file__).resolve().parents[1] / "fixtures" / "apps"
@@ -38,8 +39,10 @@ class Builder:
     def __init__(self, stack: Path, root: Path, local_roots: Sequence[Path] = ()) -> None:
         self.stack, self.root = stack, root
         self.fetcher = BuildpackFetcher(root / "buildpacks", TargetPolicy(), local_roots=local_roots)
+        self.node_versions = NodeVersions(root / "node-versions", stack, host_ca_bundle())
         self.runner = BuildpackRunner(stack, self.fetcher, work_dir=root / "work", timeout=600,
-                                      memory_limit=1024 * 1024 * 1024, ca_bundle=host_ca_bundle())
+                                      memory_limit=1024 * 1024 * 1024, ca_bundle=host_ca_bundle(),
+                                      node_versions=self.node_versions)
         self.cache_dir = root / "cache"
         self.count = 0
 
@@ -63,10 +66,11 @@ class Builder:
                            account=sandbox_account(), app_writable=False, memory_limit=512 * 1024 * 1024,
                            timeout=60, name="dyno", **changes)
 
-    def run(self, built: BuildResult, command: str, env: Mapping[str, str] | None = None) -> tuple[int, str]:
+    def run(self, built: BuildResult, command: str, env: Mapping[str, str] | None = None,
+            binds: Sequence[Bind] = ()) -> tuple[int, str]:
         """Run a process type's command as a dyno would (.profile.d sourced first)."""
         lines: list[str] = []
-        result = run(self.spec(built, command, env=dict(env or {})), lines.append)
+        result = run(self.spec(built, command, env=dict(env or {}), binds=tuple(binds)), lines.append)
         return result.exit_code, "\n".join(lines)
 
     def serve(self, built: BuildResult, process_type: str = "web", path: str = "/") -> requests.Response:

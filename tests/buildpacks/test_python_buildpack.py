@@ -1,7 +1,12 @@
 """The built-in python buildpack, compiled by the runner in the real sandbox (needs PyPI)."""
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
+
+from berth.platform.buildpack_runner.pythons import language_binds, pythons_dir
 
 pytestmark = pytest.mark.slow
 
@@ -114,3 +119,53 @@ def test_a_uv_lock_is_installed_with_uv_without_dev_dependencies(builder) -> Non
     assert (venv / "bin" / "gunicorn").is_file() and not (venv / "bin" / "pytest").exists()
     assert not (venv / "bin" / "uv").exists()  # the tool stays in CACHE_DIR, out of the slug
     assert builder.serve(built.result).text == "Hello from Flask on Python 3.11, in /app\n"
+
+
+# A second CPython built for Debian 12, from Debian's own packages, installed as an operator would:
+# one directory with bin/ and lib/ (python-build-standalone trees, the usual choice, come from a
+# download site this project cannot reach).
+DEBIAN_CPYTHON = ("python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib", "python3.11-venv")
+
+
+@pytest.fixture(scope="module")
+def operator_pythons(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pythons")
+    debs, unpacked = root.parent / f"{root.name}-debs", root.parent / f"{root.name}-unpacked"
+    debs.mkdir()
+    fetched = subprocess.run(["apt-get", "download", *DEBIAN_CPYTHON], cwd=debs, capture_output=True, text=True,
+                             timeout=300)
+    if fetched.returncode != 0:
+        pytest.fail(f"apt-get download {' '.join(DEBIAN_CPYTHON)} failed (run apt-get update):\n{fetched.stderr}")
+    for deb in debs.glob("*.deb"):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
+    (root / "debian-3.11").mkdir()
+    for part in ("bin", "lib"):
+        (unpacked / "usr" / part).rename(root / "debian-3.11" / part)
+    root.chmod(0o755)  # as an operator installs it: readable by the sandbox account
+    assert pythons_dir({"BERTH_PYTHONS_DIR": str(root)}) == root
+    return root
+
+
+def test_an_operators_cpython_is_bound_into_the_build_and_dynos_run_its_virtualenv_with_the_same_bind(
+        builder, operator_pythons: Path) -> None:
+    builder.runner.pythons = operator_pythons
+    try:
+        built = builder.compile("flask")
+        source = builder.source("flask")
+        (source / ".python-version").write_text("3.12\n")
+        missing = builder.compile(source)
+    finally:
+        builder.runner.pythons = None
+    assert built.error is None, built.output
+    assert "-----> Using Python 3.11 (.python-version asks for 3.11)" in built.lines
+    assert "       from the operator's /opt/debian-3.11/bin/python3.11" in built.lines
+    venv = built.result.app_dir / ".heroku" / "python"
+    assert "home = /opt/debian-3.11/bin" in (venv / "pyvenv.cfg").read_text()
+    check = "python -c 'import sys, flask; print(sys.base_prefix)'"
+    code, output = builder.run(built.result, check, binds=language_binds(operator_pythons))
+    assert code == 0 and output.splitlines()[-1] == "/opt/debian-3.11", output
+    code, output = builder.run(built.result, check)  # a dyno without the bind: the link is dangling
+    assert code != 0, output
+    assert missing.error is not None
+    assert any(line.startswith(" !     Python 3.12 (.python-version) is not installed on this stack. Installed: 3.11.")
+               for line in missing.lines), missing.output

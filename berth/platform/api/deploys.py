@@ -10,7 +10,7 @@ from berth.errors import BadRequest, Forbidden, Gone, InternalError, InvalidPara
 from berth.httpapi.body import load
 from berth.httpapi.context import current_account, current_account_id, database, db_session, public
 from berth.httpapi.openapi import describe
-from berth.platform import apps, deploys
+from berth.platform import apps, deploys, stacks
 from berth.platform.api import blueprint
 from berth.platform.api.release_output import release_schema
 from berth.platform.api.helpers import settings
@@ -45,7 +45,7 @@ def create_slug(app_ref: str) -> Reply:
     params = load(SlugCreateSchema())
     session = db_session()
     app = apps.get_app(session, current_account_id(), app_ref)
-    params["stack"] = apps.resolve_stack(params["stack"]) if params["stack"] else None
+    params["stack"] = stacks.resolve_stack(params["stack"]) if params["stack"] else None
     return _slug_schema().dump(deploys.create_slug(session, app, **params)), 201
 
 

@@ -23,7 +23,10 @@ import yaml
 from berth.supervise.sandbox import Bind, SandboxError, SandboxSpec, run, sandbox_account
 from berth.supervise.stack import STACK_ALIASES
 
+from .node_versions import SANDBOX_DIR as NODE_DIR
+from .node_versions import NodeUnavailable, NodeVersions, engines_node
 from .procfile import ProcfileError, parse_procfile
+from .pythons import language_binds
 from .references import Buildpack, BuildpackError, BuildpackFetcher
 
 __all__ = ["BuildFailed", "BuildResult", "BuildpackRunner", "chosen_buildpacks"]
@@ -77,7 +80,8 @@ class BuildpackRunner:
     def __init__(self, stack: Path, fetcher: BuildpackFetcher, *, work_dir: Path,
                  timeout: float = DEFAULT_TIMEOUT, memory_limit: int | None = DEFAULT_MEMORY,
                  require_memory_limit: bool = True, stack_name: str = STACK_ALIASES[0],
-                 ca_bundle: Path | None = None) -> None:
+                 ca_bundle: Path | None = None, node_versions: NodeVersions | None = None,
+                 pythons: Path | None = None) -> None:
         self.stack = stack
         self.fetcher = fetcher
         self.work_dir = work_dir  # Berth's own: scratch ENV_DIR and driver output go here
@@ -88,6 +92,9 @@ class BuildpackRunner:
         # Extra certificate authorities builds trust (a TLS-intercepting egress proxy's, say): the
         # operator's PEM bundle replaces the stack's for pip, npm, git and curl inside the build.
         self.ca_bundle = ca_bundle
+        # Node versions other than the stack's (None: only the stack's Node).
+        self.node_versions = node_versions
+        self.pythons = pythons  # BERTH_PYTHONS_DIR: the operator's CPythons, bound at /opt
 
     def compile(self, source_dir: Path, cache_dir: Path, config: Mapping[str, str],
                 installed: Sequence[str], on_line: Callable[[str], None]) -> BuildResult:
@@ -134,10 +141,19 @@ class BuildpackRunner:
         if detect_first:
             env["BERTH_DETECT_FIRST"] = "1"
         binds = [Bind(DRIVER_DIR, "/tmp/berth-driver"), Bind(cache_dir, "/tmp/cache", writable=True),
-                 Bind(env_dir, "/tmp/env"), Bind(meta_dir, "/tmp/berth-meta", writable=True)]
+                 Bind(env_dir, "/tmp/env"), Bind(meta_dir, "/tmp/berth-meta", writable=True),
+                 *language_binds(self.pythons)]
         if self.ca_bundle is not None:
             binds.append(Bind(self._ca_dir(scratch), CA_DIR))
             env.update({name: f"{CA_DIR}/ca.pem" for name in CA_VARIABLES})
+        if self.node_versions is not None:
+            try:
+                node = self.node_versions.for_app(engines_node(source_dir, _read_tenant_file), on_line)
+            except NodeUnavailable as exc:
+                raise fail(str(exc)) from None
+            if node is not None:  # read-only: the nodejs buildpack copies it into the slug
+                binds.append(Bind(node[1], NODE_DIR))
+                env.update({"BERTH_NODE_VERSION": node[0], "BERTH_NODE_DIR": NODE_DIR})
         for index, buildpack in enumerate(buildpacks):
             env[f"BERTH_BUILDPACK_NAME_{index}"] = buildpack.name
             binds.append(Bind(buildpack.path, f"/tmp/buildpack-src/{index}"))

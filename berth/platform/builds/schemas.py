@@ -11,6 +11,7 @@ from berth.platform.apps import stable_id
 from berth.platform.buildpack_installations import MAX_BUILDPACKS, display_name
 from berth.platform.builds.records import status_of
 from berth.platform.sources.schemas import SourceBlobInputSchema
+from berth.platform.stacks import canonical as canonical_stack
 
 
 class BuildpackInputSchema(InputSchema):
@@ -46,7 +47,7 @@ class BuildSchema(Schema):
     buildpacks = fields.Function(lambda build: [{"url": url, "name": display_name(url)} for url in build.buildpacks])
     release = fields.Function(lambda build: {"id": build.release_id} if build.release_id else None)
     slug = fields.Function(lambda build: {"id": build.slug_id} if build.slug_id else None)
-    stack = fields.String()
+    stack = fields.Function(lambda build: canonical_stack(build.stack))
     generation = fields.Function(lambda build: {"id": stable_id("generation", "cedar"), "name": "cedar"})
     user = fields.Function(lambda build: {"id": build.user_id, "email": build.user.email})
     failure_message = fields.String(attribute="message", allow_none=True)

@@ -14,10 +14,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
-
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from berth.accounts import UUID_PATTERN
 
@@ -136,16 +132,3 @@ def remove_repository(data_dir: Path, app_id: str) -> None:
     aside = path.with_name(f".gone-{path.name}")
     os.rename(path, aside)  # gone from its place at once, even if deleting the files takes a while
     shutil.rmtree(aside, ignore_errors=True)
-
-
-def remover(data_dir: Path) -> Callable[..., None]:
-    """An APP_DESTROYING listener: the app's repository goes once the destroy is committed (a
-    destroy that rolls back keeps it)."""
-    def on_app_destroying(session: Session, app: Any, **_: Any) -> None:
-        app_id = app.id
-
-        def after_commit(_session: Session) -> None:
-            remove_repository(data_dir, app_id)
-
-        event.listen(session, "after_commit", after_commit, once=True)
-    return on_app_destroying
