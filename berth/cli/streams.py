@@ -34,9 +34,9 @@ def print_stream(url: str, tail: bool, show: Callable[[str], None] = click.echo)
         if pending:
             show(pending.decode("utf-8", errors="replace"))
     except requests.Timeout:
-        raise ApiError("timed out reading the log stream") from None
+        raise ApiError("timed out reading the stream; run the command again.") from None
     except requests.RequestException as exc:
-        raise ApiError(f"the log stream failed: {type(exc).__name__}") from None
+        raise ApiError(f"the stream broke off ({type(exc).__name__}); run the command again.") from None
 
 
 def follow_output(client: ApiClient, stream_url: str, record_path: str) -> dict[str, Any]:
