@@ -13,6 +13,8 @@ from tests.live_server import ROOT, clean_env
 
 VERSION = "11.10.0"  # keep in step with scripts/install-heroku-cli.sh
 BINARY = ROOT / ".cache" / "heroku-cli" / VERSION / "node_modules" / ".bin" / "heroku"
+# The CLI's data directory with the heroku-builds plugin installed (HEROKU_DATA_DIR), by the same script.
+BUILDS_PLUGIN_DATA = ROOT / ".cache" / "heroku-cli" / f"{VERSION}-plugins" / "data"
 
 
 @dataclass
@@ -20,9 +22,11 @@ class HerokuCLI:
     api_url: str
     api_key: str
     home: Path
+    data_dir: Path | None = None  # where the CLI finds user plugins; its own default when None
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {**clean_env(), "HEROKU_HOST": self.api_url, "HEROKU_API_KEY": self.api_key,
+        plugins = {"HEROKU_DATA_DIR": str(self.data_dir)} if self.data_dir else {}
+        return {**clean_env(), **plugins, "HEROKU_HOST": self.api_url, "HEROKU_API_KEY": self.api_key,
                 "HOME": str(self.home), "XDG_CONFIG_HOME": str(self.home / ".config"),
                 "XDG_CACHE_HOME": str(self.home / ".cache"), "XDG_DATA_HOME": str(self.home / ".local"),
                 "HEROKU_SKIP_NEW_VERSION_CHECK": "1", "HEROKU_UPDATE_INSTRUCTIONS": "",
@@ -42,10 +46,14 @@ class HerokuCLI:
         return done.stdout
 
 
-def heroku_cli(api_url: str, api_key: str, home: Path) -> HerokuCLI:
+def heroku_cli(api_url: str, api_key: str, home: Path, *, builds_plugin: bool = False) -> HerokuCLI:
+    """The CLI signed in with `api_key`; with `builds_plugin`, with heroku-builds (`heroku builds`)."""
     if not BINARY.exists():
         pytest.fail(f"the Heroku CLI is not installed at {BINARY}: run `make setup` "
                     "(scripts/install-heroku-cli.sh)")
+    if builds_plugin and not (BUILDS_PLUGIN_DATA.parent / ".complete").exists():
+        pytest.fail(f"the heroku-builds plugin is not installed in {BUILDS_PLUGIN_DATA}: run `make setup` "
+                    "(scripts/install-heroku-cli.sh)")
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
-    return HerokuCLI(api_url, api_key, home)
+    return HerokuCLI(api_url, api_key, home, BUILDS_PLUGIN_DATA if builds_plugin else None)

@@ -1,7 +1,7 @@
 """The dashboard: the signed-in user's apps, and each app's pages (tabs under one layout).
 
 Every app page finds the app with `apps.get_app` as the API does, so an app the visitor may not
-see is a 404 page; changes go through the API's schemas and service functions, so the pages
+see is a 404 page (the Builds and Activity tabs are in deploy_pages); changes go through the API's schemas and service functions, so the pages
 refuse exactly what the API refuses, with the same message.
 """
 from __future__ import annotations
@@ -17,16 +17,15 @@ from berth.broker.models import AddOn, Attachment
 from berth.errors import BerthError
 from berth.httpapi.body import load
 from berth.httpapi.context import current_account, db_session
-from berth.platform import apps, collaborators, config_vars, releases
+from berth.platform import apps, collaborators, config_vars
 from berth.platform.logs import store
-from berth.platform.models import App, Collaborator, ConfigVar, Release
+from berth.platform.models import App, Collaborator, ConfigVar
 from berth.platform.schemas import AppCreateSchema, CollaboratorCreateSchema, ConfigVarsPatchSchema
 from berth.web import addon_dashboard
 from berth.web.pages import blueprint, form_error, login_required, render, settings
 
 Reply = Any
 MASK = "••••••••"
-RECENT_RELEASES = 100
 RECENT_LOG_LINES = 200
 # (tab key, endpoint, label): the order of the tab nav on every app page.
 TABS = [("resources", "web.app_page", "Resources"), ("formation", "web.app_formation", "Formation"),
@@ -168,16 +167,6 @@ def remove_config_var(app_ref: str) -> Reply:
     return _change_config(app_ref, name, None, f"Removed {name}.")
 
 
-# -- Activity: releases --------------------------------------------------------------------------
-
-@blueprint.get("/dashboard/apps/<app_ref>/activity")
-@login_required
-def app_activity(app_ref: str) -> Reply:
-    app = _find_app(app_ref)
-    query = releases.releases_query(app).order_by(Release.version.desc()).limit(RECENT_RELEASES)
-    return _app_page("activity", app, releases=list(db_session().scalars(query)))
-
-
 # -- Access: collaborators -----------------------------------------------------------------------
 
 def _access_page(app: App, error: BerthError | None = None) -> tuple[str, int]:
@@ -221,20 +210,13 @@ def remove_collaborator_page(app_ref: str) -> Reply:
     return _done("web.app_access", app, f"Removed {removed.account.email}.")
 
 
-# -- Formation, Builds (arrive with the run core), Logs -------------------------------------------
+# -- Formation (arrives with the run core), Logs -------------------------------------------
 
 @blueprint.get("/dashboard/apps/<app_ref>/formation")
 @login_required
 def app_formation(app_ref: str) -> Reply:
     return _app_page("formation", _find_app(app_ref), template="app_placeholder", tab_name="Formation",
                      what="Process types and dyno counts")
-
-
-@blueprint.get("/dashboard/apps/<app_ref>/builds")
-@login_required
-def app_builds(app_ref: str) -> Reply:
-    return _app_page("builds", _find_app(app_ref), template="app_placeholder", tab_name="Builds",
-                     what="Builds and their output")
 
 
 @blueprint.get("/dashboard/apps/<app_ref>/logs")

@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # annotations only: pytest itself loads conftest
-    from tests.cli.conftest import Berth, ErrorLine, Server
+    from tests.cli.conftest import Berth, ErrorLine, NameMaker, Server
 
 
 def test_releases_and_info(berth: Berth, server: Server, app_name: str) -> None:
@@ -43,3 +43,40 @@ def test_releases_and_info(berth: Berth, server: Server, app_name: str) -> None:
 
 def test_unknown_release_is_one_line(berth: Berth, app_name: str, one_error_line: ErrorLine) -> None:
     assert one_error_line(berth("releases:info", "v9999", "-a", app_name)).endswith("(not_found)")
+
+
+def test_rollback_to_the_previous_release_and_to_a_named_one(berth: Berth, server: Server, app_name: str) -> None:
+    for mode in ("one", "two", "three"):
+        assert berth("config:set", f"MODE={mode}", "-a", app_name).returncode == 0
+    newest = server.api("GET", f"/apps/{app_name}/releases", headers={"Range": "version ..; order=desc"}).json()
+    current = newest[0]["version"]
+
+    back = berth("releases:rollback", "-a", app_name)
+    assert back.returncode == 0, back.stderr
+    assert back.stdout == f"Rolling back {app_name} to v{current - 1}... done, v{current + 1}\n"
+    assert "Rollback affects code and config vars" in back.stderr
+    assert f"To undo, run: berth releases:rollback v{current} -a {app_name}" in back.stderr
+    assert server.api("GET", f"/apps/{app_name}/config-vars").json()["MODE"] == "two"
+
+    named = berth("releases:rollback", f"v{current - 2}", "-a", app_name)
+    assert named.returncode == 0, named.stderr
+    assert named.stdout == f"Rolling back {app_name} to v{current - 2}... done, v{current + 2}\n"
+    assert server.api("GET", f"/apps/{app_name}/config-vars").json()["MODE"] == "one"
+    made = server.api("GET", f"/apps/{app_name}/releases/{current + 2}").json()
+    assert made["description"] == f"Rollback to v{current - 2}" and made["current"]
+
+
+def test_rollback_refusals(berth: Berth, server: Server, new_name: NameMaker, one_error_line: ErrorLine) -> None:
+    name = new_name()
+    assert server.api("POST", "/apps", json={"name": name}).status_code == 201
+    try:
+        before = server.api("GET", f"/apps/{name}/releases").json()
+        assert len([r for r in before if r["eligible_for_rollback"]]) < 2
+        assert one_error_line(berth("releases:rollback", "-a", name)) == (
+            f"Error: No eligible release found for {name} to roll back to: it needs an earlier release that "
+            "succeeded.")
+        assert one_error_line(berth("releases:rollback", "v99", "-a", name)).endswith("(not_found)")
+        assert one_error_line(berth("releases:rollback", "-a", "no-such-app-here")).endswith("(not_found)")
+        assert server.api("GET", f"/apps/{name}/releases").json() == before
+    finally:
+        server.api("DELETE", f"/apps/{name}")

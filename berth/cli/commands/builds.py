@@ -1,4 +1,4 @@
-"""builds, builds:info, builds:output."""
+"""builds, builds:info, builds:output, builds:cache:purge."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import click
 from berth.cli import appname, output
 from berth.cli.appname import app_option
 from berth.cli.client import ApiClient, seg
-from berth.cli.commands.logs import print_stream
 from berth.cli.errors import CliError
 from berth.cli.output import json_option
 from berth.cli.session import connect
+from berth.cli.streams import follow_output
 
 
 def _newest(client: ApiClient, name: str) -> dict[str, Any]:
@@ -82,10 +82,34 @@ def build_output(build_id: str | None, app: str | None) -> None:
     name = appname.resolve(app)
     client = connect()
     build = _build(client, name, build_id)
-    print_stream(str(build["output_stream_url"]), tail=True)
-    finished = client.get(f"/apps/{seg(name)}/builds/{seg(str(build['id']))}")
+    finished = follow_output(client, str(build["output_stream_url"]), f"/apps/{seg(name)}/builds/{seg(str(build['id']))}")
     if finished.get("status") == "failed":
         raise CliError(f"Build {finished['id']} failed: {finished.get('failure_message') or 'see its output above'}.")
 
 
-COMMANDS = [list_builds, info, build_output]
+_PURGE_WARNING = ("This will delete the build cache for {app}. Clearing your build cache can have unintended "
+                  "side effects, such as updating your language version if you don't explicitly specify one.")
+
+
+@click.command("builds:cache:purge")
+@app_option
+@click.option("-c", "--confirm", metavar="APP", help="Skip the prompt; must equal the app name.")
+def purge_cache(app: str | None, confirm: str | None) -> None:
+    """Delete an app's build cache: the next build starts from nothing."""
+    name = appname.resolve(app)
+    client = connect()
+    client.get(f"/apps/{seg(name)}")  # an unknown app is refused before anything is asked
+    if confirm is None:
+        output.warn(_PURGE_WARNING.format(app=name))
+        try:
+            confirm = click.prompt(f"To proceed, type {name} or re-run this command with --confirm {name}",
+                                   default="", show_default=False, err=True)
+        except click.Abort:  # end of input: nobody to ask
+            raise CliError(f"No confirmation given. Re-run with --confirm {name} to purge the build cache.") from None
+    if confirm != name:
+        raise CliError(f"Confirmation {confirm!r} did not match {name}. The build cache was kept.")
+    client.delete(f"/apps/{seg(name)}/build-cache")
+    output.done(f"Purging build cache for {name}")
+
+
+COMMANDS = [list_builds, info, build_output, purge_cache]

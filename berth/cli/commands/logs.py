@@ -6,17 +6,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import click
-import requests
-
 from berth.cli import appname, output
 from berth.cli.appname import app_option
-from berth.cli.client import _error_from, seg
-from berth.cli.errors import ApiError, CliError
+from berth.cli.client import seg
+from berth.cli.errors import CliError
 from berth.cli.output import json_option
 from berth.cli.session import connect
+from berth.cli.streams import print_stream
 
-CONNECT_TIMEOUT = 10.0
-HISTORY_READ_TIMEOUT = 60.0  # without --tail the server sends what it has and ends
 MASK = "***"
 
 
@@ -38,29 +35,6 @@ def logs(num: int, tail: bool, source: str | None, dyno: str | None, process_typ
     created = connect().post(f"/apps/{seg(name)}/log-sessions",
                              {"lines": num, "tail": tail, "source": source, "dyno": dyno or process_type})
     print_stream(str(created["logplex_url"]), tail)
-
-
-def print_stream(url: str, tail: bool) -> None:
-    """A self-authorising text stream (log session, build output) to stdout, line by line as it comes."""
-    # No API key here: the session URL is its own credential, and it must not travel elsewhere.
-    try:
-        resp = requests.get(url, headers={"Accept": "text/plain", "User-Agent": "berth-cli"}, stream=True,
-                            timeout=(CONNECT_TIMEOUT, None if tail else HISTORY_READ_TIMEOUT))
-        if not 200 <= resp.status_code < 300:
-            raise _error_from(resp)
-        pending = b""
-        # chunk_size=None: each chunk as the server sends it, so tailed lines show at once.
-        for chunk in resp.iter_content(chunk_size=None):
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for line in complete:
-                click.echo(line.decode("utf-8", errors="replace"))
-        if pending:
-            click.echo(pending.decode("utf-8", errors="replace"))
-    except requests.Timeout:
-        raise ApiError("timed out reading the log stream") from None
-    except requests.RequestException as exc:
-        raise ApiError(f"the log stream failed: {type(exc).__name__}") from None
 
 
 def masked_url(url: str) -> str:
