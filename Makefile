@@ -7,6 +7,9 @@ export BERTH_DATA_DIR ?= $(CURDIR)/var
 export BERTH_HOST ?= 127.0.0.1
 export BERTH_PORT ?= 5000
 export BERTH_TLS_PORT ?= 5443
+# Most tests wait on servers and subprocesses, not the CPU: three processes finish sooner even on two
+# cores. Each file stays in one process, so its module fixtures start once.
+PYTEST_ARGS ?= -n 3 --dist loadfile
 
 .PHONY: setup system-packages kafka-jars heroku-cli stack run migrate test test-fast bench clean
 

@@ -3,7 +3,7 @@ server listens, and a throwaway loopback port (tests, clusters with no fixed por
 from __future__ import annotations
 
 import socket
-from typing import Collection, Iterator
+from typing import Collection, Iterable, Iterator
 
 __all__ = ["LOOPBACK", "can_bind", "free_loopback_port", "free_ports", "listening"]
 
@@ -28,9 +28,9 @@ def can_bind(host: str, port: int, *, reuse_address: bool = True) -> bool:
         return True
 
 
-def free_ports(host: str, ports: range, *, taken: Collection[int] = (),
+def free_ports(host: str, ports: Iterable[int], *, taken: Collection[int] = (),
                reuse_address: bool = True) -> Iterator[int]:
-    """The ports of `ports`, lowest first, that no record holds (`taken`) and nothing listens on,
+    """The ports of `ports`, in their order, that no record holds (`taken`) and nothing listens on,
     each checked only when asked for (callers must still tolerate losing a race for one)."""
     for port in ports:
         if port not in taken and can_bind(host, port, reuse_address=reuse_address):

@@ -34,6 +34,7 @@ import itertools
 import json
 import logging
 import os
+import random
 import shutil
 import ssl
 import stat
@@ -151,7 +152,11 @@ def new_cluster_id() -> str:
 
 
 def _choose_ports(count: int) -> list[int]:
-    chosen = list(itertools.islice(ports.free_ports(HOST, PORTS), count))
+    # From a random point of the range: two installations choosing at once (before either broker
+    # listens) would otherwise both take the lowest free ports.
+    start = random.randrange(len(PORTS))
+    candidates = [*PORTS[start:], *PORTS[:start]]
+    chosen = list(itertools.islice(ports.free_ports(HOST, candidates), count))
     if len(chosen) < count:
         raise KafkaError(f"no {count} free ports for Kafka on {HOST} in {PORTS.start}-{PORTS.stop - 1}")
     return chosen
