@@ -43,12 +43,18 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("berth-data")
 
 
+@pytest.fixture(scope="session")
+def postgres_database_url(postgres_server: LocalPostgres) -> str:
+    """The control-plane database on the test PostgreSQL, created once per run (per xdist worker)."""
+    return postgres_server.create_database("berth_test").replace("postgresql://", "postgresql+psycopg://", 1)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, session_dir: Path) -> str:
+    # Set up again whenever a worker's run switches between the two: only the first creates anything.
     if request.param == "sqlite":
         return f"sqlite:///{session_dir / 'control-plane.sqlite3'}"
-    server: LocalPostgres = request.getfixturevalue("postgres_server")
-    return server.create_database("berth_test").replace("postgresql://", "postgresql+psycopg://", 1)
+    return str(request.getfixturevalue("postgres_database_url"))
 
 
 @pytest.fixture

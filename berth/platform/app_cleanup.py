@@ -23,7 +23,7 @@ from berth.hooks import APP_DESTROYING, Hooks
 from berth.platform.builds.job import cache_dir, work_dir
 from berth.platform.builds.output import output_path
 from berth.platform.git.repositories import remove_repository
-from berth.platform.models import Build, ReleasePhase, Slug
+from berth.platform.models import AppSetup, Build, ReleasePhase, Slug
 from berth.platform.release_phase.records import OUTPUT_KIND as RELEASE_OUTPUT
 from berth.platform.slug_retention import delete_unreferenced_blobs
 from berth.platform.slug_store import SlugStore, local_store
@@ -51,7 +51,11 @@ def cleaner(database: Database, store: SlugStore, data_dir: Path) -> Callable[..
     """The APP_DESTROYING listener create_app registers."""
     def on_app_destroying(session: Session, app: Any, **_: Any) -> None:
         app_id = app.id
-        build_ids = list(session.scalars(select(Build.id).where(Build.app_id == app_id)))
+        # A build an app setup names keeps its output: the setup outlives the app it made, and its
+        # build's output is how it says why it failed.
+        named_by_setups = select(AppSetup.build_id).where(AppSetup.build_id.is_not(None))
+        build_ids = list(session.scalars(select(Build.id).where(Build.app_id == app_id,
+                                                                Build.id.not_in(named_by_setups))))
         phase_ids = tuple(session.scalars(select(ReleasePhase.id).where(ReleasePhase.app_id == app_id)))
         checksums = sorted({checksum for checksum in session.scalars(
             select(Slug.checksum).where(Slug.app_id == app_id)) if checksum})

@@ -2,6 +2,7 @@
 that carry them: release an uploaded slug, roll back to an earlier release's slug and config."""
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import tarfile
@@ -19,8 +20,10 @@ from tests.conftest import Api, User
 
 
 def slug_tarball(marker: str) -> bytes:
+    """The same bytes for the same marker (gzip's header time fixed), as one build's tarball is."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed, \
+            tarfile.open(fileobj=compressed, mode="w") as tar:
         data = f"web: echo {marker}\n".encode()
         info = tarfile.TarInfo("./app/Procfile")
         info.size = len(data)

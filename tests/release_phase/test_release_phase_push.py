@@ -22,7 +22,7 @@ from tests.git.test_git_http import bare_refs, git, git_env, head, remote
 from tests.heroku_cli import HerokuCLI, heroku_cli
 
 pytestmark = pytest.mark.slow
-TIME_LIMIT = 20  # seconds: BERTH_RELEASE_PHASE_TIMEOUT of this platform
+TIME_LIMIT = 20  # seconds: BERTH_RELEASE_PHASE_TIMEOUT_SECONDS of this platform
 
 
 @pytest.fixture(scope="module")

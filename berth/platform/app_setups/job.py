@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from berth.accounts import Account
@@ -26,7 +25,7 @@ from berth.platform import apps, releases
 from berth.platform.app_setups import records
 from berth.platform.app_setups.manifests import Applied, undo
 from berth.platform.app_setups.records import WAITING, Kind, Stage
-from berth.platform.logs import store as log_store
+from berth.platform.logs.app_log import AppLog
 from berth.platform.models import App, AppSetup, Build, Release, ReleaseStatus, Slug
 
 log = logging.getLogger("berth.worker")
@@ -92,19 +91,21 @@ class AppSetupJobs(QueuedJobs):
         if planned is None:
             return
         lines: list[str] = []
+        app_log = AppLog(self.database, planned.app_id, "postdeploy")
 
         def on_line(line: str) -> None:
             if sum(map(len, lines)) < MAX_OUTPUT_CHARS:
                 lines.append(line)
-            self._log(planned.app_id, line)
+            app_log.line(line)
 
-        self._log(planned.app_id, f"Running postdeploy: {planned.command}")
+        app_log.line(f"Running postdeploy: {planned.command}")
         try:
             result = self.postdeploy(planned, on_line)
         except Exception as exc:  # no sandbox here, the slug gone: the setup fails saying so
             log.exception("postdeploy of setup %s could not run", setup_id)
             result = PostdeployResult(-1, f"could not start: {exc}")
-        self._log(planned.app_id, f"postdeploy {result.description}")
+        app_log.line(f"postdeploy {result.description}")
+        app_log.flush()
         with self.database.transaction() as session:
             setup = self._claimed(session, setup_id, attempts)
             if setup is None:
@@ -174,12 +175,3 @@ class AppSetupJobs(QueuedJobs):
                         "undone; it is applied again on the next deploy.")
         setup.state, setup.stage, setup.lease_until = JobState.FAILED, Stage.FINISHED, None
         setup.message = message[:1000]
-
-    def _log(self, app_id: str, line: str) -> None:
-        """A line in the app's log stream (`app[postdeploy]`), in a short transaction of its own."""
-        try:
-            with self.database.transaction() as session:
-                if session.scalar(select(App.id).where(App.id == app_id)) is not None:
-                    log_store.append(session, app_id, [log_store.Entry("app", "postdeploy", line)])
-        except Exception:  # the log is a courtesy: a failed append must not fail the setup
-            log.exception("could not log postdeploy output of app %s", app_id)

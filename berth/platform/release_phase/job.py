@@ -26,7 +26,7 @@ from berth.platform import releases
 from berth.platform.builds.output import OutputWriter
 from berth.platform.models import App, Release, ReleasePhase, ReleaseStatus, Slug
 from berth.platform.release_phase import records
-from berth.platform.release_phase.app_log import AppLog
+from berth.platform.logs.app_log import AppLog
 from berth.platform.slug_runs import RunResult, SlugRunner
 from berth.platform.slug_store import SlugStore
 from berth.platform.slugs import SlugError
