@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import psutil
 import pytest
 import requests
+
+from berth.platform.slug_store import LocalSlugStore
 
 from tests.buildpacks.conftest import host_ca_bundle
 from tests.live_server import ROOT, LiveServer, live_server, stop
@@ -80,6 +83,37 @@ class BuildPlatform:
     def releases(self, app: str) -> list[dict[str, Any]]:
         return self.call("GET", f"/apps/{app}/releases").json()
 
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.server.env["BERTH_DATA_DIR"])
+
+    def slug_files(self, app: str, slug_id: str) -> dict[str, bytes]:
+        """The regular files of a stored slug, by their path in it (`app/...`)."""
+        checksum = self.call("GET", f"/apps/{app}/slugs/{slug_id}").json()["checksum"]
+        with LocalSlugStore(self.data_dir / "slugs").open(checksum) as blob, \
+                tarfile.open(fileobj=blob, mode="r:gz") as tar:
+            return {member.name: tar.extractfile(member).read()  # type: ignore[union-attr]
+                    for member in tar.getmembers() if member.isfile()}
+
+    def leftovers(self) -> list[str]:
+        """What a finished build must not leave: its work directory (the fetched tarball, the unpacked
+        source, the slug being packed), the runner's scratch directories, and processes: anything
+        still running under the builder, or a bubblewrap of this installation's."""
+        builds = self.data_dir / "builds"
+        found = [str(path) for path in (builds / "work").glob("*")] if (builds / "work").exists() else []
+        found += [str(path) for path in builds.glob("build-*")]
+        if self.builder is not None:
+            found += [f"process {p.pid}: {p.cmdline()}" for p in _alive(psutil.Process(self.builder.pid).children(True))]
+        for process in psutil.process_iter(["name", "cmdline"]):
+            cmdline = process.info["cmdline"] or []
+            if process.info["name"] == "bwrap" and any(str(self.data_dir) in part for part in cmdline):
+                found.append(f"sandbox {process.pid}: {cmdline}")
+        return found
+
+
+def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
 
 class Follower:
     """Reads an output stream in a thread of its own, so that the test never waits on it unbounded."""
@@ -125,15 +159,16 @@ def write_slow_buildpack(root: Path) -> Path:
 
 
 @contextlib.contextmanager
-def build_platform(base: Path, **settings: str) -> Iterator[BuildPlatform]:
-    """A live server and its builder; `settings` become BERTH_* variables of both."""
+def build_platform(base: Path, *, tls: bool = False, **settings: str) -> Iterator[BuildPlatform]:
+    """A live server (with its TLS listener when `tls`) and its builder; `settings` become BERTH_*
+    variables of both."""
     buildpacks = base / "local-buildpacks"
     write_slow_buildpack(buildpacks)
     settings = {"LOCAL_BUILDPACK_DIRS": str(buildpacks), **settings}
     bundle = host_ca_bundle()
     if bundle is not None:
         settings["BUILD_CA_BUNDLE"] = str(bundle)
-    with live_server(base, workers=1, threads=8, **settings) as server:
+    with live_server(base, workers=1, threads=8, tls=tls, **settings) as server:
         built = BuildPlatform(server, server.create_user("builder@example.com"), buildpacks)
         built.start_builder()
         try:
