@@ -97,22 +97,27 @@ class BuildPlatform:
 
     def leftovers(self) -> list[str]:
         """What a finished build must not leave: its work directory (the fetched tarball, the unpacked
-        source, the slug being packed), the runner's scratch directories, and processes: anything
-        still running under the builder, or a bubblewrap of this installation's."""
+        source, the slug being packed), the runner's scratch directories, and processes under the
+        builder: a sandbox (bwrap; nothing in it outlives it: --die-with-parent, and its PID
+        namespace dies with its init) or anything else."""
         builds = self.data_dir / "builds"
         found = [str(path) for path in (builds / "work").glob("*")] if (builds / "work").exists() else []
         found += [str(path) for path in builds.glob("build-*")]
         if self.builder is not None:
-            found += [f"process {p.pid}: {p.cmdline()}" for p in _alive(psutil.Process(self.builder.pid).children(True))]
-        for process in psutil.process_iter(["name", "cmdline"]):
-            cmdline = process.info["cmdline"] or []
-            if process.info["name"] == "bwrap" and any(str(self.data_dir) in part for part in cmdline):
-                found.append(f"sandbox {process.pid}: {cmdline}")
+            for process in _alive(psutil.Process(self.builder.pid).children(recursive=True)):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    kind = "sandbox" if process.name() == "bwrap" else "process"
+                    found.append(f"{kind} {process.pid}: {process.cmdline()}")
         return found
 
 
 def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
-    return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    alive = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+    return alive
 
 
 class Follower:

@@ -36,6 +36,16 @@ def repository_of(app: str, path: Path, env: dict[str, str]) -> Path:
     return path
 
 
+def commit_and_push_rejected(source: Path, env: dict[str, str], url: str, message: str) -> str:
+    """Commit the work tree and push it, expecting the build to fail; git's stderr."""
+    git(source, env, "add", "-A")
+    git(source, env, "commit", "-q", "-m", message)
+    pushed = git(source, env, "push", url, "main", ok=False)
+    assert pushed.returncode != 0
+    assert "pre-receive hook declined" in pushed.stderr
+    return pushed.stderr
+
+
 @pytest.mark.parametrize("sample", ["procfile-only", "flask"])
 def test_a_push_is_built_and_released(platform: BuildPlatform, tmp_path: Path, sample: str) -> None:
     name = f"pushed-{sample}"
@@ -69,12 +79,8 @@ def test_a_failed_build_rejects_the_push_and_keeps_the_release(platform: BuildPl
     (source / "Procfile").unlink()
     (source / "serve.sh").unlink()
     (source / "README").write_text("no buildpack recognises this\n")
-    git(source, env, "add", "-A")
-    git(source, env, "commit", "-q", "-m", "broken")
-    pushed = git(source, env, "push", url, "main", ok=False)
-    assert pushed.returncode != 0
-    assert "remote:  !     Push rejected, failed to compile app." in pushed.stderr
-    assert "pre-receive hook declined" in pushed.stderr
+    pushed = commit_and_push_rejected(source, env, url, "broken")
+    assert "remote:  !     Push rejected, failed to compile app." in pushed
     assert good in bare_refs(platform.server, app["id"])  # the branch did not move
     assert platform.releases(name) == releases
     builds = platform.call("GET", f"/apps/{name}/builds").json()
