@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+from berth.jobs.wakeup import Waiter
+
 CHUNK = 64 * 1024
 POLL_SECONDS = 0.25
 # Something at least this often while a build is quiet: clients and proxies drop a silent stream.
@@ -42,28 +44,32 @@ class OutputWriter:
 
 
 def follow(data_dir: Path, build_id: str, finished: Callable[[], bool], *,
-           keepalive: bytes | None = b"\n", deadline: float | None = None) -> Iterator[bytes]:
+           keepalive: bytes | None = b"\n", deadline: float | None = None,
+           poll_seconds: float = POLL_SECONDS) -> Iterator[bytes]:
     """The build's output as it is written, until `finished()` (the final status is stored) and
-    all of it has been read. While nothing comes, `keepalive` every KEEPALIVE_SECONDS."""
+    all of it has been read. While nothing comes, `keepalive` every KEEPALIVE_SECONDS. New lines
+    are polled for; the end comes at once: the builder signals the build's waiters once its final
+    status is committed (berth.jobs.wakeup), which a git push waits for before it returns."""
     path = output_path(data_dir, build_id)
     position = 0
     last_sent = time.monotonic()
-    while True:
-        done = finished()  # asked before reading: what was written before it is read below
-        chunk = _read_from(path, position)
-        while chunk:
-            position += len(chunk)
-            last_sent = time.monotonic()
-            yield chunk
+    with Waiter(data_dir, build_id) as waiter:  # bound before the first finished(): no signal lost
+        while True:
+            done = finished()  # asked before reading: what was written before it is read below
             chunk = _read_from(path, position)
-        if done:
-            return
-        if deadline is not None and time.monotonic() > deadline:
-            return
-        if keepalive is not None and time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
-            last_sent = time.monotonic()
-            yield keepalive
-        time.sleep(POLL_SECONDS)
+            while chunk:
+                position += len(chunk)
+                last_sent = time.monotonic()
+                yield chunk
+                chunk = _read_from(path, position)
+            if done:
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            if keepalive is not None and time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
+                last_sent = time.monotonic()
+                yield keepalive
+            waiter.wait(poll_seconds)
 
 
 def _read_from(path: Path, position: int) -> bytes:
