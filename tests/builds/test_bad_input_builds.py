@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 SLUG_MAX_BYTES = 1024 * 1024  # small, so that a small source makes a slug over the hard limit
 BUILD_TIMEOUT_SECONDS = 20  # every good build here takes a few seconds; the slow buildpack is stopped
 APP = "bad-input"
+ESCAPED = "escaped-by-a-bad-input-test"  # what the traversal tries to write, as far up as it can
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ SOURCES = {
                                    "Compiled slug size: 2.0M is too large (max is 1M)."),
     "a malformed tarball": (lambda: b"\x1f\x8b\x08\x00" + os.urandom(4096),
                             "The source could not be used:"),
-    "path traversal": (lambda: tarball(PROCFILE, member("app/../../escaped", b"out\n")),
+    "path traversal": (lambda: tarball(PROCFILE, member("app/" + "../" * 12 + ESCAPED, b"out\n")),
                        "The source could not be used:"),
     "a symlink out of the tree": (lambda: tarball(PROCFILE, symlink("app/passwd", "/etc/passwd")),
                                   "The source could not be used:"),
@@ -144,6 +145,7 @@ def test_a_bad_source_fails_its_build_clearly_and_changes_nothing(platform: Buil
     assert "nothing was released; the app keeps running its current release" in output
     assert platform.releases(APP)[-1] == live_release
     assert_nothing_left(platform)
+    assert not [path for path in platform.data_dir.parents if (path / ESCAPED).exists()]
 
 
 def test_a_broken_requirements_file_rejects_the_push_showing_pips_message(platform: BuildPlatform,
