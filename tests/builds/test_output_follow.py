@@ -41,3 +41,10 @@ def test_the_follower_ends_at_the_builders_signal_with_all_output_read(tmp_path:
     # Polling alone ends on average POLL_SECONDS / 2 after the signal; woken, within milliseconds.
     assert statistics.median(latencies) < POLL_SECONDS / 4, latencies
     assert list((tmp_path / "run").iterdir()) == []  # each follower's socket went with it
+
+
+def test_without_a_socket_the_follower_still_reads_everything_by_polling(tmp_path: Path) -> None:
+    data_dir = tmp_path / ("a-data-dir-too-deep-for-a-unix-socket-path-" * 3)  # over 108 bytes with run/
+    output, latency = follow_one_build(data_dir)
+    assert output == b"-----> first\n       Released v2\n"
+    assert latency <= POLL_SECONDS * 4

@@ -6,6 +6,7 @@ stored and everything written before it has been read, so nothing is cut off.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -44,16 +45,15 @@ class OutputWriter:
 
 
 def follow(data_dir: Path, build_id: str, finished: Callable[[], bool], *,
-           keepalive: bytes | None = b"\n", deadline: float | None = None,
-           poll_seconds: float = POLL_SECONDS) -> Iterator[bytes]:
+           keepalive: bytes | None = b"\n", deadline: float | None = None) -> Iterator[bytes]:
     """The build's output as it is written, until `finished()` (the final status is stored) and
     all of it has been read. While nothing comes, `keepalive` every KEEPALIVE_SECONDS. New lines
     are polled for; the end comes at once: the builder signals the build's waiters once its final
-    status is committed (berth.jobs.wakeup), which a git push waits for before it returns."""
+    status is committed (berth.jobs.wakeup), and a git push returns only then."""
     path = output_path(data_dir, build_id)
     position = 0
     last_sent = time.monotonic()
-    with Waiter(data_dir, build_id) as waiter:  # bound before the first finished(): no signal lost
+    with _woken_by_signal(data_dir, build_id) as pause:  # bound before the first finished(): no signal lost
         while True:
             done = finished()  # asked before reading: what was written before it is read below
             chunk = _read_from(path, position)
@@ -69,7 +69,19 @@ def follow(data_dir: Path, build_id: str, finished: Callable[[], bool], *,
             if keepalive is not None and time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
                 last_sent = time.monotonic()
                 yield keepalive
-            waiter.wait(poll_seconds)
+            pause(POLL_SECONDS)
+
+
+@contextlib.contextmanager
+def _woken_by_signal(data_dir: Path, build_id: str) -> Iterator[Callable[[float], object]]:
+    """A pause that the builder's signal for this build ends early."""
+    try:
+        waiter = Waiter(data_dir, build_id)
+    except OSError:  # no socket here (a path too long, a read-only dir): polling alone still works
+        yield time.sleep
+        return
+    with waiter:
+        yield waiter.wait
 
 
 def _read_from(path: Path, position: int) -> bytes:
