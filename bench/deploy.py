@@ -27,6 +27,7 @@ Goal: warm push ≤ 1.5× the warm floor, and overhead < 1 s. Needs the stack
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -160,6 +161,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="rounds of the four measures (default 5)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a goal is missed")
+    parser.add_argument("--json", type=Path, help="also write every round's figures to this file")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     results = run(args.rounds)
@@ -189,6 +191,13 @@ def main() -> int:
     print(f"\nwarm push {ratio:.2f}× the warm floor (goal ≤ {GOAL_RATIO}×); Berth's overhead {overhead:.2f} s, "
           f"{beyond:.2f} s of it beyond the floor's own tar czf (goal < {GOAL_OVERHEAD_S:.0f} s): "
           f"{'MET' if met else 'MISSED'}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "rounds": args.rounds, "cores": os.cpu_count(), "floor_python": floor_python,
+            "floor": {kind: results[f"floor {kind}"] for kind in ("cold", "warm")},
+            "berth": {kind: [{"total": p.total, **p.stages()} for p in results[f"berth {kind}"]]
+                      for kind in ("cold", "warm")},
+            "warm_ratio": ratio, "overhead": overhead, "overhead_beyond_floor": beyond}, indent=2) + "\n")
     return 1 if args.check and not met else 0
 
 
