@@ -1,6 +1,7 @@
 """Accounts and their API keys (Heroku "OAuth authorizations"): models and service functions."""
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta
 
@@ -17,8 +18,14 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")
 UUID_PATTERN = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 DEFAULT_KEY_DESCRIPTION = "Default API key"
 _hasher = PasswordHasher()
-# Verified against when the email is unknown, so a miss costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("berth-dummy-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so a miss costs as long as a wrong password.
+    Made on first use, not at import: hashing takes about a second, and every process that imports
+    this module (git's hooks on each push, the CLI) would pay it."""
+    return _hasher.hash("berth-dummy-password")
 
 
 class Account(Base):
@@ -87,7 +94,7 @@ def hash_password(password: str) -> str:
 
 
 def check_password(account: Account | None, password: str) -> bool:
-    stored = account.password_hash if account and account.password_hash else _DUMMY_HASH
+    stored = account.password_hash if account and account.password_hash else _dummy_hash()
     try:
         ok = _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):

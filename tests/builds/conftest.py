@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+import psutil
 import pytest
 import requests
+
+from berth.platform.slug_store import LocalSlugStore
 
 from tests.buildpacks.conftest import host_ca_bundle
 from tests.live_server import ROOT, LiveServer, live_server, stop
@@ -80,6 +83,42 @@ class BuildPlatform:
     def releases(self, app: str) -> list[dict[str, Any]]:
         return self.call("GET", f"/apps/{app}/releases").json()
 
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.server.env["BERTH_DATA_DIR"])
+
+    def slug_files(self, app: str, slug_id: str) -> dict[str, bytes]:
+        """The regular files of a stored slug, by their path in it (`app/...`)."""
+        checksum = self.call("GET", f"/apps/{app}/slugs/{slug_id}").json()["checksum"]
+        with LocalSlugStore(self.data_dir / "slugs").open(checksum) as blob, \
+                tarfile.open(fileobj=blob, mode="r:gz") as tar:
+            return {member.name: tar.extractfile(member).read()  # type: ignore[union-attr]
+                    for member in tar.getmembers() if member.isfile()}
+
+    def leftovers(self) -> list[str]:
+        """What a finished build must not leave: its work directory (the fetched tarball, the unpacked
+        source, the slug being packed), the runner's scratch directories, and processes under the
+        builder: a sandbox (bwrap; nothing in it outlives it: --die-with-parent, and its PID
+        namespace dies with its init) or anything else."""
+        builds = self.data_dir / "builds"
+        found = [str(path) for path in (builds / "work").glob("*")] if (builds / "work").exists() else []
+        found += [str(path) for path in builds.glob("build-*")]
+        if self.builder is not None:
+            for process in _alive(psutil.Process(self.builder.pid).children(recursive=True)):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    kind = "sandbox" if process.name() == "bwrap" else "process"
+                    found.append(f"{kind} {process.pid}: {process.cmdline()}")
+        return found
+
+
+def _alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    alive = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+    return alive
+
 
 class Follower:
     """Reads an output stream in a thread of its own, so that the test never waits on it unbounded."""
@@ -125,15 +164,16 @@ def write_slow_buildpack(root: Path) -> Path:
 
 
 @contextlib.contextmanager
-def build_platform(base: Path, **settings: str) -> Iterator[BuildPlatform]:
-    """A live server and its builder; `settings` become BERTH_* variables of both."""
+def build_platform(base: Path, *, tls: bool = False, **settings: str) -> Iterator[BuildPlatform]:
+    """A live server (with its TLS listener when `tls`) and its builder; `settings` become BERTH_*
+    variables of both."""
     buildpacks = base / "local-buildpacks"
     write_slow_buildpack(buildpacks)
     settings = {"LOCAL_BUILDPACK_DIRS": str(buildpacks), **settings}
     bundle = host_ca_bundle()
     if bundle is not None:
         settings["BUILD_CA_BUNDLE"] = str(bundle)
-    with live_server(base, workers=1, threads=8, **settings) as server, \
+    with live_server(base, workers=1, threads=8, tls=tls, **settings) as server, \
             running_builder(server, server.create_user("builder@example.com"), buildpacks) as built:
         yield built
 

@@ -23,6 +23,7 @@ import yaml
 from berth.supervise.sandbox import Bind, SandboxError, SandboxSpec, run, sandbox_account
 from berth.supervise.stack import STACK_ALIASES
 
+from .failure import FailureSummary
 from .node_versions import SANDBOX_DIR as NODE_DIR
 from .node_versions import NodeUnavailable, NodeVersions, engines_node
 from .procfile import ProcfileError, parse_procfile
@@ -161,8 +162,9 @@ class BuildpackRunner:
                            account=account, app_writable=True, binds=binds, env=env,
                            memory_limit=self.memory_limit, require_memory_limit=self.require_memory_limit,
                            timeout=self.timeout, network=True, name="build")
+        seen = FailureSummary(on_line)
         try:
-            result = run(spec, on_line)
+            result = run(spec, seen)
         except SandboxError as exc:
             raise fail(f"The build could not start: {exc}") from None
         if result.timed_out:
@@ -172,7 +174,7 @@ class BuildpackRunner:
         if result.oom_killed:
             raise fail("The build ran out of memory and was stopped.")
         if result.exit_code != 0:
-            raise BuildFailed("Build failed: see the buildpack's output above.")
+            raise BuildFailed(seen.summary() or "Build failed: see the buildpack's output above.")
         used = [int(line) for line in (_read_tenant_file(meta_dir, "used") or "").split() if line.isdigit()]
         used = [index for index in used if 0 <= index < len(buildpacks)]
         if not used:

@@ -7,10 +7,13 @@ stored and everything written before it has been read, so nothing is cut off.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
 from typing import Callable, Iterator
+
+from berth.jobs.wakeup import Waiter
 
 CHUNK = 64 * 1024
 POLL_SECONDS = 0.25
@@ -48,26 +51,41 @@ class OutputWriter:
 def follow(data_dir: Path, job_id: str, finished: Callable[[], bool], *, kind: str = BUILDS, start: int = 0,
            keepalive: bytes | None = b"\n", deadline: float | None = None) -> Iterator[bytes]:
     """The job's output from byte `start` as it is written, until `finished()` (the final status
-    is stored) and all of it has been read. While nothing comes, `keepalive` every KEEPALIVE_SECONDS."""
+    is stored) and all of it has been read. While nothing comes, `keepalive` every KEEPALIVE_SECONDS.
+    New lines are polled for; the end comes at once: the job's runner signals its waiters once its
+    final status is committed (berth.jobs.wakeup), and a git push returns only then."""
     path = output_path(data_dir, job_id, kind)
     position = start
     last_sent = time.monotonic()
-    while True:
-        done = finished()  # asked before reading: what was written before it is read below
-        chunk = _read_from(path, position)
-        while chunk:
-            position += len(chunk)
-            last_sent = time.monotonic()
-            yield chunk
+    with _woken_by_signal(data_dir, job_id) as pause:  # bound before the first finished(): no signal lost
+        while True:
+            done = finished()  # asked before reading: what was written before it is read below
             chunk = _read_from(path, position)
-        if done:
-            return
-        if deadline is not None and time.monotonic() > deadline:
-            return
-        if keepalive is not None and time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
-            last_sent = time.monotonic()
-            yield keepalive
-        time.sleep(POLL_SECONDS)
+            while chunk:
+                position += len(chunk)
+                last_sent = time.monotonic()
+                yield chunk
+                chunk = _read_from(path, position)
+            if done:
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            if keepalive is not None and time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
+                last_sent = time.monotonic()
+                yield keepalive
+            pause(POLL_SECONDS)
+
+
+@contextlib.contextmanager
+def _woken_by_signal(data_dir: Path, job_id: str) -> Iterator[Callable[[float], object]]:
+    """A pause that the runner's signal for this job ends early."""
+    try:
+        waiter = Waiter(data_dir, job_id)
+    except OSError:  # no socket here (a path too long, a read-only dir): polling alone still works
+        yield time.sleep
+        return
+    with waiter:
+        yield waiter.wait
 
 
 def _read_from(path: Path, position: int) -> bytes:

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from berth.platform.git.pushes import ZERO_SHA, PushedRef, push_received
-from berth.platform.git.repositories import DEPLOY_BRANCHES
+# Only light modules: git starts this program twice on every push (no database, no ORM here).
+from berth.platform.git.pushes import DEPLOY_BRANCHES, ZERO_SHA, PushedRef, push_received
 from berth.platform.builds.push_protocol import write_stdout
 
 

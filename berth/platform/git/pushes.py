@@ -13,6 +13,8 @@ from typing import Callable
 from berth.platform.builds.push_protocol import hand_over
 
 ZERO_SHA = "0" * 40
+# The branches a push may update (Heroku builds only these).
+DEPLOY_BRANCHES = ("refs/heads/main", "refs/heads/master")
 
 
 @dataclass(frozen=True)

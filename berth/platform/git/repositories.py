@@ -19,8 +19,6 @@ from berth.accounts import UUID_PATTERN
 
 GIT_DIR_NAME = "git"
 HOOK_NAMES = ("pre-receive", "post-receive")
-# The branches a push may update (Heroku builds only these).
-DEPLOY_BRANCHES = ("refs/heads/main", "refs/heads/master")
 
 
 def git_root(data_dir: Path) -> Path:
