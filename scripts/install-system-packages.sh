@@ -7,6 +7,7 @@
 #   npm           installs the official Heroku CLI the tests run against Berth
 #   chromium      the headless browser the end-to-end page tests drive (playwright, no download)
 #   bubblewrap    the sandbox builds and dynos run in (berth/supervise/sandbox.py)
+#   pigz          compresses slugs on every core (berth/platform/slugs.py; gzip in-process without it)
 #   mmdebstrap    builds the stack, the sandbox's Debian root filesystem (scripts/build-stack.sh)
 #   git           `git http-backend` serves each app's repository (berth/platform/git/)
 #   wrk         HTTP load generator, only with --bench
@@ -41,6 +42,7 @@ command -v npm >/dev/null || missing+=(npm)
 command -v chromium >/dev/null || missing+=(chromium fonts-liberation)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v pigz >/dev/null || missing+=(pigz)
 [[ -x "$(git --exec-path 2>/dev/null)/git-http-backend" ]] || missing+=(git)
 if ((bench)) && ! command -v wrk >/dev/null; then
     missing+=(wrk)

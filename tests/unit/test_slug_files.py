@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -32,9 +33,22 @@ def names(tarball: Path) -> set[str]:
         return set(tar.getnames())
 
 
-def test_pack_keeps_the_app_under_app_leaves_out_git_and_special_files_and_records_sha256(tmp_path: Path) -> None:
+@pytest.fixture(params=["pigz", "in-process"])
+def compressor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Pack with Debian's pigz (installed by the project's setup), and without it on PATH."""
+    if request.param == "pigz":
+        assert shutil.which("pigz"), "pigz is missing: scripts/install-system-packages.sh installs it"
+    else:
+        monkeypatch.setenv("PATH", "/nonexistent")
+    return str(request.param)
+
+
+def test_pack_keeps_the_app_under_app_leaves_out_git_and_special_files_and_records_sha256(
+        tmp_path: Path, compressor: str) -> None:
     packed = slugs.pack(built_app(tmp_path), tmp_path / "slug.tgz")
     assert names(packed.path) == {"app", "app/Procfile", "app/bin", "app/bin/serve", "app/serve-link"}
+    with packed.path.open("rb") as raw, tarfile.open(fileobj=raw, mode="r|gz") as stream:  # as unpack reads it
+        assert {member.name for member in stream} == names(packed.path)
     assert packed.checksum == slugs.checksum_of(packed.path) and packed.checksum.startswith("SHA256:")
     assert packed.size == packed.path.stat().st_size and packed.warnings == ()
     with tarfile.open(packed.path) as tar:
@@ -42,7 +56,7 @@ def test_pack_keeps_the_app_under_app_leaves_out_git_and_special_files_and_recor
         assert tar.getmember("app/bin/serve").mode & 0o777 == 0o755
 
 
-def test_pack_over_the_hard_limit_fails_in_herokus_words_and_leaves_no_tarball(tmp_path: Path) -> None:
+def test_pack_over_the_hard_limit_fails_in_herokus_words_and_leaves_no_tarball(tmp_path: Path, compressor: str) -> None:
     app = built_app(tmp_path)
     (app / "data.bin").write_bytes(os.urandom(3 * slugs.MB))
     with pytest.raises(SlugTooLarge, match=r"^Compiled slug size: 3\.0M is too large \(max is 2M\)\.$") as refused:
