@@ -80,11 +80,13 @@ class CreatedRelease:
 
 
 def _current_slug(app_id: object) -> object:
-    """The slug of the app's newest succeeded release that has one: what a release cut without
-    new code (a config change, an add-on) carries, so that every release names the code it runs."""
-    # A literal: an anonymous parameter would be named like the INSERT's own status_<i>.
-    succeeded = literal_column(f"'{ReleaseStatus.SUCCEEDED.value}'")
-    return (select(Release.slug_id).where(Release.app_id == app_id, Release.status == succeeded,
+    """The slug of the app's newest release that has one and is live or about to be (succeeded or
+    pending): what a release cut without new code (a config change, an add-on) carries, so that
+    every release names the code it runs, and a config change made while a deploy's release phase
+    runs keeps that deploy's code rather than undo it once both succeed."""
+    # Literals: an anonymous parameter would be named like the INSERT's own status_<i>.
+    live = [literal_column(f"'{status.value}'") for status in (ReleaseStatus.SUCCEEDED, ReleaseStatus.PENDING)]
+    return (select(Release.slug_id).where(Release.app_id == app_id, Release.status.in_(live),
                                           Release.slug_id.is_not(None))
             .order_by(Release.version.desc()).limit(1).scalar_subquery())
 

@@ -121,6 +121,17 @@ def test_a_release_command_gates_the_release(app: Flask, api: Api, alice: User, 
     assert releases_of(api, alice, "shop")[-1] == (6, "succeeded", True) and current == [3, 4, 6]
     assert app_log(app, "release.4")[1] == ("app", "migrating as release.4 with GREETING=hi")
 
+    # A config change while a deploy's release phase is pending carries the deploy's code: once
+    # both succeed, the new code is live, not undone by the config change.
+    newer = slug_with(api, alice, "shop", tmp_path, "migrate", name="newer")
+    api.post("/apps/shop/releases", alice, json={"slug": newer})
+    api.patch("/apps/shop/config-vars", alice, json={"GREETING": "hey"})
+    assert releases_of(api, alice, "shop")[-2:] == [(7, "pending", False), (8, "pending", False)]
+    worker.drain()
+    worker.drain()
+    assert releases_of(api, alice, "shop")[-1] == (8, "succeeded", True)
+    assert api.get("/apps/shop/releases/8", alice).get_json()["slug"]["id"] == newer
+
 
 def test_an_add_on_changing_its_own_vars_skips_the_release_phase(app: Flask, api: Api, alice: User, stack: Path,
                                                                  tmp_path: Path) -> None:
