@@ -62,6 +62,21 @@ def _signed_record(purpose: str, token: str) -> SourceRecord:
     return record
 
 
+DISCARD_AT_MOST = 32 * 1024 * 1024
+
+
+def _discard_body(length: int) -> None:
+    """Read (and drop) a refused upload's body, up to DISCARD_AT_MOST bytes, before answering: a
+    client still sending when the connection closes sees a broken pipe, not the 413 that says why."""
+    remaining = min(length, DISCARD_AT_MOST)
+    stream = request.environ["wsgi.input"]
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 1024 * 1024))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+
+
 # Not in the OpenAPI document: blob URLs are handed out, not called by API clients, and carry raw bytes.
 @blueprint.put(PATH + "<token>")
 @public
@@ -75,6 +90,7 @@ def upload_source(token: str) -> Reply:
     too_large = PayloadTooLarge(f"The source is larger than the limit of {limit} bytes. Leave out what "
                                 "the build does not need (.git, dependencies, build output).")
     if length > limit:
+        _discard_body(length)
         raise too_large
     request.max_content_length = limit
     try:
