@@ -29,7 +29,7 @@ TIME_LIMIT = 20  # seconds: BERTH_RELEASE_PHASE_TIMEOUT_SECONDS of this platform
 def platform(stack: Path, postgres_server: LocalPostgres,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltinPlatform]:
     """A live Berth with its first-party add-ons and its worker (its builder: `builder`)."""
-    settings = {"RELEASE_PHASE_TIMEOUT": str(TIME_LIMIT)}
+    settings = {"RELEASE_PHASE_TIMEOUT_SECONDS": str(TIME_LIMIT)}
     bundle = host_ca_bundle()
     if bundle is not None:
         settings["BUILD_CA_BUNDLE"] = str(bundle)
