@@ -170,7 +170,9 @@ class PackedSlug:
     warnings: tuple[str, ...]
 
 
-COMPRESS_LEVEL = 6  # gzip's default, as `tar czf` makes Heroku's slugs
+# Measured on a 33 MB Python virtualenv: level 4 costs 0.67 s of CPU for 14.8 MB, level 6 (gzip's
+# default) 1.50 s for 14.3 MB: 3% more bytes for less than half the time of every deploy.
+COMPRESS_LEVEL = 4
 
 
 def pack(build_dir: Path, destination: Path, *, hard_limit: int = HARD_LIMIT_BYTES,
