@@ -110,6 +110,7 @@ class Sandbox:
         self._ns_init: int | None = None
         self._fds: list[int] = []
         self._result: SandboxResult | None = None
+        self._reading = False
         try:
             self._start()
         except BaseException:
@@ -254,8 +255,12 @@ class Sandbox:
         """The sandbox's output, line by line (undecodable bytes replaced), until every process in it
         has closed its stdout."""
         assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            yield raw.decode("utf-8", errors="replace").rstrip("\n")
+        self._reading = True  # the reader closes the pipe at its end, not _cleanup: no line is cut off
+        try:
+            for raw in self.process.stdout:
+                yield raw.decode("utf-8", errors="replace").rstrip("\n")
+        finally:
+            self.process.stdout.close()
 
     def wait(self) -> SandboxResult:
         """Wait for the program to end, stopping the whole tree when the spec's time limit passes.
@@ -340,7 +345,7 @@ class Sandbox:
         if self._info_read >= 0:
             os.close(self._info_read)
             self._info_read = -1
-        if self.process.stdout is not None:
+        if self.process.stdout is not None and not self._reading:
             self.process.stdout.close()
         return SandboxResult(exit_code=code if code >= 0 else 128 - code, timed_out=self.timed_out,
                              oom_killed=oom, memory_limited=self.cgroup is not None)

@@ -86,7 +86,7 @@ class Keeper:
             self.record("starting")
         stopped, killed = self._watch(sandbox)
         result = sandbox.stop(0) if not stopped else stopped
-        reader.join(timeout=5)
+        reader.join(timeout=30)  # the rest of the output, still in the pipe
         if killed:
             self.say("heroku", "Error R15 (Memory quota vastly exceeded)")
             self.say("heroku", "Stopping process with SIGKILL")

@@ -25,7 +25,7 @@ from typing import Callable
 
 from berth.platform.dynos.backend import (STOP_GRACE, DuplicateDyno, DynoError, DynoSpec, DynoStatus,
                                           OutputLine, UnknownDyno)
-from berth.platform.dynos.output import Follower
+from berth.platform.dynos.output import MAX_BACKLOG, Follower
 from berth.platform.dynos.records import process_start_time, read_json, same_process, write_json
 from berth.platform.slug_store import SlugError, SlugStore, unpack_slug
 from berth.platform.slugs import UnpackLimits
@@ -119,11 +119,11 @@ class LocalBackend:
         return self._status(self._directory(dyno_id))
 
     def follow(self, dyno_id: str, on_line: Callable[[OutputLine], None], *, from_start: bool = True,
-               buffer_lines: int = 10_000) -> Follower:
+               buffer_lines: int = 10_000, max_backlog: int = MAX_BACKLOG) -> Follower:
         directory = self._directory(dyno_id)
         name = (read_json(directory / "meta.json") or {}).get("name", "?")
         return Follower(directory / "output.log", name, on_line, from_start=from_start,
-                        buffer_lines=buffer_lines, finished=lambda: self._status(directory).state not in LIVE)
+                        buffer_lines=buffer_lines, max_backlog=max_backlog, finished=lambda: self._status(directory).state not in LIVE)
 
     def sweep(self) -> None:
         """Remove unpacked slugs that no live dyno was started from."""
