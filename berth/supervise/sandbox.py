@@ -110,7 +110,6 @@ class Sandbox:
         self._ns_init: int | None = None
         self._fds: list[int] = []
         self._result: SandboxResult | None = None
-        self._reading = False
         try:
             self._start()
         except BaseException:
@@ -255,7 +254,8 @@ class Sandbox:
         """The sandbox's output, line by line (undecodable bytes replaced), until every process in it
         has closed its stdout."""
         assert self.process.stdout is not None
-        self._reading = True  # the reader closes the pipe at its end, not _cleanup: no line is cut off
+        # The reader closes the pipe at its end, never _cleanup: the last lines may still be in it
+        # (an unread pipe closes with the Popen object).
         try:
             for raw in self.process.stdout:
                 yield raw.decode("utf-8", errors="replace").rstrip("\n")
@@ -345,8 +345,6 @@ class Sandbox:
         if self._info_read >= 0:
             os.close(self._info_read)
             self._info_read = -1
-        if self.process.stdout is not None and not self._reading:
-            self.process.stdout.close()
         return SandboxResult(exit_code=code if code >= 0 else 128 - code, timed_out=self.timed_out,
                              oom_killed=oom, memory_limited=self.cgroup is not None)
 
