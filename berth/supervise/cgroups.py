@@ -94,13 +94,21 @@ class MemoryCgroup:
         except FileNotFoundError:
             return []
 
-    def usage(self) -> int:
-        """Memory charged to the cgroup now, in bytes (RAM and page cache; what the limit bounds)."""
-        source = "memory.current" if self.version == 2 else "memory.usage_in_bytes"
+    def resident(self) -> int:
+        """Bytes of the processes' own memory, in RAM or swapped out (Heroku's RSS + swap): page cache
+        is left out, so reading big files does not count against a dyno's quota."""
+        keys = ("anon",) if self.version == 2 else ("total_rss", "total_swap")
+        found = 0
         try:
-            return int((self.path / source).read_text())
+            for line in (self.path / "memory.stat").read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key in keys:
+                    found += int(value)
+            if self.version == 2 and (self.path / "memory.swap.current").is_file():
+                found += int((self.path / "memory.swap.current").read_text())
         except (FileNotFoundError, ValueError):
-            return 0
+            pass
+        return found
 
     def oom_kills(self) -> int:
         """How many processes the kernel killed for exceeding the limit."""

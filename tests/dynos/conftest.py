@@ -51,6 +51,7 @@ def backend(data_dir: Path, store: LocalSlugStore, stack: Path) -> LocalBackend:
     for status in backend.list():
         if status.state in ("starting", "up"):
             backend.stop(status.id, grace=1)
+        backend.remove(status.id)  # their copies of the slug, their output
 
 
 def eventually(check: Callable[[], object], timeout: float = 30.0, what: str = "the condition") -> object:

@@ -95,3 +95,13 @@ def test_memory_over_quota_logs_r14_and_at_the_kill_threshold_r15_stops_the_dyno
     assert any(text.startswith("Process running mem=") for text in texts)
     assert "Error R15 (Memory quota vastly exceeded)" in texts, texts
     assert status.state == "crashed" and status.exit_status == 137
+
+
+def test_page_cache_does_not_count_against_the_quota(backend, checksum) -> None:
+    size = DynoSize("test", 48 * 2**20, 128 * 2**20, processes=64)
+    status, lines = run_to_end(backend, checksum, "reader.1",
+                               "dd if=/dev/zero of=/app/big bs=1M count=96 status=none; cat /app/big > /dev/null; "
+                               "sleep 2; cat /app/big > /dev/null; sleep 1.5; echo read", size=size)
+    texts = [line.text for line in lines]
+    assert "read" in texts and status.exit_status == 0
+    assert not [text for text in texts if "R14" in text or "R15" in text], texts

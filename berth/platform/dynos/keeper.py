@@ -130,9 +130,9 @@ class Keeper:
 
     @staticmethod
     def _memory(sandbox: Sandbox) -> int:
-        """Bytes the dyno uses: its memory cgroup's charge, else the sum of its processes' RSS."""
+        """Bytes the dyno uses: RSS + swap from its memory cgroup, else the sum of its processes' RSS."""
         if sandbox.cgroup is not None:
-            return sandbox.cgroup.usage()
+            return sandbox.cgroup.resident()
         total = 0
         for pid in sandbox.members():
             try:
