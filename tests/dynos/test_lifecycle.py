@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from berth.platform.dynos.backend import DuplicateDyno, DynoError, DynoSpec, OutputLine, UnknownDyno
+from berth.platform.slugs import pack
 
 from .conftest import eventually
 
@@ -103,3 +104,21 @@ def _snapshot(backend, dyno_id: str) -> list[OutputLine]:
     lines: list[OutputLine] = []
     backend.follow(dyno_id, lines.append).close()
     return lines
+
+
+def test_a_slug_is_unpacked_once_for_its_dynos_and_swept_after_the_last(backend, store, data_dir, tmp_path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "only-here").write_text("x")
+    packed = pack(app, tmp_path / "slug.tgz")
+    checksum = store.put(packed.path, packed.checksum)
+    dynos = [backend.start(DynoSpec(app_id="sweep", name=f"worker.{n}", slug_checksum=checksum,
+                                    command="cat /app/only-here; echo; rm /app/only-here")) for n in (1, 2)]
+    assert [entry.name for entry in (data_dir / "dyno-slugs").iterdir()].count(checksum) == 1
+    for dyno in dynos:  # each removed its own copy only
+        assert app_texts(collect(backend, dyno.id)) == ["x"]
+    assert (data_dir / "dyno-slugs" / checksum / "only-here").is_file()
+    backend.remove(dynos[0].id)
+    assert (data_dir / "dyno-slugs" / checksum).is_dir()
+    backend.remove(dynos[1].id)
+    assert not (data_dir / "dyno-slugs" / checksum).exists()
