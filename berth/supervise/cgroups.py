@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["CgroupUnavailable", "MemoryCgroup", "memory_cgroup", "find_memory_hierarchy"]
+__all__ = ["CgroupUnavailable", "MemoryCgroup", "memory_cgroup", "find_memory_hierarchy", "find_hierarchy",
+           "pids_cgroup"]
 
 PARENT = "berth"
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -37,6 +38,11 @@ class Hierarchy:
 
 def find_memory_hierarchy(mountinfo: Path = MOUNTINFO) -> Hierarchy | None:
     """The hierarchy that carries the memory controller: v2 if its root offers `memory`, else v1's."""
+    return find_hierarchy("memory", mountinfo)
+
+
+def find_hierarchy(controller: str, mountinfo: Path = MOUNTINFO) -> Hierarchy | None:
+    """The hierarchy that carries `controller`: v2 if its root offers it, else v1's."""
     v1 = None
     for line in mountinfo.read_text().splitlines():
         fields = line.split()
@@ -44,9 +50,9 @@ def find_memory_hierarchy(mountinfo: Path = MOUNTINFO) -> Hierarchy | None:
         mountpoint, fstype, options = fields[4], fields[separator + 1], fields[separator + 3]
         if fstype == "cgroup2":
             controllers = Path(mountpoint, "cgroup.controllers")
-            if controllers.is_file() and "memory" in controllers.read_text().split():
+            if controllers.is_file() and controller in controllers.read_text().split():
                 return Hierarchy(2, Path(mountpoint))
-        elif fstype == "cgroup" and "memory" in options.split(",") and v1 is None:
+        elif fstype == "cgroup" and controller in options.split(",") and v1 is None:
             v1 = Hierarchy(1, Path(mountpoint))
     return v1
 
@@ -87,6 +93,22 @@ class MemoryCgroup:
             return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
         except FileNotFoundError:
             return []
+
+    def resident(self) -> int:
+        """Bytes of the processes' own memory, in RAM or swapped out (Heroku's RSS + swap): page cache
+        is left out, so reading big files does not count against a dyno's quota."""
+        keys = ("anon",) if self.version == 2 else ("total_rss", "total_swap")
+        found = 0
+        try:
+            for line in (self.path / "memory.stat").read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key in keys:
+                    found += int(value)
+            if self.version == 2 and (self.path / "memory.swap.current").is_file():
+                found += int((self.path / "memory.swap.current").read_text())
+        except (FileNotFoundError, ValueError):
+            pass
+        return found
 
     def oom_kills(self) -> int:
         """How many processes the kernel killed for exceeding the limit."""
@@ -133,22 +155,7 @@ class MemoryCgroup:
 def memory_cgroup(name: str, limit_bytes: int, hierarchy: Hierarchy | None = None) -> MemoryCgroup:
     """A new cgroup `berth/<name>` limited to `limit_bytes` of memory, swap included where the kernel
     accounts it. Raises CgroupUnavailable (with the reason) when none can be made."""
-    if not NAME_RE.match(name):
-        raise ValueError(f"invalid cgroup name {name!r}")
-    if limit_bytes <= 0:
-        raise ValueError("the memory limit must be positive")
-    hierarchy = hierarchy or find_memory_hierarchy()
-    if hierarchy is None:
-        raise CgroupUnavailable("no cgroup hierarchy with the memory controller is mounted")
-    parent = hierarchy.mount / PARENT
-    path = parent / name
-    try:
-        parent.mkdir(exist_ok=True)
-        if hierarchy.version == 2:
-            _enable_memory_controller(hierarchy.mount, parent)
-        path.mkdir()
-    except OSError as exc:
-        raise CgroupUnavailable(f"cannot create {path}: {exc.strerror}") from exc
+    hierarchy, path = _make("memory", name, limit_bytes, hierarchy)
     group = MemoryCgroup(hierarchy, path, limit_bytes)
     try:
         if hierarchy.version == 2:
@@ -164,11 +171,48 @@ def memory_cgroup(name: str, limit_bytes: int, hierarchy: Hierarchy | None = Non
     return group
 
 
-def _enable_memory_controller(mount: Path, parent: Path) -> None:
+def pids_cgroup(name: str, limit: int, hierarchy: Hierarchy | None = None) -> MemoryCgroup:
+    """A new cgroup `berth/<name>` in the pids hierarchy allowing at most `limit` processes and
+    threads, so that a fork bomb exhausts only its own sandbox. On cgroup v2 it is the same directory
+    as the memory cgroup of that name (one unified tree); on v1 a sibling in the pids hierarchy.
+    The returned object joins, lists and removes like a memory cgroup; its `limit_bytes` is unused."""
+    hierarchy, path = _make("pids", name, limit, hierarchy)
+    group = MemoryCgroup(hierarchy, path, 0)
+    try:
+        (path / "pids.max").write_text(str(limit))
+    except OSError as exc:
+        group.remove()
+        raise CgroupUnavailable(f"cannot limit processes in {path}: {exc.strerror}") from exc
+    return group
+
+
+def _make(controller: str, name: str, limit: int, hierarchy: Hierarchy | None) -> tuple[Hierarchy, Path]:
+    """The new directory `berth/<name>` in the hierarchy carrying `controller` (on cgroup v2 the
+    memory and pids cgroups of one sandbox are one directory, so it may exist already)."""
+    if not NAME_RE.match(name):
+        raise ValueError(f"invalid cgroup name {name!r}")
+    if limit <= 0:
+        raise ValueError(f"the {controller} limit must be positive")
+    hierarchy = hierarchy or find_hierarchy(controller)
+    if hierarchy is None:
+        raise CgroupUnavailable(f"no cgroup hierarchy with the {controller} controller is mounted")
+    parent = hierarchy.mount / PARENT
+    path = parent / name
+    try:
+        parent.mkdir(exist_ok=True)
+        if hierarchy.version == 2:
+            _enable_controller(hierarchy.mount, parent, controller)
+        path.mkdir(exist_ok=hierarchy.version == 2 and controller != "memory")
+    except OSError as exc:
+        raise CgroupUnavailable(f"cannot create {path}: {exc.strerror}") from exc
+    return hierarchy, path
+
+
+def _enable_controller(mount: Path, parent: Path, controller: str) -> None:
     for directory in (mount, parent):
         control = directory / "cgroup.subtree_control"
-        if "memory" not in control.read_text().split():
-            control.write_text("+memory")
+        if controller not in control.read_text().split():
+            control.write_text(f"+{controller}")
 
 
 def _write_if_present(path: Path, value: str) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 from .accounts import ServiceAccount, service_account
-from .cgroups import CgroupUnavailable, MemoryCgroup, memory_cgroup
+from .cgroups import CgroupUnavailable, MemoryCgroup, memory_cgroup, pids_cgroup
 from .stack import is_built
 
 __all__ = ["Bind", "SandboxSpec", "SandboxResult", "SandboxError", "Sandbox", "run", "sandbox_account",
@@ -77,6 +77,8 @@ class SandboxSpec:
     stop_grace: float = 10.0  # seconds between SIGTERM and SIGKILL when stopping
     network: bool = True
     name: str = "sandbox"  # names the cgroup and the sandbox's hostname
+    # At most this many processes and threads inside (a pids cgroup; refused where none can be made).
+    pids_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class Sandbox:
         self.spec = spec
         self.warnings: list[str] = []
         self.cgroup: MemoryCgroup | None = None
+        self.pids_cgroup: MemoryCgroup | None = None
         self.timed_out = False
         self._stopping = threading.Lock()
         self._finishing = threading.Lock()  # wait() and stop() may race from two threads
@@ -112,8 +115,9 @@ class Sandbox:
         except BaseException:
             self._release()
             os.close(self._info_read)
-            if self.cgroup is not None:
-                self.cgroup.remove()
+            for group in (self.cgroup, self.pids_cgroup):
+                if group is not None:
+                    group.remove()
             raise
         self.started = time.monotonic()
 
@@ -141,7 +145,9 @@ class Sandbox:
             argv += self._bind(extra.source, extra.target, extra.writable)
         argv += ["--chdir", "/app", "--info-fd", str(self._info_write), "--", *spec.argv]
         self._limit_memory()
-        preexec = self.cgroup.join_before_exec() if self.cgroup else None
+        self._limit_processes()
+        joins = [group.join_before_exec() for group in (self.cgroup, self.pids_cgroup) if group]
+        preexec = (lambda: [join() for join in joins]) if joins else None
         try:
             self.process = subprocess.Popen(
                 argv, env=self._environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -150,8 +156,9 @@ class Sandbox:
         except OSError as exc:
             raise SandboxError(f"bwrap could not start: {exc}") from exc
         finally:
-            if self.cgroup:
-                self.cgroup.joined()
+            for group in (self.cgroup, self.pids_cgroup):
+                if group:
+                    group.joined()
             self._release()
 
     def _namespaces(self) -> list[str]:
@@ -212,6 +219,16 @@ class Sandbox:
             log.warning("sandbox %s: %s", spec.name, warning)
             self.warnings.append(warning)
 
+    def _limit_processes(self) -> None:
+        if self.spec.pids_limit is None:
+            return
+        name = self.cgroup.path.name if self.cgroup else f"{self.spec.name}-{uuid.uuid4().hex[:12]}"
+        try:
+            self.pids_cgroup = pids_cgroup(name, self.spec.pids_limit)
+        except CgroupUnavailable as exc:
+            raise SandboxError(f"cannot enforce the process limit ({exc}): run Berth as root on a host "
+                               "with the cgroup pids controller, or ask for no process limit") from exc
+
     def _environment(self) -> dict[str, str]:
         """Only what the caller gave (config vars stay out of argv, so out of `ps`), over defaults."""
         base = {"PATH": DEFAULT_PATH, "HOME": "/app", "LANG": "C.UTF-8"}
@@ -237,8 +254,13 @@ class Sandbox:
         """The sandbox's output, line by line (undecodable bytes replaced), until every process in it
         has closed its stdout."""
         assert self.process.stdout is not None
-        for raw in self.process.stdout:
-            yield raw.decode("utf-8", errors="replace").rstrip("\n")
+        # The reader closes the pipe at its end, never _cleanup: the last lines may still be in it
+        # (an unread pipe closes with the Popen object).
+        try:
+            for raw in self.process.stdout:
+                yield raw.decode("utf-8", errors="replace").rstrip("\n")
+        finally:
+            self.process.stdout.close()
 
     def wait(self) -> SandboxResult:
         """Wait for the program to end, stopping the whole tree when the spec's time limit passes.
@@ -317,11 +339,12 @@ class Sandbox:
             oom = self.cgroup.oom_kills() > 0
             self.cgroup.kill_all()
             self.cgroup.remove()
+        if self.pids_cgroup is not None:
+            self.pids_cgroup.kill_all()
+            self.pids_cgroup.remove()
         if self._info_read >= 0:
             os.close(self._info_read)
             self._info_read = -1
-        if self.process.stdout is not None:
-            self.process.stdout.close()
         return SandboxResult(exit_code=code if code >= 0 else 128 - code, timed_out=self.timed_out,
                              oom_killed=oom, memory_limited=self.cgroup is not None)
 

@@ -3,13 +3,14 @@ PID namespace, no host files, and no way to become root."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from berth.supervise.sandbox import Bind, run
+from berth.supervise.sandbox import Bind, Sandbox, run
 
 pytestmark = pytest.mark.slow
 
@@ -127,3 +128,25 @@ def test_output_streams_while_the_process_runs(sandbox) -> None:
         lambda line: seen.append(time.monotonic() - started))
     assert len(seen) == 2
     assert seen[0] < 0.8 <= seen[1]  # the first line arrived before the program ended
+
+
+def test_a_reader_behind_a_finished_sandbox_still_gets_every_line(sandbox) -> None:
+    """The pipe is closed by its reader at its end, not by the cleanup while lines are still in it."""
+    started = Sandbox(replace(sandbox.spec, argv=["seq", "1", "5000"]))  # fits the pipe: it ends at once
+    result = started.wait()  # cleans up before anyone has read a line
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(started.lines()))
+    reader.start()
+    reader.join(10)
+    assert result.exit_code == 0 and len(lines) == 5000 and lines[-1] == "5000"
+
+
+def test_a_pids_limit_bounds_the_processes_inside(sandbox) -> None:
+    forks = ("import os, time\ncount = 0\ntry:\n    for _ in range(40):\n        if os.fork() == 0:\n"
+             "            time.sleep(5)\n            os._exit(0)\n        count += 1\nexcept OSError:\n    pass\n"
+             "print(count)\n")
+    ran = sandbox("python3", "-c", forks, pids_limit=12)
+    assert ran.result.exit_code == 0, ran.output
+    assert int(ran.lines[-1]) < 12, ran.output
+    unlimited = sandbox("python3", "-c", forks.replace("time.sleep(5)", "time.sleep(0.5)"))
+    assert unlimited.lines[-1] == "40", unlimited.output
