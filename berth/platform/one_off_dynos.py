@@ -103,6 +103,18 @@ def claim_attached(session: Session, secret: str) -> OneOffDyno | None:
     return session.get(OneOffDyno, dyno_id)
 
 
+def claim_detached(session: Session) -> OneOffDyno | None:
+    """The oldest detached dyno waiting to start, now `up` (a conditional update: one host wins)."""
+    for dyno_id in session.scalars(select(OneOffDyno.id).where(
+            OneOffDyno.attach.is_(False), OneOffDyno.state == "starting").order_by(OneOffDyno.created_at).limit(5)):
+        claimed = session.execute(update(OneOffDyno).where(OneOffDyno.id == dyno_id, OneOffDyno.state == "starting")
+                                  .values(state="up", updated_at=utcnow()).execution_options(synchronize_session=False))
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            session.expire_all()
+            return session.get(OneOffDyno, dyno_id)
+    return None
+
+
 def finish(session: Session, dyno_id: str, *, exit_code: int | None, why: str, crashed: bool) -> None:
     session.execute(update(OneOffDyno).where(OneOffDyno.id == dyno_id).values(
         state="crashed" if crashed else "down", exit_code=exit_code, ended_because=why[:255],

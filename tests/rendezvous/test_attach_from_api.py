@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
+from berth import certificates
 from berth.config import Settings
+from berth.platform.logs import store
+from berth.platform.models import App
 from berth.platform.rendezvous import RendezvousServer
 from berth.platform.rendezvous.bridge import GREETING, UNKNOWN
 from berth.platform.rendezvous.host import DatabaseTickets
@@ -23,7 +27,6 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def db_server(app: Flask, settings: Settings, ca, stack: Path, tmp_path: Path):
-    from berth import certificates
     issued = certificates.issue_server(ca, "Berth", ["localhost"], ["127.0.0.1"])
     cert, key = tmp_path / "rv.pem", tmp_path / "rv.key"
     certificates.write_private(cert, issued.chain_pem)
@@ -55,3 +58,24 @@ def test_an_api_created_dyno_runs_once_from_its_release(api: Api, alice: User, d
     with dial(db_server, ca) as again:
         again.sendall(secret.encode() + b"\r\n")
         assert read_all(again) == UNKNOWN
+
+
+def test_a_detached_dyno_runs_into_the_apps_log(api: Api, alice: User, app: Flask, settings: Settings,
+                                                stack: Path, tmp_path: Path) -> None:
+    assert api.post("/apps", alice, json={"name": "detached"}).status_code == 201
+    slug = uploaded_slug(api, alice, "detached", "v1")
+    assert api.post("/apps/detached/releases", alice, json={"slug": slug["id"]}).status_code == 201
+    body = api.post("/apps/detached/dynos", alice, json={"command": "echo hi $DYNO; exit 3"}).get_json()
+    assert body["attach_url"] is None and body["name"] == "run.1"
+    database = app.extensions["berth.database"]
+    host = DatabaseTickets(database, SlugRunner(local_store(settings.data_dir), tmp_path / "runs", stack=stack))
+    assert host.run_next_detached() and not host.run_next_detached()  # once
+    with database.transaction() as session:
+        app_id = session.scalar(select(App.id).where(App.name == "detached"))
+        lines = [store.format_line(line).split(" ", 1)[1] for line in store.read(session, app_id, limit=50)]
+    assert "app[run.1]: hi run.1" in lines
+    assert "heroku[run.1]: State changed from starting to up" in lines
+    assert "heroku[run.1]: Process exited with status 3" in lines
+    assert "heroku[run.1]: State changed from up to complete" in lines
+    shown = api.get("/apps/detached/dynos/run.1", alice).get_json()
+    assert (shown["state"], shown["exit_code"]) == ("down", 3)
