@@ -57,6 +57,8 @@ class Settings:
     public_url: str = ""
     apps_domain: str = "localhost"
     router_port: int = 8080
+    # One-off dynos: the rendezvous listener `heroku run` attaches to (TLS, the installation CA's).
+    rendezvous_port: int = 5001
     region: str = "local"
     max_body_bytes: int = 1024 * 1024
     # Broker: how long a request waits for a quick provider, provider call timeouts, retries.
@@ -114,6 +116,12 @@ class Settings:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"https://{f'[{host}]' if ':' in host else host}:{self.tls_port}"
 
+    @property
+    def rendezvous_base(self) -> str:
+        """`rendezvous://host:port`, the host one the TLS certificate names (as git_base_url's)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"rendezvous://{f'[{host}]' if ':' in host else host}:{self.rendezvous_port}"
+
     def with_overrides(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]
 
@@ -135,6 +143,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_url=(env.get("BERTH_PUBLIC_URL") or "").rstrip("/"),
         apps_domain=env.get("BERTH_APPS_DOMAIN") or "localhost",
         router_port=_int(env, "BERTH_ROUTER_PORT", 8080),
+        rendezvous_port=_int(env, "BERTH_RENDEZVOUS_PORT", 5001),
         region=env.get("BERTH_REGION") or "local",
         max_body_bytes=_int(env, "BERTH_MAX_BODY_BYTES", 1024 * 1024),
         provision_wait_seconds=_float(env, "BERTH_PROVISION_WAIT_SECONDS", 3.0),

@@ -201,3 +201,36 @@ class AppSetup(JobRecord, Base):
     postdeploy_output: Mapped[str | None] = mapped_column(EncryptedText)
     postdeploy_exit_code: Mapped[int | None] = mapped_column(Integer)
     success_url: Mapped[str | None] = mapped_column(String(2000))
+
+
+class OneOffDyno(Base):
+    """A one-off dyno (`heroku run`, `run.N`): one command from its release's slug, never restarted.
+    `secret_digest` is the SHA-256 of its attach secret (never the secret): the rendezvous host claims
+    the row with it once. `env` holds what the client added over the release's config."""
+
+    __tablename__ = "one_off_dynos"
+    __table_args__ = (UniqueConstraint("app_id", "number"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    release_id: Mapped[str] = mapped_column(ForeignKey("releases.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(63))
+    command: Mapped[str] = mapped_column(String(10000))
+    env: Mapped[str] = mapped_column(EncryptedText)  # JSON object
+    size: Mapped[str] = mapped_column(String(32))
+    attach: Mapped[bool] = mapped_column(Boolean)
+    tty: Mapped[bool] = mapped_column(Boolean)
+    time_to_live: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="starting")  # starting|up|down|crashed
+    secret_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    ended_because: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    release: Mapped[Release] = relationship(lazy="joined")
+
+    @property
+    def name(self) -> str:
+        return f"{self.type}.{self.number}"

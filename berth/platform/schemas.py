@@ -331,3 +331,51 @@ class BuildpackInstallationsUpdateSchema(InputSchema):
 class BuildpackInstallationSchema(Schema):
     ordinal = fields.Integer()
     buildpack = fields.Function(lambda installed: {"url": installed.url, "name": installed.name})
+
+
+# ---- one-off dynos -----------------------------------------------------------------------
+
+ONE_OFF_SIZES = ("eco", "basic", "standard-1x", "standard-2x", "performance-m", "performance-l",
+                 "free", "hobby")
+MAX_TIME_TO_LIVE = 86400  # Heroku's default and maximum for a one-off dyno (seconds)
+
+
+class DynoCreateSchema(InputSchema):
+    """POST /apps/{app}/dynos as `heroku run`, `run:detached` and heroku3 send it."""
+
+    command = fields.String(required=True, validate=validate.Length(min=1, max=10000))
+    attach = JsonBoolean(load_default=False)
+    env = fields.Dict(keys=fields.String(validate=validate.Regexp(NAME_PATTERN)),
+                      values=ScalarString(validate=validate.Length(max=32768)), load_default=dict)
+    force_no_tty = JsonBoolean(load_default=False, allow_none=True)
+    size = fields.String(load_default="standard-1x")
+    type = fields.String(load_default="run", validate=validate.Regexp(r"^[a-z][a-z0-9_-]{0,29}$"))
+    time_to_live = fields.Integer(load_default=MAX_TIME_TO_LIVE, strict=False,
+                                  validate=validate.Range(min=1, max=MAX_TIME_TO_LIVE))
+
+    @validates_schema
+    def _known_size(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("size", "").lower() not in ONE_OFF_SIZES:
+            raise ValidationError(f"Unknown dyno size; one of {', '.join(ONE_OFF_SIZES)}.", "size")
+
+
+class DynoSchema(Schema):
+    def __init__(self, *, attach_url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.attach_url = attach_url
+
+    id = fields.String()
+    name = fields.String()
+    type = fields.String()
+    state = fields.String()
+    command = fields.String()
+    size = fields.Function(lambda d: d.size.title())  # "Standard-1X", as Heroku prints it
+    attach_url = fields.Method("_attach_url")
+    release = fields.Function(lambda d: {"id": d.release_id, "version": d.release.version})
+    app = fields.Function(lambda d: {"id": d.app_id, "name": d.release.app.name})
+    exit_code = fields.Integer(allow_none=True)
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+    def _attach_url(self, dyno: Any) -> str | None:
+        return self.attach_url

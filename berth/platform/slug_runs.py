@@ -24,7 +24,7 @@ from typing import Callable, Mapping, Sequence
 from berth.platform.buildpack_runner.pythons import language_binds, pythons_dir
 from berth.platform.slug_store import SlugStore, unpack_slug
 from berth.platform.slugs import UnpackLimits
-from berth.supervise.sandbox import DEFAULT_PATH, Bind, SandboxSpec, run, sandbox_account
+from berth.supervise.sandbox import DEFAULT_PATH, Bind, Sandbox, SandboxSpec, run, sandbox_account
 from berth.supervise.stack import require_stack
 
 __all__ = ["DEFAULT_MEMORY", "RunResult", "SlugRunner", "dyno_environment"]
@@ -86,9 +86,11 @@ class SlugRunner:
 
     def run(self, checksum: str, command: str, *, dyno: str, config: Mapping[str, str],
             on_line: Callable[[str], None], timeout: float | None, memory_limit: int | None = DEFAULT_MEMORY,
-            port: int | None = None) -> RunResult:
+            port: int | None = None, stdio: int | None = None,
+            on_start: Callable[[Sandbox], None] | None = None) -> RunResult:
         """Run `command` from the slug `checksum` as dyno `dyno`; every output line goes to
-        `on_line`. Raises SlugError (the slug is missing, altered or unsafe) and SandboxError
+        `on_line`, or with `stdio` (an attached one-off dyno) to that descriptor, which is also its stdin;
+        `on_start` gets the started sandbox (to stop it early). Raises SlugError (the slug is missing, altered or unsafe) and SandboxError
         (no sandbox here) before the command starts; its own failures are in the result."""
         stack = self._stack or require_stack()
         self.scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -102,8 +104,8 @@ class SlugRunner:
                                account=sandbox_account(), binds=self.binds,
                                env=dyno_environment(config, dyno, port),
                                memory_limit=memory_limit, require_memory_limit=self.require_memory_limit,
-                               timeout=timeout, name=_safe(dyno))
-            result = run(spec, on_line)
+                               timeout=timeout, name=_safe(dyno), stdio=stdio)
+            result = run(spec, on_line, on_start)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return RunResult(result.exit_code, result.timed_out, result.oom_killed)

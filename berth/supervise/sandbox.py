@@ -79,6 +79,9 @@ class SandboxSpec:
     name: str = "sandbox"  # names the cgroup and the sandbox's hostname
     # At most this many processes and threads inside (a pids cgroup; refused where none can be made).
     pids_limit: int | None = None
+    # An attached process (one-off dynos): this descriptor (a PTY's side or a socket) is its stdin,
+    # stdout and stderr; `lines()` then has nothing to read. None: no stdin, output through a pipe.
+    stdio: int | None = None
 
 
 @dataclass(frozen=True)
@@ -149,9 +152,11 @@ class Sandbox:
         joins = [group.join_before_exec() for group in (self.cgroup, self.pids_cgroup) if group]
         preexec = (lambda: [join() for join in joins]) if joins else None
         try:
+            attached = spec.stdio is not None
             self.process = subprocess.Popen(
-                argv, env=self._environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, pass_fds=(*self._fds, self._info_write), preexec_fn=preexec,
+                argv, env=self._environment(), stdin=spec.stdio if attached else subprocess.DEVNULL,
+                stdout=spec.stdio if attached else subprocess.PIPE,
+                stderr=spec.stdio if attached else subprocess.STDOUT, pass_fds=(*self._fds, self._info_write), preexec_fn=preexec,
                 start_new_session=True, **spec.account.popen_kwargs())
         except OSError as exc:
             raise SandboxError(f"bwrap could not start: {exc}") from exc
@@ -253,7 +258,8 @@ class Sandbox:
     def lines(self) -> Iterator[str]:
         """The sandbox's output, line by line (undecodable bytes replaced), until every process in it
         has closed its stdout."""
-        assert self.process.stdout is not None
+        if self.process.stdout is None:  # attached: the output went to spec.stdio
+            return
         # The reader closes the pipe at its end, never _cleanup: the last lines may still be in it
         # (an unread pipe closes with the Popen object).
         try:
@@ -349,14 +355,18 @@ class Sandbox:
                              oom_killed=oom, memory_limited=self.cgroup is not None)
 
 
-def run(spec: SandboxSpec, on_line: Callable[[str], None]) -> SandboxResult:
-    """Start a sandbox, hand every output line (warnings first) to `on_line`, wait for its end."""
+def run(spec: SandboxSpec, on_line: Callable[[str], None],
+        on_start: Callable[[Sandbox], None] | None = None) -> SandboxResult:
+    """Start a sandbox, hand every output line (warnings first) to `on_line`, wait for its end;
+    `on_start` sees the started sandbox first (a caller that may stop it early keeps it)."""
     sandbox = Sandbox(spec)
+    if on_start is not None:
+        on_start(sandbox)
     for warning in sandbox.warnings:
         on_line(f" !     {warning}")
     reader = threading.Thread(target=lambda: [on_line(line) for line in sandbox.lines()], daemon=True,
                               name=f"sandbox-{spec.name}-output")
-    reader.start()
+    reader.start()  # an attached sandbox's reader ends at once
     try:
         result = sandbox.wait()
     except BaseException:

@@ -1,0 +1,125 @@
+"""One-off dyno records: creating `run.N` for an app's current release, listing and stopping them,
+and the rendezvous host's single claim of a row by its attach secret's digest."""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Mapping
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from berth.db import utcnow
+from berth.errors import BerthError, NotFound
+from berth.platform.models import App, OneOffDyno, Release, ReleaseStatus, Slug
+
+ATTACH_WINDOW = timedelta(minutes=5)  # an attach secret not used by then never starts its dyno
+LIVE_STATES = ("starting", "up")
+
+
+@dataclass(frozen=True)
+class Created:
+    dyno: OneOffDyno
+    secret: str | None  # attached dynos only; shown once, in attach_url
+
+
+def create(session: Session, app: App, *, command: str, attach: bool, env: Mapping[str, str], size: str,
+           time_to_live: int, tty: bool, type: str = "run") -> Created:
+    """Record a one-off dyno of the app's current release (its newest succeeded one with code)."""
+    release = session.scalars(select(Release).where(
+        Release.app_id == app.id, Release.status == ReleaseStatus.SUCCEEDED, Release.slug_id.is_not(None))
+        .order_by(Release.version.desc()).limit(1)).first()
+    slug = session.get(Slug, release.slug_id) if release else None
+    if release is None or slug is None or not slug.checksum:
+        raise BerthError(f"{app.name} has no release with code yet: deploy it (git push, or heroku builds:create) "
+                         "before running a one-off dyno.", error_id="no_release", status=409)  # the app's state, not the request
+    secret = secrets.token_urlsafe(32) if attach else None
+    for _attempt in range(5):  # two creations at once may pick the same number: the unique key says so
+        number = (session.scalar(select(func.max(OneOffDyno.number)).where(OneOffDyno.app_id == app.id)) or 0) + 1
+        dyno = OneOffDyno(app_id=app.id, release_id=release.id, number=number, type=type, command=command,
+                          env=json.dumps(dict(env)), size=size, attach=attach, tty=tty, time_to_live=time_to_live,
+                          state="starting", secret_digest=digest(secret) if secret else None)
+        try:
+            with session.begin_nested():
+                session.add(dyno)
+                session.flush()
+        except IntegrityError:
+            continue
+        return Created(dyno, secret)
+    raise BerthError("Too many one-off dynos started at once; try again.", error_id="conflict", status=409)
+
+
+def running(session: Session, app: App) -> list[OneOffDyno]:
+    return list(session.scalars(select(OneOffDyno).where(OneOffDyno.app_id == app.id,
+                                                         OneOffDyno.state.in_(LIVE_STATES))
+                                .order_by(OneOffDyno.number)))
+
+
+def find(session: Session, app: App, ref: str) -> OneOffDyno:
+    """A one-off dyno by name (`run.3`) or id."""
+    kind, _, number = ref.rpartition(".")
+    query = select(OneOffDyno).where(OneOffDyno.app_id == app.id)
+    if kind and number.isdigit():
+        query = query.where(OneOffDyno.type == kind, OneOffDyno.number == int(number))
+    else:
+        query = query.where(OneOffDyno.id == ref)
+    dyno = session.scalars(query).first()
+    if dyno is None:
+        raise NotFound(f"Couldn't find that dyno ({ref}).", resource="dyno")
+    return dyno
+
+
+def request_stop(session: Session, dyno: OneOffDyno) -> None:
+    """Ask the host to stop it: a dyno still `starting` never starts; a running one is stopped by
+    the rendezvous host, which watches for the `stopping` state."""
+    if dyno.state in LIVE_STATES:
+        dyno.state = "stopping" if dyno.state == "up" else "down"
+        dyno.ended_because = "stopped by a user" if dyno.state == "down" else None
+        dyno.secret_digest = None
+        session.flush()
+
+
+def claim_attached(session: Session, secret: str) -> OneOffDyno | None:
+    """The attached dyno `secret` starts, now `up`; None when unknown, used, stopped or expired.
+    The row is found by the secret's digest (no byte-by-byte comparison of secrets), and a
+    conditional update makes the claim single-use even across processes."""
+    found = digest(secret)
+    dyno_id = session.scalar(select(OneOffDyno.id).where(
+        OneOffDyno.secret_digest == found, OneOffDyno.state == "starting",
+        OneOffDyno.created_at >= utcnow() - ATTACH_WINDOW))
+    if dyno_id is None:
+        return None
+    claimed = session.execute(update(OneOffDyno).where(
+        OneOffDyno.id == dyno_id, OneOffDyno.secret_digest == found, OneOffDyno.state == "starting")
+        .values(state="up", secret_digest=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None  # another claim won
+    session.expire_all()
+    return session.get(OneOffDyno, dyno_id)
+
+
+def claim_detached(session: Session) -> OneOffDyno | None:
+    """The oldest detached dyno waiting to start, now `up` (a conditional update: one host wins)."""
+    for dyno_id in session.scalars(select(OneOffDyno.id).where(
+            OneOffDyno.attach.is_(False), OneOffDyno.state == "starting").order_by(OneOffDyno.created_at).limit(5)):
+        claimed = session.execute(update(OneOffDyno).where(OneOffDyno.id == dyno_id, OneOffDyno.state == "starting")
+                                  .values(state="up", updated_at=utcnow()).execution_options(synchronize_session=False))
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            session.expire_all()
+            return session.get(OneOffDyno, dyno_id)
+    return None
+
+
+def finish(session: Session, dyno_id: str, *, exit_code: int | None, why: str, crashed: bool) -> None:
+    session.execute(update(OneOffDyno).where(OneOffDyno.id == dyno_id).values(
+        state="crashed" if crashed else "down", exit_code=exit_code, ended_because=why[:255],
+        secret_digest=None, updated_at=utcnow()))
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()
