@@ -8,10 +8,13 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from berth.hooks import FORMATION_CHANGED
-from berth.platform import dyno_sizes
+from berth.db import new_id
+from berth.hooks import FORMATION_CHANGED, RELEASE_CREATED, RELEASE_CURRENT, hooks_of
+from berth.platform import dyno_sizes, formation
+from berth.platform.app_manifest import ProcessFormation
 from berth.platform.logs.models import LogLine
-from berth.platform.models import App
+from berth.platform.models import App, ReleaseStatus, Slug
+from berth.platform.releases import CreatedRelease
 from tests.api.test_slugs import uploaded_slug
 from tests.conftest import Api, User
 
@@ -160,3 +163,36 @@ def test_another_users_app_cannot_be_scaled(api: Api, alice: User, bob: User, sh
     refused = api.patch(f"/apps/{shop}/formation/web", bob, json={"quantity": 5})
     assert refused.status_code in (403, 404)
     assert quantities(api, alice, shop)["web"][0] == 1
+
+
+def _slug(session: Any, app_name: str, process_types: dict[str, str]) -> tuple[App, Slug]:
+    shop = session.scalar(select(App).where(App.name == app_name))
+    slug = Slug(app_id=shop.id, stack="berth-bookworm", process_types=process_types)
+    session.add(slug)
+    session.flush()
+    return shop, slug
+
+
+def test_a_pending_release_starts_web_only_once_its_release_phase_made_it_current(app: Flask, api: Api,
+                                                                                 alice: User, shop: str) -> None:
+    database = app.extensions["berth.database"]
+    with database.transaction() as session:
+        shop_app, slug = _slug(session, shop, PROCS)
+        pending = CreatedRelease(new_id(), shop_app.id, 2, ReleaseStatus.PENDING, slug.id)
+        hooks_of(session).fire(RELEASE_CREATED, session=session, releases=[pending])
+        assert formation.formation_of(session, shop_app) == {}
+        hooks_of(session).fire(RELEASE_CURRENT, session=session, release=pending)
+        assert {kind: row.quantity for kind, row in formation.formation_of(session, shop_app).items()} == {"web": 1}
+
+
+def test_app_json_formation_and_code_without_web_are_left_alone(app: Flask, api: Api, alice: User,
+                                                                shop: str) -> None:
+    database = app.extensions["berth.database"]
+    with database.transaction() as session:
+        shop_app, _ = _slug(session, shop, PROCS)
+        formation.set_missing(session, shop_app, {"web": ProcessFormation(0, "standard-2x")})
+    deploy(api, alice, shop)
+    assert quantities(api, alice, shop) == {"web": (0, "Standard-2X"), "worker": (0, "Standard-1X")}
+    assert api.post("/apps", alice, json={"name": "jobs"}).status_code == 201
+    deploy(api, alice, "jobs", {"worker": "python worker.py"})
+    assert quantities(api, alice, "jobs") == {"worker": (0, "Standard-1X")}
