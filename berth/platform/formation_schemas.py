@@ -7,6 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from berth.httpapi.body import InputSchema
 from berth.httpapi.fields import Reference, Timestamp
+from berth.platform.dyno_sizes import MAX_DYNOS_PER_APP, SIZES
 
 PROCESS_TYPE = r"^[-\w]{1,128}$"
 
@@ -47,10 +48,18 @@ class Quantity(fields.Field):
         return value
 
 
+# What /openapi.json promises (the server accepts more: sizes in any case and their old names).
+QUANTITY_SCHEMA = {"oneOf": [{"type": "integer", "minimum": 0, "maximum": MAX_DYNOS_PER_APP},
+                             {"type": "string", "pattern": r"^[+-]?[0-9]{1,9}$"}]}
+SIZE_SCHEMA = {"type": "string", "enum": [size.key for size in SIZES]}
+DYNO_SIZE_SCHEMA = {"oneOf": [SIZE_SCHEMA, {"type": "object", "properties": {"name": SIZE_SCHEMA},
+                                            "required": ["name"], "additionalProperties": False}]}
+
+
 class FormationChangeSchema(InputSchema):
-    quantity = Quantity()
-    size = fields.String(validate=validate.Length(min=1, max=64))
-    dyno_size = Reference()
+    quantity = Quantity(metadata={"json_schema": QUANTITY_SCHEMA})
+    size = fields.String(validate=validate.Length(min=1, max=64), metadata={"json_schema": SIZE_SCHEMA})
+    dyno_size = Reference(metadata={"json_schema": DYNO_SIZE_SCHEMA})
 
 
 class FormationUpdateSchema(FormationChangeSchema):
