@@ -66,6 +66,14 @@ def test_dyno_sizes_are_listed_in_herokus_shape_and_found_by_any_name(api: Api, 
     assert missing.status_code == 404 and missing.get_json()["id"] == "not_found"
 
 
+def test_an_apps_available_sizes_are_every_size_and_only_for_those_who_see_it(api: Api, alice: User, bob: User,
+                                                                              shop: str) -> None:
+    available = api.get(f"/apps/{shop}/available-dyno-sizes", alice)
+    assert available.status_code == 200
+    assert available.get_json() == api.get("/dyno-sizes", alice).get_json()
+    assert api.get(f"/apps/{shop}/available-dyno-sizes", bob).status_code == 404
+
+
 def test_a_runtime_size_knows_its_memory_and_process_limit() -> None:
     assert dyno_sizes.of_stored(None).memory_bytes == 536870912
     assert dyno_sizes.resolve("standard-2x").memory_bytes == 1073741824

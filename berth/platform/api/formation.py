@@ -26,6 +26,13 @@ def show_dyno_size(size_ref: str) -> Reply:
     return DynoSizeSchema().dump(dyno_sizes.get(size_ref))
 
 
+@blueprint.get("/apps/<app_ref>/available-dyno-sizes")
+@describe(summary="The sizes the app's dynos can have (every size, on Berth)", response=DynoSizeSchema, many=True)
+def list_available_dyno_sizes(app_ref: str) -> Reply:
+    apps.get_app(db_session(), current_account_id(), app_ref)  # another user's app is a 404
+    return DynoSizeSchema(many=True).dump(dyno_sizes.SIZES)
+
+
 @blueprint.get("/apps/<app_ref>/formation")
 @describe(summary="One entry per process type of the current release", response=FormationSchema, many=True)
 def list_formation(app_ref: str) -> Reply:
