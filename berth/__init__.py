@@ -34,6 +34,8 @@ def wire_hooks(hooks: "Hooks") -> None:
     hooks.answer(MANIFEST_ADDONS, manifest_addons.record_manifest_addons)
     hooks.answer(ADDON_STATES, manifest_addons.addon_states)
     hooks.answer(REMOVE_ADDONS, manifest_addons.remove_addons)
+    from berth.platform.formation import register_defaults
+    register_defaults(hooks)  # web=1 when code with a web process first goes live
 
 
 def create_app(settings: "Settings | None" = None) -> "Flask":

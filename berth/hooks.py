@@ -38,6 +38,9 @@ RELEASE_CREATED = Event("release.created")
 # and it is now the app's current release (the run core rolls its dynos to it, as for a
 # succeeded RELEASE_CREATED); not fired when a newer release became current meanwhile
 RELEASE_CURRENT = Event("release.current")
+# (session, app_id, formation: list[platform.formation.ProcessEntry]): an app's formation was scaled or
+# resized in this unit of work (the whole formation after the change); the run core reconciles its dynos
+FORMATION_CHANGED = Event("formation.changed")
 # (session, token) -> the add-on id a partner's OAuth access token reaches, or None
 PARTNER_TOKEN_ADDON = Question("partner.token-addon")
 # (session, partner_addon_id, app) -> bool: is the partner's add-on attached to the app

@@ -10,7 +10,7 @@ import click
 
 from berth.cli import output
 from berth.cli.commands import (addon_actions, addons, addons_change, apps, auth, buildpacks, builds, config, git,
-                                 logs, releases)
+                                 logs, ps, releases)
 from berth.cli.errors import CliError
 
 
@@ -49,6 +49,6 @@ def cli() -> None:
     """Berth: deploy and manage apps on a Berth server (Heroku-style)."""
 
 
-for module in (auth, apps, config, releases, builds, buildpacks, addons, addons_change, addon_actions, logs, git):
+for module in (auth, apps, config, releases, builds, buildpacks, addons, addons_change, addon_actions, logs, git, ps):
     for command in module.COMMANDS:
         cli.add_command(command)

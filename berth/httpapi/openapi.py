@@ -80,6 +80,9 @@ def _described_field(self: Any, field: fields.Field, ret: dict[str, Any], **_: A
     """What the server accepts for the fields apispec cannot map by type alone (request bodies)."""
     if not isinstance(field.root, InputSchema):
         return {}
+    if "json_schema" in field.metadata:  # a field that says what it accepts itself
+        ret.pop("type", None)
+        return dict(field.metadata["json_schema"])
     if isinstance(field, Reference):
         ret.pop("type", None)
         return dict(REFERENCE)

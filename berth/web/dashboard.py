@@ -6,6 +6,7 @@ refuse exactly what the API refuses, with the same message.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import flash, get_flashed_messages, redirect, request, url_for
@@ -17,7 +18,8 @@ from berth.broker.models import AddOn, Attachment
 from berth.errors import BerthError
 from berth.httpapi.body import load
 from berth.httpapi.context import current_account, db_session
-from berth.platform import apps, collaborators, config_vars
+from berth.platform import apps, collaborators, config_vars, dyno_sizes, formation
+from berth.platform.formation_schemas import FormationChangeSchema
 from berth.platform.logs import store
 from berth.platform.models import App, Collaborator, ConfigVar
 from berth.platform.schemas import AppCreateSchema, CollaboratorCreateSchema, ConfigVarsPatchSchema
@@ -210,13 +212,40 @@ def remove_collaborator_page(app_ref: str) -> Reply:
     return _done("web.app_access", app, f"Removed {removed.account.email}.")
 
 
-# -- Formation (arrives with the run core), Logs -------------------------------------------
+# -- Formation: scaling process types (dynos arrive with the run core), Logs ------------------
+
+def _formation_context(app: App) -> dict[str, Any]:
+    return {"processes": formation.list_formation(db_session(), app), "sizes": dyno_sizes.SIZES,
+            "max_dynos": dyno_sizes.MAX_DYNOS_PER_APP}
+
+
+def _absolute(quantity: str) -> int | str:
+    """The page's number is how many dynos, never a change: "-1" is -1 (refused), not one fewer."""
+    return int(quantity) if re.fullmatch(r"[+-]?\d{1,9}", quantity) else quantity
+
 
 @blueprint.get("/dashboard/apps/<app_ref>/formation")
 @login_required
 def app_formation(app_ref: str) -> Reply:
-    return _app_page("formation", _find_app(app_ref), template="app_placeholder", tab_name="Formation",
-                     what="Process types and dyno counts")
+    app = _find_app(app_ref)
+    return _app_page("formation", app, **_formation_context(app))
+
+
+@blueprint.post("/dashboard/apps/<app_ref>/formation/<process_type>")
+@login_required
+def scale_formation_page(app_ref: str, process_type: str) -> Reply:
+    app = _find_app(app_ref)
+    session, account = db_session(), current_account()
+    try:
+        sent = {"quantity": (request.form.get("quantity") or "").strip(), "size": (request.form.get("size") or "").strip()}
+        data = load(FormationChangeSchema(), {key: value for key, value in sent.items() if value})
+        after = formation.update(session, app, account.email,
+                                 [formation.Change(process_type, _absolute(data.get("quantity", "")), data.get("size"))])
+    except BerthError as error:
+        # Nothing was written (every check precedes the change): the page shows the formation as it is.
+        return _app_error("formation", app, error, failed_type=process_type, **_formation_context(app))
+    scaled = next(entry for entry in after if entry.type == process_type)
+    return _done("web.app_formation", app, f"Scaled {process_type} to {scaled.quantity}:{scaled.size.name}.")
 
 
 @blueprint.get("/dashboard/apps/<app_ref>/logs")
