@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from functools import partial
-from pathlib import Path
 from typing import Iterator
 
 import heroku3
