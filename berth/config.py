@@ -57,6 +57,7 @@ class Settings:
     public_url: str = ""
     apps_domain: str = "localhost"
     router_port: int = 8080
+    router_tls_port: int = 8443
     region: str = "local"
     max_body_bytes: int = 1024 * 1024
     # Broker: how long a request waits for a quick provider, provider call timeouts, retries.
@@ -135,6 +136,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_url=(env.get("BERTH_PUBLIC_URL") or "").rstrip("/"),
         apps_domain=env.get("BERTH_APPS_DOMAIN") or "localhost",
         router_port=_int(env, "BERTH_ROUTER_PORT", 8080),
+        router_tls_port=_int(env, "BERTH_ROUTER_TLS_PORT", 8443),
         region=env.get("BERTH_REGION") or "local",
         max_body_bytes=_int(env, "BERTH_MAX_BODY_BYTES", 1024 * 1024),
         provision_wait_seconds=_float(env, "BERTH_PROVISION_WAIT_SECONDS", 3.0),
