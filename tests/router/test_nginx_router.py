@@ -180,3 +180,58 @@ def test_reloads_drop_no_request(router: NginxRouter, upstreams) -> None:
     for loader in loaders:
         loader.join()
     assert done > 100 and failures == []
+
+
+def test_each_request_becomes_one_heroku_router_line_in_the_apps_log(router: NginxRouter, upstreams, app,
+                                                                      api, alice) -> None:
+    from sqlalchemy import select
+
+    from berth.platform.logs.models import LogLine
+    from berth.platform.router.router_log import RouterLogShipper
+
+    shop = api.post("/apps", alice, json={"name": "logged"}).get_json()
+    database = app.extensions["berth.database"]
+    dyno = Dyno("web.1", upstreams.start(f"logged-web.1-{shop['id'][:8]}"))
+    shipper = RouterLogShipper(router.layout.access_log, database, lambda: router.table, router.reopen_logs)
+    shipper.ship_once()  # earlier tests' requests are not this app's
+    router.apply(RoutingTable((AppRoute("logged", ("logged.apps.test",), (dyno,), app_id=shop["id"]),)))
+    get(router, "logged.apps.test", "/?q=1", headers={"X-Request-Id": "r" * 24})
+    router.apply(RoutingTable((AppRoute("logged", ("logged.apps.test",), (), app_id=shop["id"]),)))
+    get(router, "logged.apps.test", "/gone")
+    get(router, "nobody.apps.test")  # no app: in nobody's log
+    assert shipper.ship_once() == 2
+    with database.session(write=False) as session:
+        lines = list(session.execute(select(LogLine.source, LogLine.process, LogLine.message)
+                                     .where(LogLine.app_id == shop["id"]).order_by(LogLine.id)))
+    assert [(source, process) for source, process, _ in lines] == [("heroku", "router")] * 2
+    served, refused = (message for _, _, message in lines)
+    assert served.startswith('at=info method=GET path="/?q=1" host=logged.apps.test request_id=' + "r" * 24)
+    assert ' fwd="127.0.0.1" dyno=web.1 connect=' in served and " status=200 " in served
+    assert refused.startswith('at=error code=H14 desc="No web processes running" method=GET path="/gone"')
+    assert " dyno= connect= service= status=503 " in refused
+
+
+def test_the_access_log_rotates_without_losing_or_doubling_a_line(router: NginxRouter, upstreams, app,
+                                                                   api, alice) -> None:
+    from sqlalchemy import func, select
+
+    from berth.platform.logs.models import LogLine
+    from berth.platform.router.router_log import RouterLogShipper
+
+    shop = api.post("/apps", alice, json={"name": "rotated"}).get_json()
+    database = app.extensions["berth.database"]
+    shipper = RouterLogShipper(router.layout.access_log, database, lambda: router.table, router.reopen_logs,
+                               rotate_bytes=2000)
+    shipper.ship_once()
+    router.apply(RoutingTable((AppRoute("rotated", ("rotated.apps.test",), (), app_id=shop["id"]),)))
+    shipped = 0
+    for _ in range(6):
+        for _ in range(5):
+            get(router, "rotated.apps.test")
+        shipped += shipper.ship_once()
+        time.sleep(0.1)  # nginx reopens its log
+    shipped += shipper.ship_once()
+    with database.session(write=False) as session:
+        count = session.scalar(select(func.count()).select_from(LogLine).where(LogLine.app_id == shop["id"]))
+    assert shipped == count == 30
+    assert router.layout.access_log.stat().st_size < 2000 * 2

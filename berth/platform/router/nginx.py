@@ -137,6 +137,12 @@ class NginxRouter:
             raise RouterError(f"nginx did not load the new routing configuration within {timeout:.0f}s; "
                               f"see {self.layout.error_log}")
 
+    def reopen_logs(self) -> None:
+        """Have nginx reopen its log files (after the access log was renamed aside)."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGUSR1)
+
     def serving_generation(self) -> int | None:
         """The configuration generation a new connection to nginx is served by."""
         connection = http.client.HTTPConnection(self.layout.listen_host, self.layout.port, timeout=2)

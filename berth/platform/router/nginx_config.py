@@ -6,6 +6,7 @@ ports. Every request is logged as one JSON line (escape=json) that `router_log` 
 `heroku[router]` line; `$berth_code` carries the H code when the router answered itself."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from berth.platform.router.table import AppRoute, RoutingTable
 ACCESS_LOG_FIELDS = (
     ("app", "$berth_app"), ("code", "$berth_code"), ("time", "$msec"), ("method", "$request_method"),
     ("path", "$request_uri"), ("host", "$host"), ("request_id", "$berth_request_id"),
-    ("fwd", "$remote_addr"), ("upstream", "$upstream_addr"), ("connect", "$upstream_connect_time"),
+    ("fwd", "$proxy_add_x_forwarded_for"), ("upstream", "$upstream_addr"), ("dyno", "$berth_dyno"),
+    ("connect", "$upstream_connect_time"),
     ("service", "$upstream_response_time"), ("total", "$request_time"), ("status", "$status"),
     ("bytes", "$body_bytes_sent"), ("scheme", "$scheme"),
 )
@@ -63,7 +65,7 @@ GENERATION_PATH = "/.berth-router/generation"
 def render(table: RoutingTable, layout: RouterLayout, generation: int = 0) -> str:
     """The configuration; `generation` is answered at GENERATION_PATH on unknown hosts, so the
     router can tell when a reload has taken effect."""
-    out = [_main(layout)]
+    out = [_main(layout), _dyno_names(table)]
     out.append(_default_server(layout, generation))
     for route in table.apps:
         out.append(_app(route, layout))
@@ -118,6 +120,14 @@ http {{
     access_log {layout.access_log} berth_router;
 
 """
+
+
+def _dyno_names(table: RoutingTable) -> str:
+    """$berth_dyno: the dyno behind the (last) upstream address, as this generation knew it, so
+    a line is logged with the right dyno even after the table changed."""
+    entries = "".join(f'        "~(^|\\s){re.escape(dyno.address)}$" {dyno.name};\n'
+                      for route in table.apps for dyno in route.dynos)
+    return f"    map $upstream_addr $berth_dyno {{\n        default \"\";\n{entries}    }}\n\n"
 
 
 def _listen(layout: RouterLayout, default: bool = False) -> str:

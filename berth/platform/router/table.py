@@ -32,6 +32,7 @@ class AppRoute:
     dynos: tuple[Dyno, ...] = ()
     crashed: bool = False
     maintenance: bool = False
+    app_id: str | None = None   # whose log stream gets the router lines; None: not logged
 
     def __post_init__(self) -> None:
         if not APP_NAME_RE.match(self.app):
@@ -57,9 +58,12 @@ class RoutingTable:
     def hosts(self) -> list[str]:
         return sorted({host for route in self.apps for host in route.hosts})
 
+    def route(self, app: str) -> AppRoute | None:
+        return next((route for route in self.apps if route.app == app), None)
+
     def dyno_name(self, app: str, address: str) -> str | None:
         """The dyno of `app` at `address` (for router log lines), if the table knows it."""
-        for route in self.apps:
-            if route.app == app:
-                return next((dyno.name for dyno in route.dynos if dyno.address == address), None)
-        return None
+        route = self.route(app)
+        if route is None:
+            return None
+        return next((dyno.name for dyno in route.dynos if dyno.address == address), None)
