@@ -49,6 +49,7 @@ def cli() -> None:
     """Berth: deploy and manage apps on a Berth server (Heroku-style)."""
 
 
-for module in (auth, apps, config, domains, releases, builds, buildpacks, addons, addons_change, addon_actions, logs, git):
+for module in (auth, apps, config, domains, releases, builds, buildpacks, addons, addons_change, addon_actions, logs,
+               git):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -226,6 +226,13 @@ class DomainSchema(Schema):
     updated_at = Timestamp()
 
 
+class SniEndpointSchema(Schema):
+    """Uploaded certificates: Berth has none (its router's certificates come from the installation
+    CA), so lists of them are empty; the shape is there for clients that ask."""
+    id = fields.String()
+    name = fields.String()
+
+
 class DomainCreateSchema(InputSchema):
     hostname = fields.String(required=True, validate=[
         validate.Length(min=1, max=254),

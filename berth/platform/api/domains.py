@@ -9,7 +9,7 @@ from berth.httpapi.openapi import describe
 from berth.platform import apps, domains
 from berth.platform.api import blueprint
 from berth.platform.api.helpers import settings
-from berth.platform.schemas import DomainCreateSchema, DomainSchema
+from berth.platform.schemas import DomainCreateSchema, DomainSchema, SniEndpointSchema
 
 Reply = Any
 
@@ -46,3 +46,12 @@ def remove_domain(app_ref: str, ref: str) -> Reply:
     session = db_session()
     app = apps.get_app(session, current_account_id(), app_ref)
     return DomainSchema().dump(domains.remove_domain(session, app, ref, settings().apps_domain))
+
+
+@blueprint.get("/apps/<app_ref>/sni-endpoints")
+@describe(summary="Uploaded certificates: none (the router's come from Berth's CA)", response=SniEndpointSchema,
+          many=True)
+def list_sni_endpoints(app_ref: str) -> Reply:
+    # `heroku domains:add` asks first, to offer a certificate to attach the domain to.
+    apps.get_app(db_session(), current_account_id(), app_ref)
+    return []
