@@ -100,8 +100,24 @@ class NginxRouter:
     def running(self) -> bool:
         return self.pid() is not None
 
+    def _kill_leftovers(self) -> None:
+        """Workers of a master that was killed keep the ports: end them. Only processes in the
+        old master's process group (spawn makes it a session) working in this prefix."""
+        try:
+            group = int(self.layout.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return
+        for pid in _group_members(group, self.layout.prefix):
+            log.warning("ending nginx process %d left behind by a router that died", pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        wait_until(lambda: not _group_members(group, self.layout.prefix), 5)
+
     def start(self, timeout: float = 15.0) -> None:
         self._prepare()
+        self._kill_leftovers()
         self._write(self.table)
         argv = [nginx_binary(), "-p", str(self.layout.prefix), "-e", str(self.layout.error_log),
                 "-c", str(self.layout.config_file)]
@@ -181,3 +197,17 @@ def _accepting_workers(master: int) -> int:
         if parent == master and title == b"nginx: worker process":
             count += 1
     return count
+
+
+def _group_members(group: int, cwd: Path) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            pgrp = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2])
+            if pgrp == group and os.readlink(entry / "cwd") == str(cwd):
+                members.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return members
