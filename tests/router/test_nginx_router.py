@@ -143,7 +143,6 @@ def test_tls_port_serves_app_hosts_with_a_certificate_from_the_installation_ca(r
 def test_a_table_nginx_refuses_leaves_the_running_one(router: NginxRouter, upstreams) -> None:
     good = RoutingTable((route("kept", Dyno("web.1", upstreams.start("kept-web.1"))),))
     router.apply(good)
-    router.layout.config_file.with_suffix(".conf.next")  # nothing else to prepare
     bad = RoutingTable((route("kept", Dyno("web.1", "127.0.0.1:99999")),))  # port out of range
     with pytest.raises(RouterError, match="refused"):
         router.apply(bad)
