@@ -59,6 +59,7 @@ class Settings:
     router_port: int = 8080
     # One-off dynos: the rendezvous listener `heroku run` attaches to (TLS, the installation CA's).
     rendezvous_port: int = 5001
+    router_tls_port: int = 8443
     region: str = "local"
     max_body_bytes: int = 1024 * 1024
     # Broker: how long a request waits for a quick provider, provider call timeouts, retries.
@@ -144,6 +145,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         apps_domain=env.get("BERTH_APPS_DOMAIN") or "localhost",
         router_port=_int(env, "BERTH_ROUTER_PORT", 8080),
         rendezvous_port=_int(env, "BERTH_RENDEZVOUS_PORT", 5001),
+        router_tls_port=_int(env, "BERTH_ROUTER_TLS_PORT", 8443),
         region=env.get("BERTH_REGION") or "local",
         max_body_bytes=_int(env, "BERTH_MAX_BODY_BYTES", 1024 * 1024),
         provision_wait_seconds=_float(env, "BERTH_PROVISION_WAIT_SECONDS", 3.0),

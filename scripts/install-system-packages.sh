@@ -9,6 +9,7 @@
 #   bubblewrap    the sandbox builds and dynos run in (berth/supervise/sandbox.py)
 #   pigz          compresses slugs on every core (berth/platform/slugs.py; gzip in-process without it)
 #   mmdebstrap    builds the stack, the sandbox's Debian root filesystem (scripts/build-stack.sh)
+#   nginx-light   the router in front of web dynos (berth/platform/router/)
 #   git           `git http-backend` serves each app's repository (berth/platform/git/)
 #   wrk         HTTP load generator, only with --bench
 # Idempotent and silent when everything is present. Debian's postgresql
@@ -43,6 +44,7 @@ command -v chromium >/dev/null || missing+=(chromium fonts-liberation)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
 command -v pigz >/dev/null || missing+=(pigz)
+[[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || missing+=(nginx-light)
 [[ -x "$(git --exec-path 2>/dev/null)/git-http-backend" ]] || missing+=(git)
 if ((bench)) && ! command -v wrk >/dev/null; then
     missing+=(wrk)

@@ -9,8 +9,8 @@ from typing import Any, NoReturn
 import click
 
 from berth.cli import output
-from berth.cli.commands import (addon_actions, addons, addons_change, apps, auth, buildpacks, builds, config, git,
-                                 logs, ps, releases)
+from berth.cli.commands import (addon_actions, addons, addons_change, apps, auth, buildpacks, builds, config, domains,
+                                 git, logs, ps, releases)
 from berth.cli.errors import CliError
 
 
@@ -49,6 +49,7 @@ def cli() -> None:
     """Berth: deploy and manage apps on a Berth server (Heroku-style)."""
 
 
-for module in (auth, apps, config, releases, builds, buildpacks, addons, addons_change, addon_actions, logs, git, ps):
+for module in (auth, apps, config, domains, releases, builds, buildpacks, addons, addons_change, addon_actions, logs,
+               git, ps):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -158,6 +158,21 @@ class ReleasePhase(JobRecord, Base):
         return f"release.{self.number}"
 
 
+class Domain(Base):
+    """A custom domain the router serves for an app. The default `<app>.<apps domain>` domain is
+    not stored: it follows the app's name."""
+
+    __tablename__ = "domains"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    hostname: Mapped[str] = mapped_column(String(253), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    app: Mapped[App] = relationship(lazy="joined")
+
+
 class Formation(Base):
     """How many dynos of each process type an app wants, and their size: what app.json's `formation`
     stored; the run core scales to it."""

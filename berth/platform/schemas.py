@@ -210,6 +210,38 @@ class CollaboratorCreateSchema(InputSchema):
     silent = strict_boolean(load_default=False)
 
 
+class DomainSchema(Schema):
+    """Heroku's domain shape; certificates (ACM, SNI endpoints) are not managed: Berth's router
+    presents a certificate from the installation CA for every domain."""
+    id = fields.String()
+    app = fields.Function(lambda d: {"id": d.app.id, "name": d.app.name})
+    hostname = fields.String()
+    kind = fields.String()
+    cname = fields.String(allow_none=True)
+    status = fields.Function(lambda d: "succeeded" if d.kind == "custom" else "none")
+    acm_status = fields.Function(lambda d: None)
+    acm_status_reason = fields.Function(lambda d: None)
+    sni_endpoint = fields.Function(lambda d: None)
+    created_at = Timestamp()
+    updated_at = Timestamp()
+
+
+class SniEndpointSchema(Schema):
+    """Uploaded certificates: Berth has none (its router's certificates come from the installation
+    CA), so lists of them are empty; the shape is there for clients that ask."""
+    id = fields.String()
+    name = fields.String()
+
+
+class DomainCreateSchema(InputSchema):
+    hostname = fields.String(required=True, validate=[
+        validate.Length(min=1, max=254),
+        validate.Regexp(r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                        r"[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$",
+                        error="Not a host name: use a name like www.example.com.")])
+    sni_endpoint = fields.String(allow_none=True, load_default=None)  # the CLI sends it; unused
+
+
 # ---- config vars and releases -----------------------------------------------------------
 
 class ConfigVarsPatchSchema(InputSchema):

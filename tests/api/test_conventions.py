@@ -236,7 +236,7 @@ def test_wrong_types_are_422(api: Api, alice: User) -> None:
 
 
 def test_unknown_route_is_404_and_wrong_method_is_405_json(api: Api, alice: User) -> None:
-    for path in ("/no-such-thing", "/apps/x/domains", "/teams", "/spaces/s", "/pipelines",
+    for path in ("/no-such-thing", "/apps/x/features", "/teams", "/spaces/s", "/pipelines",
                  "/account/features/x/y/z", "/apps/x/config-vars/extra/segments"):
         json_error(api.get(path, alice), 404, "not_found")
         json_error(api.get(path), 404, "not_found")

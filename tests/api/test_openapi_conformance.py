@@ -73,13 +73,15 @@ parameters = { "path.ref" = "fuzz@example.com" }
 # Well-formed bodies these refuse for what they name, not for their shape (a region or stack this
 # Berth does not run, a drain URL that is not a URL, a manifest that breaks the partner rules, a
 # buildpack that is neither a built-in nor a URL, a build's or app setup's source URL Berth may not fetch,
-# a one-off dyno's size that is no dyno size or env name that is no variable name):
+# a one-off dyno's size that is no dyno size or env name that is no variable name, a domain another
+# app has or one under the apps domain):
 # 422, as Heroku answers; a JSON schema cannot list what exists.
 [[operations]]
 include-name = ["POST /apps", "PATCH /apps/{app_ref}", "POST /apps/{app_ref}/log-drains",
                 "POST /api/v3/addons/{slug}/manifests", "POST /apps/{app_ref}/slugs",
                 "POST /apps/{app_ref}/releases", "PUT /apps/{app_ref}/buildpack-installations",
-                "POST /apps/{app_ref}/builds", "POST /app-setups", "POST /apps/{app_ref}/dynos"]
+                "POST /apps/{app_ref}/builds", "POST /app-setups", "POST /apps/{app_ref}/dynos",
+                "POST /apps/{app_ref}/domains"]
 checks.positive_data_acceptance.expected-statuses = ["2XX", 401, 403, 404, 409, 422]
 """
 
