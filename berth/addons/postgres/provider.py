@@ -521,13 +521,23 @@ class PostgresProvider:
         return location, parts.hostname or "localhost", parts.port or 5432
 
     def _begin_deleting(self, uuid: str) -> _Resource | None:
-        """Mark the resource DELETING (committed, before any work); None if there is none to delete."""
-        with self.database.transaction() as session:
-            row = resources.find(session, SERVICE, uuid)
-            if row is None or row.state == DELETED:
-                return None
-            row.state = DELETING
-            return _Resource.of(row)
+        """Mark the resource DELETING (committed, before any work); None if there is none to delete.
+
+        None known yet: a DELETED tombstone is committed instead, because the provision may still be
+        on its way (Berth gave up waiting for it, and this deprovision is its clean-up): arriving
+        late, it then finds the add-on deprovisioned rather than create a database nobody owns."""
+        try:
+            with self.database.transaction() as session:
+                row = resources.find(session, SERVICE, uuid)
+                if row is None:
+                    session.add(ProviderResource(id=uuid, service=SERVICE, plan="", state=DELETED, location=""))
+                    return None
+                if row.state == DELETED:
+                    return None
+                row.state = DELETING
+                return _Resource.of(row)
+        except IntegrityError:  # the provision recorded it first: delete what it made
+            return self._begin_deleting(uuid)
 
     def _update(self, uuid: str, *, state: str | None = None, plan: str | None = None,
                 only_from: tuple[str, ...] | None = None, **details: Any) -> _Resource:

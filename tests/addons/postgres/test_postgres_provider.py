@@ -284,6 +284,21 @@ def test_deprovision_ends_open_sessions_and_the_credentials(env: Env) -> None:
     assert refused.value.status == 422
 
 
+def test_a_provision_arriving_after_its_clean_up_deprovision_creates_nothing(env: Env) -> None:
+    """Berth gave up waiting for a provision (its server was down) and deprovisioned the add-on to
+    clean up, before the provision itself got through: it must not leave a database nobody owns."""
+    provider = env.provider()
+    late = request()
+    before = databases(env)
+    assert provider.deprovision(late.uuid) is False  # nothing was there yet
+    with pytest.raises(ProviderError) as refused:
+        provider.provision(late)
+    assert refused.value.status == 422
+    assert databases(env) == before
+    assert [row.state for row in env.rows() if row.id == late.uuid] == [DELETED]
+    assert provider.provision(request()).config["DATABASE_URL"]  # other add-ons still provision
+
+
 def test_change_plan_moves_the_connection_limit(env: Env) -> None:
     provider = env.provider()
     made = provider.provision(request())
