@@ -36,20 +36,21 @@ def host_processes_with(marker: str, command: str | None = None) -> list[int]:
     return found
 
 
-def berth_cgroups() -> set[str]:
+def berth_cgroups(named: str) -> set[str]:
+    """The memory cgroups of sandboxes called `named` (other tests' sandboxes come and go meanwhile)."""
     hierarchy = find_memory_hierarchy()
     assert hierarchy is not None
     parent = hierarchy.mount / PARENT
-    return {p.name for p in parent.iterdir() if p.is_dir()} if parent.is_dir() else set()
+    return {p.name for p in parent.iterdir() if p.is_dir() and p.name.startswith(f"{named}-")} if parent.is_dir() else set()
 
 
 def test_a_memory_hog_is_killed_by_the_limit_and_its_cgroup_removed(sandbox) -> None:
-    before = berth_cgroups()
+    name = f"hog-{secrets.randbelow(10**6)}"
     ran = sandbox("python3", "-c", "block = bytearray(400 * 1024 * 1024); print('survived')",
-                  memory_limit=64 * 1024 * 1024)
+                  memory_limit=64 * 1024 * 1024, name=name)
     assert "survived" not in ran.lines
     assert ran.result.exit_code == 137 and ran.result.oom_killed and ran.result.memory_limited
-    assert berth_cgroups() == before
+    assert berth_cgroups(name) == set()
 
 
 def test_a_process_within_its_limit_is_left_alone(sandbox) -> None:
@@ -77,9 +78,10 @@ def test_a_timeout_kills_the_whole_tree_even_what_ignores_sigterm_or_double_fork
 
 def test_stop_ends_a_running_sandbox_and_what_it_started(sandbox) -> None:
     marker = f"{secrets.randbelow(10**6) + 10**6}"
-    before = berth_cgroups()
+    name = f"stop-{marker}"
     running = Sandbox(replace(sandbox.spec, argv=["sh", "-c", f"sleep 400{marker} & sleep 500{marker}"],
-                              timeout=None))
+                              timeout=None, name=name))
+    assert len(berth_cgroups(name)) == 1
     reader = threading.Thread(target=lambda: list(running.lines()))
     reader.start()
     deadline = time.monotonic() + 5
@@ -90,7 +92,7 @@ def test_stop_ends_a_running_sandbox_and_what_it_started(sandbox) -> None:
     reader.join(5)
     assert result.exit_code == 143 and not result.timed_out  # sh ended on SIGTERM, within the grace
     assert host_processes_with(marker) == []
-    assert berth_cgroups() == before and running.wait() == result
+    assert berth_cgroups(name) == set() and running.wait() == result
 
 
 def test_what_a_program_leaves_running_dies_with_it(sandbox) -> None:
