@@ -51,7 +51,7 @@ def test_a_domain_another_app_has_is_refused(api: Api, alice: User, bob: User, s
 
 @pytest.mark.parametrize("hostname", ["not a host", "-bad.example.org", "example", "a..b.org", "10.0.0.1",
                                       "x" * 64 + ".org", "rival.localhost", "localhost", "*.example.org",
-                                      "ex_ample.org", ""])
+                                      "ex_ample.org", "", "evil.example.org\n."])  # a newline would break the nginx config
 def test_not_a_hostname_is_refused(api: Api, alice: User, shop: dict, hostname: str) -> None:
     refused = api.post("/apps/shop/domains", alice, json={"hostname": hostname})
     assert refused.status_code == 422, refused.get_json()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
-ADDRESS_RE = re.compile(r"^[0-9a-zA-Z.\-]+:[0-9]{1,5}$|^\[[0-9a-fA-F:]+\]:[0-9]{1,5}$")
-APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,29}$")
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\Z")
+ADDRESS_RE = re.compile(r"^[0-9a-zA-Z.\-]+:[0-9]{1,5}\Z|^\[[0-9a-fA-F:]+\]:[0-9]{1,5}\Z")
+APP_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,29}\Z")
 
 
 @dataclass(frozen=True)
