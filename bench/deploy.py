@@ -16,8 +16,9 @@ process types"). That leaves receive (git's pack, the hook, the source handed to
 build claimed: up to "Building on the"), prepare (source fetched and unpacked, the sandbox started,
 bin/detect: up to "app detected"), slug pack ("Compressing..." → "Done:", the tar czf the floor
 pays too), slug store + release (Procfile, checksum, store, the release cut: the rest of
-"Discovering" → "Released") and finish (the final status reaching the hook, the ref update: "Released" → git exits). Lines
-reach the client through the output file, polled every 0.25 s, so each stage is ±0.25 s.
+"Discovering" → "Released") and finish (the final status reaching the hook, the ref update: "Released" → git exits). Each
+line reaches the client within milliseconds of being written (the builder wakes the output's
+followers per line), so the stages are timed to a few milliseconds.
 
 Goal: warm push ≤ 1.5× the warm floor, and overhead < 1 s. Needs the stack
 (scripts/build-stack.sh) and network (PyPI). Run from the repository root:

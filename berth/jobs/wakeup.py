@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -32,6 +33,40 @@ def _signal(data_dir: Path, pattern: str) -> None:
                 path.unlink(missing_ok=True)  # left by a killed process: nobody listens
             except OSError:
                 pass  # a full buffer: the listener is awake already, or polls anyway
+
+
+# What a WaiterSignaller sends: "more output", not "an outcome was committed" (an empty datagram).
+PROGRESS_SIGNAL = b"+"
+
+
+class WaiterSignaller:
+    """Tells one subject's waiters of progress again and again (a job's output, line by line) at the
+    cost of a datagram each: the waiters' sockets are looked up at most every REFRESH_SECONDS, so a
+    follower that starts meanwhile is woken by its own poll until the next lookup."""
+
+    REFRESH_SECONDS = 0.5
+
+    def __init__(self, data_dir: Path, subject_id: str) -> None:
+        self.directory = socket_dir(data_dir)
+        self.pattern = f"w-{_waiter_key(subject_id)}-*.sock"
+        self._targets: list[str] = []
+        self._looked_up = float("-inf")
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.setblocking(False)
+
+    def signal(self) -> None:
+        now = time.monotonic()
+        if now - self._looked_up >= self.REFRESH_SECONDS:
+            self._looked_up = now
+            self._targets = [str(path) for path in self.directory.glob(self.pattern)] if self.directory.is_dir() else []
+        for target in self._targets:
+            try:
+                self._socket.sendto(PROGRESS_SIGNAL, target)
+            except OSError:
+                pass  # gone, or its buffer is full (it is awake already): polling covers both
+
+    def close(self) -> None:
+        self._socket.close()
 
 
 def nudge_workers(data_dir: Path) -> None:
@@ -63,17 +98,20 @@ class _Listener:
 
     def wait(self, timeout: float) -> int:
         """How many signals came within `timeout` seconds (0: none); takes all that queued."""
+        return len(self.wait_for_signals(timeout))
+
+    def wait_for_signals(self, timeout: float) -> list[bytes]:
+        """The signals (their one-byte payloads) that came within `timeout` seconds; takes all that
+        queued."""
         self._socket.settimeout(timeout)
         try:
-            self._socket.recv(1)
+            received = [self._socket.recv(1)]
         except (TimeoutError, socket.timeout):
-            return 0
-        received = 1
+            return []
         self._socket.setblocking(False)
         try:
             while True:
-                self._socket.recv(1)
-                received += 1
+                received.append(self._socket.recv(1))
         except BlockingIOError:
             pass
         return received

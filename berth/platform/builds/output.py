@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from berth.jobs.wakeup import Waiter
+from berth.jobs.wakeup import PROGRESS_SIGNAL, Waiter, WaiterSignaller
 
 CHUNK = 64 * 1024
 POLL_SECONDS = 0.25
@@ -33,33 +33,43 @@ def output_path(data_dir: Path, job_id: str, kind: str = BUILDS) -> Path:
 
 
 class OutputWriter:
-    """Appends lines to a job's output file, each flushed at once (followers read it live)."""
+    """Appends lines to a job's output file, each flushed at once and its followers woken (they
+    read it live, not at their next poll)."""
 
     def __init__(self, data_dir: Path, job_id: str, kind: str = BUILDS) -> None:
         directory = output_dir(data_dir, kind)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(output_path(data_dir, job_id, kind), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
         self._file = os.fdopen(fd, "a", encoding="utf-8", errors="replace", buffering=1)
+        self._followers = WaiterSignaller(data_dir, job_id)
 
     def line(self, text: str) -> None:
         self._file.write(text.rstrip("\n") + "\n")
+        self._followers.signal()
 
     def close(self) -> None:
         self._file.close()
+        self._followers.close()
 
 
 def follow(data_dir: Path, job_id: str, finished: Callable[[], bool], *, kind: str = BUILDS, start: int = 0,
            keepalive: bytes | None = b"\n", deadline: float | None = None) -> Iterator[bytes]:
     """The job's output from byte `start` as it is written, until `finished()` (the final status
     is stored) and all of it has been read. While nothing comes, `keepalive` every KEEPALIVE_SECONDS.
-    New lines are polled for; the end comes at once: the job's runner signals its waiters once its
-    final status is committed (berth.jobs.wakeup), and a git push returns only then."""
+    The writer signals each line and the job's runner signals once its final status is committed
+    (berth.jobs.wakeup), so both reach the follower at once; polling only covers a lost signal.
+    `finished()` (a query) is asked on the runner's signal and at most every POLL_SECONDS otherwise,
+    not on every line."""
     path = output_path(data_dir, job_id, kind)
     position = start
     last_sent = time.monotonic()
     with _woken_by_signal(data_dir, job_id) as pause:  # bound before the first finished(): no signal lost
+        ask = True
+        asked = 0.0
         while True:
-            done = finished()  # asked before reading: what was written before it is read below
+            done = False
+            if ask or time.monotonic() - asked >= POLL_SECONDS:
+                done, asked = finished(), time.monotonic()  # before reading: what was written before it is read below
             chunk = _read_from(path, position)
             while chunk:
                 position += len(chunk)
@@ -73,19 +83,23 @@ def follow(data_dir: Path, job_id: str, finished: Callable[[], bool], *, kind: s
             if keepalive is not None and time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
                 last_sent = time.monotonic()
                 yield keepalive
-            pause(POLL_SECONDS)
+            signals = pause(POLL_SECONDS)
+            ask = not signals or any(signal != PROGRESS_SIGNAL for signal in signals)
 
 
 @contextlib.contextmanager
-def _woken_by_signal(data_dir: Path, job_id: str) -> Iterator[Callable[[float], object]]:
-    """A pause that the runner's signal for this job ends early."""
+def _woken_by_signal(data_dir: Path, job_id: str) -> Iterator[Callable[[float], list[bytes]]]:
+    """A pause that ends early on a signal for this job: the signals it got (none: the time ran out)."""
     try:
         waiter = Waiter(data_dir, job_id)
     except OSError:  # no socket here (a path too long, a read-only dir): polling alone still works
-        yield time.sleep
+        def sleep(seconds: float) -> list[bytes]:
+            time.sleep(seconds)
+            return []
+        yield sleep
         return
     with waiter:
-        yield waiter.wait
+        yield waiter.wait_for_signals
 
 
 def _read_from(path: Path, position: int) -> bytes:
