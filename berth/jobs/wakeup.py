@@ -73,6 +73,11 @@ def nudge_workers(data_dir: Path) -> None:
     _signal(data_dir, "worker-*.sock")
 
 
+def nudge_runner(data_dir: Path) -> None:
+    """Tell the runner that an app's formation, release or dyno requests changed (it also polls)."""
+    _signal(data_dir, "runner-*.sock")
+
+
 def _waiter_key(subject_id: str) -> str:
     # Short: a Unix socket path has about 100 bytes. A shared prefix only means a spurious wake.
     return subject_id.replace("-", "")[:12]
@@ -126,6 +131,13 @@ class NudgeListener(_Listener):
 
     def __init__(self, data_dir: Path) -> None:
         super().__init__(data_dir, f"worker-{os.getpid()}.sock")
+
+
+class RunnerListener(_Listener):
+    """The runner's: woken by nudge_runner."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir, f"runner-{os.getpid()}.sock")
 
 
 class Waiter(_Listener):

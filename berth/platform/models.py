@@ -249,3 +249,49 @@ class OneOffDyno(Base):
     @property
     def name(self) -> str:
         return f"{self.type}.{self.number}"
+
+
+class Dyno(Base):
+    """A formation dyno (`web.1`) as the runner last saw it: the runner alone writes these rows, one
+    per dyno its backend runs (a restart is a new row: a new id, as on Heroku). During a rolling
+    deploy the old and the new `web.1` both have a row, of different releases. `backend_id` is the
+    backend's own name for it; `address` (host:port, web dynos) is for the router only, never shown."""
+
+    __tablename__ = "dynos"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    release_id: Mapped[str | None] = mapped_column(ForeignKey("releases.id", ondelete="SET NULL"))
+    release_version: Mapped[int | None] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(63))
+    number: Mapped[int] = mapped_column(Integer)
+    command: Mapped[str] = mapped_column(String(10000))
+    size: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="starting")  # starting|up|crashed|down
+    exit_status: Mapped[int | None] = mapped_column(Integer)
+    backend_id: Mapped[str] = mapped_column(String(255), unique=True)
+    address: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)  # when it was started
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def name(self) -> str:
+        return f"{self.type}.{self.number}"
+
+
+class DynoAction(Base):
+    """A user's request to restart or stop dynos, for the runner to carry out (then `done_at` is
+    set): every dyno of the app (`type` and `name` empty), one process type, or one dyno by name.
+    `restart` replaces the dynos; `stop` stops them (formation dynos are then started again by the
+    runner, as Heroku replaces them)."""
+
+    __tablename__ = "dyno_actions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # restart|stop
+    type: Mapped[str | None] = mapped_column(String(63))
+    name: Mapped[str | None] = mapped_column(String(100))
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(default=None)

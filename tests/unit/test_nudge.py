@@ -47,3 +47,16 @@ def test_an_answer_with_nobody_waiting_is_fine(tmp_path: Path) -> None:
     signal_waiters(tmp_path, "0f3c2a9e-1111-4d2b-9c1e-5a6b7c8d9e0f")  # no run directory yet
     NudgeListener(tmp_path).close()
     signal_waiters(tmp_path, "0f3c2a9e-1111-4d2b-9c1e-5a6b7c8d9e0f")
+
+
+def test_a_runner_nudge_wakes_only_the_runner(tmp_path: Path) -> None:
+    from berth.jobs.wakeup import RunnerListener, nudge_runner
+
+    runner, worker = RunnerListener(tmp_path), NudgeListener(tmp_path)
+    try:
+        nudge_runner(tmp_path)
+        assert runner.wait(1.0) == 1
+        assert worker.wait(0.05) == 0
+    finally:
+        runner.close()
+        worker.close()
