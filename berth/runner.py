@@ -21,7 +21,8 @@ from berth.process import start_process
 log = logging.getLogger("berth.runner")
 
 
-def make_runner(database: Database, settings: Settings, *, require_memory_limit: bool = True) -> Runner:
+def make_runner(database: Database, settings: Settings, *, require_memory_limit: bool = False) -> Runner:
+    """Without a memory cgroup (a kernel that does not let Berth write one) the keeper samples RSS."""
     backend = LocalBackend(settings.data_dir, local_store(settings.data_dir), require_memory_limit=require_memory_limit)
     runner = Runner(database, settings, backend, crash_base=settings.crash_cool_off_seconds)
     runner.router = RouterService(settings, database, router_layout(settings, settings.host), runner.dynos_of)

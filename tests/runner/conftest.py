@@ -119,6 +119,12 @@ class RunPlatform:
         return requests.get(f"http://127.0.0.1:{self.router_port}{path}", headers={"Host": f"{app}.localhost"},
                             timeout=timeout)
 
+    def log(self, app: str, lines: int = 1500, **filters: str) -> list[str]:
+        """The app's log stream, as `heroku logs -n` reads it."""
+        made = self.call("POST", f"/apps/{app}/log-sessions", {"lines": lines, **filters})
+        assert made.status_code == 201, made.text
+        return requests.get(made.json()["logplex_url"], timeout=30).text.splitlines()
+
     def status(self, app: str, path: str = "/") -> int:
         """The router's answer's status; 0 while nothing listens on its port yet."""
         try:

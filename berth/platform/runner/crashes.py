@@ -37,6 +37,11 @@ class CrashBook:
             record.restart_at = now + self.cool_off(record.count)
         return record.restart_at
 
+    def crashed_before(self, app_id: str, name: str, release_version: int | None) -> bool:
+        """Whether this release's dyno of that name has crashed (it is restarting after a crash)."""
+        record = self._records.get((app_id, name))
+        return record is not None and record.release_version == release_version and record.count > 0
+
     def cool_off(self, count: int) -> float:
         return 0.0 if count <= 1 else min(self.cap, self.base * 2 ** (count - 2))
 

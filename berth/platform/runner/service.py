@@ -66,7 +66,10 @@ class Runner:
         web = [status for status in observed if status.app_id == app_id and status.name.startswith("web.")]
         up = tuple(RoutedDyno(status.name, status.address) for status in web
                    if status.state == "up" and status.address and status.id not in stopping)
-        crashed = not up and wants is not None and wants.wants_web and any(status.state == "crashed" for status in web)
+        # H10 rather than H14: web is wanted, and what there is crashed or is starting again after a crash.
+        crashed = not up and wants is not None and wants.wants_web and any(
+            status.state == "crashed" or self.crashes.crashed_before(app_id, status.name, status.release_version)
+            for status in web)
         return up, crashed
 
     # -- rounds ----------------------------------------------------------------------------------
