@@ -28,6 +28,9 @@ SERVER = r'''
 import http.server, json, os, sys, time
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the router's upstream connections are
+    disable_nagle_algorithm = True  # headers and body go in two writes: no delayed-ACK stall between
+
     def do_GET(self):
         if self.path.startswith("/slow"):
             time.sleep(float(self.path.rsplit("/", 1)[1]))
@@ -44,6 +47,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128
 
 print(f"listening on {os.environ['PORT']}", flush=True)
 Server(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
