@@ -24,7 +24,9 @@ def test_a_release_runs_web_1_and_scaling_to_3_serves_from_all_three(run_platfor
     app = make_app(run_platform, "run-scale")
     run_platform.deploy(app)
     eventually(lambda: run_platform.status(app) == 200, what="web.1 serving through the router")
-    assert run_platform.get(app).json()["dyno"] == "web.1"
+    answer = run_platform.get(app)
+    assert answer.status_code == 200, (answer.status_code, answer.text, run_platform.runner_log()[-3000:])
+    assert answer.json()["dyno"] == "web.1"
     rows = run_platform.dynos(app)
     assert [(row.name, row.state, row.release_version) for row in rows] == [("web.1", "up", 2)]
     run_platform.scale(app, web=3)
@@ -44,7 +46,7 @@ def host_pid(address: str) -> int:
     port = address.rsplit(":", 1)[1]
     for process in psutil.process_iter(["cmdline"]):
         with contextlib.suppress(psutil.Error):
-            if process.info["cmdline"][-2:] == ["python3", "server.py"] and process.environ().get("PORT") == port:
+            if (process.info["cmdline"] or [])[-2:] == ["python3", "server.py"] and process.environ().get("PORT") == port:
                 return process.pid
     raise AssertionError(f"no test server listens on {address}")
 
