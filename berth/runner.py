@@ -3,12 +3,13 @@ router (nginx), whose table it drives. `python -m berth.runner` runs it (`make r
 
 Dynos and nginx outlive it: a runner that stops or restarts leaves both running, and the next one
 adopts them (no request fails meanwhile). `python -m berth.runner stop-all` stops every dyno and
-the router, for an operator taking the machine's apps down. A composition root like berth.builder.
+the router: `make run` does so when it is stopped itself. A composition root like berth.builder.
 """
 from __future__ import annotations
 
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from berth.config import Settings
 from berth.db import Database
@@ -30,10 +31,11 @@ def make_runner(database: Database, settings: Settings, *, require_memory_limit:
 
 
 def stop_all(database: Database, settings: Settings) -> None:
+    """Every dyno stopped (all at once, each with its grace) and the router."""
     backend = LocalBackend(settings.data_dir, local_store(settings.data_dir))
-    for status in backend.list():
-        if status.state in ("starting", "up"):
-            backend.stop(status.id)
+    live = [status for status in backend.list() if status.state in ("starting", "up")]
+    with ThreadPoolExecutor(max(1, min(16, len(live)))) as pool:
+        list(pool.map(lambda status: backend.stop(status.id), live))
     RouterService(settings, database, router_layout(settings, settings.host)).router.stop()
 
 

@@ -145,6 +145,9 @@ def main() -> None:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+    # The apps' dynos and the router outlive the runner (a restarted runner adopts them); stopping
+    # `make run` itself stops them too.
+    subprocess.run([sys.executable, "-m", "berth.runner", "stop-all"], check=False, timeout=120)
 
 
 if __name__ == "__main__":
