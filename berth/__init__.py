@@ -67,6 +67,8 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     wire_hooks(database.hooks)
     from berth.platform.app_cleanup import register_cleaner
     register_cleaner(database.hooks, database, settings)
+    from berth.platform.runner.nudges import register_runner_nudges
+    register_runner_nudges(database.hooks, settings.data_dir)
     conventions.install(app)
     app.register_blueprint(platform_api)
     app.register_blueprint(broker_api)

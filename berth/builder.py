@@ -20,6 +20,7 @@ from berth.platform.buildpack_runner import BuildpackRunner, configured_runner
 from berth.platform.builds.job import BuildJobs
 from berth.platform.builds.pushes import PushListener
 from berth.platform.release_phase.job import ReleasePhaseJobs
+from berth.platform.runner.nudges import register_runner_nudges
 from berth.platform.slug_store import local_store
 from berth.process import start_process
 
@@ -41,6 +42,7 @@ def make_builder(database: Database, settings: Settings) -> tuple[Worker, BuildJ
 def main() -> None:
     settings, database, stop = start_process()
     wire_hooks(database.hooks)
+    register_runner_nudges(database.hooks, settings.data_dir)
     worker, _builds = make_builder(database, settings)
     listener = PushListener(database, settings)
     threading.Thread(target=listener.serve, args=(stop,), name="git-pushes", daemon=True).start()

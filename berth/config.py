@@ -73,6 +73,8 @@ class Settings:
     build_timeout_seconds: float = 900.0
     # Release phase (run by the builder): the release command's time limit (Heroku: 1 h).
     release_phase_timeout_seconds: float = 3600.0
+    # A formation dyno's second and later quick crashes wait this long, doubled each time (≤ 20 min).
+    crash_cool_off_seconds: float = 20.0
     postdeploy_timeout_seconds: float = 3600.0  # app.json's scripts.postdeploy
     # Web tier: gunicorn processes × threads. Threads, because add-on requests spend most of
     # their time waiting for the worker; a sync worker would queue every other client behind one.
@@ -156,6 +158,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         builder_threads=_int(env, "BERTH_BUILDER_THREADS", 2),
         build_timeout_seconds=_float(env, "BERTH_BUILD_TIMEOUT_SECONDS", 900.0),
         release_phase_timeout_seconds=_float(env, "BERTH_RELEASE_PHASE_TIMEOUT_SECONDS", 3600.0),
+        crash_cool_off_seconds=_float(env, "BERTH_CRASH_COOL_OFF_SECONDS", 20.0),
         postdeploy_timeout_seconds=_float(env, "BERTH_POSTDEPLOY_TIMEOUT_SECONDS", 3600.0),
         web_workers=_int(env, "BERTH_WEB_WORKERS", 2),
         web_threads=_int(env, "BERTH_WEB_THREADS", 8),

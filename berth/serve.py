@@ -1,5 +1,5 @@
-"""`make run`: the web process (gunicorn), the broker's worker, the builder and the add-on
-backends supervisor, kept running together.
+"""`make run`: the web process (gunicorn), the broker's worker, the builder, the runner (dynos and
+the router) and the add-on backends supervisor, kept running together.
 
 One exiting is restarted after a short pause; Ctrl-C or SIGTERM stops them all.
 """
@@ -114,6 +114,7 @@ def commands() -> dict[str, list[str]]:
         "tls-web": tls_web_command(settings),
         "worker": [sys.executable, "-m", "berth.worker"],
         "builder": [sys.executable, "-m", "berth.builder"],
+        "runner": [sys.executable, "-m", "berth.runner"],
         "drains": [sys.executable, "-m", "berth.platform.logs.forwarder"],
         **({"backends": [sys.executable, "-m", "berth.addons.backends"]} if settings.builtin_addons else {}),
     }
@@ -144,6 +145,9 @@ def main() -> None:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+    # The apps' dynos and the router outlive the runner (a restarted runner adopts them); stopping
+    # `make run` itself stops them too.
+    subprocess.run([sys.executable, "-m", "berth.runner", "stop-all"], check=False, timeout=120)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from berth.jobs.worker import Worker
 from berth.platform.app_setups.job import AppSetupJobs
 from berth.platform.app_setups.postdeploy import SlugPostdeploy
 from berth.platform.app_cleanup import register_cleaner
+from berth.platform.runner.nudges import register_runner_nudges
 from berth.platform.slug_retention import SlugRetentionSweep
 from berth.platform.slug_store import local_store
 from berth.process import start_process
@@ -37,6 +38,7 @@ def main() -> None:
     wire_hooks(database.hooks)
     # A failed app setup destroys its app here: its files go too.
     register_cleaner(database.hooks, database, settings)
+    register_runner_nudges(database.hooks, settings.data_dir)
     log.info("worker started (%d threads)", settings.worker_threads)
     make_worker(database, settings).serve(stop)
 

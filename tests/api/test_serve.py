@@ -14,6 +14,9 @@ import psutil
 import pytest
 import requests
 
+from berth.supervise.ports import listening
+from berth.supervise.readiness import wait_until
+
 from tests.live_server import ACCEPT, ROOT, LiveServer, clean_env, free_port, stop, wait_until_answering
 from tests.partners.harness import run_example_partner
 
@@ -38,7 +41,8 @@ def test_serve_runs_the_api_and_a_worker_and_restarts_a_dead_worker(tmp_path: Pa
     port = free_port()
     env = {**clean_env(), "BERTH_DATA_DIR": str(tmp_path / "data"), "BERTH_HOST": "127.0.0.1",
            "BERTH_PORT": str(port), "BERTH_TLS_PORT": str(free_port()), "BERTH_WEB_THREADS": "4",
-           "BERTH_ALLOW_PRIVATE_TARGETS": "1"}  # the example partner listens on loopback
+           "BERTH_ALLOW_PRIVATE_TARGETS": "1",  # the example partner listens on loopback
+           "BERTH_ROUTER_PORT": str(free_port()), "BERTH_ROUTER_TLS_PORT": str(free_port())}
     server = LiveServer(f"http://127.0.0.1:{port}", env, tmp_path / "serve.log")
     with run_example_partner(tmp_path) as partner, server.log.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "berth.serve"], cwd=ROOT, env=env,
@@ -68,11 +72,14 @@ def test_serve_runs_the_api_and_a_worker_and_restarts_a_dead_worker(tmp_path: Pa
                 addon = server.api("GET", f"/addons/{addon['id']}", key).json()
             assert addon["state"] == "provisioned"
 
+            router = int(env["BERTH_ROUTER_PORT"])  # the runner's nginx, for the apps' web dynos
+            assert wait_until(lambda: listening("127.0.0.1", router), 60), server.log.read_text(errors="replace")
             children = supervisor.children(recursive=True)
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0
             gone, alive = psutil.wait_procs(children, timeout=10)
             assert alive == []
+            assert not listening("127.0.0.1", router)  # the router stopped with the rest
             with pytest.raises(requests.ConnectionError):  # nothing answers any more
                 requests.get(server.url + "/openapi.json", headers={"Accept": ACCEPT}, timeout=2)
         finally:

@@ -57,8 +57,10 @@ class LocalBackend:
         stack = self._stack or require_stack()
         with self._lock():
             for status in self.list(spec.app_id):
-                if status.name == spec.name and status.state in LIVE:
-                    raise DuplicateDyno(f"{spec.name} is already running (dyno {status.id}): stop it first")
+                # Two releases of one name may overlap (a rolling deploy); one release's, never.
+                if status.name == spec.name and status.state in LIVE and status.release_version == spec.release_version:
+                    raise DuplicateDyno(f"{spec.name} of this release is already running (dyno {status.id}): "
+                                        "stop it first")
             dyno_id = str(uuid.uuid4())
             directory = self.root / dyno_id
             directory.mkdir(mode=0o700)

@@ -1,0 +1,197 @@
+"""The runner's loop: each round reads what every app wants and what the backend runs, plans the
+steps (plan.py) and carries them out; then the `dynos` table and the router follow.
+
+Rounds come every POLL_SECONDS and at once when nudged (a release, a scaling, a user's restart).
+Stopping takes up to a dyno's grace (30 s), so each stop runs on a thread of its own while rounds go
+on; a dyno is routed away from (nginx reloaded, `apply` returns once the new table serves) before it
+is signalled, so a request is never sent to a dyno that is going away. Starting copies a slug, so
+starts run a few at a time."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Protocol
+
+from berth.config import Settings
+from berth.db import Database
+from berth.jobs.wakeup import RunnerListener
+from berth.platform.dynos.backend import DynoBackend, DynoError, DynoStatus
+from berth.platform.logs.app_log import AppLog
+from berth.platform.router.table import Dyno as RoutedDyno
+from berth.platform.runner import records
+from berth.platform.runner.crashes import CrashBook
+from berth.platform.runner.desired import AppWants, wanted
+from berth.platform.runner.plan import Remove, Start, Stop, plan_app
+
+log = logging.getLogger("berth.runner")
+POLL_SECONDS = 1.0
+START_THREADS = 4
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+class Router(Protocol):
+    def round(self) -> None: ...
+
+
+Forward = Callable[[DynoStatus], Closeable]
+
+
+class Runner:
+    def __init__(self, database: Database, settings: Settings, backend: DynoBackend, *,
+                 forward: Forward | None = None, crash_base: float = 20.0, crash_cap: float = 1200.0,
+                 boot_timeout: float | None = None) -> None:
+        self.database, self.settings, self.backend = database, settings, backend
+        self.forward, self.boot_timeout = forward, boot_timeout
+        self.router: Router | None = None
+        self.crashes = CrashBook(crash_base, crash_cap)
+        self.facts = records.known_facts(database)
+        self.observed: list[DynoStatus] = []
+        self.wants: dict[str, AppWants] = {}
+        self._stopping: dict[str, threading.Thread] = {}
+        self._forwarders: dict[str, Closeable] = {}
+        self._lock = threading.Lock()
+        self._starts = ThreadPoolExecutor(START_THREADS, thread_name_prefix="dyno-start")
+
+    # -- what the router asks ---------------------------------------------------------------------
+
+    def dynos_of(self, app_id: str) -> tuple[tuple[RoutedDyno, ...], bool]:
+        """The app's up web dynos (not those being stopped), and whether its web dynos crashed."""
+        with self._lock:
+            observed, stopping, wants = list(self.observed), set(self._stopping), self.wants.get(app_id)
+        web = [status for status in observed if status.app_id == app_id and status.name.startswith("web.")]
+        up = tuple(RoutedDyno(status.name, status.address) for status in web
+                   if status.state == "up" and status.address and status.id not in stopping)
+        # H10 rather than H14: web is wanted, and what there is crashed or is starting again after a crash.
+        crashed = not up and wants is not None and wants.wants_web and any(
+            status.state == "crashed" or self.crashes.crashed_before(app_id, status.name, status.release_version)
+            for status in web)
+        return up, crashed
+
+    # -- rounds ----------------------------------------------------------------------------------
+
+    def serve(self, stop: threading.Event) -> None:
+        listener = RunnerListener(self.settings.data_dir)
+        try:
+            while not stop.is_set():
+                try:
+                    self.round()
+                except Exception:  # a database away, a backend hiccup: the next round tries again
+                    log.exception("runner round failed; retrying")
+                listener.wait(POLL_SECONDS)
+        finally:
+            listener.close()
+            self._starts.shutdown(wait=True)
+            for forwarder in self._forwarders.values():
+                forwarder.close()
+
+    def round(self) -> None:
+        wants = wanted(self.database)
+        requests = records.take_requests(self.database)
+        observed = self.backend.list()
+        with self._lock:
+            self.wants, self.observed = wants, observed
+            stopping = set(self._stopping)
+        requested = {status.id for status in observed for request in requests if request.matches(status)}
+        now = time.time()
+        steps = []
+        for app_id in sorted(set(wants) | {status.app_id for status in observed}):
+            app_wants = wants.get(app_id) or AppWants(app_id, "", None, ())
+            mine = [status for status in observed if status.app_id == app_id]
+            steps.extend(plan_app(app_wants, mine, stopping=stopping, requested=requested, crashes=self.crashes,
+                                  now=now))
+        for app_id in {status.app_id for status in observed} - set(wants):
+            self.crashes.forget(app_id)
+        self._carry_out(steps)
+        self._record_and_route()
+
+    def _carry_out(self, steps: list) -> None:
+        stops = [step for step in steps if isinstance(step, Stop)]
+        if stops:
+            with self._lock:
+                for step in stops:
+                    self._stopping[step.status.id] = threading.current_thread()  # placeholder until started
+            self._route()  # away from them first: nginx serves the new table before they are signalled
+            for step in stops:
+                self._stop_later(step)
+        for step in steps:
+            if isinstance(step, Remove):
+                self._remove(step.status)
+        starts = [step for step in steps if isinstance(step, Start)]
+        for future in [self._starts.submit(self._start, step) for step in starts]:
+            future.result()
+
+    def _start(self, step: Start) -> None:
+        want = step.wanted
+        app_log = AppLog(self.database, want.app_id, want.name)
+        if step.after_crash:
+            app_log.line("State changed from crashed to starting", source="heroku")
+        try:
+            status = self.backend.start(want.spec(self.boot_timeout))
+        except DynoError as exc:
+            log.warning("could not start %s of app %s: %s", want.name, want.app_id, exc)
+            app_log.line(f"Error R99 (Platform error) -> the dyno could not be started: {exc}", source="heroku")
+            app_log.flush()
+            return
+        app_log.flush()
+        with self._lock:
+            self.facts[status.id] = records.DynoFacts(want.command, want.size, want.release_id)
+
+    def _stop_later(self, step: Stop) -> None:
+        status = step.status
+        app_log = AppLog(self.database, status.app_id, status.name)
+        if step.why == "restarted":
+            app_log.line("Restarting", source="heroku")
+        app_log.flush()
+
+        def stop() -> None:
+            try:
+                self.backend.stop(status.id)
+            except DynoError:
+                log.exception("could not stop dyno %s (%s)", status.id, status.name)
+            finally:
+                with self._lock:
+                    self._stopping.pop(status.id, None)
+
+        thread = threading.Thread(target=stop, name=f"dyno-stop-{status.name}", daemon=True)
+        with self._lock:
+            self._stopping[status.id] = thread
+        thread.start()
+
+    def _remove(self, status: DynoStatus) -> None:
+        forwarder = self._forwarders.pop(status.id, None)
+        if forwarder is not None:
+            forwarder.close()
+        try:
+            self.backend.remove(status.id)
+        except DynoError:
+            log.exception("could not remove dyno %s (%s)", status.id, status.name)
+        with self._lock:
+            self.facts.pop(status.id, None)
+
+    def _record_and_route(self) -> None:
+        observed = self.backend.list()
+        with self._lock:
+            self.observed = observed
+            facts = dict(self.facts)
+        if self.forward is not None:
+            for status in observed:
+                if status.id not in self._forwarders:
+                    self._forwarders[status.id] = self.forward(status)
+        records.sync(self.database, observed, facts)
+        self._route()
+
+    def _route(self) -> None:
+        if self.router is not None:
+            self.router.round()
+
+    def wait_for_stops(self, timeout: float = 60.0) -> None:
+        """For an orderly exit and for tests: until every stop under way has ended."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self._stopping.values()):
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,57 @@
+"""The runner process: keeps every app's formation running (berth.platform.runner) and hosts the
+router (nginx), whose table it drives. `python -m berth.runner` runs it (`make run` starts one).
+
+Dynos and nginx outlive it: a runner that stops or restarts leaves both running, and the next one
+adopts them (no request fails meanwhile). `python -m berth.runner stop-all` stops every dyno and
+the router: `make run` does so when it is stopped itself. A composition root like berth.builder.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from berth.config import Settings
+from berth.db import Database
+from berth.platform.dynos.local import LocalBackend
+from berth.platform.router.service import RouterService, router_layout
+from berth.platform.runner.service import Runner
+from berth.platform.slug_store import local_store
+from berth.process import start_process
+
+log = logging.getLogger("berth.runner")
+
+
+def make_runner(database: Database, settings: Settings, *, require_memory_limit: bool = False) -> Runner:
+    """Without a memory cgroup (a kernel that does not let Berth write one) the keeper samples RSS."""
+    backend = LocalBackend(settings.data_dir, local_store(settings.data_dir), require_memory_limit=require_memory_limit)
+    runner = Runner(database, settings, backend, crash_base=settings.crash_cool_off_seconds)
+    runner.router = RouterService(settings, database, router_layout(settings, settings.host), runner.dynos_of)
+    return runner
+
+
+def stop_all(database: Database, settings: Settings) -> None:
+    """Every dyno stopped (all at once, each with its grace) and the router."""
+    backend = LocalBackend(settings.data_dir, local_store(settings.data_dir))
+    live = [status for status in backend.list() if status.state in ("starting", "up")]
+    with ThreadPoolExecutor(max(1, min(16, len(live)))) as pool:
+        list(pool.map(lambda status: backend.stop(status.id), live))
+    RouterService(settings, database, router_layout(settings, settings.host)).router.stop()
+
+
+def main(argv: list[str]) -> int:
+    settings, database, stop = start_process()
+    if argv[1:] == ["stop-all"]:
+        stop_all(database, settings)
+        return 0
+    if argv[1:]:
+        print("usage: python -m berth.runner [stop-all]", file=sys.stderr)
+        return 2
+    runner = make_runner(database, settings)
+    log.info("runner started; router on %s:%d", settings.host, settings.router_port)
+    runner.serve(stop)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

@@ -1,0 +1,92 @@
+"""The runner end to end: releases and formations become real dynos behind the real router."""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+import psutil
+
+import pytest
+
+from tests.runner.conftest import Load, RunPlatform, eventually
+
+pytestmark = pytest.mark.slow
+
+
+def make_app(platform: RunPlatform, name: str) -> str:
+    platform.built.make_app(name)
+    return name
+
+
+def test_a_release_runs_web_1_and_scaling_to_3_serves_from_all_three(run_platform: RunPlatform) -> None:
+    app = make_app(run_platform, "run-scale")
+    run_platform.deploy(app)
+    eventually(lambda: run_platform.status(app) == 200, what="web.1 serving through the router")
+    answer = run_platform.get(app)
+    assert answer.status_code == 200, (answer.status_code, answer.text, run_platform.runner_log()[-3000:])
+    assert answer.json()["dyno"] == "web.1"
+    rows = run_platform.dynos(app)
+    assert [(row.name, row.state, row.release_version) for row in rows] == [("web.1", "up", 2)]
+    run_platform.scale(app, web=3)
+    eventually(lambda: run_platform.served_by(app, 30) == {"web.1", "web.2", "web.3"}, what="all three serving")
+    assert sorted(row.name for row in run_platform.dynos(app)) == ["web.1", "web.2", "web.3"]
+    run_platform.scale(app, web=1)
+    eventually(lambda: sorted(row.name for row in run_platform.dynos(app)) == ["web.1"], what="scaled down")
+    assert run_platform.served_by(app, 10) == {"web.1"}
+    run_platform.scale(app, web=0)
+    eventually(lambda: run_platform.status(app) == 503, what="no web dynos")
+    eventually(lambda: run_platform.dynos(app) == [], what="web.1 stopped and gone from the list")
+
+
+def host_pid(address: str) -> int:
+    """The host's pid of the test server listening at `address` (a dyno's own pid namespace numbers
+    it differently)."""
+    port = address.rsplit(":", 1)[1]
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if (process.info["cmdline"] or [])[-2:] == ["python3", "server.py"] and process.environ().get("PORT") == port:
+                return process.pid
+    raise AssertionError(f"no test server listens on {address}")
+
+
+def test_a_killed_dyno_is_restarted_and_with_two_no_request_fails(run_platform: RunPlatform) -> None:
+    app = make_app(run_platform, "run-kill")
+    run_platform.deploy(app)
+    run_platform.scale(app, web=2)
+    eventually(lambda: run_platform.served_by(app, 20) == {"web.1", "web.2"}, what="two dynos serving")
+    killed = next(row for row in run_platform.dynos(app) if row.name == "web.1")
+    with Load(run_platform, app) as load:
+        time.sleep(0.5)
+        os.kill(host_pid(killed.address), signal.SIGKILL)
+        restarted = eventually(lambda: [row for row in run_platform.dynos(app) if row.name == "web.1"
+                                        and row.backend_id != killed.backend_id and row.state == "up"],
+                               what="a new web.1 up")
+        eventually(lambda: "web.1" in run_platform.served_by(app, 10), what="the new web.1 serving")
+    assert restarted[0].id != killed.id
+    assert load.failures() == [], load.failures()[:5]
+    assert len(load.results) > 20
+
+
+def test_a_config_change_reaches_the_running_process(run_platform: RunPlatform) -> None:
+    app = make_app(run_platform, "run-config")
+    run_platform.deploy(app)
+    eventually(lambda: run_platform.status(app) == 200, what="serving")
+    assert run_platform.get(app).json()["greeting"] is None
+    assert run_platform.call("PATCH", f"/apps/{app}/config-vars", {"GREETING": "ahoy"}).status_code == 200
+    eventually(lambda: run_platform.get(app).json().get("greeting") == "ahoy", what="the new config served")
+
+
+def test_a_deploy_under_steady_load_fails_no_request(run_platform: RunPlatform) -> None:
+    app = make_app(run_platform, "run-roll")
+    run_platform.deploy(app, version="1")
+    run_platform.scale(app, web=2)
+    eventually(lambda: run_platform.served_by(app, 20) == {"web.1", "web.2"}, what="two dynos serving")
+    with Load(run_platform, app) as load:
+        run_platform.deploy(app, version="2")
+        eventually(lambda: all('"version": "2"' in body for _, body in load.results[-10:])
+                   and len(run_platform.dynos(app)) == 2, timeout=90, what="only the new release serving")
+    assert load.failures() == [], load.failures()[:5]
+    versions = [body for _, body in load.results]
+    assert any('"version": "1"' in body for body in versions) and any('"version": "2"' in body for body in versions)
