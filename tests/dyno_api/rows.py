@@ -9,9 +9,19 @@ from typing import Any
 
 from sqlalchemy import select
 
+from berth import crypto
+from berth.config import load_settings
 from berth.db import Database, utcnow
 from berth.platform.logs.models import LogLine
 from berth.platform.models import App, Dyno, DynoAction, Release
+
+
+def database_of(server_env: dict[str, str]) -> Database:
+    """A live server's control-plane database, from the environment it was started with (its keys
+    too: loading an app reads its owner's encrypted columns)."""
+    settings = load_settings(server_env)
+    crypto.configure(crypto.load_or_create_keys(settings.secret_keys, settings.data_dir))
+    return Database(settings.database_url)
 
 
 def add_dyno(database: Database, app_name: str, name: str = "web.1", *, state: str = "up", version: int | None = None,
