@@ -18,6 +18,7 @@ from heroku3.models.dyno import RestartRunException
 from berth.db import Database, utcnow
 from tests.dyno_api.rows import actions, add_dyno, api_lines, database_of
 from tests.formation.deploying import deploy_over_http
+from tests.heroku3_client import heroku3_client
 from tests.heroku_cli import HerokuCLI, heroku_cli
 from tests.live_server import LiveServer, live_server
 
@@ -107,13 +108,8 @@ def test_heroku_ps_refusals_exit_non_zero_with_the_message(cli: HerokuCLI, datab
 
 
 @pytest.fixture
-def h(server: LiveServer, key: str) -> Iterator[heroku3.api.Heroku]:
-    saved = heroku3.api.HEROKU_URL
-    heroku3.api.HEROKU_URL = server.url  # heroku3 copies the module constant when a client is built
-    try:
-        yield heroku3.from_key(key)
-    finally:
-        heroku3.api.HEROKU_URL = saved
+def h(server: LiveServer, key: str) -> heroku3.api.Heroku:
+    return heroku3_client(server.url, key)
 
 
 def test_heroku3_lists_restarts_and_kills_dynos(h: heroku3.api.Heroku, server: LiveServer, key: str,
