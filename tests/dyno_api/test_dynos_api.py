@@ -9,10 +9,14 @@ from typing import Any, Iterator
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
+from berth.accounts import Account
 from berth.config import Settings
 from berth.db import Database, utcnow
 from berth.jobs.wakeup import RunnerListener
+from berth.platform import dyno_actions
+from berth.platform.models import App
 from tests.conftest import Api, User
 from tests.dyno_api.rows import actions, add_dyno, api_lines
 from tests.formation.test_formation_api import deploy
@@ -188,3 +192,23 @@ def test_collaborators_may_restart_others_find_no_app(api: Api, alice: User, bob
         refused = api.request(method, f"/apps/{shop}{path}", mallory)
         assert refused.status_code == 404 and refused.get_json()["id"] == "not_found", (method, path)
     assert len(actions(database, shop)) == 1
+
+
+def test_the_runner_is_nudged_only_once_the_request_is_committed(api: Api, alice: User, shop: str,
+                                                                database: Database, settings: Settings,
+                                                                runner: RunnerListener) -> None:
+    add_dyno(database, shop, "web.1")
+    with database.session() as session:
+        shop_app = session.scalar(select(App).where(App.name == shop))
+        dyno_actions.request(session, settings.data_dir, shop_app, session.get_one(Account, alice.id), "restart",
+                             "web.1")
+        assert runner.wait(0.3) == 0  # recorded but not committed: the runner could not see it yet
+        session.rollback()
+    assert runner.wait(0.3) == 0 and actions(database, shop) == []
+    with database.transaction() as session:
+        shop_app = session.scalar(select(App).where(App.name == shop))
+        dyno_actions.request(session, settings.data_dir, shop_app, session.get_one(Account, alice.id), "stop",
+                             "web")
+        assert runner.wait(0.3) == 0
+    assert runner.wait(5) == 1
+    assert [(a["action"], a["type"]) for a in actions(database, shop)] == [("stop", "web")]
