@@ -61,7 +61,8 @@ def _resolve(session: Session, app: App, ref: str | None, kind: str) -> Targets:
     if kind == "dyno" and (dynos_view.is_id(ref) or "." in ref):
         named = [view for view in views if ref in (view.id, view.name)]
         if not named:
-            raise NotFound(f"Couldn't find that dyno ({ref}). See the app's dynos with heroku ps.", resource="dyno")
+            raise NotFound(f"Couldn't find that dyno ({ref}). List the app's dynos with berth ps or heroku ps.",
+                           resource="dyno")
         dyno = named[0]
         if dyno.one_off:
             return Targets(dyno.name, None, None, (dyno.id,), False)
