@@ -56,14 +56,15 @@ class ErrorSchema(Schema):
 def describe(*, summary: str, response: type[Schema] | None = None, request: type[Schema] | None = None,
              many: bool = False, status: int = 200, map_of_strings: bool = False,
              request_json: dict[str, Any] | None = None,
-             streams: tuple[str, ...] = ()) -> Callable[[F], F]:
+             streams: tuple[str, ...] = (), path_patterns: dict[str, str] | None = None) -> Callable[[F], F]:
     """`request_json`: the body as a JSON schema, where no marshmallow schema can say it;
-    `streams`: the text media types a streaming answer comes as, instead of JSON."""
+    `streams`: the text media types a streaming answer comes as, instead of JSON;
+    `path_patterns`: path parameter -> the pattern it must match (others: any string)."""
     def decorate(view: F) -> F:
         view.berth_doc = {  # type: ignore[attr-defined]
             "summary": summary, "response": response, "request": request, "many": many,
             "status": status, "map_of_strings": map_of_strings, "request_json": request_json,
-            "streams": streams}
+            "streams": streams, "path_patterns": path_patterns or {}}
         return view
     return decorate
 
@@ -138,8 +139,9 @@ def build_spec(app: Flask, version: str) -> dict[str, Any]:
         if doc is None:
             continue
         path = _PATH_PARAMETER.sub(r"{\1}", rule.rule)
-        parameters = [{"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
-                      for name in _PATH_PARAMETER.findall(rule.rule)]
+        parameters = [{"in": "path", "name": name, "required": True, "schema": {
+            "type": "string", **({"pattern": doc["path_patterns"][name]} if name in doc["path_patterns"] else {})}}
+            for name in _PATH_PARAMETER.findall(rule.rule)]
         operations: dict[str, Any] = {}
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             operation: dict[str, Any] = {

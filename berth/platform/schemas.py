@@ -392,6 +392,8 @@ class DynoCreateSchema(InputSchema):
 
 
 class DynoSchema(Schema):
+    """A dynos_view.DynoView: never the router's address or the backend's id."""
+
     def __init__(self, *, attach_url: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.attach_url = attach_url
@@ -401,13 +403,35 @@ class DynoSchema(Schema):
     type = fields.String()
     state = fields.String()
     command = fields.String()
-    size = fields.Function(lambda d: d.size.title())  # "Standard-1X", as Heroku prints it
+    size = fields.Function(lambda d: d.size.name)  # "Standard-1X", as Heroku prints it
     attach_url = fields.Method("_attach_url")
-    release = fields.Function(lambda d: {"id": d.release_id, "version": d.release.version})
-    app = fields.Function(lambda d: {"id": d.app_id, "name": d.release.app.name})
+    release = fields.Function(lambda d: {"id": d.release_id, "version": d.release_version})
+    app = fields.Function(lambda d: {"id": d.app.id, "name": d.app.name})
     exit_code = fields.Integer(allow_none=True)
     created_at = Timestamp()
     updated_at = Timestamp()
 
     def _attach_url(self, dyno: Any) -> str | None:
         return self.attach_url
+
+
+# A process type as dynos carry it, and a dyno's name: `web`, `web.1` (Heroku numbers from 1).
+DYNO_TYPE = r"[A-Za-z0-9_-]{1,63}"
+DYNO_NAME = DYNO_TYPE + r"\.[1-9][0-9]{0,8}"
+# As /openapi.json states them (a JSON schema pattern has no \Z; the server's checks use it).
+DYNO_REF_PATTERN = rf"^(?:{DYNO_TYPE}|{DYNO_NAME})$"
+DYNO_TYPE_PATTERN = rf"^{DYNO_TYPE}$"
+
+
+class DynoTargetSchema(InputSchema):
+    """The path segment of a restart or stop: `dyno` a dyno's name or id or a process type (as
+    DELETE /apps/{app}/dynos/{dyno} accepts), `type` a process type only (/formations/{type})."""
+
+    dyno = fields.String(validate=validate.Regexp(
+        DYNO_REF_PATTERN.removesuffix("$") + r"\Z",
+        error="Not a dyno name (a process type and a number from 1, such as web.1), a dyno id or a process "
+              "type (letters, digits, - and _, at most 63)."))
+    type = fields.String(validate=validate.Regexp(
+        DYNO_TYPE_PATTERN.removesuffix("$") + r"\Z",
+        error="Not a process type (letters, digits, - and _, at most 63, such as web). To act on one dyno, "
+              "use /apps/{{app}}/dynos/{{dyno}}."))

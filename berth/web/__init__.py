@@ -25,8 +25,8 @@ def _session_secret(settings: Settings) -> bytes:
 
 def install(app: Flask, settings: Settings) -> None:
     # The route modules register their pages on `pages.blueprint` when imported.
-    from berth.web import (account, addon_pages, auth_pages, dashboard, deploy_pages, marketplace,  # noqa: F401
-                           pages, partners)
+    from berth.web import (account, addon_pages, auth_pages, dashboard, deploy_pages, dyno_pages,  # noqa: F401
+                           marketplace, pages, partners)
     from berth.web import security_headers
 
     app.secret_key = _session_secret(settings)

@@ -18,7 +18,7 @@ from berth.broker.models import AddOn, Attachment
 from berth.errors import BerthError
 from berth.httpapi.body import load
 from berth.httpapi.context import current_account, db_session
-from berth.platform import apps, collaborators, config_vars, dyno_sizes, formation
+from berth.platform import apps, collaborators, config_vars, dyno_sizes, dynos_view, formation
 from berth.platform.formation_schemas import FormationChangeSchema
 from berth.platform.logs import store
 from berth.platform.models import App, Collaborator, ConfigVar
@@ -212,11 +212,12 @@ def remove_collaborator_page(app_ref: str) -> Reply:
     return _done("web.app_access", app, f"Removed {removed.account.email}.")
 
 
-# -- Formation: scaling process types (dynos arrive with the run core), Logs ------------------
+# -- Formation: scaling process types and the dynos running (restarts: dyno_pages), Logs -------
 
 def _formation_context(app: App) -> dict[str, Any]:
-    return {"processes": formation.list_formation(db_session(), app), "sizes": dyno_sizes.SIZES,
-            "max_dynos": dyno_sizes.MAX_DYNOS_PER_APP}
+    session = db_session()
+    return {"processes": formation.list_formation(session, app), "sizes": dyno_sizes.SIZES,
+            "max_dynos": dyno_sizes.MAX_DYNOS_PER_APP, "dynos": dynos_view.app_dynos(session, app)}
 
 
 def _absolute(quantity: str) -> int | str:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING, Iterator
 
+import pytest
+
+from berth.db import Database, utcnow
+from tests.dyno_api.rows import actions, add_dyno, api_lines, database_of
 from tests.formation.deploying import deploy_over_http
 
 if TYPE_CHECKING:  # annotations only: pytest itself loads conftest
@@ -58,10 +65,81 @@ def test_type_sets_every_type_or_some_and_resize_is_its_alias(berth: Berth, serv
     assert _formation(server, app_name)["worker"] == (0, "Performance-M")
 
 
-def test_ps_shows_the_formation_and_says_no_dynos_run_yet(berth: Berth, server: Server, app_name: str) -> None:
+@pytest.fixture
+def database(server: Server) -> Iterator[Database]:
+    database = database_of(server.env)
+    yield database
+    database.write_engine.dispose()
+    database.autocommit_engine.dispose()
+
+
+def test_ps_shows_the_formation_and_says_when_no_dynos_run(berth: Berth, server: Server, app_name: str) -> None:
     deploy_over_http(server.api, app_name)
     shown = berth("ps", "-a", app_name)
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.splitlines()[:2] == ["=== web (Standard-1X): gunicorn app:app (1)",
-                                              "=== worker (Standard-1X): python worker.py (0)"]
-    assert "No dynos on" in shown.stdout
+    assert shown.stdout.splitlines() == ["=== web (Standard-1X): gunicorn app:app (1)", "",
+                                         "=== worker (Standard-1X): python worker.py (0)", "",
+                                         f"No dynos on {app_name}."]
+
+
+SINCE = r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d [+-]\d{4} \(~ %s ago\)"
+
+
+def test_ps_shows_each_dyno_grouped_by_command_with_its_state_and_since_when(
+        berth: Berth, server: Server, app_name: str, database: Database) -> None:
+    deploy_over_http(server.api, app_name)
+    add_dyno(database, app_name, "web.2", state="starting", started=utcnow() - timedelta(seconds=20))
+    add_dyno(database, app_name, "web.1", started=utcnow() - timedelta(minutes=3))
+    add_dyno(database, app_name, "worker.1", state="crashed", command="python worker.py",
+             started=utcnow() - timedelta(hours=2))
+    add_dyno(database, app_name, "web.3", command="gunicorn old:app")  # an old release's, while a deploy rolls
+    assert server.api("POST", f"/apps/{app_name}/dynos", json={"command": "sleep 60"}).status_code == 201
+    shown = berth("ps", "-a", app_name)
+    assert shown.returncode == 0, shown.stderr
+    def up(name: str, state: str, ago: str) -> str:
+        return re.escape(f"{name}: {state} ") + SINCE % ago
+
+    patterns = [r"=== run: one-off processes \(1\)", up("run.1 (Standard-1X)", "starting", r"\d+s") + ": sleep 60",
+                "", r"=== web \(Standard-1X\): gunicorn app:app \(1\)", up("web.1", "up", "3m"),
+                up("web.2", "starting", r"2\ds"), "",
+                r"=== web \(Standard-1X\): gunicorn old:app \(1\)", up("web.3", "up", r"\d+s"), "",
+                r"=== worker \(Standard-1X\): python worker.py \(0\)", up("worker.1", "crashed", "2h"), ""]
+    lines = shown.stdout.splitlines()
+    assert len(lines) == len(patterns), shown.stdout
+    for line, pattern in zip(lines, patterns):
+        assert re.fullmatch(pattern, line), (line, pattern)
+    as_json = json.loads(berth("ps", "-a", app_name, "--json").stdout)
+    assert [d["name"] for d in as_json["dynos"]] == ["run.1", "web.1", "web.2", "web.3", "worker.1"]
+    assert [e["type"] for e in as_json["formation"]] == ["web", "worker"]
+
+
+def test_ps_restart_and_stop_ask_the_runner_and_say_so(berth: Berth, server: Server, app_name: str,
+                                                       database: Database) -> None:
+    deploy_over_http(server.api, app_name)
+    add_dyno(database, app_name, "web.1")
+    for args, said in [(("ps:restart",), f"Restarting all dynos on {app_name}... done"),
+                       (("ps:restart", "web"), f"Restarting all web dynos on {app_name}... done"),
+                       (("ps:restart", "web.1"), f"Restarting dyno web.1 on {app_name}... done"),
+                       (("ps:stop", "web.1"), f"Stopping dyno web.1 on {app_name}... done"),
+                       (("ps:stop", "web"), f"Stopping all web dynos on {app_name}... done")]:
+        done = berth(*args, "-a", app_name)
+        assert (done.returncode, done.stdout) == (0, said + "\n"), done.stderr
+    assert [(a["action"], a["type"], a["name"]) for a in actions(database, app_name)] == [
+        ("restart", None, None), ("restart", "web", None), ("restart", "web", "web.1"), ("stop", "web", "web.1"),
+        ("stop", "web", None)]
+    assert api_lines(database, app_name)[-5:] == [
+        "Restart by dev@example.com", "Restart web by dev@example.com", "Restart web.1 by dev@example.com",
+        "Stop web.1 by dev@example.com", "Stop web by dev@example.com"]
+
+
+def test_ps_restart_and_stop_refusals_exit_non_zero_and_record_nothing(
+        berth: Berth, server: Server, app_name: str, database: Database, one_error_line: ErrorLine) -> None:
+    deploy_over_http(server.api, app_name)
+    add_dyno(database, app_name, "web.1")
+    assert "Couldn't find that dyno (web.7)" in one_error_line(berth("ps:restart", "web.7", "-a", app_name))
+    assert "Couldn't find that process type (clock)" in one_error_line(berth("ps:stop", "clock", "-a", app_name))
+    assert "Not a dyno name" in one_error_line(berth("ps:stop", "web.one", "-a", app_name))
+    assert "Not a process type" in one_error_line(berth("ps:restart", "we$b", "-a", app_name))
+    usage = berth("ps:stop", "-a", app_name)
+    assert usage.returncode == 2 and "Missing argument" in usage.stderr
+    assert actions(database, app_name) == []

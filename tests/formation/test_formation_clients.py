@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.formation.deploying import deploy_over_http
+from tests.heroku3_client import heroku3_client
 from tests.heroku_cli import HerokuCLI, heroku_cli
 from tests.live_server import LiveServer, live_server
 
@@ -76,13 +77,8 @@ def test_heroku_ps_type_and_ps_resize(cli: HerokuCLI, server: LiveServer, key: s
 
 
 @pytest.fixture
-def h(server: LiveServer, key: str) -> Iterator[heroku3.api.Heroku]:
-    saved = heroku3.api.HEROKU_URL
-    heroku3.api.HEROKU_URL = server.url  # heroku3 copies the module constant when a client is built
-    try:
-        yield heroku3.from_key(key)
-    finally:
-        heroku3.api.HEROKU_URL = saved
+def h(server: LiveServer, key: str) -> heroku3.api.Heroku:
+    return heroku3_client(server.url, key)
 
 
 def test_heroku3_formation_scale_resize_and_batch(h: heroku3.api.Heroku, server: LiveServer, key: str,

@@ -1,8 +1,10 @@
-"""ps, ps:scale, ps:type (alias ps:resize): an app's formation, as the Heroku CLI shows and changes it."""
+"""ps, ps:scale, ps:type (alias ps:resize), ps:restart, ps:stop: an app's formation and dynos, as
+the Heroku CLI shows and changes them."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from typing import Any
 
 import click
@@ -50,15 +52,63 @@ def _scale_changes(args: tuple[str, ...]) -> list[dict[str, str]]:
 @app_option
 @json_option
 def ps(app: str | None, as_json: bool) -> None:
-    """Show the app's process types and how many dynos each should run."""
+    """Show the app's process types, how many dynos each should run, and the dynos running."""
     name = appname.resolve(app)
-    formation = _formation(connect(), name)
+    client = connect()
+    formation = _formation(client, name)
+    dynos: list[dict[str, Any]] = client.get(f"/apps/{seg(name)}/dynos") or []
     if as_json:
-        output.print_json(formation)
+        output.print_json({"formation": formation, "dynos": dynos})
         return
-    for entry in formation:
-        output.heading(f"{entry['type']} ({entry['size']}): {entry['command']} ({entry['quantity']})")
-    click.echo(f"\nNo dynos on {name} yet: Berth records the formation but does not run dynos yet.")
+    one_offs = [dyno for dyno in dynos if dyno["type"] == "run"]
+    if one_offs:
+        output.heading(f"run: one-off processes ({len(one_offs)})")
+        for dyno in one_offs:
+            click.echo(f"{dyno['name']} ({dyno['size']}): {dyno['state']} {_since(dyno)}: {dyno['command']}")
+        click.echo()
+    _print_formation(formation, [dyno for dyno in dynos if dyno["type"] != "run"])
+    if not dynos:
+        click.echo(f"No dynos on {name}.")
+
+
+def _print_formation(formation: list[dict[str, Any]], formation_dynos: list[dict[str, Any]]) -> None:
+    by_type = {entry["type"]: entry for entry in formation}
+    for kind in sorted(set(by_type) | {dyno["type"] for dyno in formation_dynos}):
+        of_type = [dyno for dyno in formation_dynos if dyno["type"] == kind]
+        entry = by_type.get(kind)
+        if entry:  # the type as it should be, with its dynos running its command
+            output.heading(f"{kind} ({entry['size']}): {entry['command']} ({entry['quantity']})")
+            _print_dynos([dyno for dyno in of_type if dyno["command"] == entry["command"]])
+        # Dynos of another command (an old release's, while a deploy rolls), grouped as Heroku's CLI does.
+        for command in dict.fromkeys(dyno["command"] for dyno in of_type if not entry or dyno["command"] != entry["command"]):
+            group = [dyno for dyno in of_type if dyno["command"] == command]
+            output.heading(f"{kind} ({group[0]['size']}): {command} ({len(group)})")
+            _print_dynos(group)
+
+
+def _print_dynos(dynos: list[dict[str, Any]]) -> None:
+    for dyno in sorted(dynos, key=_number):
+        click.echo(f"{dyno['name']}: {dyno['state']} {_since(dyno)}")
+    click.echo()
+
+
+def _number(dyno: dict[str, Any]) -> int:
+    number = str(dyno["name"]).rpartition(".")[2]
+    return int(number) if number.isdigit() else 0
+
+
+def _since(dyno: dict[str, Any]) -> str:
+    """When the dyno's state last changed, as the Heroku CLI prints it: local time, then how long ago."""
+    when = datetime.fromisoformat(str(dyno["updated_at"]).replace("Z", "+00:00"))
+    shown = when.astimezone().strftime("%Y/%m/%d %H:%M:%S %z")
+    elapsed = int((datetime.now(timezone.utc) - when).total_seconds())
+    if elapsed < 60:
+        return f"{shown} (~ {max(elapsed, 0)}s ago)"
+    if elapsed < 3600:
+        return f"{shown} (~ {elapsed // 60}m ago)"
+    if elapsed < 25 * 3600:
+        return f"{shown} (~ {elapsed // 3600}h ago)"
+    return shown
 
 
 @click.command("ps:scale")
@@ -118,4 +168,36 @@ def type_(sizes: tuple[str, ...], app: str | None) -> None:
 resize = click.Command("ps:resize", callback=type_.callback, params=type_.params,
                        help="Alias of ps:type.")
 
-COMMANDS = [ps, scale, type_, resize]
+def _target(name: str, target: str | None) -> tuple[str, str]:
+    """(the words for it, the path part): a dyno (web.1), a process type (web), or every dyno."""
+    if target is None:
+        return f"all dynos on {name}", f"/apps/{seg(name)}/dynos"
+    if "." in target:
+        return f"dyno {target} on {name}", f"/apps/{seg(name)}/dynos/{seg(target)}"
+    return f"all {target} dynos on {name}", f"/apps/{seg(name)}/formations/{seg(target)}"
+
+
+@click.command("ps:restart")
+@click.argument("target", required=False, metavar="[DYNO|TYPE]")
+@app_option
+def restart(target: str | None, app: str | None) -> None:
+    """Restart one dyno (web.1), every dyno of a process type (web), or every dyno of the app."""
+    name = appname.resolve(app)
+    words, path = _target(name, target)
+    connect().delete(path)
+    output.done(f"Restarting {words}")
+
+
+@click.command("ps:stop")
+@click.argument("target", metavar="DYNO|TYPE")
+@app_option
+def stop(target: str, app: str | None) -> None:
+    """Stop one dyno (web.1) or every dyno of a process type (web). Formation dynos are started again
+    by the runner; a one-off dyno (run.1) ends."""
+    name = appname.resolve(app)
+    words, path = _target(name, target)
+    connect().post(f"{path}/actions/stop")
+    output.done(f"Stopping {words}")
+
+
+COMMANDS = [ps, scale, type_, resize, restart, stop]
