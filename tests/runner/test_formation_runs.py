@@ -90,3 +90,24 @@ def test_a_deploy_under_steady_load_fails_no_request(run_platform: RunPlatform) 
     assert load.failures() == [], load.failures()[:5]
     versions = [body for _, body in load.results]
     assert any('"version": "1"' in body for body in versions) and any('"version": "2"' in body for body in versions)
+
+
+def test_a_restart_through_the_api_replaces_the_dyno_and_the_api_lists_it(run_platform: RunPlatform) -> None:
+    app = make_app(run_platform, "run-restart")
+    run_platform.deploy(app)
+    eventually(lambda: run_platform.status(app) == 200, what="serving")
+    listed = run_platform.call("GET", f"/apps/{app}/dynos").json()
+    assert [(dyno["name"], dyno["state"], dyno["type"]) for dyno in listed] == [("web.1", "up", "web")]
+    before = run_platform.dynos(app)[0]
+    assert run_platform.call("DELETE", f"/apps/{app}/dynos/web.1").status_code == 202
+    eventually(lambda: [row for row in run_platform.dynos(app) if row.backend_id != before.backend_id
+                        and row.state == "up"], what="a new web.1")
+    eventually(lambda: run_platform.status(app) == 200, what="serving again")
+    assert run_platform.call("GET", f"/apps/{app}/dynos/web.1").json()["id"] != before.id
+    assert run_platform.get(app).json()["pid"] is not None
+    assert any("Restarting" in line for line in run_platform.log(app, dyno="web.1"))
+    restarted = run_platform.dynos(app)[0]
+    assert run_platform.call("POST", f"/apps/{app}/dynos/web.1/actions/stop").status_code == 202
+    eventually(lambda: [row.backend_id for row in run_platform.dynos(app) if row.state == "up"]
+               not in ([], [restarted.backend_id]) and run_platform.status(app) == 200,
+               what="a stopped formation dyno replaced, as Heroku replaces it")
