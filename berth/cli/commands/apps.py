@@ -1,7 +1,8 @@
-"""apps, apps:create, apps:info, apps:rename, apps:destroy."""
+"""apps, apps:create, apps:info, apps:rename, apps:destroy, open."""
 
 from __future__ import annotations
 
+import webbrowser
 from typing import Any
 
 import click
@@ -102,4 +103,20 @@ def destroy(app: str | None, confirm: str | None, as_json: bool) -> None:
         output.done(f"Destroying {name} (including all add-ons)")
 
 
-COMMANDS = [list_apps, create, info, rename, destroy]
+@click.command("open")
+@click.argument("path", required=False, default="")
+@app_option
+def open_app(path: str, app: str | None) -> None:
+    """Open the app's web URL (plus PATH) in a browser; the URL is printed either way, for a machine
+    without one."""
+    data = connect().get(f"/apps/{seg(appname.resolve(app))}")
+    url = str(data.get("web_url") or "")
+    if not url:
+        raise CliError(f"{data.get('name')} has no web URL.")
+    url = url.rstrip("/") + "/" + path.lstrip("/")
+    click.echo(f"Opening {url}")
+    if not webbrowser.open(url):
+        click.echo("No browser could be started here: open that address yourself.", err=True)
+
+
+COMMANDS = [list_apps, create, info, rename, destroy, open_app]
