@@ -1,5 +1,5 @@
-"""`make run`: the web process (gunicorn), the broker's worker, the builder and the add-on
-backends supervisor, kept running together.
+"""`make run`: the web process (gunicorn), the broker's worker, the builder, the rendezvous host
+(one-off dynos) and the add-on backends supervisor, kept running together.
 
 One exiting is restarted after a short pause; Ctrl-C or SIGTERM stops them all.
 """
@@ -114,6 +114,7 @@ def commands() -> dict[str, list[str]]:
         "tls-web": tls_web_command(settings),
         "worker": [sys.executable, "-m", "berth.worker"],
         "builder": [sys.executable, "-m", "berth.builder"],
+        "rendezvous": [sys.executable, "-m", "berth.rendezvous"],
         "drains": [sys.executable, "-m", "berth.platform.logs.forwarder"],
         **({"backends": [sys.executable, "-m", "berth.addons.backends"]} if settings.builtin_addons else {}),
     }

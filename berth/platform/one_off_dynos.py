@@ -1,5 +1,6 @@
 """One-off dyno records: creating `run.N` for an app's current release, listing and stopping them,
-and the rendezvous host's single claim of a row by its attach secret's digest."""
+the rendezvous host's single claim of a row by its attach secret's digest, and the sweeps that end
+rows nothing runs any more (never attached, outlived, orphaned by a host restart)."""
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +8,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,10 @@ from berth.platform.models import App, OneOffDyno, Release, ReleaseStatus, Slug
 
 ATTACH_WINDOW = timedelta(minutes=5)  # an attach secret not used by then never starts its dyno
 LIVE_STATES = ("starting", "up")
+RUNNING_STATES = ("up", "stopping")  # a process exists (on the host that claimed the row)
+# Past its time to live a row's process is stopped by its sandbox; a row still live this long after
+# that has no process left (its host died): the sweep ends it.
+OUTLIVED_SLACK = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,51 @@ def finish(session: Session, dyno_id: str, *, exit_code: int | None, why: str, c
     session.execute(update(OneOffDyno).where(OneOffDyno.id == dyno_id).values(
         state="crashed" if crashed else "down", exit_code=exit_code, ended_because=why[:255],
         secret_digest=None, updated_at=utcnow()))
+
+
+def stop_requests(session: Session, dyno_ids: Sequence[str]) -> list[str]:
+    """Those of `dyno_ids` (the host's running dynos) someone asked to stop."""
+    if not dyno_ids:
+        return []
+    return list(session.scalars(select(OneOffDyno.id).where(OneOffDyno.id.in_(list(dyno_ids)),
+                                                             OneOffDyno.state == "stopping")))
+
+
+def sweep_never_attached(session: Session) -> list[OneOffDyno]:
+    """Attached dynos whose secret was not used within ATTACH_WINDOW: `down`, so the dyno list
+    stops showing them. Returns them (the host says so in the app's log)."""
+    stale = list(session.scalars(select(OneOffDyno).where(
+        OneOffDyno.attach.is_(True), OneOffDyno.state == "starting",
+        OneOffDyno.created_at < utcnow() - ATTACH_WINDOW)))
+    return _end(session, stale, "down", "was never attached to (its attach URL expired)")
+
+
+def sweep_outlived(session: Session) -> list[OneOffDyno]:
+    """Live dynos well past their time to live (counted from creation): their process, if any, was
+    stopped at that time, so nothing will record their end: `crashed`, and say why."""
+    now = utcnow()
+    outlived = [dyno for dyno in session.scalars(select(OneOffDyno).where(
+        OneOffDyno.state.in_((*LIVE_STATES, "stopping"))))
+        if dyno.created_at + timedelta(seconds=dyno.time_to_live) + OUTLIVED_SLACK < now]
+    return _end(session, outlived, "crashed", "outlived its time to live")
+
+
+def orphan_running(session: Session) -> list[OneOffDyno]:
+    """At a rendezvous host's start (there is one per installation): dynos it ran before it stopped
+    had their processes end with it; `crashed`, with the reason."""
+    orphans = list(session.scalars(select(OneOffDyno).where(OneOffDyno.state.in_(RUNNING_STATES))))
+    return _end(session, orphans, "crashed", "ended when the rendezvous host restarted")
+
+
+def _end(session: Session, dynos: list[OneOffDyno], state: str, why: str) -> list[OneOffDyno]:
+    for dyno in dynos:
+        dyno.state, dyno.secret_digest, dyno.ended_because = state, None, f"{dyno.name} {why}"
+    session.flush()
+    return dynos
+
+
+def age_seconds(dyno: OneOffDyno) -> float:
+    return max(0.0, (utcnow() - dyno.created_at).total_seconds())
 
 
 def digest(secret: str) -> str:

@@ -62,6 +62,14 @@ def test_a_one_off_dyno_is_recorded_as_run_n_with_an_attach_url(api: Api, alice:
     assert api.get(f"/apps/{app_name}/dynos/run.1", alice).get_json()["state"] == "up"
 
 
+def test_heroku3s_null_size_means_the_default_size(api: Api, alice: User, app_name: str,
+                                                 released: dict[str, Any]) -> None:
+    # heroku3's run_command sends {"command", "attach", "size": null} unless a size is given.
+    made = api.post(f"/apps/{app_name}/dynos", alice, json={"command": "echo hi", "attach": False, "size": None})
+    assert made.status_code == 201, made.get_json()
+    assert made.get_json()["size"] == "Standard-1X"
+
+
 def test_stopping_a_one_off_dyno_that_has_not_started_means_it_never_will(api: Api, alice: User, app_name: str,
                                                                          released: dict[str, Any],
                                                                          app: Flask) -> None:
