@@ -151,3 +151,25 @@ def test_without_a_stack_a_detached_dyno_crashes_and_says_so_in_the_log(
     assert ("heroku[run.1]: Process could not start: this Berth cannot run dynos yet because its stack is not "
             "built (the operator runs `make setup`).") in lines
     assert lines[-1] == "heroku[run.1]: State changed from starting to crashed"
+
+
+def test_make_run_starts_the_rendezvous_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from berth.serve import commands
+
+    monkeypatch.setenv("BERTH_DATA_DIR", str(tmp_path / "data"))
+    assert commands()["rendezvous"] == [sys.executable, "-m", "berth.rendezvous"]
+
+
+def test_a_host_starting_ends_the_dynos_its_predecessor_ran(api: Api, alice: User, app: Flask,
+                                                           released: str) -> None:
+    from berth.platform import one_off_dynos
+
+    api.post(f"/apps/{released}/dynos", alice, json={"command": "sleep 100"})
+    api.post(f"/apps/{released}/dynos", alice, json={"command": "bash", "attach": True})
+    with database(app).transaction() as session:
+        session.execute(update(OneOffDyno).where(OneOffDyno.number == 1).values(state="up"))
+        assert [dyno.name for dyno in one_off_dynos.orphan_running(session)] == ["run.1"]
+    assert api.get(f"/apps/{released}/dynos/run.1", alice).get_json()["state"] == "crashed"
+    assert api.get(f"/apps/{released}/dynos/run.2", alice).get_json()["state"] == "starting"  # may still attach
