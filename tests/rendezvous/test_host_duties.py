@@ -173,3 +173,45 @@ def test_a_host_starting_ends_the_dynos_its_predecessor_ran(api: Api, alice: Use
         assert [dyno.name for dyno in one_off_dynos.orphan_running(session)] == ["run.1"]
     assert api.get(f"/apps/{released}/dynos/run.1", alice).get_json()["state"] == "crashed"
     assert api.get(f"/apps/{released}/dynos/run.2", alice).get_json()["state"] == "starting"  # may still attach
+
+
+@pytest.mark.slow
+def test_the_host_starts_a_detached_dyno_when_nudged_and_stops_its_runs_when_it_shuts_down(
+        api: Api, alice: User, app: Flask, settings: Settings, stack: Path, released: str, tmp_path: Path) -> None:
+    from berth.platform.rendezvous.service import OneOffHost
+
+    tickets = DatabaseTickets(database(app), SlugRunner(local_store(settings.data_dir), tmp_path / "runs", stack=stack))
+    host = OneOffHost(tickets, settings.data_dir, poll_seconds=60)  # only a nudge can wake it in time
+    stop = threading.Event()
+    serving = threading.Thread(target=host.serve, args=(stop,))
+    serving.start()
+    try:
+        time.sleep(0.5)  # its first round is over: now it waits
+        asked = time.monotonic()
+        api.post(f"/apps/{released}/dynos", alice, json={"command": "echo up; sleep 600"})
+        while "app[run.1]: up" not in log_lines(app, released):
+            assert time.monotonic() - asked < 10, log_lines(app, released)
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        serving.join(30)
+    assert not serving.is_alive()
+    shown = api.get(f"/apps/{released}/dynos/run.1", alice).get_json()
+    assert (shown["state"], shown["exit_code"]) == ("down", 143)
+    with database(app).transaction() as session:
+        why = session.scalars(select(OneOffDyno.ended_because)).one()
+    assert why == "run.1 was stopped because the rendezvous host shut down (exited with status 143)"
+
+
+@pytest.mark.slow
+def test_a_detached_dyno_past_its_time_to_live_is_stopped_and_crashed(
+        api: Api, alice: User, app: Flask, settings: Settings, stack: Path, released: str, tmp_path: Path) -> None:
+    api.post(f"/apps/{released}/dynos", alice, json={"command": "echo long; sleep 600", "time_to_live": 2})
+    tickets = DatabaseTickets(database(app), SlugRunner(local_store(settings.data_dir), tmp_path / "runs", stack=stack))
+    started = time.monotonic()
+    assert tickets.run_next_detached()
+    assert time.monotonic() - started < 20
+    assert api.get(f"/apps/{released}/dynos/run.1", alice).get_json()["state"] == "crashed"
+    lines = log_lines(app, released)
+    assert lines[-2:] == ["heroku[run.1]: Process timed out and was stopped",
+                          "heroku[run.1]: State changed from up to crashed"]

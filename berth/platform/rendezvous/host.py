@@ -9,7 +9,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,7 @@ class _Running:
     stop_asked_at: float | None = None
     stop_grace: float = STOP_GRACE_SECONDS
     stop_reason: str = "on request"
+    ended: threading.Event = field(default_factory=threading.Event)  # its end is recorded
 
 
 class DatabaseTickets:
@@ -124,6 +125,7 @@ class DatabaseTickets:
         with self.database.transaction() as session:
             one_off_dynos.finish(session, entry.dyno_id, exit_code=result.exit_code if result else None,
                                  why=f"{entry.name} {why}", crashed=result is None or result.timed_out)
+        entry.ended.set()
 
     def carry_out_stops(self) -> list[str]:
         """Stop the runs someone asked to stop (`stopping`): SIGTERM now, SIGKILL after the grace,
@@ -144,11 +146,15 @@ class DatabaseTickets:
         return stopper
 
     def stop_all(self, grace: float) -> None:
-        """The host is shutting down: stop every run it holds and wait for them to end."""
+        """The host is shutting down: stop every run it holds and wait until their ends are recorded."""
         with self._lock:
-            entries = [entry for entry in self._running.values() if entry.stop_asked_at is None]
-        for stopper in [self._stop(entry, grace, "because the rendezvous host shut down") for entry in entries]:
-            stopper.join(grace + 10)
+            entries = list(self._running.values())
+        for entry in entries:
+            if entry.stop_asked_at is None:
+                self._stop(entry, grace, "because the rendezvous host shut down")
+        deadline = time.monotonic() + grace + 5
+        for entry in entries:
+            entry.ended.wait(max(0.0, deadline - time.monotonic()))
 
     def sweep(self) -> None:
         """End rows nothing will end: attached dynos nobody attached to within the window (R13 in

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from berth.jobs.wakeup import RendezvousListener
+from berth.jobs.wakeup import RendezvousListener, nudge_rendezvous
 from berth.platform.rendezvous.host import DatabaseTickets
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ class OneOffHost:
 
     def serve(self, stop: threading.Event) -> None:
         listener = RendezvousListener(self.data_dir)  # bound before the first look: no nudge is lost
+        waker = threading.Thread(target=self._wake_on, args=(stop,), daemon=True, name="rendezvous-stop")
+        waker.start()
         try:
             while not stop.is_set():
                 try:
@@ -35,6 +37,11 @@ class OneOffHost:
         finally:
             listener.close()
             self.tickets.stop_all(SHUTDOWN_GRACE)
+
+    def _wake_on(self, stop: threading.Event) -> None:
+        """A stop request ends the loop's wait at once, not at its next poll."""
+        stop.wait()
+        nudge_rendezvous(self.data_dir)
 
     def tick(self) -> None:
         while self.tickets.start_next_detached():
