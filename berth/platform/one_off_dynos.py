@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from berth.db import utcnow
 from berth.errors import BerthError, NotFound
+from berth.platform import dyno_sizes
 from berth.platform.models import App, OneOffDyno, Release, ReleaseStatus, Slug
 
 ATTACH_WINDOW = timedelta(minutes=5)  # an attach secret not used by then never starts its dyno
@@ -42,6 +43,7 @@ def create(session: Session, app: App, *, command: str, attach: bool, env: Mappi
     if release is None or slug is None or not slug.checksum:
         raise BerthError(f"{app.name} has no release with code yet: deploy it (git push, or heroku builds:create) "
                          "before running a one-off dyno.", error_id="no_release", status=409)  # the app's state, not the request
+    _check_concurrency(session, app, size)
     secret = secrets.token_urlsafe(32) if attach else None
     for _attempt in range(5):  # two creations at once may pick the same number: the unique key says so
         number = (session.scalar(select(func.max(OneOffDyno.number)).where(OneOffDyno.app_id == app.id)) or 0) + 1
@@ -56,6 +58,18 @@ def create(session: Session, app: App, *, command: str, attach: bool, env: Mappi
             continue
         return Created(dyno, secret)
     raise BerthError("Too many one-off dynos started at once; try again.", error_id="conflict", status=409)
+
+
+def _check_concurrency(session: Session, app: App, size: str) -> None:
+    """Heroku's limit of one-off dynos of a size running at once per app (eco 1, standard 50,
+    performance 5): a loop of `heroku run:detached` cannot fill the machine with sandboxes."""
+    wanted = dyno_sizes.of_stored(size)
+    live = session.scalars(select(OneOffDyno.size).where(
+        OneOffDyno.app_id == app.id, OneOffDyno.state.in_((*LIVE_STATES, "stopping"))))
+    if sum(1 for stored in live if dyno_sizes.of_stored(stored) == wanted) >= wanted.one_off_limit:
+        raise BerthError(f"Cannot run more than {wanted.one_off_limit} {wanted.name} one-off dynos at once on "
+                         f"{app.name}. Stop one (heroku ps:stop run.N) or wait for one to finish.",
+                         error_id="cannot_run_above_limit", status=429)
 
 
 def running(session: Session, app: App) -> list[OneOffDyno]:
