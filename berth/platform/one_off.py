@@ -39,6 +39,7 @@ class OneOffRun:
     # Seconds of its time to live already gone when it starts (it counts from the dyno's creation).
     used: float = 0.0
     memory_limit: int = DEFAULT_MEMORY
+    process_limit: int | None = None  # processes and threads, its size's (a fork bomb stops there)
     _sandbox: Sandbox | None = field(default=None, init=False)
     _stopped: threading.Event = field(default_factory=threading.Event, init=False)
 
@@ -67,7 +68,8 @@ class OneOffRun:
         try:
             result = self.runner.run(self.checksum, command or self.command, dyno=self.dyno, config=self.config,
                                      on_line=on_line, timeout=max(1.0, self.time_to_live - self.used), stdio=stdio,
-                                     memory_limit=self.memory_limit, on_start=self._started)
+                                     memory_limit=self.memory_limit, pids_limit=self.process_limit,
+                                     on_start=self._started)
         except Exception as exc:
             log.warning("%s could not start", self.dyno, exc_info=True)
             self.on_end(None, start_failure(exc))

@@ -215,3 +215,16 @@ def test_a_detached_dyno_past_its_time_to_live_is_stopped_and_crashed(
     lines = log_lines(app, released)
     assert lines[-2:] == ["heroku[run.1]: Process timed out and was stopped",
                           "heroku[run.1]: State changed from up to crashed"]
+
+
+@pytest.mark.slow
+def test_a_one_off_dyno_runs_within_its_sizes_process_limit(
+        api: Api, alice: User, app: Flask, settings: Settings, stack: Path, released: str, tmp_path: Path) -> None:
+    forks = ("import os, time\ncount = 0\ntry:\n    for _ in range(300):\n        if os.fork() == 0:\n"
+             "            time.sleep(3)\n            os._exit(0)\n        count += 1\nexcept OSError:\n    pass\n"
+             'print("forked", count)\n')
+    api.post(f"/apps/{released}/dynos", alice, json={"command": f"python3 -c '{forks}'", "size": "eco"})
+    tickets = DatabaseTickets(database(app), SlugRunner(local_store(settings.data_dir), tmp_path / "runs", stack=stack))
+    assert tickets.run_next_detached()
+    counts = [int(line.rsplit(" ", 1)[1]) for line in log_lines(app, released) if "app[run.1]: forked" in line]
+    assert counts and 200 < counts[0] < 256, log_lines(app, released)  # Eco: 256 processes and threads

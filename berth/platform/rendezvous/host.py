@@ -89,9 +89,10 @@ class DatabaseTickets:
         """The run of a freshly claimed row, known here until it ends; its start in the app's log."""
         slug = session.get(Slug, dyno.release.slug_id)
         config = {**releases.release_config(dyno.release), **json.loads(dyno.env)}
+        size = dyno_sizes.of_stored(dyno.size)
         run = OneOffRun(self.runner, slug.checksum if slug else "", dyno.command, dyno.name, config,
                         time_to_live=dyno.time_to_live, tty=dyno.tty, used=one_off_dynos.age_seconds(dyno),
-                        memory_limit=dyno_sizes.of_stored(dyno.size).memory_bytes)
+                        memory_limit=size.memory_bytes, process_limit=size.process_limit)
         entry = _Running(dyno.id, dyno.name, run, AppLog(self.database, dyno.app_id, dyno.name))
         entry.log.line(f"Starting process with command `{dyno.command}`", source="heroku")
         run.on_up = lambda: entry.log.line("State changed from starting to up", source="heroku")
