@@ -110,7 +110,7 @@ def attach(attach_url: str, ca_pem: str, *, tty: bool) -> int | None:
         import tty as terminal
 
         saved = termios.tcgetattr(sys.stdin.fileno())
-        terminal.setraw(sys.stdin.fileno())
+        terminal.setraw(sys.stdin.fileno(), termios.TCSANOW)  # keeps what was typed ahead
     try:
         return relay(conn, sys.stdin.buffer, sys.stdout.buffer, tty=tty)
     finally:

@@ -212,3 +212,43 @@ def test_heroku3_cannot_attach_because_it_trusts_only_its_bundled_cas(platform: 
     with pytest.raises(ssl.SSLCertVerificationError):
         heroku3_client(platform).app("h3-attached").run_command("echo never", printout=False)
     assert platform.call("GET", "/apps/h3-attached/dynos/run.1").json()["state"] == "starting"
+
+
+def test_berth_run_on_a_terminal_gives_the_dyno_one(platform: Platform, tmp_path: Path) -> None:
+    import pty
+    import select
+
+    platform.deploy("berth-tty")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**clean_env(), "HOME": str(home), "BERTH_API_URL": platform.server.url, "BERTH_API_KEY": platform.key,
+           "TERM": "xterm", "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "berth.cli", "run", "-a", "berth-tty", "--",
+                                'test -t 0 && echo "on a tty as $TERM"; read x; echo "typed $x"; exit 5'],
+                               env=env, cwd=home, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    seen, deadline = b"", time.monotonic() + 60
+
+    def read_until(marker: bytes) -> bytes:
+        output = b""
+        while marker not in output:
+            assert time.monotonic() < deadline, output
+            if select.select([master], [], [], 1)[0]:
+                try:
+                    output += os.read(master, 4096)
+                except OSError:  # the CLI exited: its terminal is gone
+                    break
+        return output
+
+    try:
+        seen = read_until(b"on a tty as xterm")  # not the command in the status line
+        os.write(master, b"abc\r")
+        seen += read_until(b"typed abc")
+    finally:
+        if process.poll() is None:
+            time.sleep(2)
+        os.close(master)
+    assert process.wait(10) == 5, seen
+    assert b"on a tty as xterm" in seen and b"typed abc" in seen, seen
+    assert platform.call("GET", "/apps/berth-tty/dynos/run.1").json()["state"] == "down"
