@@ -106,6 +106,12 @@ class DatabaseTickets:
     def _ended(self, entry: _Running, result: RunResult | None, why: str) -> None:
         with self._lock:
             self._running.pop(entry.dyno_id, None)
+        try:
+            self._record_end(entry, result, why)
+        finally:
+            entry.ended.set()  # even when the database failed: a shutdown must not wait for it
+
+    def _record_end(self, entry: _Running, result: RunResult | None, why: str) -> None:
         say = lambda line: entry.log.line(line, source="heroku")  # noqa: E731
         stopped = entry.stop_asked_at is not None and result is not None
         if stopped and time.monotonic() - entry.stop_asked_at >= entry.stop_grace:  # type: ignore[operator]
@@ -126,7 +132,6 @@ class DatabaseTickets:
         with self.database.transaction() as session:
             one_off_dynos.finish(session, entry.dyno_id, exit_code=result.exit_code if result else None,
                                  why=f"{entry.name} {why}", crashed=result is None or result.timed_out)
-        entry.ended.set()
 
     def carry_out_stops(self) -> list[str]:
         """Stop the runs someone asked to stop (`stopping`): SIGTERM now, SIGKILL after the grace,
