@@ -252,3 +252,11 @@ def test_berth_run_on_a_terminal_gives_the_dyno_one(platform: Platform, tmp_path
     assert process.wait(10) == 5, seen
     assert b"on a tty as xterm" in seen and b"typed abc" in seen, seen
     assert platform.call("GET", "/apps/berth-tty/dynos/run.1").json()["state"] == "down"
+
+
+def test_heroku_ps_stop_stops_a_running_one_off(platform: Platform, heroku: HerokuCLI) -> None:
+    platform.deploy("cli-stop")
+    made = platform.call("POST", "/apps/cli-stop/dynos", {"command": "echo started; sleep 600"}).json()
+    platform.wait_for_log("cli-stop", f"app[{made['name']}]: started")
+    heroku.ok("ps:stop", made["name"], "-a", "cli-stop")
+    assert platform.wait_for_state("cli-stop", made["name"], "down", timeout=15)["exit_code"] == 143
