@@ -1,5 +1,6 @@
 """`make run`: the web process (gunicorn), the broker's worker, the builder, the runner (dynos and
-the router) and the add-on backends supervisor, kept running together.
+the router), the rendezvous host (one-off dynos) and the add-on backends supervisor, kept running
+together.
 
 One exiting is restarted after a short pause; Ctrl-C or SIGTERM stops them all.
 """
@@ -115,6 +116,7 @@ def commands() -> dict[str, list[str]]:
         "worker": [sys.executable, "-m", "berth.worker"],
         "builder": [sys.executable, "-m", "berth.builder"],
         "runner": [sys.executable, "-m", "berth.runner"],
+        "rendezvous": [sys.executable, "-m", "berth.rendezvous"],
         "drains": [sys.executable, "-m", "berth.platform.logs.forwarder"],
         **({"backends": [sys.executable, "-m", "berth.addons.backends"]} if settings.builtin_addons else {}),
     }

@@ -10,7 +10,7 @@ import click
 
 from berth.cli import output
 from berth.cli.commands import (addon_actions, addons, addons_change, apps, auth, buildpacks, builds, config, domains,
-                                 git, logs, ps, releases)
+                                 git, logs, ps, releases, run)
 from berth.cli.errors import CliError
 
 
@@ -50,6 +50,6 @@ def cli() -> None:
 
 
 for module in (auth, apps, config, domains, releases, builds, buildpacks, addons, addons_change, addon_actions, logs,
-               git, ps):
+               git, ps, run):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -78,6 +78,12 @@ def nudge_runner(data_dir: Path) -> None:
     _signal(data_dir, "runner-*.sock")
 
 
+def nudge_rendezvous(data_dir: Path) -> None:
+    """Tell the rendezvous host a detached one-off dyno waits or a one-off was asked to stop (it also
+    polls)."""
+    _signal(data_dir, "rendezvous-*.sock")
+
+
 def _waiter_key(subject_id: str) -> str:
     # Short: a Unix socket path has about 100 bytes. A shared prefix only means a spurious wake.
     return subject_id.replace("-", "")[:12]
@@ -138,6 +144,13 @@ class RunnerListener(_Listener):
 
     def __init__(self, data_dir: Path) -> None:
         super().__init__(data_dir, f"runner-{os.getpid()}.sock")
+
+
+class RendezvousListener(_Listener):
+    """The rendezvous host's: woken by nudge_rendezvous."""
+
+    def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir, f"rendezvous-{os.getpid()}.sock")
 
 
 class Waiter(_Listener):

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from berth.accounts import Account
 from berth.errors import NotFound
-from berth.jobs.wakeup import nudge_runner
+from berth.jobs.wakeup import nudge_rendezvous, nudge_runner
 from berth.platform import dynos_view, formation, one_off_dynos
 from berth.platform.logs import store
 from berth.platform.models import App, DynoAction, OneOffDyno
@@ -44,6 +44,8 @@ def request(session: Session, data_dir: Path, app: App, account: Account, action
     targets = _resolve(session, app, ref, kind)
     for dyno_id in targets.one_offs:
         one_off_dynos.request_stop(session, session.get_one(OneOffDyno, dyno_id))
+    if targets.one_offs:  # the rendezvous host stops the processes once it sees `stopping`
+        event.listen(session, "after_commit", lambda _session: nudge_rendezvous(data_dir), once=True)
     if targets.for_runner:
         session.add(DynoAction(app_id=app.id, action=action, type=targets.type, name=targets.name,
                                user_id=account.id))

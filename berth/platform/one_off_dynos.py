@@ -1,5 +1,6 @@
 """One-off dyno records: creating `run.N` for an app's current release, listing and stopping them,
-and the rendezvous host's single claim of a row by its attach secret's digest."""
+the rendezvous host's single claim of a row by its attach secret's digest, and the sweeps that end
+rows nothing runs any more (never attached, outlived, orphaned by a host restart)."""
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +8,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -15,10 +16,15 @@ from sqlalchemy.orm import Session
 
 from berth.db import utcnow
 from berth.errors import BerthError, NotFound
+from berth.platform import dyno_sizes
 from berth.platform.models import App, OneOffDyno, Release, ReleaseStatus, Slug
 
 ATTACH_WINDOW = timedelta(minutes=5)  # an attach secret not used by then never starts its dyno
 LIVE_STATES = ("starting", "up")
+RUNNING_STATES = ("up", "stopping")  # a process exists (on the host that claimed the row)
+# Past its time to live a row's process is stopped by its sandbox; a row still live this long after
+# that has no process left (its host died): the sweep ends it.
+OUTLIVED_SLACK = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ def create(session: Session, app: App, *, command: str, attach: bool, env: Mappi
     if release is None or slug is None or not slug.checksum:
         raise BerthError(f"{app.name} has no release with code yet: deploy it (git push, or heroku builds:create) "
                          "before running a one-off dyno.", error_id="no_release", status=409)  # the app's state, not the request
+    _check_concurrency(session, app, size)
     secret = secrets.token_urlsafe(32) if attach else None
     for _attempt in range(5):  # two creations at once may pick the same number: the unique key says so
         number = (session.scalar(select(func.max(OneOffDyno.number)).where(OneOffDyno.app_id == app.id)) or 0) + 1
@@ -51,6 +58,18 @@ def create(session: Session, app: App, *, command: str, attach: bool, env: Mappi
             continue
         return Created(dyno, secret)
     raise BerthError("Too many one-off dynos started at once; try again.", error_id="conflict", status=409)
+
+
+def _check_concurrency(session: Session, app: App, size: str) -> None:
+    """Heroku's limit of one-off dynos of a size running at once per app (eco 1, standard 50,
+    performance 5): a loop of `heroku run:detached` cannot fill the machine with sandboxes."""
+    wanted = dyno_sizes.of_stored(size)
+    live = session.scalars(select(OneOffDyno.size).where(
+        OneOffDyno.app_id == app.id, OneOffDyno.state.in_((*LIVE_STATES, "stopping"))))
+    if sum(1 for stored in live if dyno_sizes.of_stored(stored) == wanted) >= wanted.one_off_limit:
+        raise BerthError(f"Cannot run more than {wanted.one_off_limit} {wanted.name} one-off dynos at once on "
+                         f"{app.name}. Stop one (heroku ps:stop run.N) or wait for one to finish.",
+                         error_id="cannot_run_above_limit", status=429)
 
 
 def running(session: Session, app: App) -> list[OneOffDyno]:
@@ -119,6 +138,51 @@ def finish(session: Session, dyno_id: str, *, exit_code: int | None, why: str, c
     session.execute(update(OneOffDyno).where(OneOffDyno.id == dyno_id).values(
         state="crashed" if crashed else "down", exit_code=exit_code, ended_because=why[:255],
         secret_digest=None, updated_at=utcnow()))
+
+
+def stop_requests(session: Session, dyno_ids: Sequence[str]) -> list[str]:
+    """Those of `dyno_ids` (the host's running dynos) someone asked to stop."""
+    if not dyno_ids:
+        return []
+    return list(session.scalars(select(OneOffDyno.id).where(OneOffDyno.id.in_(list(dyno_ids)),
+                                                             OneOffDyno.state == "stopping")))
+
+
+def sweep_never_attached(session: Session) -> list[OneOffDyno]:
+    """Attached dynos whose secret was not used within ATTACH_WINDOW: `down`, so the dyno list
+    stops showing them. Returns them (the host says so in the app's log)."""
+    stale = list(session.scalars(select(OneOffDyno).where(
+        OneOffDyno.attach.is_(True), OneOffDyno.state == "starting",
+        OneOffDyno.created_at < utcnow() - ATTACH_WINDOW)))
+    return _end(session, stale, "down", "was never attached to (its attach URL expired)")
+
+
+def sweep_outlived(session: Session) -> list[OneOffDyno]:
+    """Live dynos well past their time to live (counted from creation): their process, if any, was
+    stopped at that time, so nothing will record their end: `crashed`, and say why."""
+    now = utcnow()
+    outlived = [dyno for dyno in session.scalars(select(OneOffDyno).where(
+        OneOffDyno.state.in_((*LIVE_STATES, "stopping"))))
+        if dyno.created_at + timedelta(seconds=dyno.time_to_live) + OUTLIVED_SLACK < now]
+    return _end(session, outlived, "crashed", "outlived its time to live")
+
+
+def orphan_running(session: Session) -> list[OneOffDyno]:
+    """At a rendezvous host's start (there is one per installation): dynos it ran before it stopped
+    had their processes end with it; `crashed`, with the reason."""
+    orphans = list(session.scalars(select(OneOffDyno).where(OneOffDyno.state.in_(RUNNING_STATES))))
+    return _end(session, orphans, "crashed", "ended when the rendezvous host restarted")
+
+
+def _end(session: Session, dynos: list[OneOffDyno], state: str, why: str) -> list[OneOffDyno]:
+    for dyno in dynos:
+        dyno.state, dyno.secret_digest, dyno.ended_because = state, None, f"{dyno.name} {why}"
+    session.flush()
+    return dynos
+
+
+def age_seconds(dyno: OneOffDyno) -> float:
+    return max(0.0, (utcnow() - dyno.created_at).total_seconds())
 
 
 def digest(secret: str) -> str:

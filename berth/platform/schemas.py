@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 from sqlalchemy.orm import object_session
 
 from berth.config import Settings
@@ -370,6 +370,7 @@ class BuildpackInstallationSchema(Schema):
 ONE_OFF_SIZES = ("eco", "basic", "standard-1x", "standard-2x", "performance-m", "performance-l",
                  "free", "hobby")
 MAX_TIME_TO_LIVE = 86400  # Heroku's default and maximum for a one-off dyno (seconds)
+DEFAULT_ONE_OFF_SIZE = "standard-1x"
 
 
 class DynoCreateSchema(InputSchema):
@@ -380,15 +381,20 @@ class DynoCreateSchema(InputSchema):
     env = fields.Dict(keys=fields.String(validate=validate.Regexp(NAME_PATTERN)),
                       values=ScalarString(validate=validate.Length(max=32768)), load_default=dict)
     force_no_tty = JsonBoolean(load_default=False, allow_none=True)
-    size = fields.String(load_default="standard-1x")
+    size = fields.String(load_default=DEFAULT_ONE_OFF_SIZE, allow_none=True)  # heroku3 sends null
     type = fields.String(load_default="run", validate=validate.Regexp(r"^[a-z][a-z0-9_-]{0,29}$"))
     time_to_live = fields.Integer(load_default=MAX_TIME_TO_LIVE, strict=False,
                                   validate=validate.Range(min=1, max=MAX_TIME_TO_LIVE))
 
     @validates_schema
     def _known_size(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("size", "").lower() not in ONE_OFF_SIZES:
+        if (data.get("size") or DEFAULT_ONE_OFF_SIZE).lower() not in ONE_OFF_SIZES:
             raise ValidationError(f"Unknown dyno size; one of {', '.join(ONE_OFF_SIZES)}.", "size")
+
+    @post_load
+    def _default_size(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data["size"] = data.get("size") or DEFAULT_ONE_OFF_SIZE
+        return data
 
 
 class DynoSchema(Schema):

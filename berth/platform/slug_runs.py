@@ -87,10 +87,11 @@ class SlugRunner:
     def run(self, checksum: str, command: str, *, dyno: str, config: Mapping[str, str],
             on_line: Callable[[str], None], timeout: float | None, memory_limit: int | None = DEFAULT_MEMORY,
             port: int | None = None, stdio: int | None = None,
-            on_start: Callable[[Sandbox], None] | None = None) -> RunResult:
+            on_start: Callable[[Sandbox], None] | None = None, pids_limit: int | None = None) -> RunResult:
         """Run `command` from the slug `checksum` as dyno `dyno`; every output line goes to
         `on_line`, or with `stdio` (an attached one-off dyno) to that descriptor, which is also its stdin;
-        `on_start` gets the started sandbox (to stop it early). Raises SlugError (the slug is missing, altered or unsafe) and SandboxError
+        `on_start` gets the started sandbox (to stop it early); `pids_limit` bounds its processes and
+        threads (a dyno size's). Raises SlugError (the slug is missing, altered or unsafe) and SandboxError
         (no sandbox here) before the command starts; its own failures are in the result."""
         stack = self._stack or require_stack()
         self.scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -104,7 +105,7 @@ class SlugRunner:
                                account=sandbox_account(), binds=self.binds,
                                env=dyno_environment(config, dyno, port),
                                memory_limit=memory_limit, require_memory_limit=self.require_memory_limit,
-                               timeout=timeout, name=_safe(dyno), stdio=stdio)
+                               timeout=timeout, name=_safe(dyno), stdio=stdio, pids_limit=pids_limit)
             result = run(spec, on_line, on_start)
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -62,6 +62,28 @@ def test_a_one_off_dyno_is_recorded_as_run_n_with_an_attach_url(api: Api, alice:
     assert api.get(f"/apps/{app_name}/dynos/run.1", alice).get_json()["state"] == "up"
 
 
+def test_heroku3s_null_size_means_the_default_size(api: Api, alice: User, app_name: str,
+                                                 released: dict[str, Any]) -> None:
+    # heroku3's run_command sends {"command", "attach", "size": null} unless a size is given.
+    made = api.post(f"/apps/{app_name}/dynos", alice, json={"command": "echo hi", "attach": False, "size": None})
+    assert made.status_code == 201, made.get_json()
+    assert made.get_json()["size"] == "Standard-1X"
+
+
+def test_an_app_runs_at_most_herokus_number_of_one_off_dynos_of_a_size_at_once(
+        api: Api, alice: User, app_name: str, released: dict[str, Any]) -> None:
+    assert api.post(f"/apps/{app_name}/dynos", alice, json={"command": "sleep 9", "size": "eco"}).status_code == 201
+    refused = api.post(f"/apps/{app_name}/dynos", alice, json={"command": "sleep 9", "size": "free"})  # also eco
+    assert refused.status_code == 429, refused.get_json()
+    assert refused.get_json() == {"id": "cannot_run_above_limit", "message": (
+        f"Cannot run more than 1 Eco one-off dynos at once on {app_name}. Stop one (heroku ps:stop run.N) "
+        "or wait for one to finish.")}
+    assert [d["name"] for d in dynos(api, alice, app_name)] == ["run.1"]
+    assert api.post(f"/apps/{app_name}/dynos", alice, json={"command": "sleep 9"}).status_code == 201  # standard
+    assert api.delete(f"/apps/{app_name}/dynos/run.1", alice).status_code == 202
+    assert api.post(f"/apps/{app_name}/dynos", alice, json={"command": "sleep 9", "size": "eco"}).status_code == 201
+
+
 def test_stopping_a_one_off_dyno_that_has_not_started_means_it_never_will(api: Api, alice: User, app_name: str,
                                                                          released: dict[str, Any],
                                                                          app: Flask) -> None:

@@ -42,7 +42,8 @@ def test_serve_runs_the_api_and_a_worker_and_restarts_a_dead_worker(tmp_path: Pa
     env = {**clean_env(), "BERTH_DATA_DIR": str(tmp_path / "data"), "BERTH_HOST": "127.0.0.1",
            "BERTH_PORT": str(port), "BERTH_TLS_PORT": str(free_port()), "BERTH_WEB_THREADS": "4",
            "BERTH_ALLOW_PRIVATE_TARGETS": "1",  # the example partner listens on loopback
-           "BERTH_ROUTER_PORT": str(free_port()), "BERTH_ROUTER_TLS_PORT": str(free_port())}
+           "BERTH_ROUTER_PORT": str(free_port()), "BERTH_ROUTER_TLS_PORT": str(free_port()),
+           "BERTH_RENDEZVOUS_PORT": str(free_port())}
     server = LiveServer(f"http://127.0.0.1:{port}", env, tmp_path / "serve.log")
     with run_example_partner(tmp_path) as partner, server.log.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "berth.serve"], cwd=ROOT, env=env,

@@ -24,7 +24,8 @@ def test_make_run_serves_the_api_over_tls_too(tmp_path: Path) -> None:
     env = {**clean_env(), "BERTH_DATA_DIR": str(tmp_path / "data"), "BERTH_HOST": "127.0.0.1",
            "BERTH_PORT": str(port), "BERTH_TLS_PORT": str(tls_port), "BERTH_BUILTIN_ADDONS": "0",
            "BERTH_WEB_WORKERS": "1", "BERTH_WEB_THREADS": "2",
-           "BERTH_ROUTER_PORT": str(free_port()), "BERTH_ROUTER_TLS_PORT": str(free_port())}
+           "BERTH_ROUTER_PORT": str(free_port()), "BERTH_ROUTER_TLS_PORT": str(free_port()),
+           "BERTH_RENDEZVOUS_PORT": str(free_port())}
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "berth.serve"], cwd=ROOT, env=env, stdout=out,

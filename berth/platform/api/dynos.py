@@ -8,6 +8,7 @@ from typing import Any
 from berth.httpapi.body import load
 from berth.httpapi.context import current_account, current_account_id, db_session
 from berth.httpapi.openapi import describe
+from berth.jobs.wakeup import nudge_rendezvous
 from berth.platform import apps, dyno_actions, dynos_view, one_off_dynos
 from berth.platform.api import blueprint
 from berth.platform.api.helpers import settings
@@ -28,7 +29,10 @@ def create_dyno(app_ref: str) -> Reply:
         size=params["size"].lower(), time_to_live=params["time_to_live"], type=params["type"],
         tty=params["attach"] and not params["force_no_tty"] and "COLUMNS" in params["env"])
     attach_url = f"{settings().rendezvous_base}/{created.secret}" if created.secret else None
-    return DynoSchema(attach_url=attach_url).dump(dynos_view.of_one_off(created.dyno, app)), 201
+    answer = DynoSchema(attach_url=attach_url).dump(dynos_view.of_one_off(created.dyno, app))
+    session.commit()  # the rendezvous host starts a detached dyno as soon as it sees it
+    nudge_rendezvous(settings().data_dir)
+    return answer, 201
 
 
 @blueprint.get("/apps/<app_ref>/dynos")

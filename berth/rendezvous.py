@@ -1,0 +1,47 @@
+"""The rendezvous process: the TLS port `heroku run` and `berth run` attach to
+(BERTH_RENDEZVOUS_PORT, bound to BERTH_HOST, with the TLS listener's certificate from the
+installation CA), and the host of every one-off dyno: attached ones start when their client dials
+in, detached ones as soon as they are created; stop requests and sweeps are carried out here.
+
+`python -m berth.rendezvous` runs it (`make run` starts one; one per installation, since at its
+start it ends the rows of dynos it ran before). A composition root like berth.builder.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+
+from berth import tls_listener, wire_hooks
+from berth.platform import one_off_dynos
+from berth.platform.rendezvous import RendezvousServer
+from berth.platform.rendezvous.host import DatabaseTickets
+from berth.platform.rendezvous.service import OneOffHost
+from berth.platform.slug_runs import SlugRunner
+from berth.platform.slug_store import local_store
+from berth.process import start_process
+
+log = logging.getLogger("berth.rendezvous")
+
+
+def main() -> None:
+    settings, database, stop = start_process()
+    wire_hooks(database.hooks)
+    scratch = settings.data_dir / "runs" / "one-off"
+    shutil.rmtree(scratch, ignore_errors=True)  # what a killed host left unpacked
+    with database.transaction() as session:
+        for dyno in one_off_dynos.orphan_running(session):
+            log.warning("%s of app %s ended with the previous rendezvous host", dyno.name, dyno.app_id)
+    # No stack here: each run looks for it, so one built later works without a restart, and a
+    # dyno started before that ends `crashed` saying so.
+    tickets = DatabaseTickets(database, SlugRunner(local_store(settings.data_dir), scratch))
+    cert, key = tls_listener.ensure_certificate(settings)
+    server = RendezvousServer(settings.host, settings.rendezvous_port, cert, key, tickets).start()  # type: ignore[arg-type]
+    log.info("rendezvous listening on %s:%d", settings.host, server.port)
+    try:
+        OneOffHost(tickets, settings.data_dir).serve(stop)
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()
