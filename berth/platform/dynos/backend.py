@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Protocol
 
 __all__ = ["DynoSize", "DynoSpec", "DynoStatus", "DynoBackend", "DynoError", "DuplicateDyno", "UnknownDyno",
-           "OutputLine", "STANDARD_1X", "STOP_GRACE", "DYNO_NAME_RE", "STATES"]
+           "OutputLine", "STANDARD_1X", "STOP_GRACE", "BOOT_TIMEOUT", "DYNO_NAME_RE", "STATES"]
 
 STOP_GRACE = 30.0  # seconds between SIGTERM and SIGKILL (R12), runtime.md §6.3
+BOOT_TIMEOUT = 60.0  # seconds a web dyno has to bind $PORT before R10, runtime.md §6.2
 STATES = ("starting", "up", "crashed", "down")
 DYNO_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,29}\.[0-9]{1,6}$")  # `web.1`, `run.4520`
 
@@ -55,10 +56,13 @@ class DynoSpec:
     size: DynoSize = STANDARD_1X
     web: bool = False  # gets its own $PORT and an address
     release_version: int | None = None
+    boot_timeout: float = BOOT_TIMEOUT  # a web dyno not listening on $PORT by then gets R10 and crashes
 
     def __post_init__(self) -> None:
         if not DYNO_NAME_RE.match(self.name):
             raise DynoError(f"invalid dyno name {self.name!r}: use <type>.<number>, like web.1")
+        if not self.boot_timeout > 0:
+            raise DynoError(f"invalid boot timeout {self.boot_timeout!r}: give a number of seconds above 0")
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ class LocalBackend:
             meta = {"id": dyno_id, "app_id": spec.app_id, "name": spec.name, "command": spec.command,
                     "slug": spec.slug_checksum, "stack": str(stack), "port": free_loopback_port() if spec.web else None,
                     "memory": spec.size.memory, "memory_kill": spec.size.memory_kill,
-                    "processes": spec.size.processes, "grace": STOP_GRACE, "release": spec.release_version,
+                    "processes": spec.size.processes, "grace": STOP_GRACE, "boot_timeout": spec.boot_timeout, "release": spec.release_version,
                     "require_memory_limit": self.require_memory_limit, "started_at": time.time(),
                     "cgroup_name": f"dyno-{dyno_id[:18]}"}
             write_json(directory / "meta.json", meta)
