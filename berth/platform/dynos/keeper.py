@@ -9,7 +9,6 @@ SIGTERM stops the dyno: SIGTERM to every process, SIGKILL after the grace (R12).
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 
 from berth.platform.buildpack_runner.pythons import language_binds, pythons_dir
 from berth.platform.dynos.backend import BOOT_TIMEOUT
+from berth.platform.dynos.output import ROTATE_BYTES, OutputLog
 from berth.platform.dynos.records import process_start_time, read_json, write_json
 from berth.platform.slug_runs import PROFILE_THEN_COMMAND, dyno_environment
 from berth.supervise.ports import listening
@@ -33,8 +33,7 @@ class Keeper:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.meta: dict[str, Any] = read_json(directory / "meta.json") or {}
-        self.output = open(directory / "output.log", "a", buffering=1, encoding="utf-8")
-        self.writing = threading.Lock()
+        self.output = OutputLog(directory / "output.log", self.meta.get("output_rotate_bytes", ROTATE_BYTES))
         self.stop_requested = threading.Event()
         self.state = "starting"
         self.cgroups: list[str] = []
@@ -43,8 +42,7 @@ class Keeper:
     # -- records -------------------------------------------------------------------------------------
 
     def say(self, source: str, text: str) -> None:
-        with self.writing:
-            self.output.write(json.dumps({"t": time.time(), "s": source, "l": text}) + "\n")
+        self.output.write(source, text)
 
     def record(self, state: str, exit_status: int | None = None) -> None:
         if state != self.state:

@@ -1,11 +1,18 @@
-"""A dyno's output into the app's log stream (source `app`), in small batches: one transaction per
-line would make a chatty command slow, and a line waits at most FLUSH_SECONDS, even when the
-command falls silent after it (a timer flushes what waits)."""
+"""A process's output into the app's log stream, in small batches: one transaction per line would make
+a chatty command slow, and a line waits at most FLUSH_SECONDS, even when the command falls silent
+after it (a timer flushes what waits).
+
+A line may carry its own time (when the process wrote it, not when it was stored) and a `mark`, an
+opaque token the caller gets back through `on_written` once every line up to it is committed: where
+the caller can resume without repeating lines. Batches commit one at a time, in order.
+"""
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from datetime import datetime
+from typing import Callable
 
 from berth.db import Database, utcnow
 from berth.platform.logs import store
@@ -16,16 +23,23 @@ FLUSH_SECONDS = 0.5
 
 
 class AppLog:
-    def __init__(self, database: Database, app_id: str, process: str) -> None:
+    def __init__(self, database: Database, app_id: str, process: str, *,
+                 on_written: Callable[[object], None] | None = None) -> None:
         self.database, self.app_id, self.process = database, app_id, process
+        self.on_written = on_written
         self._pending: list[store.Entry] = []
+        self._mark: object = None  # the newest mark among the pending lines
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # one batch at a time, so batches (and marks) stay in order
         self._last_flush = time.monotonic()
         self._timer: threading.Timer | None = None
 
-    def line(self, message: str, source: str = "app") -> None:
+    def line(self, message: str, source: str = "app", *, logged_at: datetime | None = None,
+             mark: object = None) -> None:
         with self._lock:
-            self._pending.append(store.Entry(source, self.process, message, utcnow()))
+            self._pending.append(store.Entry(source, self.process, message, logged_at or utcnow()))
+            if mark is not None:
+                self._mark = mark
             due = len(self._pending) >= FLUSH_LINES or time.monotonic() - self._last_flush >= FLUSH_SECONDS
             if not due and self._timer is None:
                 self._timer = threading.Timer(FLUSH_SECONDS, self.flush)
@@ -35,16 +49,21 @@ class AppLog:
             self.flush()
 
     def flush(self) -> None:
-        with self._lock:
-            entries, self._pending = self._pending, []
-            self._last_flush = time.monotonic()
-            timer, self._timer = self._timer, None
-        if timer is not None and timer is not threading.current_thread():
-            timer.cancel()
-        if not entries:
-            return
-        try:
-            with self.database.transaction() as session:
-                store.append(session, self.app_id, entries)
-        except Exception:  # the log stream is a copy (the output file has every line): never fail the run
-            log.exception("could not write %d log lines of %s", len(entries), self.process)
+        with self._flushing:
+            with self._lock:
+                entries, self._pending = self._pending, []
+                mark, self._mark = self._mark, None
+                self._last_flush = time.monotonic()
+                timer, self._timer = self._timer, None
+            if timer is not None and timer is not threading.current_thread():
+                timer.cancel()
+            if not entries:
+                return
+            try:
+                with self.database.transaction() as session:
+                    store.append(session, self.app_id, entries)
+            except Exception:  # the log stream is a copy (the output file has every line): never fail the run
+                log.exception("could not write %d log lines of %s", len(entries), self.process)
+                return
+            if mark is not None and self.on_written is not None:
+                self.on_written(mark)
