@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import base64
+import statistics
 import time
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -10,7 +12,9 @@ import requests
 
 from berth import crypto
 from berth.db import Database
+from berth.platform.api.logs import POLL_SECONDS
 from berth.platform.apps import get_app
+from berth.platform.logs.app_log import AppLog
 from berth.platform.logs.tokens import issue_input_token
 from tests.conftest import TEST_KEY
 from tests.live_server import LiveServer, live_server
@@ -108,3 +112,53 @@ def test_unknown_session_on_the_live_server(server: tuple[LiveServer, str, str])
     live, _key, _token = server
     resp = requests.get(live.url + "/log-sessions/nope", timeout=10)
     assert resp.status_code == 404 and resp.json()["id"] == "not_found"
+
+
+def _writer(live: LiveServer, key: str, **options: object) -> tuple[Database, AppLog]:
+    """What a dyno's output forwarder writes through: an AppLog that knows Berth's data dir."""
+    database = Database(f"sqlite:///{Path(live.env['BERTH_DATA_DIR']) / 'berth.sqlite3'}")
+    app_id = live.api("GET", "/apps/tailed", key).json()["id"]
+    return database, AppLog(database, app_id, "web.1", data_dir=Path(live.env["BERTH_DATA_DIR"]), **options)
+
+
+def test_a_writer_that_knows_the_data_dir_wakes_the_tail_at_once(server: tuple[LiveServer, str, str]) -> None:
+    live, key, _token = server
+    database, writer = _writer(live, key, flush_lines=1)
+    writer.line("woken 0")
+    resp = open_tail(live, key, "text/plain", lines=1, dyno="web.1")
+    try:
+        lines = payloads(resp, False)
+        assert next(lines) == "woken 0"  # the history: the tail reads on from here
+        latencies = []
+        for n in range(1, 8):
+            time.sleep(0.13)  # out of step with the poll interval
+            began = time.monotonic()
+            writer.line(f"woken {n}")
+            assert next(lines) == f"woken {n}"
+            latencies.append(time.monotonic() - began)
+        assert statistics.median(latencies) < POLL_SECONDS / 4, latencies  # polling alone: ~POLL_SECONDS / 2
+    finally:
+        resp.close()
+        writer.close()
+        database.dispose()
+
+
+def test_a_burst_bigger_than_one_read_reaches_the_tail_without_waiting_for_polls(
+        server: tuple[LiveServer, str, str]) -> None:
+    live, key, _token = server
+    database, writer = _writer(live, key, flush_lines=1400)
+    writer.line("before the burst")
+    writer.flush()
+    resp = open_tail(live, key, "text/plain", lines=1, dyno="web.1")
+    try:
+        lines = payloads(resp, False)
+        assert next(lines) == "before the burst"
+        began = time.monotonic()
+        for n in range(1400):  # one commit, nearly the whole 1500-line buffer: three reads of BATCH_LINES
+            writer.line(f"burst {n}")
+        assert [next(lines) for _ in range(1400)] == [f"burst {n}" for n in range(1400)]
+        assert time.monotonic() - began < 2 * POLL_SECONDS  # one read after another, not one per poll
+    finally:
+        resp.close()
+        writer.close()
+        database.dispose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from pathlib import Path
 
 from berth.db import Database
 from berth.platform.dynos.backend import DynoBackend, DynoError, DynoStatus, OutputLine
@@ -20,12 +21,17 @@ __all__ = ["OutputForwarder", "CONSUMER"]
 
 log = logging.getLogger(__name__)
 CONSUMER = "log-forwarder"  # the name its position is saved under
+FLUSH_LINES = 500  # lines per batch into the log store at most
+FLUSH_SECONDS = 0.05  # a line waits for its batch this long at most
 
 
 class OutputForwarder:
-    def __init__(self, database: Database, backend: DynoBackend, status: DynoStatus) -> None:
+    def __init__(self, database: Database, backend: DynoBackend, status: DynoStatus, *,
+                 data_dir: Path | None = None) -> None:
+        """With Berth's `data_dir`, tails of the app's stream are woken as lines are committed."""
         self.backend, self.status = backend, status
-        self._app_log = AppLog(database, status.app_id, status.name, on_written=self._written)
+        self._app_log = AppLog(database, status.app_id, status.name, on_written=self._written, data_dir=data_dir,
+                               flush_lines=FLUSH_LINES, flush_seconds=FLUSH_SECONDS)
         self._follower = backend.follow(status.id, self._forward,
                                         position=backend.saved_position(status.id, CONSUMER))
 
@@ -41,7 +47,7 @@ class OutputForwarder:
         the next forwarder of this dyno."""
         self._follower.close()
         self._follower.wait(30)
-        self._app_log.flush()
+        self._app_log.close()
 
     @property
     def dropped(self) -> int:

@@ -49,7 +49,7 @@ def append(session: Session, app_id: str, entries: Iterable[Entry]) -> int:
     # FOR NO KEY UPDATE: serialises appends to this app without blocking inserts elsewhere
     # that reference it (those take KEY SHARE). SQLite ignores it; its writers are serial anyway.
     session.execute(select(App.id).where(App.id == app_id).with_for_update(key_share=True))
-    session.execute(insert(LogLine), rows)
+    session.execute(insert(LogLine.__table__), rows)  # Core executemany: no ORM bulk machinery per row
     oldest_kept = session.scalar(select(LogLine.id).where(LogLine.app_id == app_id)
                                  .order_by(LogLine.id.desc()).offset(MAX_LINES_PER_APP - 1).limit(1))
     if oldest_kept is not None:
