@@ -133,6 +133,21 @@ def tail_client(url: str, expected: int, timeout: float) -> None:
     print(json.dumps({"arrivals": arrivals, "others": others[-20:]}), flush=True)
 
 
+def floor_client(data_dir: Path) -> None:
+    """The floor, in its own process as the tail client is: the dyno's lines straight from the backend's
+    follower, until the dyno ends; prints their arrivals as JSON."""
+    arrivals: list[tuple[float, int, float]] = []
+
+    def straight(line: OutputLine) -> None:
+        if line.source == "app" and (parsed := parse_app_line(line.text)) is not None:
+            arrivals.append((time.time(), *parsed))
+
+    backend = LocalBackend(data_dir, LocalSlugStore(data_dir / "bench-slugs"), stack=require_stack())
+    print("ready", flush=True)
+    backend.follow(sys.stdin.readline().strip(), straight).wait(300)
+    print(json.dumps({"arrivals": arrivals}), flush=True)
+
+
 # ---------------------------------------------------------------- one round
 
 @contextlib.contextmanager
@@ -165,23 +180,25 @@ def one_round(server, database: Database, backend: LocalBackend, data_dir: Path,
                                str(lines)], stdout=subprocess.PIPE, text=True)
     assert client.stdout is not None and client.stdout.readline().strip() == "ready"
     time.sleep(0.5)  # the stream is past its first read: tailing
-    floor: list[tuple[float, int, float]] = []
-
-    def straight(line: OutputLine) -> None:
-        if line.source == "app" and (parsed := parse_app_line(line.text)) is not None:
-            floor.append((time.time(), *parsed))
-
+    floor = subprocess.Popen([sys.executable, __file__, "--floor-client", str(data_dir)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert floor.stdin is not None and floor.stdout is not None and floor.stdout.readline().strip() == "ready"
     status = backend.start(DynoSpec(app_id=app_id, name="chatty.1", slug_checksum=checksum,
                                     command=f"exec python3 /app/chatty.py {lines} {rate}"))
-    follower = backend.follow(status.id, straight)
+    floor.stdin.write(status.id + "\n")
+    floor.stdin.flush()
     forwarder = OutputForwarder(database, backend, status, data_dir=data_dir)
-    follower.wait(300)
+    began = time.time()
     forwarder.wait(300)
+    print(f"  ({'burst' if not rate else 'paced'}: the forwarder had every line in the store "
+          f"{time.time() - began:.2f} s after the dyno's start)", file=sys.stderr)
     out, _ = client.communicate(timeout=120)
     tail = json.loads(out.strip().splitlines()[-1])
+    straight = json.loads(floor.communicate(timeout=120)[0].strip().splitlines()[-1])
     forwarder.close()
     backend.remove(status.id)
-    return Round("burst" if not rate else f"{rate:,.0f}/s", PathResult("floor: backend follower", lines, floor),
+    return Round("burst" if not rate else f"{rate:,.0f}/s",
+                 PathResult("floor: backend follower", lines, [tuple(a) for a in straight["arrivals"]]),
                  PathResult("Berth: tail client", lines, [tuple(a) for a in tail["arrivals"]]), forwarder.dropped)
 
 
@@ -234,9 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=GOAL_LINES_PER_S, help="lines/s of the paced dyno")
     parser.add_argument("--postgres", action="store_true", help="the control plane on a throwaway PostgreSQL")
     parser.add_argument("--tail-client", nargs=2, metavar=("URL", "LINES"), help=argparse.SUPPRESS)
+    parser.add_argument("--floor-client", metavar="DATA_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.tail_client:
         tail_client(args.tail_client[0], int(args.tail_client[1]), timeout=120)
+        return 0
+    if args.floor_client:
+        floor_client(Path(args.floor_client))
         return 0
     return run(args.lines, args.rounds, args.rate, args.postgres)
 

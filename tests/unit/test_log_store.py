@@ -37,13 +37,21 @@ def test_keeps_the_newest_1500_lines_per_app(api: Api, alice: User, db: Database
     with db.transaction() as session:
         store.append(session, one, [Entry("app", "web.1", f"m{i}") for i in range(1000, 1700)])
     with db.session(write=False) as session:
-        count = session.scalar(select(func.count()).select_from(LogLine).where(LogLine.app_id == one))
-        assert count == 1500
         kept = store.read(session, one, limit=1500)
         assert messages(kept) == [f"m{i}" for i in range(200, 1700)]  # oldest first
         assert messages(store.read(session, one, limit=3)) == ["m1697", "m1698", "m1699"]
         assert messages(store.read(session, other, limit=1500)) == ["other app"]  # untouched
         assert store.newest_id(session, one) == kept[-1].id
+        # Within the slack nothing is deleted yet: a reader a moment behind still finds its lines.
+        first = store.read(session, one, limit=1, after_id=0)
+        assert messages(first) == ["m0"]
+    with db.transaction() as session:  # past 1500 + TRIM_SLACK: trimmed to the newest 1500
+        store.append(session, one, [Entry("app", "web.1", f"m{i}") for i in range(1700, 1701 + store.TRIM_SLACK)])
+    with db.session(write=False) as session:
+        count = session.scalar(select(func.count()).select_from(LogLine).where(LogLine.app_id == one))
+        assert count == 1500
+        assert messages(store.read(session, one, limit=1, after_id=0)) == [f"m{store.TRIM_SLACK + 201}"]
+        assert messages(store.read(session, other, limit=1500)) == ["other app"]  # untouched
 
 
 def test_filters_by_source_process_and_type(api: Api, alice: User, db: Database) -> None:

@@ -39,6 +39,7 @@ POLL_EVERY = 0.05  # seconds between looks at a quiet file
 MAX_BACKLOG = 4 * 1024 * 1024  # bytes a follower may lag behind its dyno before lines are dropped
 ROTATE_BYTES = 16 * 1024 * 1024  # output.log's size at which it becomes output.log.1
 READ_BYTES = 1 << 16
+BATCH_ESTIMATE = 500  # lines in one read of a chatty dyno's file
 _FIRST_NUMBER = re.compile(rb'^\{"n": (\d+),')  # how OutputLog's records begin
 
 
@@ -105,7 +106,9 @@ class Follower:
                  position: str | None = None) -> None:
         self.path, self.previous = path, rotated_path(path)
         self.dyno, self.on_line, self.finished = dyno, on_line, finished
-        self.lines: "queue.Queue[OutputLine | None]" = queue.Queue(maxsize=buffer_lines)
+        # Lines go over in batches (one per read), a queue operation per batch rather than per line;
+        # the bound is in lines, roughly (a read of READ_BYTES holds up to ~BATCH_ESTIMATE of them).
+        self.lines: "queue.Queue[list[OutputLine] | None]" = queue.Queue(maxsize=max(1, buffer_lines // BATCH_ESTIMATE))
         self.max_backlog = max_backlog
         self.dropped = 0  # in all
         self._closed = threading.Event()
@@ -185,13 +188,15 @@ class Follower:
                     pending = b""  # whatever was unfinished in the old file never will be
                 pending += chunk
                 *complete, pending = pending.split(b"\n")
+                batch: list[OutputLine] = []
                 for raw in complete:
                     self._consumed += len(raw) + 1
                     if self._partial_skipped:
                         self._partial_skipped = False
                         continue
-                    if not self._hand_over(raw):
-                        break
+                    self._hand_over(raw, batch)
+                if batch and not self._put(batch):
+                    break
                 if self._closed.is_set() or (done and not chunk and not moved):
                     break
                 if not chunk and not moved:
@@ -249,16 +254,15 @@ class Follower:
         self._seek(target)
         self._skipped_at = self._skipped_at or time.time()
 
-    def _hand_over(self, raw: bytes) -> bool:
+    def _hand_over(self, raw: bytes, batch: list[OutputLine]) -> None:
         line, number = self._parse(raw)
         if number is not None:
             if self._next is not None and number < self._next:
-                return True  # handed over before (a position behind the file, a reused read)
+                return  # handed over before (a position behind the file, a reused read)
             if self._next is not None and number > self._next:
-                if not self._report_drops(number - self._next):
-                    return False
+                batch.append(self._drops_notice(number - self._next))
             self._next = number + 1
-        return self._put(line)
+        batch.append(line)
 
     def _parse(self, raw: bytes) -> tuple[OutputLine, int | None]:
         try:
@@ -271,31 +275,32 @@ class Follower:
         except (ValueError, KeyError, TypeError):
             return OutputLine(time.time(), "app", self.dyno, raw.decode("utf-8", "replace")), None
 
-    def _put(self, line: OutputLine) -> bool:
-        """Queue a line, waiting for room (the file holds the rest); False once closed."""
+    def _put(self, batch: list[OutputLine]) -> bool:
+        """Queue lines, waiting for room (the file holds the rest); False once closed."""
         while not self._closed.is_set():
             try:
-                self.lines.put(line, timeout=0.2)
+                self.lines.put(batch, timeout=0.2)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def _report_drops(self, count: int) -> bool:
+    def _drops_notice(self, count: int) -> OutputLine:
         first, self._skipped_at = self._skipped_at or time.time(), None
         self.dropped += count
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(first))
-        return self._put(OutputLine(time.time(), "heroku", self.dyno,
-                                    f"Error L10 (output buffer overflow): {count} messages dropped since {stamp}."))
+        return OutputLine(time.time(), "heroku", self.dyno,
+                          f"Error L10 (output buffer overflow): {count} messages dropped since {stamp}.")
 
     # -- delivering ------------------------------------------------------------------------------------
 
     def _deliver(self) -> None:
-        while (line := self.lines.get()) is not None:
-            try:
-                self.on_line(line)
-            except Exception:  # a failing consumer must not end the stream of the others' lines
-                log.exception("dyno %s: the output callback failed", self.dyno)
+        while (batch := self.lines.get()) is not None:
+            for line in batch:
+                try:
+                    self.on_line(line)
+                except Exception:  # a failing consumer must not end the stream of the others' lines
+                    log.exception("dyno %s: the output callback failed", self.dyno)
 
 
 def _inode(path: Path) -> int | None:

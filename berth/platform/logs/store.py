@@ -19,7 +19,11 @@ from berth.logplex import rfc5424_time, split_message
 from berth.platform.logs.models import LogLine, LogSession
 from berth.platform.models import App
 
-MAX_LINES_PER_APP = 1500   # Logplex's log_history (runtime.md §8.2)
+MAX_LINES_PER_APP = 1500   # Logplex's log_history (runtime.md §8.2): what readers get at most
+# Lines kept past that between trims: a trim is one delete every few batches rather than one per
+# batch, and a tail or drain a moment behind a chatty app (20,000 lines/s fill 1500 in 75 ms) still
+# finds the lines it has not read.
+TRIM_SLACK = 2000
 LABEL_LENGTH = 64          # width of the source and process columns
 
 
@@ -33,12 +37,13 @@ class Entry:
 
 def _clean(text: str) -> str:
     # No database keeps NUL in text (PostgreSQL refuses it); a log line is no reason to fail.
-    return text.replace("\x00", "\ufffd")
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def append(session: Session, app_id: str, entries: Iterable[Entry]) -> int:
-    """Adds the entries (lines over 10000 bytes split), drops all but the newest 1500 lines of
-    the app, in the caller's transaction. Returns how many lines were written."""
+    """Adds the entries (lines over 10000 bytes split), and once the app has more than 1500 +
+    TRIM_SLACK lines drops all but the newest 1500, in the caller's transaction. Returns how many
+    lines were written."""
     now = utcnow()
     rows = [{"app_id": app_id, "logged_at": entry.logged_at or now,
              "source": _clean(entry.source)[:LABEL_LENGTH] or "app",
@@ -50,9 +55,9 @@ def append(session: Session, app_id: str, entries: Iterable[Entry]) -> int:
     # that reference it (those take KEY SHARE). SQLite ignores it; its writers are serial anyway.
     session.execute(select(App.id).where(App.id == app_id).with_for_update(key_share=True))
     session.execute(insert(LogLine.__table__), rows)  # Core executemany: no ORM bulk machinery per row
-    oldest_kept = session.scalar(select(LogLine.id).where(LogLine.app_id == app_id)
-                                 .order_by(LogLine.id.desc()).offset(MAX_LINES_PER_APP - 1).limit(1))
-    if oldest_kept is not None:
+    newest_first = select(LogLine.id).where(LogLine.app_id == app_id).order_by(LogLine.id.desc())
+    if session.scalar(newest_first.offset(MAX_LINES_PER_APP + TRIM_SLACK).limit(1)) is not None:
+        oldest_kept = session.scalar(newest_first.offset(MAX_LINES_PER_APP - 1).limit(1))
         session.execute(delete(LogLine).where(LogLine.app_id == app_id, LogLine.id < oldest_kept))
     session.flush()
     return len(rows)
