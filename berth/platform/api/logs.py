@@ -40,7 +40,7 @@ from berth.platform.models import App
 Reply = Any
 LOGPLEX_TYPE = "application/logplex-1"
 POLL_SECONDS = 0.5       # how often a tail looks for new lines when no writer wakes it
-BATCH_LINES = 500        # lines per read at most; after a full one the next read follows at once
+BATCH_LINES = 1500       # lines per read at most; after a full one the next read follows at once
 KEEPALIVE_SECONDS = 15.0  # an SSE comment this often lets a vanished client be noticed
 _SSE_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
