@@ -128,7 +128,7 @@ class LocalBackend:
         directory = self._directory(dyno_id)
         name = (read_json(directory / "meta.json") or {}).get("name", "?")
         return Follower(directory / "output.log", name, on_line, from_start=from_start, position=position,
-                        buffer_lines=buffer_lines, max_backlog=max_backlog, finished=lambda: self._status(directory).state not in LIVE)
+                        buffer_lines=buffer_lines, max_backlog=max_backlog, finished=lambda: self._ended(directory))
 
     def save_position(self, dyno_id: str, consumer: str, position: str) -> None:
         write_json(self._position_file(dyno_id, consumer), {"position": position})
@@ -158,6 +158,10 @@ class LocalBackend:
                           name=meta.get("name", ""), state=current, exit_status=state.get("exit_status"),
                           address=f"{HOST}:{port}" if port else None, started_at=meta.get("started_at", 0.0),
                           release_version=meta.get("release"))
+
+    def _ended(self, directory: Path) -> bool:
+        # Removed (its records gone, the files a follower holds open still readable) is ended too.
+        return not (directory / "meta.json").is_file() or self._status(directory).state not in LIVE
 
     @staticmethod
     def _keeper_alive(meta: dict) -> bool:
