@@ -102,3 +102,17 @@ def test_long_lines_split_nul_replaced_and_times_kept(api: Api, alice: User, db:
     assert lines[0].logged_at == when
     assert store.format_line(lines[0]) == "2026-11-26T08:00:00.123456+00:00 app[web.1]: " + "x" * 10000
     assert lines[2].logged_at.tzinfo is not None
+
+
+def test_awkward_messages_and_their_own_times_come_back_as_written(api: Api, alice: User, db: Database) -> None:
+    """PostgreSQL takes lines with COPY: its escapes (tab, newline, backslash, `\\N` for NULL) must not
+    leak into or out of a message."""
+    app_id = make_app(api, alice, "store-awkward")
+    written = ["a\tb", "multi\nline", "back\\slash", "\\N", "", "ünïcødé ✓", "carriage\rreturn", "nul\x00byte"]
+    at = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=timezone(timedelta(hours=2)))
+    with db.transaction() as session:
+        store.append(session, app_id, [Entry("app", "web.1", message, at) for message in written])
+    with db.session(write=False) as session:
+        lines = store.read(session, app_id, limit=100)
+    assert messages(lines) == written[:-1] + ["nul\ufffdbyte"]
+    assert {line.logged_at for line in lines} == {at} and lines[0].logged_at.tzinfo is not None

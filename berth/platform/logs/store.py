@@ -54,13 +54,34 @@ def append(session: Session, app_id: str, entries: Iterable[Entry]) -> int:
     # FOR NO KEY UPDATE: serialises appends to this app without blocking inserts elsewhere
     # that reference it (those take KEY SHARE). SQLite ignores it; its writers are serial anyway.
     session.execute(select(App.id).where(App.id == app_id).with_for_update(key_share=True))
-    session.execute(insert(LogLine.__table__), rows)  # Core executemany: no ORM bulk machinery per row
+    _insert_many(session, rows)
     newest_first = select(LogLine.id).where(LogLine.app_id == app_id).order_by(LogLine.id.desc())
     if session.scalar(newest_first.offset(MAX_LINES_PER_APP + TRIM_SLACK).limit(1)) is not None:
         oldest_kept = session.scalar(newest_first.offset(MAX_LINES_PER_APP - 1).limit(1))
         session.execute(delete(LogLine).where(LogLine.app_id == app_id, LogLine.id < oldest_kept))
     session.flush()
     return len(rows)
+
+
+_COLUMNS = ("app_id", "logged_at", "source", "process", "message")
+
+
+def _insert_many(session: Session, rows: list[dict]) -> None:
+    """The rows in one go. On PostgreSQL with COPY: a chatty dyno's lines come by the tens of
+    thousands a second, and an executemany costs psycopg a pipelined statement per row (~3× the
+    time). Elsewhere a Core executemany (no ORM bulk machinery per row)."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(LogLine.__table__), rows)
+        return
+    # The column type's own conversion (naive UTC), as an INSERT would store it.
+    to_database = LogLine.__table__.c.logged_at.type.bind_processor(connection.dialect) or (lambda value: value)
+    driver = connection.connection.driver_connection  # the psycopg connection, inside this transaction
+    statement = f"COPY {LogLine.__tablename__} ({', '.join(_COLUMNS)}) FROM STDIN"  # constants only
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row((row["app_id"], to_database(row["logged_at"]), row["source"], row["process"],
+                            row["message"]))
 
 
 def read(session: Session, app_id: str, *, limit: int, source: str | None = None,
