@@ -84,6 +84,16 @@ class PathResult:
             return float("nan")
         return latencies[min(len(latencies) - 1, int(quantile * len(latencies)))]
 
+    def missing_ranges(self, most: int = 5) -> str:
+        """The first gaps in the sequence, as `first-last` ranges: whole batches, or a skip."""
+        seen = sorted({seq for _, seq, _ in self.arrivals})
+        gaps, expected = [], 0
+        for seq in seen + [self.expected]:
+            if seq > expected:
+                gaps.append(f"{expected}-{seq - 1}")
+            expected = seq + 1
+        return ", ".join(gaps[:most]) + (" …" if len(gaps) > most else "")
+
     @property
     def duplicates(self) -> int:
         return self.received - len({seq for _, seq, _ in self.arrivals})
@@ -240,6 +250,10 @@ def report(results: list[Round], lines: int, database: str) -> None:
               f"p99 {statistics.median(t.latency_ms(0.99) for t in tails):.1f} ms; floor "
               f"{statistics.median(f.lines_per_s for f in floors):,.0f} lines/s, "
               f"p99 {statistics.median(f.latency_ms(0.99) for f in floors):.1f} ms")
+    for number, result in enumerate(results):
+        if result.tail.received < lines:
+            print(f"\nround {number // 2 + 1}, {result.mode}: lines missing at the tail client: "
+                  f"{result.tail.missing_ranges()}")
     print(f"\ngoal: ≥ {GOAL_LINES_PER_S:,} lines/s (burst) and p99 < {GOAL_P99_MS:.0f} ms (paced) at the tail client")
     print("\nmachine: " + ", ".join(f"{k} {v}" for k, v in machine().items() if k != "load generator"))
 

@@ -45,12 +45,15 @@ def test_keeps_the_newest_1500_lines_per_app(api: Api, alice: User, db: Database
         # Within the slack nothing is deleted yet: a reader a moment behind still finds its lines.
         first = store.read(session, one, limit=1, after_id=0)
         assert messages(first) == ["m0"]
-    with db.transaction() as session:  # past 1500 + TRIM_SLACK: trimmed to the newest 1500
-        store.append(session, one, [Entry("app", "web.1", f"m{i}") for i in range(1700, 1701 + store.TRIM_SLACK)])
+    kept = 1500 + store.TRIM_SLACK
+    total = kept + store.TRIM_EVERY + 1  # past this many: trimmed to the newest `kept`
+    with db.transaction() as session:
+        store.append(session, one, [Entry("app", "web.1", f"m{i}") for i in range(1700, total)])
     with db.session(write=False) as session:
         count = session.scalar(select(func.count()).select_from(LogLine).where(LogLine.app_id == one))
-        assert count == 1500
-        assert messages(store.read(session, one, limit=1, after_id=0)) == [f"m{store.TRIM_SLACK + 201}"]
+        assert count == kept
+        assert messages(store.read(session, one, limit=1, after_id=0)) == [f"m{total - kept}"]
+        assert len(store.read(session, one, limit=1500)) == 1500  # what readers may ask for
         assert messages(store.read(session, other, limit=1500)) == ["other app"]  # untouched
 
 

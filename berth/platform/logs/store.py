@@ -20,10 +20,11 @@ from berth.platform.logs.models import LogLine, LogSession
 from berth.platform.models import App
 
 MAX_LINES_PER_APP = 1500   # Logplex's log_history (runtime.md §8.2): what readers get at most
-# Lines kept past that between trims: a trim is one delete every few batches rather than one per
-# batch, and a tail or drain a moment behind a chatty app (20,000 lines/s fill 1500 in 75 ms) still
-# finds the lines it has not read.
+# Lines kept beyond those: a tail or drain a moment behind a chatty app (20,000 lines/s fill 1500 in
+# 75 ms) still finds the lines it has not read...
 TRIM_SLACK = 2000
+# ...and trimmed only once this many more have come: one delete every few batches, not one per batch.
+TRIM_EVERY = 1000
 LABEL_LENGTH = 64          # width of the source and process columns
 
 
@@ -41,9 +42,9 @@ def _clean(text: str) -> str:
 
 
 def append(session: Session, app_id: str, entries: Iterable[Entry]) -> int:
-    """Adds the entries (lines over 10000 bytes split), and once the app has more than 1500 +
-    TRIM_SLACK lines drops all but the newest 1500, in the caller's transaction. Returns how many
-    lines were written."""
+    """Adds the entries (lines over 10000 bytes split) and, once the app has more than 1500 +
+    TRIM_SLACK + TRIM_EVERY lines, drops all but the newest 1500 + TRIM_SLACK (readers see the
+    newest 1500 at most), in the caller's transaction. Returns how many lines were written."""
     now = utcnow()
     rows = [{"app_id": app_id, "logged_at": entry.logged_at or now,
              "source": _clean(entry.source)[:LABEL_LENGTH] or "app",
@@ -56,8 +57,8 @@ def append(session: Session, app_id: str, entries: Iterable[Entry]) -> int:
     session.execute(select(App.id).where(App.id == app_id).with_for_update(key_share=True))
     _insert_many(session, rows)
     newest_first = select(LogLine.id).where(LogLine.app_id == app_id).order_by(LogLine.id.desc())
-    if session.scalar(newest_first.offset(MAX_LINES_PER_APP + TRIM_SLACK).limit(1)) is not None:
-        oldest_kept = session.scalar(newest_first.offset(MAX_LINES_PER_APP - 1).limit(1))
+    if session.scalar(newest_first.offset(MAX_LINES_PER_APP + TRIM_SLACK + TRIM_EVERY).limit(1)) is not None:
+        oldest_kept = session.scalar(newest_first.offset(MAX_LINES_PER_APP + TRIM_SLACK - 1).limit(1))
         session.execute(delete(LogLine).where(LogLine.app_id == app_id, LogLine.id < oldest_kept))
     session.flush()
     return len(rows)
