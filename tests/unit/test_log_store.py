@@ -119,3 +119,23 @@ def test_awkward_messages_and_their_own_times_come_back_as_written(api: Api, ali
         lines = store.read(session, app_id, limit=100)
     assert messages(lines) == written[:-1] + ["nul\ufffdbyte"]
     assert {line.logged_at for line in lines} == {at} and lines[0].logged_at.tzinfo is not None
+
+
+def test_read_on_says_when_the_buffer_dropped_lines_a_tail_had_not_read(api: Api, alice: User, db: Database) -> None:
+    app_id = make_app(api, alice, "store-read-on")
+    with db.transaction() as session:
+        store.append(session, app_id, [Entry("app", "web.1", "seen")])
+    with db.session(write=False) as session:
+        seen = store.newest_id(session, app_id)
+        assert store.read_on(session, app_id, seen, limit=10) == ([], False)
+    with db.transaction() as session:
+        store.append(session, app_id, [Entry("app", "web.1", f"n{i}") for i in range(3)])
+    with db.session(write=False) as session:
+        lines, overtaken = store.read_on(session, app_id, seen, limit=2, dyno="web")
+        assert messages(lines) == ["n0", "n1"] and not overtaken
+    total = 1500 + store.TRIM_SLACK + store.TRIM_EVERY
+    with db.transaction() as session:
+        store.append(session, app_id, [Entry("app", "web.1", f"m{i}") for i in range(total)])
+    with db.session(write=False) as session:
+        lines, overtaken = store.read_on(session, app_id, seen, limit=1, source="app")
+        assert overtaken and messages(lines) == [f"m{total - 1500 - store.TRIM_SLACK}"]

@@ -159,6 +159,7 @@ def _stream(db: Database, reading: _Reading, sse: bool, resume_after: int | None
         last = store.newest_id(session, reading.app_id)
         lines = store.read(session, reading.app_id, limit=reading.lines, source=reading.source,
                            dyno=reading.dyno, after_id=resume_after)
+    known = bool(lines) or resume_after is None  # `last` names a line of this app (0: none yet)
     if lines:
         last = lines[-1].id
         yield _encode(lines, sse)
@@ -170,21 +171,32 @@ def _stream(db: Database, reading: _Reading, sse: bool, resume_after: int | None
     # committed: a chatty app's lines are read before the 1500-line buffer drops them.
     with woken_by_signal(data_dir, app_log_subject(reading.app_id)) as pause:
         sent, full = time.monotonic(), False
+        last_shown_at = lines[-1].logged_at if lines else utcnow()
         while utcnow() < reading.expires_at:
             if not full:
                 pause(POLL_SECONDS)
             if _client_gone(connection):
                 return
             with db.session(write=False) as session:
-                lines = store.read(session, reading.app_id, limit=BATCH_LINES, source=reading.source,
-                                   dyno=reading.dyno, after_id=last)
+                lines, overtaken = store.read_on(session, reading.app_id, last, limit=BATCH_LINES,
+                                                 source=reading.source, dyno=reading.dyno)
             full = len(lines) == BATCH_LINES
+            if overtaken and known and last:
+                yield _encode([_tail_overflow(reading.app_id, last, last_shown_at)], sse)
             if lines:
-                last, sent = lines[-1].id, time.monotonic()
+                last, sent, known, last_shown_at = lines[-1].id, time.monotonic(), True, lines[-1].logged_at
                 yield _encode(lines, sse)
             elif sse and time.monotonic() - sent >= KEEPALIVE_SECONDS:
                 sent = time.monotonic()
                 yield b": keep-alive\n\n"
+
+
+def _tail_overflow(app_id: str, last: int, since: datetime) -> LogLine:
+    """Logplex's L11, in the stream (never stored): the tail fell so far behind that the buffer
+    dropped lines it had not read. (How many is not known here: the buffer keeps no count.)"""
+    return LogLine(id=last, app_id=app_id, logged_at=utcnow(), source="heroku", process="logplex",
+                   message=f"Error L11 (Tail buffer overflow) -> This tail session dropped messages since "
+                           f"{logplex.rfc5424_time(since)}")
 
 
 def _encode(lines: list[LogLine], sse: bool) -> bytes:

@@ -104,6 +104,21 @@ def read(session: Session, app_id: str, *, limit: int, source: str | None = None
     return newest[::-1]
 
 
+def read_on(session: Session, app_id: str, after_id: int, *, limit: int, source: str | None = None,
+            dyno: str | None = None) -> tuple[list[LogLine], bool]:
+    """A tail's next lines after `after_id` (a line of this app it has read), and whether lines were
+    trimmed before it could read them: its line is gone yet newer ones remain. One statement, so
+    the lines and the answer come from the same moment."""
+    query = select(LogLine).where(LogLine.app_id == app_id, LogLine.id > after_id)
+    if source:
+        query = query.where(LogLine.source == source)
+    if dyno:
+        query = query.where(or_(LogLine.process == dyno, LogLine.process.startswith(dyno + ".", autoescape=True)))
+    still_there = select(LogLine.id).where(LogLine.id == after_id).exists()
+    rows = session.execute(query.add_columns(still_there.label("kept")).order_by(LogLine.id).limit(limit)).all()
+    return [row[0] for row in rows], bool(rows) and not rows[0][1]
+
+
 def newest_id(session: Session, app_id: str) -> int:
     """The id of the app's last line (0 when it has none): where a tail starts."""
     return session.scalar(select(func.max(LogLine.id)).where(LogLine.app_id == app_id)) or 0
