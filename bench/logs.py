@@ -140,7 +140,8 @@ def tail_client(url: str, expected: int, timeout: float) -> None:
                 arrivals.append((arrived, *parsed))
             if (arrivals and arrivals[-1][1] == expected - 1) or time.monotonic() > deadline:
                 break
-    print(json.dumps({"arrivals": arrivals, "others": others[-20:]}), flush=True)
+    overtaken = sum(1 for other in others if "Error L11 (Tail buffer overflow)" in other)
+    print(json.dumps({"arrivals": arrivals, "l11": overtaken}), flush=True)
 
 
 def floor_client(data_dir: Path) -> None:
@@ -175,6 +176,7 @@ class Round:
     floor: PathResult
     tail: PathResult
     dropped: int  # lines the forwarder's follower reported with L10
+    l11: int  # L11 notices the tail client got (the buffer dropped lines it had not read)
 
 
 def one_round(server, database: Database, backend: LocalBackend, data_dir: Path, checksum: str, key: str,
@@ -209,7 +211,8 @@ def one_round(server, database: Database, backend: LocalBackend, data_dir: Path,
     backend.remove(status.id)
     return Round("burst" if not rate else f"{rate:,.0f}/s",
                  PathResult("floor: backend follower", lines, [tuple(a) for a in straight["arrivals"]]),
-                 PathResult("Berth: tail client", lines, [tuple(a) for a in tail["arrivals"]]), forwarder.dropped)
+                 PathResult("Berth: tail client", lines, [tuple(a) for a in tail["arrivals"]]), forwarder.dropped,
+                 tail["l11"])
 
 
 def run(lines: int, rounds: int, rate: float, use_postgres: bool) -> int:
@@ -236,13 +239,13 @@ def run(lines: int, rounds: int, rate: float, use_postgres: bool) -> int:
 def report(results: list[Round], lines: int, database: str) -> None:
     print(f"\nLog pipeline, {lines:,} lines per dyno, control-plane database {database}; burst: the dyno prints "
           f"as fast as it can (throughput), paced: at a fixed rate (latency)\n")
-    print("| round | dyno | path | lines/s | p50 ms | p99 ms | missing | repeated | L10-dropped |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| round | dyno | path | lines/s | p50 ms | p99 ms | missing | repeated | L10-dropped | L11 notices |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for number, result in enumerate(results):
-        for path, l10 in ((result.floor, ""), (result.tail, str(result.dropped))):
+        for path, l10, l11 in ((result.floor, "", ""), (result.tail, str(result.dropped), str(result.l11))):
             print(f"| {number // 2 + 1} | {result.mode} | {path.name} | {path.lines_per_s:,.0f} | "
                   f"{path.latency_ms(0.5):.1f} | {path.latency_ms(0.99):.1f} | "
-                  f"{lines - path.received + path.duplicates} | {path.duplicates} | {l10} |")
+                  f"{lines - path.received + path.duplicates} | {path.duplicates} | {l10} | {l11} |")
     for mode in sorted({r.mode for r in results}):
         tails = [r.tail for r in results if r.mode == mode]
         floors = [r.floor for r in results if r.mode == mode]
