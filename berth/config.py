@@ -30,6 +30,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return _number(env, name, default, float)
 
 
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if not value > 0:
+        raise ValueError(f"{name} must be a number of seconds above 0, got {env.get(name)!r}")
+    return value
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if not raw:
@@ -76,6 +83,8 @@ class Settings:
     # A formation dyno's second and later quick crashes wait this long, doubled each time (≤ 20 min).
     crash_cool_off_seconds: float = 20.0
     postdeploy_timeout_seconds: float = 3600.0  # app.json's scripts.postdeploy
+    # Dynos: how long a web dyno has to bind $PORT before R10 (Boot timeout) kills it (Heroku: 60 s).
+    dyno_boot_timeout_seconds: float = 60.0
     # Web tier: gunicorn processes × threads. Threads, because add-on requests spend most of
     # their time waiting for the worker; a sync worker would queue every other client behind one.
     web_workers: int = 2
@@ -160,6 +169,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         release_phase_timeout_seconds=_float(env, "BERTH_RELEASE_PHASE_TIMEOUT_SECONDS", 3600.0),
         crash_cool_off_seconds=_float(env, "BERTH_CRASH_COOL_OFF_SECONDS", 20.0),
         postdeploy_timeout_seconds=_float(env, "BERTH_POSTDEPLOY_TIMEOUT_SECONDS", 3600.0),
+        dyno_boot_timeout_seconds=_positive_float(env, "BERTH_DYNO_BOOT_TIMEOUT_SECONDS", 60.0),
         web_workers=_int(env, "BERTH_WEB_WORKERS", 2),
         web_threads=_int(env, "BERTH_WEB_THREADS", 8),
         builtin_addons=(env.get("BERTH_BUILTIN_ADDONS") or "1").strip().lower() not in ("0", "false", "no", "off"),

@@ -145,6 +145,8 @@ def _timestamp(text: str) -> datetime | None:
 
 def split_message(message: str, limit: int = MAX_LINE_BYTES) -> list[str]:
     """Pieces of at most `limit` UTF-8 bytes, cut between characters (never inside one)."""
+    if len(message) * 4 <= limit:
+        return [message]  # a character is at most 4 bytes: short enough without encoding it
     encoded = message.encode("utf-8")
     if len(encoded) <= limit:
         return [message]

@@ -8,12 +8,14 @@ costs only the poll interval.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Callable, Iterator
 
 
 def socket_dir(data_dir: Path) -> Path:
@@ -166,3 +168,18 @@ class Waiter(_Listener):
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def woken_by_signal(data_dir: Path, subject_id: str) -> Iterator[Callable[[float], list[bytes]]]:
+    """A pause that ends early on a signal for this subject: the signals it got (none: the time ran out)."""
+    try:
+        waiter = Waiter(data_dir, subject_id)
+    except OSError:  # no socket here (a path too long, a read-only dir): polling alone still works
+        def sleep(seconds: float) -> list[bytes]:
+            time.sleep(seconds)
+            return []
+        yield sleep
+        return
+    with waiter:
+        yield waiter.wait_for_signals

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import statistics
 import time
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -10,7 +13,9 @@ import requests
 
 from berth import crypto
 from berth.db import Database
+from berth.platform.api.logs import POLL_SECONDS
 from berth.platform.apps import get_app
+from berth.platform.logs.app_log import AppLog
 from berth.platform.logs.tokens import issue_input_token
 from tests.conftest import TEST_KEY
 from tests.live_server import LiveServer, live_server
@@ -108,3 +113,57 @@ def test_unknown_session_on_the_live_server(server: tuple[LiveServer, str, str])
     live, _key, _token = server
     resp = requests.get(live.url + "/log-sessions/nope", timeout=10)
     assert resp.status_code == 404 and resp.json()["id"] == "not_found"
+
+
+@contextlib.contextmanager
+def tailing_a_writer(live: LiveServer, key: str, first: str, **options: object) -> Iterator[tuple[AppLog, Iterator[str]]]:
+    """What a dyno's output forwarder writes through (an AppLog that knows Berth's data dir), its line
+    `first` written, and a tail of web.1 that has shown it."""
+    database = Database(f"sqlite:///{Path(live.env['BERTH_DATA_DIR']) / 'berth.sqlite3'}")
+    app_id = live.api("GET", "/apps/tailed", key).json()["id"]
+    writer = AppLog(database, app_id, "web.1", data_dir=Path(live.env["BERTH_DATA_DIR"]), **options)
+    writer.line(first)
+    writer.flush()
+    resp = open_tail(live, key, "text/plain", lines=1, dyno="web.1")
+    try:
+        lines = payloads(resp, False)
+        assert next(lines) == first  # the history: the tail reads on from here
+        yield writer, lines
+    finally:
+        resp.close()
+        writer.close()
+        database.dispose()
+
+
+def test_a_writer_that_knows_the_data_dir_wakes_the_tail_at_once(server: tuple[LiveServer, str, str]) -> None:
+    live, key, _token = server
+    with tailing_a_writer(live, key, "woken 0", flush_lines=1) as (writer, lines):
+        latencies = []
+        for n in range(1, 8):
+            time.sleep(0.13)  # out of step with the poll interval
+            began = time.monotonic()
+            writer.line(f"woken {n}")
+            assert next(lines) == f"woken {n}"
+            latencies.append(time.monotonic() - began)
+        assert statistics.median(latencies) < POLL_SECONDS / 4, latencies  # polling alone: ~POLL_SECONDS / 2
+
+
+def test_a_burst_bigger_than_one_read_reaches_the_tail_without_waiting_for_polls(
+        server: tuple[LiveServer, str, str]) -> None:
+    live, key, _token = server
+    with tailing_a_writer(live, key, "before the burst", flush_lines=3000) as (writer, lines):
+        began = time.monotonic()
+        for n in range(3000):  # one commit, within the buffer's slack: two reads of BATCH_LINES
+            writer.line(f"burst {n}")
+        assert [next(lines) for _ in range(3000)] == [f"burst {n}" for n in range(3000)]
+        assert time.monotonic() - began < 2 * POLL_SECONDS  # one read after another, not one per poll
+
+
+def test_a_tail_overtaken_by_the_buffer_is_told_with_l11(server: tuple[LiveServer, str, str]) -> None:
+    live, key, _token = server
+    with tailing_a_writer(live, key, "read by the tail", flush_lines=4501) as (writer, lines):
+        for n in range(4501):  # one commit: the buffer's trim drops the tail's line and 1001 after it
+            writer.line(f"overtaking {n}")
+        notice = next(lines)
+        assert notice.startswith("Error L11 (Tail buffer overflow) -> This tail session dropped messages since ")
+        assert next(lines) == "overtaking 1001"  # the oldest line the buffer kept

@@ -47,3 +47,19 @@ def test_a_slow_follower_never_stalls_the_dyno_and_gets_an_l10_notice(backend, c
     kept = [line for line in received if not line.text.startswith("Error L10")]
     assert len(kept) + dropped == len(everything)
     assert kept == [line for line in everything if line in kept]  # in order, none invented
+
+
+def test_a_follower_ends_when_its_dyno_is_removed_under_it(backend, checksum) -> None:
+    status = backend.start(DynoSpec(app_id="output", name="removed.1", slug_checksum=checksum,
+                                    command="seq 1 20000"))
+    eventually(lambda: backend.status(status.id).state == "crashed", what="the dyno's end")
+    received: list[OutputLine] = []
+
+    def slow_at_first(line: OutputLine) -> None:  # holds the reader back until the dyno is gone
+        received.append(line)
+        if len(received) < 100:
+            time.sleep(0.01)
+
+    follower = backend.follow(status.id, slow_at_first, buffer_lines=500)
+    backend.remove(status.id)  # while the follower is still reading
+    assert follower.wait(15), "the follower kept waiting for a dyno that no longer exists"

@@ -37,13 +37,24 @@ def test_keeps_the_newest_1500_lines_per_app(api: Api, alice: User, db: Database
     with db.transaction() as session:
         store.append(session, one, [Entry("app", "web.1", f"m{i}") for i in range(1000, 1700)])
     with db.session(write=False) as session:
-        count = session.scalar(select(func.count()).select_from(LogLine).where(LogLine.app_id == one))
-        assert count == 1500
         kept = store.read(session, one, limit=1500)
         assert messages(kept) == [f"m{i}" for i in range(200, 1700)]  # oldest first
         assert messages(store.read(session, one, limit=3)) == ["m1697", "m1698", "m1699"]
         assert messages(store.read(session, other, limit=1500)) == ["other app"]  # untouched
         assert store.newest_id(session, one) == kept[-1].id
+        # Within the slack nothing is deleted yet: a reader a moment behind still finds its lines.
+        first = store.read(session, one, limit=1, after_id=0)
+        assert messages(first) == ["m0"]
+    kept = 1500 + store.TRIM_SLACK
+    total = kept + store.TRIM_EVERY + 1  # past this many: trimmed to the newest `kept`
+    with db.transaction() as session:
+        store.append(session, one, [Entry("app", "web.1", f"m{i}") for i in range(1700, total)])
+    with db.session(write=False) as session:
+        count = session.scalar(select(func.count()).select_from(LogLine).where(LogLine.app_id == one))
+        assert count == kept
+        assert messages(store.read(session, one, limit=1, after_id=0)) == [f"m{total - kept}"]
+        assert len(store.read(session, one, limit=1500)) == 1500  # what readers may ask for
+        assert messages(store.read(session, other, limit=1500)) == ["other app"]  # untouched
 
 
 def test_filters_by_source_process_and_type(api: Api, alice: User, db: Database) -> None:
@@ -94,3 +105,37 @@ def test_long_lines_split_nul_replaced_and_times_kept(api: Api, alice: User, db:
     assert lines[0].logged_at == when
     assert store.format_line(lines[0]) == "2026-11-26T08:00:00.123456+00:00 app[web.1]: " + "x" * 10000
     assert lines[2].logged_at.tzinfo is not None
+
+
+def test_awkward_messages_and_their_own_times_come_back_as_written(api: Api, alice: User, db: Database) -> None:
+    """PostgreSQL takes lines with COPY: its escapes (tab, newline, backslash, `\\N` for NULL) must not
+    leak into or out of a message."""
+    app_id = make_app(api, alice, "store-awkward")
+    written = ["a\tb", "multi\nline", "back\\slash", "\\N", "", "ünïcødé ✓", "carriage\rreturn", "nul\x00byte"]
+    at = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=timezone(timedelta(hours=2)))
+    with db.transaction() as session:
+        store.append(session, app_id, [Entry("app", "web.1", message, at) for message in written])
+    with db.session(write=False) as session:
+        lines = store.read(session, app_id, limit=100)
+    assert messages(lines) == written[:-1] + ["nul\ufffdbyte"]
+    assert {line.logged_at for line in lines} == {at} and lines[0].logged_at.tzinfo is not None
+
+
+def test_read_on_says_when_the_buffer_dropped_lines_a_tail_had_not_read(api: Api, alice: User, db: Database) -> None:
+    app_id = make_app(api, alice, "store-read-on")
+    with db.transaction() as session:
+        store.append(session, app_id, [Entry("app", "web.1", "seen")])
+    with db.session(write=False) as session:
+        seen = store.newest_id(session, app_id)
+        assert store.read_on(session, app_id, seen, limit=10) == ([], False)
+    with db.transaction() as session:
+        store.append(session, app_id, [Entry("app", "web.1", f"n{i}") for i in range(3)])
+    with db.session(write=False) as session:
+        lines, overtaken = store.read_on(session, app_id, seen, limit=2, dyno="web")
+        assert messages(lines) == ["n0", "n1"] and not overtaken
+    total = 1500 + store.TRIM_SLACK + store.TRIM_EVERY
+    with db.transaction() as session:
+        store.append(session, app_id, [Entry("app", "web.1", f"m{i}") for i in range(total)])
+    with db.session(write=False) as session:
+        lines, overtaken = store.read_on(session, app_id, seen, limit=1, source="app")
+        assert overtaken and messages(lines) == [f"m{total - 1500 - store.TRIM_SLACK}"]

@@ -7,6 +7,7 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Iterator
 
 from flask import Response, request
@@ -15,6 +16,7 @@ from berth.auth import parse_authorization_header
 from berth.db import Database, utcnow
 from berth.errors import BadRequest, BerthError, InvalidParams, NotFound, Unauthorized
 from berth.hooks import LOG_DRAIN_ADDON
+from berth.jobs.wakeup import woken_by_signal
 from berth.httpapi.body import load
 from berth.httpapi.context import current_account_id, database, db_session, public
 from berth.httpapi.openapi import describe
@@ -24,6 +26,7 @@ from berth.platform.api import blueprint
 from berth.platform.api.helpers import hooks, settings
 from berth import logplex
 from berth.platform.logs import drains, store
+from berth.platform.logs.app_log import app_log_subject
 from berth.platform.logs.models import LogLine
 from berth.platform.logs.schemas import (
     LogDrainCreateSchema,
@@ -36,8 +39,8 @@ from berth.platform.models import App
 
 Reply = Any
 LOGPLEX_TYPE = "application/logplex-1"
-POLL_SECONDS = 0.5       # how often a tail looks for new lines
-BATCH_LINES = 500        # lines per poll at most; the next poll continues
+POLL_SECONDS = 0.5       # how often a tail looks for new lines when no writer wakes it
+BATCH_LINES = 1500       # lines per read at most; after a full one the next read follows at once
 KEEPALIVE_SECONDS = 15.0  # an SSE comment this often lets a vanished client be noticed
 _SSE_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
@@ -115,7 +118,8 @@ def read_log_session(session_id: str) -> Reply:
     resume = request.headers.get("Last-Event-ID", "").strip() if sse else ""
     # Not stream_with_context: the generator must not hold the request (or its DB session)
     # open, so it gets the Database itself and opens a short session per read.
-    body = _stream(db, reading, sse, int(resume) if resume.isdigit() else None, _client_socket())
+    body = _stream(db, reading, sse, int(resume) if resume.isdigit() else None, _client_socket(),
+                   settings().data_dir)
     response = Response(body, mimetype="text/event-stream" if sse else "text/plain")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not buffer a tail
@@ -149,12 +153,13 @@ def _client_gone(connection: socket.socket | None) -> bool:
 
 
 def _stream(db: Database, reading: _Reading, sse: bool, resume_after: int | None,
-            connection: socket.socket | None) -> Iterator[bytes]:
+            connection: socket.socket | None, data_dir: Path) -> Iterator[bytes]:
     yield b""  # sends the headers now, even when there is nothing to show yet
     with db.session(write=False) as session:
         last = store.newest_id(session, reading.app_id)
         lines = store.read(session, reading.app_id, limit=reading.lines, source=reading.source,
                            dyno=reading.dyno, after_id=resume_after)
+    known = bool(lines) or resume_after is None  # `last` names a line of this app (0: none yet)
     if lines:
         last = lines[-1].id
         yield _encode(lines, sse)
@@ -162,20 +167,36 @@ def _stream(db: Database, reading: _Reading, sse: bool, resume_after: int | None
         last = min(resume_after, last)  # an id from the future would hide every new line
     if not reading.tail:
         return
-    idle = 0.0
-    while utcnow() < reading.expires_at:
-        time.sleep(POLL_SECONDS)
-        if _client_gone(connection):
-            return
-        with db.session(write=False) as session:
-            lines = store.read(session, reading.app_id, limit=BATCH_LINES, source=reading.source,
-                               dyno=reading.dyno, after_id=last)
-        if lines:
-            last, idle = lines[-1].id, 0.0
-            yield _encode(lines, sse)
-        elif sse and (idle := idle + POLL_SECONDS) >= KEEPALIVE_SECONDS:
-            idle = 0.0
-            yield b": keep-alive\n\n"
+    # Writers that know the data dir (dyno output forwarders) wake the tail once their lines are
+    # committed: a chatty app's lines are read before the 1500-line buffer drops them.
+    with woken_by_signal(data_dir, app_log_subject(reading.app_id)) as pause:
+        sent, full = time.monotonic(), False
+        last_shown_at = lines[-1].logged_at if lines else utcnow()
+        while utcnow() < reading.expires_at:
+            if not full:
+                pause(POLL_SECONDS)
+            if _client_gone(connection):
+                return
+            with db.session(write=False) as session:
+                lines, overtaken = store.read_on(session, reading.app_id, last, limit=BATCH_LINES,
+                                                 source=reading.source, dyno=reading.dyno)
+            full = len(lines) == BATCH_LINES
+            if overtaken and known and last:
+                yield _encode([_tail_overflow(reading.app_id, last, last_shown_at)], sse)
+            if lines:
+                last, sent, known, last_shown_at = lines[-1].id, time.monotonic(), True, lines[-1].logged_at
+                yield _encode(lines, sse)
+            elif sse and time.monotonic() - sent >= KEEPALIVE_SECONDS:
+                sent = time.monotonic()
+                yield b": keep-alive\n\n"
+
+
+def _tail_overflow(app_id: str, last: int, since: datetime) -> LogLine:
+    """Logplex's L11, in the stream (never stored): the tail fell so far behind that the buffer
+    dropped lines it had not read. (How many is not known here: the buffer keeps no count.)"""
+    return LogLine(id=last, app_id=app_id, logged_at=utcnow(), source="heroku", process="logplex",
+                   message=f"Error L11 (Tail buffer overflow) -> This tail session dropped messages since "
+                           f"{logplex.rfc5424_time(since)}")
 
 
 def _encode(lines: list[LogLine], sse: bool) -> bytes:

@@ -7,13 +7,12 @@ stored and everything written before it has been read, so nothing is cut off.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
 from typing import Callable, Iterator
 
-from berth.jobs.wakeup import PROGRESS_SIGNAL, Waiter, WaiterSignaller
+from berth.jobs.wakeup import PROGRESS_SIGNAL, WaiterSignaller, woken_by_signal
 
 CHUNK = 64 * 1024
 POLL_SECONDS = 0.25
@@ -63,7 +62,7 @@ def follow(data_dir: Path, job_id: str, finished: Callable[[], bool], *, kind: s
     path = output_path(data_dir, job_id, kind)
     position = start
     last_sent = time.monotonic()
-    with _woken_by_signal(data_dir, job_id) as pause:  # bound before the first finished(): no signal lost
+    with woken_by_signal(data_dir, job_id) as pause:  # bound before the first finished(): no signal lost
         ask = True
         asked = 0.0
         while True:
@@ -85,21 +84,6 @@ def follow(data_dir: Path, job_id: str, finished: Callable[[], bool], *, kind: s
                 yield keepalive
             signals = pause(POLL_SECONDS)
             ask = not signals or any(signal != PROGRESS_SIGNAL for signal in signals)
-
-
-@contextlib.contextmanager
-def _woken_by_signal(data_dir: Path, job_id: str) -> Iterator[Callable[[float], list[bytes]]]:
-    """A pause that ends early on a signal for this job: the signals it got (none: the time ran out)."""
-    try:
-        waiter = Waiter(data_dir, job_id)
-    except OSError:  # no socket here (a path too long, a read-only dir): polling alone still works
-        def sleep(seconds: float) -> list[bytes]:
-            time.sleep(seconds)
-            return []
-        yield sleep
-        return
-    with waiter:
-        yield waiter.wait_for_signals
 
 
 def _read_from(path: Path, position: int) -> bytes:

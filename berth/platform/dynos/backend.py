@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Protocol
 
 __all__ = ["DynoSize", "DynoSpec", "DynoStatus", "DynoBackend", "DynoError", "DuplicateDyno", "UnknownDyno",
-           "OutputLine", "STANDARD_1X", "STOP_GRACE", "DYNO_NAME_RE", "STATES"]
+           "OutputLine", "STANDARD_1X", "STOP_GRACE", "BOOT_TIMEOUT", "DYNO_NAME_RE", "STATES"]
 
 STOP_GRACE = 30.0  # seconds between SIGTERM and SIGKILL (R12), runtime.md §6.3
+BOOT_TIMEOUT = 60.0  # seconds a web dyno has to bind $PORT before R10, runtime.md §6.2
 STATES = ("starting", "up", "crashed", "down")
 DYNO_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,29}\.[0-9]{1,6}$")  # `web.1`, `run.4520`
 
@@ -55,10 +56,13 @@ class DynoSpec:
     size: DynoSize = STANDARD_1X
     web: bool = False  # gets its own $PORT and an address
     release_version: int | None = None
+    boot_timeout: float = BOOT_TIMEOUT  # a web dyno not listening on $PORT by then gets R10 and crashes
 
     def __post_init__(self) -> None:
         if not DYNO_NAME_RE.match(self.name):
             raise DynoError(f"invalid dyno name {self.name!r}: use <type>.<number>, like web.1")
+        if not self.boot_timeout > 0:
+            raise DynoError(f"invalid boot timeout {self.boot_timeout!r}: give a number of seconds above 0")
 
 
 @dataclass(frozen=True)
@@ -76,12 +80,14 @@ class DynoStatus:
 @dataclass(frozen=True)
 class OutputLine:
     """A line of a dyno's log: `source` is `app` (its stdout/stderr) or `heroku` (the platform's
-    notices about it: R14, R15, L10, state changes)."""
+    notices about it: R10, R14, R15, L10, state changes). `position` (opaque, the backend's) is where
+    following again continues right after this line; None on notices the follower made itself."""
 
     time: float
     source: str
     dyno: str
     text: str
+    position: str | None = None
 
 
 class DynoBackend(Protocol):
@@ -98,12 +104,25 @@ class DynoBackend(Protocol):
 
     def status(self, dyno_id: str) -> DynoStatus: ...
 
-    def follow(self, dyno_id: str, on_line: Callable[[OutputLine], None], *, from_start: bool = True) -> "Follower":
-        """Hand every output line of the dyno to `on_line` (another thread) without ever blocking it."""
+    def follow(self, dyno_id: str, on_line: Callable[[OutputLine], None], *, from_start: bool = True,
+               position: str | None = None) -> "Follower":
+        """Hand every output line of the dyno to `on_line` (another thread) without ever blocking it:
+        from the oldest line kept, or only new ones (`from_start=False`), or right after the line whose
+        `position` is given. Lines the backend no longer has are reported with an L10 notice."""
+
+    def save_position(self, dyno_id: str, consumer: str, position: str) -> None:
+        """Keep `consumer`'s position in the dyno's output with the dyno's records (they go with it),
+        so that a consumer made again after a restart resumes from it."""
+
+    def saved_position(self, dyno_id: str, consumer: str) -> str | None:
+        """The position `consumer` saved last, None if it never did."""
 
 
 class Follower(Protocol):
     def close(self) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once the dyno has ended and every line was handed over; False if `timeout` passed."""
 
     @property
     def dropped(self) -> int: ...

@@ -3,12 +3,12 @@
 The backend starts it detached (a session of its own), so the dyno outlives the runner; the keeper is
 the sandbox's parent (bwrap dies with it, and with bwrap every process of the dyno). It drains the
 dyno's output into `output.log` as fast as it comes (the dyno never waits on a reader), records the
-dyno's state, watches its memory (R14 over quota, R15 and stopped at the kill threshold) and on
+dyno's state, watches its memory (R14 over quota, R15 and stopped at the kill threshold) and a web
+dyno's boot (R10 and killed when $PORT is not bound within the boot timeout), and on
 SIGTERM stops the dyno: SIGTERM to every process, SIGKILL after the grace (R12).
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from berth.platform.buildpack_runner.pythons import language_binds, pythons_dir
+from berth.platform.dynos.backend import BOOT_TIMEOUT
+from berth.platform.dynos.output import ROTATE_BYTES, OutputLog
 from berth.platform.dynos.records import process_start_time, read_json, write_json
 from berth.platform.slug_runs import PROFILE_THEN_COMMAND, dyno_environment
 from berth.supervise.ports import listening
@@ -31,8 +33,7 @@ class Keeper:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.meta: dict[str, Any] = read_json(directory / "meta.json") or {}
-        self.output = open(directory / "output.log", "a", buffering=1, encoding="utf-8")
-        self.writing = threading.Lock()
+        self.output = OutputLog(directory / "output.log", self.meta.get("output_rotate_bytes", ROTATE_BYTES))
         self.stop_requested = threading.Event()
         self.state = "starting"
         self.cgroups: list[str] = []
@@ -41,8 +42,7 @@ class Keeper:
     # -- records -------------------------------------------------------------------------------------
 
     def say(self, source: str, text: str) -> None:
-        with self.writing:
-            self.output.write(json.dumps({"t": time.time(), "s": source, "l": text}) + "\n")
+        self.output.write(source, text)
 
     def record(self, state: str, exit_status: int | None = None) -> None:
         if state != self.state:
@@ -84,13 +84,17 @@ class Keeper:
             self.record("up")
         else:
             self.record("starting")
-        stopped, killed = self._watch(sandbox)
+        stopped, killed_for = self._watch(sandbox)
         result = sandbox.stop(0) if not stopped else stopped
         reader.join(timeout=30)  # the rest of the output, still in the pipe
-        if killed:
+        if killed_for == "R15":
             self.say("heroku", "Error R15 (Memory quota vastly exceeded)")
             self.say("heroku", "Stopping process with SIGKILL")
-        if result.exit_code == 137 and stopped and not killed and self._grace_ran_out:
+        elif killed_for == "R10":
+            self.say("heroku", f"Error R10 (Boot timeout) -> Web process failed to bind to $PORT within "
+                               f"{meta['boot_timeout']:g} seconds of launch")
+            self.say("heroku", "Stopping process with SIGKILL")
+        if result.exit_code == 137 and stopped and not killed_for and self._grace_ran_out:
             self.say("heroku", f"Error R12 (Exit timeout) -> At least one process failed to exit within "
                                f"{meta['grace']:g} seconds of SIGTERM")
             self.say("heroku", "Stopping remaining processes with SIGKILL")
@@ -104,9 +108,12 @@ class Keeper:
         for line in sandbox.lines():
             self.say("app", line)
 
-    def _watch(self, sandbox: Sandbox) -> tuple[Any, bool]:
-        """Until the dyno ends or is to stop: its state, its memory. Returns (stop result, R15)."""
+    def _watch(self, sandbox: Sandbox) -> tuple[Any, str | None]:
+        """Until the dyno ends or is to stop: its state, its memory, its boot. Returns (stop result, the
+        error it was killed for: R10, R15 or None)."""
         port, quota, kill_at = self.meta.get("port"), self.meta["memory"], self.meta["memory_kill"]
+        # Older records (dynos started before boot timeouts existed) get Heroku's 60 s.
+        boot_deadline = time.monotonic() + self.meta.setdefault("boot_timeout", BOOT_TIMEOUT)
         last_r14 = 0.0
         while sandbox.process.poll() is None:
             if self.stop_requested.wait(SAMPLE_EVERY):
@@ -116,17 +123,20 @@ class Keeper:
                 began = time.monotonic()
                 result = sandbox.stop(self.meta["grace"])
                 self._grace_ran_out = time.monotonic() - began >= self.meta["grace"]
-                return result, False
-            if self.state == "starting" and port is not None and listening("127.0.0.1", port, 0.2):
-                self.record("up")
+                return result, None
+            if self.state == "starting" and port is not None:
+                if listening("127.0.0.1", port, 0.2):
+                    self.record("up")
+                elif time.monotonic() >= boot_deadline:
+                    return sandbox.stop(0), "R10"
             used = self._memory(sandbox)
             if sandbox.cgroup is not None and sandbox.cgroup.oom_kills() > 0 or used >= kill_at:
-                return sandbox.stop(0), True
+                return sandbox.stop(0), "R15"
             if used > quota and time.monotonic() - last_r14 >= R14_EVERY:
                 last_r14 = time.monotonic()
                 self.say("heroku", f"Process running mem={used // 2**20}M({100 * used / quota:.1f}%)")
                 self.say("heroku", "Error R14 (Memory quota exceeded)")
-        return None, False
+        return None, None
 
     @staticmethod
     def _memory(sandbox: Sandbox) -> int:

@@ -13,6 +13,7 @@ detached keeper process (`keeper.py`), its records under `<data dir>/dynos/<id>/
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from typing import Callable
 
 from berth.platform.dynos.backend import (STOP_GRACE, DuplicateDyno, DynoError, DynoSpec, DynoStatus,
                                           OutputLine, UnknownDyno)
-from berth.platform.dynos.output import MAX_BACKLOG, Follower
+from berth.platform.dynos.output import MAX_BACKLOG, ROTATE_BYTES, Follower
 from berth.platform.dynos.records import process_start_time, read_json, same_process, write_json
 from berth.platform.slug_store import SlugError, SlugStore, unpack_slug
 from berth.platform.slugs import UnpackLimits
@@ -36,18 +37,21 @@ from berth.supervise.stack import require_stack
 __all__ = ["LocalBackend"]
 
 HOST = "127.0.0.1"
+CONSUMER_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")  # names a file in the dyno's directory
 LIVE = ("starting", "up")
 
 
 class LocalBackend:
     def __init__(self, data_dir: Path, store: SlugStore, *, stack: Path | None = None,
-                 require_memory_limit: bool = True, limits: UnpackLimits = UnpackLimits()) -> None:
+                 require_memory_limit: bool = True, limits: UnpackLimits = UnpackLimits(),
+                 output_rotate_bytes: int = ROTATE_BYTES) -> None:
         self.root = data_dir / "dynos"
         self.slugs = data_dir / "dyno-slugs"
         for directory in (data_dir, self.root, self.slugs):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store, self._stack, self.limits = store, stack, limits
         self.require_memory_limit = require_memory_limit
+        self.output_rotate_bytes = output_rotate_bytes
         with self._lock():
             self._adopt()
 
@@ -73,7 +77,8 @@ class LocalBackend:
             meta = {"id": dyno_id, "app_id": spec.app_id, "name": spec.name, "command": spec.command,
                     "slug": spec.slug_checksum, "stack": str(stack), "port": free_loopback_port() if spec.web else None,
                     "memory": spec.size.memory, "memory_kill": spec.size.memory_kill,
-                    "processes": spec.size.processes, "grace": STOP_GRACE, "release": spec.release_version,
+                    "processes": spec.size.processes, "grace": STOP_GRACE, "boot_timeout": spec.boot_timeout,
+                    "output_rotate_bytes": self.output_rotate_bytes, "release": spec.release_version,
                     "require_memory_limit": self.require_memory_limit, "started_at": time.time(),
                     "cgroup_name": f"dyno-{dyno_id[:18]}"}
             write_json(directory / "meta.json", meta)
@@ -121,11 +126,18 @@ class LocalBackend:
         return self._status(self._directory(dyno_id))
 
     def follow(self, dyno_id: str, on_line: Callable[[OutputLine], None], *, from_start: bool = True,
-               buffer_lines: int = 10_000, max_backlog: int = MAX_BACKLOG) -> Follower:
+               position: str | None = None, buffer_lines: int = 10_000, max_backlog: int = MAX_BACKLOG) -> Follower:
         directory = self._directory(dyno_id)
         name = (read_json(directory / "meta.json") or {}).get("name", "?")
-        return Follower(directory / "output.log", name, on_line, from_start=from_start,
-                        buffer_lines=buffer_lines, max_backlog=max_backlog, finished=lambda: self._status(directory).state not in LIVE)
+        return Follower(directory / "output.log", name, on_line, from_start=from_start, position=position,
+                        buffer_lines=buffer_lines, max_backlog=max_backlog, finished=lambda: self._ended(directory))
+
+    def save_position(self, dyno_id: str, consumer: str, position: str) -> None:
+        write_json(self._position_file(dyno_id, consumer), {"position": position})
+
+    def saved_position(self, dyno_id: str, consumer: str) -> str | None:
+        saved = read_json(self._position_file(dyno_id, consumer)) or {}
+        return saved.get("position") if isinstance(saved.get("position"), str) else None
 
     def sweep(self) -> None:
         """Remove unpacked slugs that no live dyno was started from."""
@@ -148,6 +160,10 @@ class LocalBackend:
                           name=meta.get("name", ""), state=current, exit_status=state.get("exit_status"),
                           address=f"{HOST}:{port}" if port else None, started_at=meta.get("started_at", 0.0),
                           release_version=meta.get("release"))
+
+    def _ended(self, directory: Path) -> bool:
+        # Removed (its records gone, the files a follower holds open still readable) is ended too.
+        return not (directory / "meta.json").is_file() or self._status(directory).state not in LIVE
 
     @staticmethod
     def _keeper_alive(meta: dict) -> bool:
@@ -190,6 +206,11 @@ class LocalBackend:
         if not (directory / "meta.json").is_file():
             raise UnknownDyno(f"no dyno {dyno_id!r}")
         return directory
+
+    def _position_file(self, dyno_id: str, consumer: str) -> Path:
+        if not CONSUMER_RE.match(consumer):
+            raise DynoError(f"invalid output consumer {consumer!r}: use lowercase letters, digits and dashes")
+        return self._directory(dyno_id) / f"position-{consumer}.json"
 
     def _dyno_dirs(self) -> list[Path]:
         return [entry for entry in self.root.iterdir() if entry.is_dir() and not entry.is_symlink()]

@@ -2,7 +2,9 @@
 
 - `meta.json`   what was started (app, name, port, size, command) and by whom (keeper pid + start time);
 - `state.json`  the keeper's view (state, exit status, cgroups), rewritten atomically;
-- `output.log`  one JSON object a line: {"t": time, "s": "app"|"heroku", "l": text};
+- `output.log`  one JSON object a line: {"n": number, "t": time, "s": "app"|"heroku", "l": text}, rotated
+                to `output.log.1` past a size (`output.py`);
+- `position-<consumer>.json`  where a consumer of the output (the log forwarder) has got to;
 - `env.json`    the config vars, read and removed by the keeper as it starts (secrets leave the disk);
 - `app/`        the dyno's private, writable copy of its slug (the sandbox's /app).
 
