@@ -13,7 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from berth.config import Settings
 from berth.db import Database
+from berth.platform.dynos.backend import DynoStatus
 from berth.platform.dynos.local import LocalBackend
+from berth.platform.dynos.log_forwarding import OutputForwarder
 from berth.platform.router.service import RouterService, router_layout
 from berth.platform.runner.service import Runner
 from berth.platform.slug_store import local_store
@@ -25,7 +27,12 @@ log = logging.getLogger("berth.runner")
 def make_runner(database: Database, settings: Settings, *, require_memory_limit: bool = False) -> Runner:
     """Without a memory cgroup (a kernel that does not let Berth write one) the keeper samples RSS."""
     backend = LocalBackend(settings.data_dir, local_store(settings.data_dir), require_memory_limit=require_memory_limit)
-    runner = Runner(database, settings, backend, crash_base=settings.crash_cool_off_seconds)
+
+    def forward(status: DynoStatus) -> OutputForwarder:  # every dyno's output into its app's log stream
+        return OutputForwarder(database, backend, status, data_dir=settings.data_dir)
+
+    runner = Runner(database, settings, backend, forward=forward, crash_base=settings.crash_cool_off_seconds,
+                    boot_timeout=settings.dyno_boot_timeout_seconds)
     runner.router = RouterService(settings, database, router_layout(settings, settings.host), runner.dynos_of)
     return runner
 

@@ -28,9 +28,12 @@ from berth.platform.runner.plan import Remove, Start, Stop, plan_app
 log = logging.getLogger("berth.runner")
 POLL_SECONDS = 1.0
 START_THREADS = 4
+REMOVE_WAIT_SECONDS = 5.0
 
 
-class Closeable(Protocol):
+class Forwarder(Protocol):
+    def wait(self, timeout: float | None = None) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -38,7 +41,7 @@ class Router(Protocol):
     def round(self) -> None: ...
 
 
-Forward = Callable[[DynoStatus], Closeable]
+Forward = Callable[[DynoStatus], Forwarder]
 
 
 class Runner:
@@ -53,7 +56,7 @@ class Runner:
         self.observed: list[DynoStatus] = []
         self.wants: dict[str, AppWants] = {}
         self._stopping: dict[str, threading.Thread] = {}
-        self._forwarders: dict[str, Closeable] = {}
+        self._forwarders: dict[str, Forwarder] = {}
         self._lock = threading.Lock()
         self._starts = ThreadPoolExecutor(START_THREADS, thread_name_prefix="dyno-start")
 
@@ -165,6 +168,7 @@ class Runner:
     def _remove(self, status: DynoStatus) -> None:
         forwarder = self._forwarders.pop(status.id, None)
         if forwarder is not None:
+            forwarder.wait(REMOVE_WAIT_SECONDS)  # it ended: its last lines ("Process exited …") reach the log
             forwarder.close()
         try:
             self.backend.remove(status.id)
