@@ -197,7 +197,7 @@ def run_platform(stack_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     router_port = free_port()
     base = tmp_path_factory.mktemp("runner")
     with build_platform(base, ROUTER_PORT=str(router_port), ROUTER_TLS_PORT=str(free_port()),
-                        CRASH_COOL_OFF_SECONDS="1") as built:
+                        CRASH_COOL_OFF_SECONDS="1", DYNO_BOOT_TIMEOUT_SECONDS="3") as built:
         platform = RunPlatform(built, router_port)
         platform.start_runner()
         try:
