@@ -6,7 +6,10 @@
 - throughput and p99 through nginx to one dyno against straight to that dyno's port, with wrk.
   Goal ≥ 0.85× the throughput, p99 at most 2 ms more.
 - a rolling deploy under load: steady requests through the router while a new release replaces two
-  web dynos, against the same load with no deploy. Goal: 0 failed requests, p99 added < 100 ms.
+  web dynos, against the same load with no deploy. Goal: 0 failed requests, p99 added < 100 ms. The
+  client sends a GET again once when the kept-alive connection it reused is closed before any answer,
+  as browsers and curl do (nginx's reload closes idle connections of its retiring workers); how
+  many were sent again is counted and shown.
 
 The log pipeline (a chatty dyno to a tail client) is bench/logs.py. Starts a live Berth, its builder
 and its runner (the helpers in tests/, as the runner tests do) with the real sandbox and nginx.
@@ -35,7 +38,7 @@ from berth.supervise.ports import free_loopback_port  # noqa: E402
 from berth.supervise.stack import require_stack  # noqa: E402
 from tests.builds.conftest import build_platform  # noqa: E402
 from tests.live_server import ROOT, free_port  # noqa: E402
-from tests.runner.conftest import SERVER, RunPlatform  # noqa: E402
+from tests.runner.conftest import SERVER, RunPlatform, browser_like_session  # noqa: E402
 
 DYNOS = 10
 
@@ -102,19 +105,28 @@ class Load:
         self.url, self.host = url, host
         self.latencies: list[float] = []
         self.failed = 0
+        self.failures: list[str] = []
+        self.resent = 0  # requests sent again on a new connection (see browser_like_session)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(4)]
 
     def _run(self) -> None:
-        session = requests.Session()
+        session = browser_like_session()
         while not self._stop.is_set():
             began = time.perf_counter()
+            why = ""
             try:
-                ok = session.get(self.url, headers={"Host": self.host}, timeout=30).status_code == 200
-            except requests.RequestException:
-                ok = False
+                answer = session.get(self.url, headers={"Host": self.host}, timeout=30)
+                ok = answer.status_code == 200
+                why = f"{answer.status_code} {answer.text[:80]!r}"
+                retries = answer.raw.retries
+                self.resent += len(retries.history) if retries is not None else 0
+            except requests.RequestException as exc:
+                ok, why = False, repr(exc)[:200]
             self.latencies.append(time.perf_counter() - began)
-            self.failed += not ok
+            if not ok:
+                self.failed += 1
+                self.failures.append(why)
 
     def run_for(self, seconds: float, during=None) -> "Load":
         for thread in self._threads:
@@ -218,8 +230,14 @@ def main() -> int:
     requests_made = sum(len(deploying.latencies) for _, deploying, _ in rolls)
     print(f"| rolling deploy of 2 web dynos under load, p99 ms | {quiet_p99:.1f} | {deploy_p99:.1f} | "
           f"+{deploy_p99 - quiet_p99:.1f} ms | ≤ +100 ms |")
+    resent = sum(deploying.resent for _, deploying, _ in rolls)
     print(f"| rolling deploy, failed requests | — | {failed} of {requests_made} | — | 0 |")
+    print(f"| rolling deploy, requests sent again after a reload closed their kept-alive connection | — | "
+          f"{resent} | — | — |")
     print(f"\nwrk errors through the router: {errors}; deploy took {median(t for _, _, t in rolls):.2f} s (median)")
+    for _, deploying, _ in rolls:
+        for why in deploying.failures[:5]:
+            print(f"failed during a deploy: {why}")
     return 0
 
 

@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 from sqlalchemy import select
 
 from berth.db import Database
@@ -159,6 +161,16 @@ def eventually(check: Callable[[], Any], timeout: float = 60.0, what: str = "the
         time.sleep(interval)
 
 
+def browser_like_session() -> requests.Session:
+    """A client that, like browsers and curl (RFC 9112 §9.3.1), sends an idempotent request again
+    once when the kept-alive connection it reused is closed before any answer: nginx closes idle
+    client connections of the workers a reload retires, and a request can cross that close."""
+    session = requests.Session()
+    retry = Retry(total=1, connect=0, read=1, status=0, other=0, allowed_methods=["GET"], raise_on_status=False)
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    return session
+
+
 class Load:
     """Steady requests through the router on a thread: every answer's status (and who served it)."""
 
@@ -169,7 +181,7 @@ class Load:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        session = requests.Session()
+        session = browser_like_session()
         while not self._stop.is_set():
             try:
                 answer = session.get(f"http://127.0.0.1:{self.platform.router_port}{self.path}",

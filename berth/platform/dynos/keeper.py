@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from berth.jobs.wakeup import nudge_runner
 from berth.platform.buildpack_runner.pythons import language_binds, pythons_dir
 from berth.platform.dynos.backend import BOOT_TIMEOUT
 from berth.platform.dynos.output import ROTATE_BYTES, OutputLog
@@ -27,6 +28,7 @@ from berth.supervise.sandbox import Sandbox, SandboxError, SandboxSpec, sandbox_
 
 R14_EVERY = 20.0  # seconds between R14 lines while a dyno stays over its quota
 SAMPLE_EVERY = 0.5
+BOOT_SAMPLE_EVERY = 0.05
 
 
 class Keeper:
@@ -51,6 +53,9 @@ class Keeper:
         write_json(self.directory / "state.json",
                    {"state": state, "exit_status": exit_status, "keeper_pid": self.pid,
                     "keeper_start": self.start_time, "cgroups": self.cgroups, "updated": time.time()})
+        # The runner acts on states (routes to an up dyno, restarts a crashed one): tell it now rather
+        # than at its next poll. The dyno's records live at <data dir>/dynos/<id>.
+        nudge_runner(self.directory.parent.parent)
 
     # -- running -------------------------------------------------------------------------------------
 
@@ -116,7 +121,8 @@ class Keeper:
         boot_deadline = time.monotonic() + self.meta.setdefault("boot_timeout", BOOT_TIMEOUT)
         last_r14 = 0.0
         while sandbox.process.poll() is None:
-            if self.stop_requested.wait(SAMPLE_EVERY):
+            # While booting, look for the bound port often: the router adds the dyno only once it is up.
+            if self.stop_requested.wait(BOOT_SAMPLE_EVERY if self.state == "starting" else SAMPLE_EVERY):
                 self.say("heroku", "Stopping all processes with SIGTERM")
                 # The backend records the grace of this stop in meta.json before signalling.
                 self.meta["grace"] = (read_json(self.directory / "meta.json") or self.meta)["grace"]
@@ -125,7 +131,7 @@ class Keeper:
                 self._grace_ran_out = time.monotonic() - began >= self.meta["grace"]
                 return result, None
             if self.state == "starting" and port is not None:
-                if listening("127.0.0.1", port, 0.2):
+                if listening("127.0.0.1", port, 0.05):
                     self.record("up")
                 elif time.monotonic() >= boot_deadline:
                     return sandbox.stop(0), "R10"

@@ -153,6 +153,16 @@ class NginxRouter:
             raise RouterError(f"nginx did not load the new routing configuration within {timeout:.0f}s; "
                               f"see {self.layout.error_log}")
 
+    def drain(self, timeout: float) -> bool:
+        """Wait until the workers of earlier configurations have finished their requests and exited
+        (a client's kept-alive connection may still bring a request to an old worker, which routes by
+        the old table); False when some still run after `timeout`."""
+        pid = self.pid()
+        if pid is None:
+            return True
+        return wait_until(lambda: _workers(pid, b"nginx: worker process is shutting down") == 0, timeout,
+                          interval=0.02)
+
     def reopen_logs(self) -> None:
         """Have nginx reopen its log files (after the access log was renamed aside)."""
         pid = self.pid()
@@ -185,16 +195,21 @@ class NginxRouter:
 
 def _accepting_workers(master: int) -> int:
     """How many of nginx `master`'s workers still accept connections."""
+    return _workers(master, b"nginx: worker process")
+
+
+def _workers(master: int, title: bytes) -> int:
+    """How many of nginx `master`'s workers have this process title."""
     count = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            title = (entry / "cmdline").read_bytes().split(b"\0")[0].strip()
+            entry_title = (entry / "cmdline").read_bytes().split(b"\0")[0].strip()
         except (OSError, ValueError, IndexError):
             continue
-        if parent == master and title == b"nginx: worker process":
+        if parent == master and entry_title == title:
             count += 1
     return count
 

@@ -69,6 +69,10 @@ class RouterService:
             self.router.apply(table)
         self.shipper.ship_once()
 
+    def drain(self, timeout: float) -> bool:
+        """Until no nginx worker routes by an earlier table (see NginxRouter.drain)."""
+        return self.router.drain(timeout)
+
     def serve(self, stop: threading.Event, interval: float = 1.0) -> None:
         try:
             while not stop.is_set():

@@ -29,6 +29,7 @@ log = logging.getLogger("berth.runner")
 POLL_SECONDS = 1.0
 START_THREADS = 4
 REMOVE_WAIT_SECONDS = 5.0
+DRAIN_SECONDS = 10.0  # a long request or a websocket should not hold a scale-down for ever
 
 
 class Forwarder(Protocol):
@@ -39,6 +40,8 @@ class Forwarder(Protocol):
 
 class Router(Protocol):
     def round(self) -> None: ...
+
+    def drain(self, timeout: float) -> bool: ...
 
 
 Forward = Callable[[DynoStatus], Forwarder]
@@ -153,6 +156,11 @@ class Runner:
 
         def stop() -> None:
             try:
+                # No nginx worker of an earlier table may still send it a request (a kept-alive client
+                # connection on an old worker routes by the old table) when the dyno is signalled.
+                if self.router is not None and not self.router.drain(DRAIN_SECONDS):
+                    log.warning("nginx workers of an earlier routing table still run after %.0f s; stopping %s "
+                                "anyway", DRAIN_SECONDS, status.name)
                 self.backend.stop(status.id)
             except DynoError:
                 log.exception("could not stop dyno %s (%s)", status.id, status.name)
