@@ -139,13 +139,18 @@ class RunPlatform:
             return 0
 
     def served_by(self, app: str, tries: int = 60) -> set[str]:
+        """The dynos that answered `tries` requests, each on a new connection; empty unless every
+        one was answered by a dyno (so a wait on it ends once a routing change has settled: until
+        then, a retiring nginx worker may still answer by the table before)."""
         seen = set()
         for _ in range(tries):
-            if self.status(app) == 0:
-                continue
-            answer = self.get(app)
-            if answer.status_code == 200:
-                seen.add(answer.json()["dyno"])
+            try:
+                answer = self.get(app)
+            except requests.ConnectionError:
+                return set()
+            if answer.status_code != 200:
+                return set()
+            seen.add(answer.json()["dyno"])
         return seen
 
 
