@@ -138,6 +138,15 @@ class RunPlatform:
         except requests.ConnectionError:
             return 0
 
+    def answer(self, app: str) -> dict[str, Any] | None:
+        """What a dyno answered through the router (its DYNO, config, pid); None for an answer of the
+        router's own (H14 while a single dyno restarts, say)."""
+        try:
+            answer = self.get(app)
+        except requests.ConnectionError:
+            return None
+        return answer.json() if answer.status_code == 200 else None
+
     def served_by(self, app: str, tries: int = 60) -> set[str]:
         """The dynos that answered `tries` requests, each on a new connection; empty unless every
         one was answered by a dyno (so a wait on it ends once a routing change has settled: until

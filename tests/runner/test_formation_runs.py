@@ -73,9 +73,9 @@ def test_a_config_change_reaches_the_running_process(run_platform: RunPlatform) 
     app = make_app(run_platform, "run-config")
     run_platform.deploy(app)
     eventually(lambda: run_platform.status(app) == 200, what="serving")
-    assert run_platform.get(app).json()["greeting"] is None
+    assert eventually(lambda: run_platform.answer(app), what="an answer")["greeting"] is None
     assert run_platform.call("PATCH", f"/apps/{app}/config-vars", {"GREETING": "ahoy"}).status_code == 200
-    eventually(lambda: run_platform.get(app).json().get("greeting") == "ahoy", what="the new config served")
+    eventually(lambda: (run_platform.answer(app) or {}).get("greeting") == "ahoy", what="the new config served")
 
 
 def test_a_deploy_under_steady_load_fails_no_request(run_platform: RunPlatform) -> None:
@@ -104,7 +104,7 @@ def test_a_restart_through_the_api_replaces_the_dyno_and_the_api_lists_it(run_pl
                         and row.state == "up"], what="a new web.1")
     eventually(lambda: run_platform.status(app) == 200, what="serving again")
     assert run_platform.call("GET", f"/apps/{app}/dynos/web.1").json()["id"] != before.id
-    assert run_platform.get(app).json()["pid"] is not None
+    assert eventually(lambda: run_platform.answer(app), what="the new web.1 answering")["pid"] is not None
     assert any("Restarting" in line for line in run_platform.log(app, dyno="web.1"))
     restarted = run_platform.dynos(app)[0]
     assert run_platform.call("POST", f"/apps/{app}/dynos/web.1/actions/stop").status_code == 202
