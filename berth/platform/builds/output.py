@@ -52,12 +52,13 @@ class OutputWriter:
 
 
 def follow(data_dir: Path, job_id: str, finished: Callable[[], bool], *, kind: str = BUILDS, start: int = 0,
-           keepalive: bytes | None = b"\n", deadline: float | None = None) -> Iterator[bytes]:
+           keepalive: bytes | None = b"\n", deadline: float | None = None,
+           poll_seconds: float = POLL_SECONDS) -> Iterator[bytes]:
     """The job's output from byte `start` as it is written, until `finished()` (the final status
     is stored) and all of it has been read. While nothing comes, `keepalive` every KEEPALIVE_SECONDS.
     The writer signals each line and the job's runner signals once its final status is committed
     (berth.jobs.wakeup), so both reach the follower at once; polling only covers a lost signal.
-    `finished()` (a query) is asked on the runner's signal and at most every POLL_SECONDS otherwise,
+    `finished()` (a query) is asked on the runner's signal and at most every `poll_seconds` otherwise,
     not on every line."""
     path = output_path(data_dir, job_id, kind)
     position = start
@@ -67,7 +68,7 @@ def follow(data_dir: Path, job_id: str, finished: Callable[[], bool], *, kind: s
         asked = 0.0
         while True:
             done = False
-            if ask or time.monotonic() - asked >= POLL_SECONDS:
+            if ask or time.monotonic() - asked >= poll_seconds:
                 done, asked = finished(), time.monotonic()  # before reading: what was written before it is read below
             chunk = _read_from(path, position)
             while chunk:
@@ -82,7 +83,7 @@ def follow(data_dir: Path, job_id: str, finished: Callable[[], bool], *, kind: s
             if keepalive is not None and time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
                 last_sent = time.monotonic()
                 yield keepalive
-            signals = pause(POLL_SECONDS)
+            signals = pause(poll_seconds)
             ask = not signals or any(signal != PROGRESS_SIGNAL for signal in signals)
 
 
