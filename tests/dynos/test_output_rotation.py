@@ -147,3 +147,15 @@ def test_a_chatty_dyno_is_followed_across_several_rotations(data_dir, store, sta
     assert (directory / "output.log.1").stat().st_size < 256 * 1024 + 200
     assert [line.text for line in lines][-1] == "State changed from up to crashed"
     small.remove(status.id)
+
+
+def test_a_follower_from_the_start_that_must_skip_before_its_first_line_counts_every_line(tmp_path) -> None:
+    """The dyno wrote more than the follower may lag behind before the follower read anything: the
+    lines it jumps over on its first read are counted from the file's first line, not lost silently."""
+    output = OutputLog(tmp_path / "output.log", rotate_bytes=64 * 1024 * 1024)
+    write_lines(output, 1, 5_000)  # ~300 KB written before anyone follows
+    follower, lines = follow(tmp_path / "output.log", lambda: True, max_backlog=64 * 1024)
+    assert follower.wait(30)
+    got = numbers(lines)
+    assert got and got[0] > 1 and got[-1] == 5_000  # it skipped ahead at once
+    assert len(got) + dropped_in(lines) == 5_000 and follower.dropped == dropped_in(lines) == got[0] - 1

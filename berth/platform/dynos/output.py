@@ -120,6 +120,9 @@ class Follower:
         self._partial_skipped = False  # a skip ended inside a line: drop the rest of it
         self._skipped_at: float | None = None  # when lines were last skipped, for the L10 notice
         self._next: int | None = None  # the number of the next line to hand over (None: the first seen)
+        # From the start, every line of the oldest file is owed: a skip before the first line was
+        # handed over must count from that file's first line, not from the first line it lands on.
+        self._owes_all = from_start and position is None
         self._start(position, from_start)
         self._reader = threading.Thread(target=self._read, daemon=True, name=f"dyno-output-{dyno}")
         self._deliverer = threading.Thread(target=self._deliver, daemon=True, name=f"dyno-deliver-{dyno}")
@@ -243,6 +246,8 @@ class Follower:
     def _skip(self) -> None:
         """Jump to half the backlog behind the end of the newest file; the numbers of the lines read
         next tell how many were jumped over."""
+        if self._next is None and self._owes_all and self._handle is not None:
+            self._next = _file_number(self._handle)  # none handed over yet: all of this file is owed
         if _inode(self.path) != self._inode:
             self._open(self.path)
         assert self._handle is not None
