@@ -1,7 +1,9 @@
 """Crashes and what the router says about them: restarts that back off, H10, H14, H80, router lines."""
 from __future__ import annotations
 
+import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -57,8 +59,8 @@ def test_router_codes_h10_h14_h80_and_router_lines(run_platform: RunPlatform) ->
     run_platform.scale(app, web=1)
     eventually(lambda: run_platform.status(app) == 200, what="serving")
     assert run_platform.call("PATCH", f"/apps/{app}", {"maintenance": True}).status_code == 200
-    eventually(lambda: "Offline for Maintenance" in run_platform.get(app).text, what="the maintenance page")
-    assert run_platform.get(app).status_code == 503
+    eventually(lambda: (lambda answer: answer.status_code == 503 and "Offline for Maintenance" in answer.text)(
+        run_platform.get(app)), what="the maintenance page, with 503")
     assert run_platform.call("PATCH", f"/apps/{app}", {"maintenance": False}).status_code == 200
     eventually(lambda: run_platform.status(app) == 200, what="serving after maintenance")
     text = eventually(lambda: (lambda text: text if "code=H80" in text and "status=200" in text else None)(
@@ -69,3 +71,26 @@ def test_router_codes_h10_h14_h80_and_router_lines(run_platform: RunPlatform) ->
     for part in ("at=info method=GET path=\"/\" host=run-codes.localhost request_id=", "dyno=web.1 connect=",
                  "service=", "bytes="):
         assert part in served, served
+
+
+def test_a_dyno_the_backend_cannot_start_is_retried_with_a_growing_cool_off(run_platform: RunPlatform) -> None:
+    """Its slug gone from the store: each failed start is said in the log (R99, with what to do), and
+    the next try waits like a crash's restart (the module's cool-off is 1 s, doubling) instead of
+    coming every round."""
+    app = "run-no-slug"
+    run_platform.built.make_app(app)
+    release = run_platform.deploy(app, processes={"idle": "sleep 600"})  # no web: nothing runs yet
+    checksum = run_platform.call("GET", f"/apps/{app}/slugs/{release['slug']['id']}").json()["checksum"]
+    blob = Path(run_platform.env["BERTH_DATA_DIR"]) / "slugs" / "sha256" / checksum[7:9] / f"{checksum[7:]}.tgz"
+    blob.unlink()
+    run_platform.scale(app, idle=1)
+    first = eventually(lambda: lines_with_r99(run_platform, app), what="R99", timeout=30)
+    assert "could not be started" in first[0] and "tries again" in first[0]
+    time.sleep(10)
+    tries = lines_with_r99(run_platform, app)
+    assert 2 <= len(tries) <= 7, tries  # 0, 0, 1, 2, 4 s apart: not one a round
+    run_platform.scale(app, idle=0)
+
+
+def lines_with_r99(platform: RunPlatform, app: str) -> list[str]:
+    return [line for line in platform.log(app, dyno="idle.1") if "Error R99" in line]

@@ -57,23 +57,33 @@ class AppWants:
         return any(dyno.web for dyno in self.dynos)
 
 
-def wanted(database: Database) -> dict[str, AppWants]:
-    """Every app's wants, read in one short read-only session."""
+def wanted(database: Database, configs: dict[str, Mapping[str, str]] | None = None) -> dict[str, AppWants]:
+    """Every app's wants, read in one short read-only session. A release's config never changes:
+    `configs` (release id → config) keeps them between rounds, so each is decrypted once; it is left
+    holding only the current releases'."""
+    configs = {} if configs is None else configs
     result: dict[str, AppWants] = {}
+    current: set[str] = set()
     with database.session(write=False) as session:
         for app in session.scalars(select(App).order_by(App.name)):
-            release = session.scalar(select(Release).where(
+            release = session.execute(select(Release.id, Release.version, Release.slug_id).where(
                 Release.app_id == app.id, Release.status == ReleaseStatus.SUCCEEDED)
-                .order_by(Release.version.desc()).limit(1))
-            slug = session.get(Slug, release.slug_id) if release is not None and release.slug_id else None
-            if release is None or slug is None or not slug.checksum:
+                .order_by(Release.version.desc()).limit(1)).first()
+            checksum = (session.scalar(select(Slug.checksum).where(Slug.id == release.slug_id))
+                        if release is not None and release.slug_id else None)
+            if release is None or not checksum:
                 result[app.id] = AppWants(app.id, app.name, None, ())
                 continue
-            env = releases.release_config(release)
+            current.add(release.id)
+            if release.id not in configs:
+                configs[release.id] = releases.release_config(session.get_one(Release, release.id))
+            env = configs[release.id]
             dynos = []
             for entry in formation.list_formation(session, app):
                 for number in range(1, entry.quantity + 1):
                     dynos.append(WantedDyno(app.id, entry.type, number, entry.command, entry.size.key, release.id,
-                                            release.version, slug.checksum, env))
+                                            release.version, checksum, env))
             result[app.id] = AppWants(app.id, app.name, release.version, tuple(dynos))
+    for release_id in set(configs) - current:
+        del configs[release_id]
     return result

@@ -80,7 +80,11 @@ class Request:
 
 
 def take_requests(database: Database) -> list[Request]:
-    """Users' pending restart/stop requests, marked done: the runner acts on them this round."""
+    """Users' pending restart/stop requests, marked done: the runner acts on them this round. A
+    round with none (nearly every one) only reads."""
+    with database.session(write=False) as session:
+        if session.scalar(select(DynoAction.id).where(DynoAction.done_at.is_(None)).limit(1)) is None:
+            return []
     with database.transaction() as session:
         pending = list(session.scalars(select(DynoAction).where(DynoAction.done_at.is_(None))
                                        .order_by(DynoAction.created_at)))

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Protocol
+from typing import Callable, Mapping, Protocol
 
 from berth.config import Settings
 from berth.db import Database
@@ -62,6 +62,10 @@ class Runner:
         self._forwarders: dict[str, Forwarder] = {}
         self._lock = threading.Lock()
         self._starts = ThreadPoolExecutor(START_THREADS, thread_name_prefix="dyno-start")
+        self._configs: dict[str, Mapping[str, str]] = {}  # release id → config, for desired.wanted
+        # A start the backend refused (a slug it cannot unpack, say) is tried again after a cool-off
+        # like a crash's, not every round: (app, name, release) → when.
+        self._held: dict[tuple[str, str, int], float] = {}
 
     # -- what the router asks ---------------------------------------------------------------------
 
@@ -96,7 +100,7 @@ class Runner:
                 forwarder.close()
 
     def round(self) -> None:
-        wants = wanted(self.database)
+        wants = wanted(self.database, self._configs)
         requests = records.take_requests(self.database)
         observed = self.backend.list()
         with self._lock:
@@ -127,7 +131,9 @@ class Runner:
         for step in steps:
             if isinstance(step, Remove):
                 self._remove(step.status)
-        starts = [step for step in steps if isinstance(step, Start)]
+        now = time.time()
+        starts = [step for step in steps if isinstance(step, Start)
+                  and self._held.get(_start_key(step), 0.0) <= now]
         for future in [self._starts.submit(self._start, step) for step in starts]:
             future.result()
 
@@ -139,10 +145,17 @@ class Runner:
         try:
             status = self.backend.start(want.spec(self.boot_timeout))
         except DynoError as exc:
+            now = time.time()
+            retry_at = self.crashes.restart_at(want.app_id, want.name, want.release_version, f"start@{now}", now, now)
+            with self._lock:
+                self._held[_start_key(step)] = retry_at
             log.warning("could not start %s of app %s: %s", want.name, want.app_id, exc)
-            app_log.line(f"Error R99 (Platform error) -> the dyno could not be started: {exc}", source="heroku")
+            app_log.line(f"Error R99 (Platform error) -> the dyno could not be started: {exc}. Berth tries again "
+                         f"in {max(0.0, retry_at - now):.0f} s; deploying again may help.", source="heroku")
             app_log.flush()
             return
+        with self._lock:
+            self._held.pop(_start_key(step), None)
         app_log.flush()
         with self._lock:
             self.facts[status.id] = records.DynoFacts(want.command, want.size, want.release_id)
@@ -207,3 +220,7 @@ class Runner:
         for thread in list(self._stopping.values()):
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _start_key(step: Start) -> tuple[str, str, int]:
+    return step.wanted.app_id, step.wanted.name, step.wanted.release_version
