@@ -75,7 +75,7 @@ def test_a_web_process_that_never_binds_gets_r10_and_is_restarted(run_platform: 
     assert "Web process failed to bind to $PORT within 3 seconds of launch" in found[0]
     eventually(lambda: lines_with(run_platform, app, "State changed from crashed to starting", dyno="web.1"),
                what="the restart after R10")
-    assert "H10" not in run_platform.get(app).text or run_platform.status(app) == 503
+    assert run_platform.status(app) == 503  # never up: the router answers for it (H10 after a crash)
     run_platform.scale(app, web=0)
 
 

@@ -23,10 +23,7 @@ def make_app(platform: RunPlatform, name: str) -> str:
 def test_a_release_runs_web_1_and_scaling_to_3_serves_from_all_three(run_platform: RunPlatform) -> None:
     app = make_app(run_platform, "run-scale")
     run_platform.deploy(app)
-    eventually(lambda: run_platform.status(app) == 200, what="web.1 serving through the router")
-    answer = run_platform.get(app)
-    assert answer.status_code == 200, (answer.status_code, answer.text, run_platform.runner_log()[-3000:])
-    assert answer.json()["dyno"] == "web.1"
+    eventually(lambda: run_platform.served_by(app, 10) == {"web.1"}, what="web.1 serving through the router")
     rows = run_platform.dynos(app)
     assert [(row.name, row.state, row.release_version) for row in rows] == [("web.1", "up", 2)]
     run_platform.scale(app, web=3)
