@@ -38,6 +38,7 @@ def test_a_web_dyno_gets_its_env_its_own_port_and_is_up_once_it_listens(backend,
                                    command='exec python3 -m http.server "$PORT"'))
     assert status.address and other.address and status.address != other.address
     eventually(lambda: backend.status(status.id).state == "up", what="web.1 up")
+    eventually(lambda: backend.status(other.id).state == "up", what="web.2 up")  # else its port may refuse
     with urllib.request.urlopen(f"http://{status.address}/index.html", timeout=10) as response:
         assert response.read() == b"hello from the slug\n"
     with urllib.request.urlopen(f"http://{status.address}/written", timeout=10) as response:
