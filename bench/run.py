@@ -59,21 +59,21 @@ def answers(url: str, headers: dict[str, str] | None = None) -> requests.Respons
 
 
 def scale_through_berth(platform: RunPlatform, app: str) -> float:
-    """web 0 → 10 until ten distinct dynos answer through the router (nginx balances round robin)."""
+    """web 0 → 10 until each of the ten dynos has answered through the router, as the floor waits until
+    each server has answered on its port (nginx picks a dyno at random, as Heroku's router does, so
+    requests go on until the last one has been picked)."""
     started = time.perf_counter()
     platform.scale(app, web=DYNOS)
     url = f"http://127.0.0.1:{platform.router_port}/"
+    seen: set[str] = set()
 
-    def all_answer() -> bool:
-        seen = set()
-        for _ in range(10 * DYNOS):  # nginx picks a dyno at random, as Heroku's router does
-            answer = answers(url, {"Host": f"{app}.localhost"})
-            if answer is None or answer.status_code != 200:
-                return False
+    def all_answered() -> bool:
+        answer = answers(url, {"Host": f"{app}.localhost"})
+        if answer is not None and answer.status_code == 200:
             seen.add(answer.json()["dyno"])
         return len(seen) == DYNOS
 
-    wait(all_answer)
+    wait(all_answered, interval=0.001)
     elapsed = time.perf_counter() - started
     platform.scale(app, web=0)
     wait(lambda: platform.dynos(app) == [], interval=0.2)

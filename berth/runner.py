@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from berth.config import Settings
@@ -55,6 +56,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m berth.runner [stop-all]", file=sys.stderr)
         return 2
     runner = make_runner(database, settings)
+    router = runner.router
+    assert isinstance(router, RouterService)
+    threading.Thread(target=router.ship_forever, args=(stop,), name="router-lines", daemon=True).start()
     log.info("runner started; router on %s:%d", settings.host, settings.router_port)
     runner.serve(stop)
     return 0

@@ -22,25 +22,15 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from berth.platform.buildpack_runner.pythons import language_binds, pythons_dir
+from berth.platform.dyno_process import dyno_argv, dyno_environment
 from berth.platform.slug_store import SlugStore, unpack_slug
 from berth.platform.slugs import UnpackLimits
-from berth.supervise.sandbox import DEFAULT_PATH, Bind, Sandbox, SandboxSpec, run, sandbox_account
+from berth.supervise.sandbox import Bind, Sandbox, SandboxSpec, run, sandbox_account
 from berth.supervise.stack import require_stack
 
 __all__ = ["DEFAULT_MEMORY", "RunResult", "SlugRunner", "dyno_environment"]
 
 DEFAULT_MEMORY = 512 * 1024 * 1024  # a standard-1x dyno's quota (runtime.md §6.7)
-# Sourced before the command, in Heroku's order; "$1" is the command, run by a fresh bash so
-# that it sees what the profiles exported (and expands `$PORT` itself).
-PROFILE_THEN_COMMAND = """
-for profile_script in /app/.profile.d/*.sh; do
-  if [ -r "$profile_script" ]; then . "$profile_script"; fi
-done
-unset profile_script
-if [ -r /app/.profile ]; then . /app/.profile; fi
-hash -r
-exec /bin/bash -c "$1"
-"""
 
 
 @dataclass(frozen=True)
@@ -62,15 +52,6 @@ class RunResult:
         if self.exit_code > 128:
             return f"was killed by signal {self.exit_code - 128}"
         return f"exited with status {self.exit_code}"
-
-
-def dyno_environment(config: Mapping[str, str], dyno: str, port: int | None = None) -> dict[str, str]:
-    """What a dyno's process starts with: the release's config, then what Heroku sets for every
-    dyno over it (`DYNO`, `HOME=/app`, `PORT` for web; a config var cannot replace those)."""
-    env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", **config, "DYNO": dyno, "HOME": "/app"}
-    if port is not None:
-        env["PORT"] = str(port)
-    return env
 
 
 class SlugRunner:
@@ -101,7 +82,7 @@ class SlugRunner:
             # Symlinks may point anywhere: inside the sandbox they resolve against the stack.
             unpack_slug(self.store, checksum, app_dir, self.limits, links_anywhere=True)
             spec = SandboxSpec(stack=stack, app_dir=app_dir, app_writable=True,  # Heroku's /app is writable
-                               argv=["/bin/bash", "-c", PROFILE_THEN_COMMAND, "berth-dyno", command],
+                               argv=dyno_argv(command),
                                account=sandbox_account(), binds=self.binds,
                                env=dyno_environment(config, dyno, port),
                                memory_limit=memory_limit, require_memory_limit=self.require_memory_limit,

@@ -21,8 +21,8 @@ from berth.jobs.wakeup import nudge_runner
 from berth.platform.buildpack_runner.pythons import language_binds, pythons_dir
 from berth.platform.dynos.backend import BOOT_TIMEOUT
 from berth.platform.dynos.output import ROTATE_BYTES, OutputLog
+from berth.platform.dyno_process import dyno_argv, dyno_environment
 from berth.platform.dynos.records import process_start_time, read_json, write_json
-from berth.platform.slug_runs import PROFILE_THEN_COMMAND, dyno_environment
 from berth.supervise.ports import listening
 from berth.supervise.sandbox import Sandbox, SandboxError, SandboxSpec, sandbox_account
 
@@ -69,7 +69,7 @@ class Keeper:
         self.say("heroku", f"Starting process with command `{meta['command']}`")
         spec = SandboxSpec(
             stack=Path(meta["stack"]), app_dir=self.directory / "app", app_writable=True,
-            argv=["/bin/bash", "-c", PROFILE_THEN_COMMAND, "berth-dyno", meta["command"]],
+            argv=dyno_argv(meta["command"]),
             account=sandbox_account(), binds=language_binds(pythons_dir(os.environ)),
             env=dyno_environment(config, meta["name"], meta.get("port")),
             memory_limit=meta["memory_kill"], require_memory_limit=meta["require_memory_limit"],

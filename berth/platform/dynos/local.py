@@ -32,11 +32,17 @@ from berth.platform.slug_store import SlugError, SlugStore, unpack_slug
 from berth.platform.slugs import UnpackLimits
 from berth.supervise.locks import file_lock
 from berth.supervise.ports import free_loopback_port
+from berth.supervise.readiness import wait_until
 from berth.supervise.stack import require_stack
 
 __all__ = ["LocalBackend"]
 
 HOST = "127.0.0.1"
+# A keeper is started per dyno, so its start-up is paid per dyno: it imports only the standard
+# library and Berth's own modules (tests/dynos/test_keeper_imports.py keeps that true), which lets
+# it run without `site` (-S), the bulk of an interpreter's start in a virtualenv with many packages.
+KEEPER_COMMAND = (sys.executable, "-S", "-m", "berth.platform.dynos.keeper")
+BERTH_SOURCE = str(Path(__file__).resolve().parents[3])  # the directory holding the `berth` package
 CONSUMER_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")  # names a file in the dyno's directory
 LIVE = ("starting", "up")
 
@@ -59,6 +65,8 @@ class LocalBackend:
 
     def start(self, spec: DynoSpec) -> DynoStatus:
         stack = self._stack or require_stack()
+        # Under the lock only what must be: the duplicate check and the record that claims the name.
+        # Copying the slug and spawning the keeper run outside it, so that starts run side by side.
         with self._lock():
             for status in self.list(spec.app_id):
                 # Two releases of one name may overlap (a rolling deploy); one release's, never.
@@ -68,33 +76,43 @@ class LocalBackend:
             dyno_id = str(uuid.uuid4())
             directory = self.root / dyno_id
             directory.mkdir(mode=0o700)
-            try:
-                shared = self._unpacked(spec.slug_checksum)
-                shutil.copytree(shared, directory / "app", symlinks=True)
-            except (SlugError, OSError) as exc:
-                shutil.rmtree(directory, ignore_errors=True)
-                raise DynoError(f"cannot prepare the slug {spec.slug_checksum} for {spec.name}: {exc}") from exc
             meta = {"id": dyno_id, "app_id": spec.app_id, "name": spec.name, "command": spec.command,
                     "slug": spec.slug_checksum, "stack": str(stack), "port": free_loopback_port() if spec.web else None,
                     "memory": spec.size.memory, "memory_kill": spec.size.memory_kill,
                     "processes": spec.size.processes, "grace": STOP_GRACE, "boot_timeout": spec.boot_timeout,
                     "output_rotate_bytes": self.output_rotate_bytes, "release": spec.release_version,
                     "require_memory_limit": self.require_memory_limit, "started_at": time.time(),
-                    "cgroup_name": f"dyno-{dyno_id[:18]}"}
-            write_json(directory / "meta.json", meta)
+                    "cgroup_name": f"dyno-{dyno_id[:18]}",
+                    # Until its keeper runs, the dyno is this process's: another backend's adoption
+                    # leaves it alone while this process lives.
+                    "starter_pid": os.getpid(), "starter_start": process_start_time(os.getpid())}
+            write_json(directory / "meta.json", meta)  # the slug is in use from here: sweep keeps it
+            try:
+                shared = self._unpacked(spec.slug_checksum)
+            except (SlugError, OSError) as exc:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise DynoError(f"cannot prepare the slug {spec.slug_checksum} for {spec.name}: {exc}") from exc
+        try:
+            shutil.copytree(shared, directory / "app", symlinks=True)
             write_json(directory / "env.json", dict(spec.env))
-            keeper = subprocess.Popen(
-                [sys.executable, "-m", "berth.platform.dynos.keeper", str(directory)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(directory / "keeper.log", "ab"),
-                start_new_session=True, close_fds=True, env=_keeper_environment())
-            meta.update(keeper_pid=keeper.pid, keeper_start=process_start_time(keeper.pid))
-            write_json(directory / "meta.json", meta)
-            # The keeper is detached: nobody here waits for it, so a thread reaps it once it ends.
-            _reap_in_background(keeper)
-            return self._status(directory)
+            with open(directory / "keeper.log", "ab") as keeper_log:
+                keeper = subprocess.Popen(
+                    [*KEEPER_COMMAND, str(directory)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=keeper_log, start_new_session=True, close_fds=True, env=_keeper_environment())
+        except OSError as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise DynoError(f"cannot prepare the slug {spec.slug_checksum} for {spec.name}: {exc}") from exc
+        meta.update(keeper_pid=keeper.pid, keeper_start=process_start_time(keeper.pid))
+        write_json(directory / "meta.json", meta)
+        # The keeper is detached: nobody here waits for it, so a thread reaps it once it ends.
+        _reap_in_background(keeper)
+        return self._status(directory)
 
     def stop(self, dyno_id: str, grace: float = STOP_GRACE) -> DynoStatus:
         directory = self._directory(dyno_id)
+        # A dyno still being started has no keeper yet; its start is moments from spawning one.
+        wait_until(lambda: "keeper_pid" in (read_json(directory / "meta.json") or {})
+                   or self._status(directory).state not in LIVE, 30, interval=0.02)
         meta = read_json(directory / "meta.json") or {}
         if self._status(directory).state in LIVE:
             if grace != meta.get("grace"):
@@ -167,8 +185,8 @@ class LocalBackend:
 
     @staticmethod
     def _keeper_alive(meta: dict) -> bool:
-        if "keeper_pid" not in meta:
-            return True  # being started right now, under the lock
+        if "keeper_pid" not in meta:  # being started: alive while the process starting it is
+            return same_process(meta.get("starter_pid"), meta.get("starter_start"))
         return same_process(meta["keeper_pid"], meta["keeper_start"])
 
     def _adopt(self) -> None:
@@ -179,7 +197,7 @@ class LocalBackend:
                 shutil.rmtree(directory, ignore_errors=True)  # a start interrupted before its record
                 continue
             state = read_json(directory / "state.json") or {}
-            if state.get("state", "starting") in LIVE and not same_process(meta.get("keeper_pid"), meta.get("keeper_start")):
+            if state.get("state", "starting") in LIVE and not self._keeper_alive(meta):
                 for cgroup in state.get("cgroups", []):
                     _remove_cgroup(Path(cgroup))
                 (directory / "env.json").unlink(missing_ok=True)
@@ -220,8 +238,11 @@ class LocalBackend:
 
 
 def _keeper_environment() -> dict[str, str]:
-    """The keeper is Berth's: it gets Berth's environment (the sandbox passes on only the dyno's)."""
-    return dict(os.environ)
+    """The keeper is Berth's: it gets Berth's environment (the sandbox passes on only the dyno's),
+    with Berth's source on the path, since it runs without `site` (see KEEPER_COMMAND)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (BERTH_SOURCE, env.get("PYTHONPATH"))))
+    return env
 
 
 def _remove_cgroup(path: Path) -> None:

@@ -71,7 +71,7 @@ class NginxRouter:
             self.account.own(path, 0o600)
         self._certified = names
 
-    def _write(self, table: RoutingTable) -> None:
+    def _write(self, table: RoutingTable, *, check: bool = True) -> None:
         """Write the configuration beside the live one, have nginx check it, then rename it in."""
         if self.layout.tls_port is not None:
             self._certify(table.hosts)
@@ -79,6 +79,9 @@ class NginxRouter:
         self._generation += 1
         candidate.write_text(render(table, self.layout, self._generation))
         self.account.own(candidate, 0o600)
+        if not check:
+            os.replace(candidate, self.layout.config_file)
+            return
         checked = processes.run([nginx_binary(), "-t", "-q", "-p", str(self.layout.prefix), "-e",
                                  str(self.layout.error_log), "-c", str(candidate)],
                                 self.account, cwd=self.layout.prefix, env=os.environ, timeout=30)
@@ -137,15 +140,23 @@ class NginxRouter:
         self.start()
         return self.running()
 
-    def apply(self, table: RoutingTable, timeout: float = 10.0) -> None:
-        """Route by `table` from now on, returning once nginx's new workers serve it. A refused
-        table leaves the running one in place."""
-        self._write(table)
+    def apply(self, table: RoutingTable, timeout: float = 10.0, *, quick: bool = False) -> None:
+        """Route by `table` from now on, returning once nginx's new workers serve it (needed before a
+        dyno the table drops is signalled, or for a page switched on to show). A refused table
+        leaves the running one in place.
+
+        `quick`, for a table that only adds dynos to apps already routed (router/table.py
+        only_adds_dynos; a scale-up): neither checked with `nginx -t` first (its hosts and pages are
+        those of the table nginx accepted, its addresses validated) nor waited for, so that the
+        caller routes the next dynos up without waiting for this reload."""
+        self._write(table, check=not quick)
         self.table = table
         pid = self.pid()
         if pid is None:
             return  # ensure_running starts nginx with it
         os.kill(pid, signal.SIGHUP)
+        if quick:
+            return
         # Done when a new connection is served by the new configuration and no old worker still
         # accepts (an old worker renames itself "… is shutting down" once it stops accepting).
         if not wait_until(lambda: self.serving_generation() == self._generation
@@ -201,17 +212,27 @@ def _accepting_workers(master: int) -> int:
 def _workers(master: int, title: bytes) -> int:
     """How many of nginx `master`'s workers have this process title."""
     count = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in _children(master):
         try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            entry_title = (entry / "cmdline").read_bytes().split(b"\0")[0].strip()
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            entry_title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].strip()
         except (OSError, ValueError, IndexError):
             continue
         if parent == master and entry_title == title:
             count += 1
     return count
+
+
+def _children(parent: int) -> list[int]:
+    """`parent`'s children: from /proc/<pid>/task/<pid>/children when the kernel has it (polled every
+    10 ms while a reload settles, a scan of every process on a busy machine costs real CPU), else
+    every process (the caller checks the parent)."""
+    try:
+        return [int(pid) for pid in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
+    except FileNotFoundError:
+        return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    except (OSError, ValueError):
+        return []
 
 
 def _group_members(group: int, cwd: Path) -> list[int]:

@@ -21,7 +21,7 @@ from berth.platform.models import App, Domain
 from berth.platform.router.nginx import NginxRouter
 from berth.platform.router.nginx_config import RouterLayout
 from berth.platform.router.router_log import RouterLogShipper
-from berth.platform.router.table import AppRoute, Dyno, RoutingTable
+from berth.platform.router.table import AppRoute, Dyno, RoutingTable, only_adds_dynos
 
 log = logging.getLogger(__name__)
 DynosOf = Callable[[str], tuple[tuple[Dyno, ...], bool]]
@@ -61,13 +61,28 @@ class RouterService:
 
     def round(self) -> None:
         """One supervision round: nginx up, the table current, router lines shipped."""
+        self.route()
+        self.shipper.ship_once()
+
+    def route(self) -> None:
+        """nginx up and routing by the current table."""
         table = table_from_database(self.database, self.settings.apps_domain, self.dynos_of)
         if not self.router.running():
             self.router.table = table
             self.router.ensure_running()
         elif table != self.router.table:
-            self.router.apply(table)
-        self.shipper.ship_once()
+            # A table that only adds dynos (a scale-up) is applied quickly (see NginxRouter.apply):
+            # the next round routes the next dynos up. Anything else is checked and waited for.
+            self.router.apply(table, quick=only_adds_dynos(self.router.table, table))
+
+    def ship_forever(self, stop: threading.Event, interval: float = 0.5) -> None:
+        """Router lines into the apps' log streams, beside the routing rounds (the runner's), so that
+        a burst of requests to log never delays routing a dyno that came up."""
+        while not stop.wait(interval):
+            try:
+                self.shipper.ship_once()
+            except Exception:  # the database away: the lines wait in the access log for the next try
+                log.exception("shipping router lines failed; retrying")
 
     def drain(self, timeout: float) -> bool:
         """Until no nginx worker routes by an earlier table (see NginxRouter.drain)."""

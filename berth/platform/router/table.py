@@ -67,3 +67,16 @@ class RoutingTable:
         if route is None:
             return None
         return next((dyno.name for dyno in route.dynos if dyno.address == address), None)
+
+
+
+def only_adds_dynos(old: RoutingTable, new: RoutingTable) -> bool:
+    """Whether `new` differs from `old` only by more web dynos for apps it already routed (a
+    scale-up, a rolling deploy's new dynos): nothing is taken away, no page or host changes."""
+    if [(r.app, r.hosts, r.maintenance, r.app_id) for r in old.apps] != \
+            [(r.app, r.hosts, r.maintenance, r.app_id) for r in new.apps]:
+        return False
+    for before, after in zip(old.apps, new.apps):
+        if not set(before.dynos) <= set(after.dynos) or (before.crashed != after.crashed and not after.dynos):
+            return False
+    return True

@@ -5,7 +5,8 @@ Rounds come every POLL_SECONDS and at once when nudged (a release, a scaling, a 
 Stopping takes up to a dyno's grace (30 s), so each stop runs on a thread of its own while rounds go
 on; a dyno is routed away from (nginx reloaded, `apply` returns once the new table serves) before it
 is signalled, so a request is never sent to a dyno that is going away. Starting copies a slug, so
-starts run a few at a time."""
+starts run a few at a time, also beside the rounds: a dyno that is up is routed at the next round,
+not once the last of a batch of starts has returned (a scale to 10 routes its first dynos early)."""
 from __future__ import annotations
 
 import logging
@@ -16,7 +17,7 @@ from typing import Callable, Mapping, Protocol
 
 from berth.config import Settings
 from berth.db import Database
-from berth.jobs.wakeup import RunnerListener
+from berth.jobs.wakeup import RunnerListener, nudge_runner
 from berth.platform.dynos.backend import DynoBackend, DynoError, DynoStatus
 from berth.platform.logs.app_log import AppLog
 from berth.platform.router.table import Dyno as RoutedDyno
@@ -39,7 +40,7 @@ class Forwarder(Protocol):
 
 
 class Router(Protocol):
-    def round(self) -> None: ...
+    def route(self) -> None: ...
 
     def drain(self, timeout: float) -> bool: ...
 
@@ -62,6 +63,9 @@ class Runner:
         self._forwarders: dict[str, Forwarder] = {}
         self._lock = threading.Lock()
         self._starts = ThreadPoolExecutor(START_THREADS, thread_name_prefix="dyno-start")
+        self._starting: set[tuple[str, str, int]] = set()  # starts submitted and not yet returned
+        self._ends = ThreadPoolExecutor(2, thread_name_prefix="dyno-remove")
+        self._removing: set[str] = set()  # removals submitted and not yet done
         self._configs: dict[str, Mapping[str, str]] = {}  # release id → config, for desired.wanted
         # A start the backend refused (a slug it cannot unpack, say) is tried again after a cool-off
         # like a crash's, not every round: (app, name, release) → when.
@@ -96,7 +100,8 @@ class Runner:
         finally:
             listener.close()
             self._starts.shutdown(wait=True)
-            for forwarder in self._forwarders.values():
+            self._ends.shutdown(wait=True)
+            for forwarder in list(self._forwarders.values()):
                 forwarder.close()
 
     def round(self) -> None:
@@ -128,14 +133,30 @@ class Runner:
             self._route()  # away from them first: nginx serves the new table before they are signalled
             for step in stops:
                 self._stop_later(step)
-        for step in steps:
-            if isinstance(step, Remove):
-                self._remove(step.status)
+        with self._lock:
+            removals = [step.status for step in steps if isinstance(step, Remove) and step.status.id not in self._removing]
+            self._removing.update(status.id for status in removals)
+        for status in removals:  # waits for the dyno's last lines to reach the log: not in the round
+            self._ends.submit(self._remove, status)
         now = time.time()
-        starts = [step for step in steps if isinstance(step, Start)
-                  and self._held.get(_start_key(step), 0.0) <= now]
-        for future in [self._starts.submit(self._start, step) for step in starts]:
-            future.result()
+        with self._lock:
+            starts = [step for step in steps if isinstance(step, Start)
+                      and self._held.get(_start_key(step), 0.0) <= now and _start_key(step) not in self._starting]
+            self._starting.update(_start_key(step) for step in starts)
+        for step in starts:
+            self._starts.submit(self._start_then_nudge, step)
+
+    def _start_then_nudge(self, step: Start) -> None:
+        try:
+            self._start(step)
+        except Exception:  # not the backend's refusal (that is held in _start): tried again next poll, not at once
+            log.exception("starting %s of app %s failed", step.wanted.name, step.wanted.app_id)
+            with self._lock:
+                self._held[_start_key(step)] = time.time() + POLL_SECONDS
+        finally:
+            with self._lock:
+                self._starting.discard(_start_key(step))
+            nudge_runner(self.settings.data_dir)  # a round records it (and the next start, if one failed)
 
     def _start(self, step: Start) -> None:
         want = step.wanted
@@ -187,32 +208,45 @@ class Runner:
         thread.start()
 
     def _remove(self, status: DynoStatus) -> None:
-        forwarder = self._forwarders.pop(status.id, None)
-        if forwarder is not None:
-            forwarder.wait(REMOVE_WAIT_SECONDS)  # it ended: its last lines ("Process exited …") reach the log
-            forwarder.close()
         try:
-            self.backend.remove(status.id)
-        except DynoError:
-            log.exception("could not remove dyno %s (%s)", status.id, status.name)
-        with self._lock:
-            self.facts.pop(status.id, None)
+            with self._lock:
+                forwarder = self._forwarders.pop(status.id, None)
+            if forwarder is not None:
+                forwarder.wait(REMOVE_WAIT_SECONDS)  # it ended: its last lines ("Process exited …") reach the log
+                forwarder.close()
+            try:
+                self.backend.remove(status.id)
+            except DynoError:
+                log.exception("could not remove dyno %s (%s)", status.id, status.name)
+            with self._lock:
+                self.facts.pop(status.id, None)
+        finally:
+            with self._lock:
+                self._removing.discard(status.id)
 
     def _record_and_route(self) -> None:
         observed = self.backend.list()
         with self._lock:
             self.observed = observed
             facts = dict(self.facts)
+            starting = set(self._starting)
+        # A dyno whose start has not returned yet has no facts (command, size) here: recorded next round.
+        recordable = [status for status in observed if status.id in facts
+                      or (status.app_id, status.name, status.release_version) not in starting]
         if self.forward is not None:
-            for status in observed:
-                if status.id not in self._forwarders:
-                    self._forwarders[status.id] = self.forward(status)
-        records.sync(self.database, observed, facts)
+            with self._lock:  # not for a dyno being removed: its forwarder has finished
+                new = [status for status in observed
+                       if status.id not in self._forwarders and status.id not in self._removing]
+            for status in new:
+                forwarder = self.forward(status)
+                with self._lock:
+                    self._forwarders[status.id] = forwarder
+        records.sync(self.database, recordable, facts)
         self._route()
 
     def _route(self) -> None:
         if self.router is not None:
-            self.router.round()
+            self.router.route()
 
     def wait_for_stops(self, timeout: float = 60.0) -> None:
         """For an orderly exit and for tests: until every stop under way has ended."""
