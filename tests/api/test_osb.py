@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import uuid
 from typing import Any
 
@@ -453,3 +454,22 @@ def test_delete_before_the_worker_started_cancels_synchronously(app: Flask, plat
         addon_id = session.get(OsbInstance, "i-cancel").addon_id  # type: ignore[union-attr]
     assert addon_id not in partner.state()["resources"]  # the partner was never called
     assert platform.call("GET", path + "/last_operation").get_json()["state"] == "succeeded"
+
+
+def test_concurrent_identical_provisions_make_one_instance(app: Flask, platform: Osb, catalog_ids: dict[str, str]) -> None:
+    """The platform's id is the primary key, inserted in the fingerprint-checking transaction: racing
+    duplicates get the first one's operation, and one add-on exists."""
+    answers: list[Any] = []
+
+    def put() -> None:
+        answers.append(platform.call("PUT", "/service_instances/i-race", provision_body(catalog_ids),
+                                     accepts_incomplete="true"))
+
+    threads = [threading.Thread(target=put) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [answer.status_code for answer in answers] == [202] * 6, [a.get_json() for a in answers]
+    assert len({answer.get_json()["operation"] for answer in answers}) == 1
+    assert count(app, OsbInstance) == 1 and count(app, AddOn) == 1

@@ -17,7 +17,9 @@ import psycopg
 import pytest
 import redis
 import requests
+from click.testing import CliRunner, Result
 
+from berth.admin import main as admin_main
 from berth.addons.postgres.cluster import LocalPostgres
 from tests.builtin_platform import BuiltinPlatform, builtin_platform, wait_for_worker
 from tests.kafka_clients import consume, produce
@@ -34,8 +36,13 @@ class Stack:
         self.workers: list[subprocess.Popen[bytes]] = []
 
     def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`python -m berth.admin ARGS` as the operator runs it."""
         return subprocess.run([sys.executable, "-m", "berth.admin", *args], cwd=ROOT, env=self.platform.server.env,
                               capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    def admin_here(self, *args: str) -> Result:
+        """The same command in this process (no interpreter start-up), with the server's environment."""
+        return CliRunner().invoke(admin_main, list(args), env=self.platform.server.env)
 
     def osb(self, method: str, path: str, body: Any = None, *, auth: tuple[str, str] | None = None,
             **query: str) -> requests.Response:
@@ -99,18 +106,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_server: LocalPostgr
 
 
 def test_admin_commands_make_list_and_revoke_platform_credentials(stack: Stack) -> None:
-    listed = stack.admin("list-osb-clients")
-    assert listed.returncode == 0 and stack.auth[0] in listed.stdout and stack.auth[1] not in listed.stdout
+    listed = stack.admin_here("list-osb-clients")
+    assert listed.exit_code == 0 and stack.auth[0] in listed.stdout and stack.auth[1] not in listed.stdout
     assert "osb-live@example.com" in listed.stdout
-    made = stack.admin("create-osb-client", "osb-live@example.com")
+    made = stack.admin_here("create-osb-client", "osb-live@example.com")
     other = tuple(made.stdout.strip().split(":", 1))
     assert stack.osb("GET", "/catalog", auth=other).status_code == 200  # type: ignore[arg-type]
-    assert stack.admin("revoke-osb-client", other[0]).returncode == 0
+    assert stack.admin_here("revoke-osb-client", other[0]).exit_code == 0
     assert stack.osb("GET", "/catalog", auth=other).status_code == 401  # type: ignore[arg-type]
-    unknown = stack.admin("revoke-osb-client", "osb-nobody")
-    assert unknown.returncode != 0 and "list-osb-clients" in unknown.stderr
-    no_account = stack.admin("create-osb-client", "nobody@example.com")
-    assert no_account.returncode != 0 and "create-user" in no_account.stderr and not no_account.stdout
+    unknown = stack.admin_here("revoke-osb-client", "osb-nobody")
+    assert unknown.exit_code != 0 and "list-osb-clients" in unknown.stderr
+    no_account = stack.admin_here("create-osb-client", "nobody@example.com")
+    assert no_account.exit_code != 0 and "create-user" in no_account.stderr and not no_account.stdout
 
 
 def test_postgres_shared_plan_is_synchronous_and_its_binding_connects(stack: Stack) -> None:
@@ -186,7 +193,7 @@ def test_worker_killed_during_an_async_provision_still_ends(stack: Stack, tmp_pa
     with run_example_partner(tmp_path, mode="slow", slow_seconds=3, service="osb-slow-partner") as partner:
         manifest = tmp_path / "manifest.json"
         manifest.write_text(json.dumps(partner.manifest()))
-        assert stack.admin("register-addon", str(manifest)).returncode == 0
+        assert stack.admin_here("register-addon", str(manifest)).exit_code == 0
         ids = stack.plan("osb-slow-partner", "test")
         path = f"/service_instances/{uuid.uuid4()}"
         answer = stack.osb("PUT", path, {**ids, "organization_guid": "o", "space_guid": "s"}, accepts_incomplete="true")

@@ -73,8 +73,11 @@ def _http_error(error: HTTPException) -> Response:
     return protocol.render(OsbError(error.code or 500, error.description or "Request refused."))
 
 
-def _answer(outcome: Outcome) -> tuple[Response, int]:
-    return jsonify(outcome.body), outcome.status
+@blueprint.errorhandler(Exception)
+def _unexpected(error: Exception) -> Response:
+    # The traceback goes to the log under the request id; the platform gets no internals.
+    protocol.log.exception("unhandled error in %s %s (request %s)", request.method, request.path, g.get("request_id"))
+    return protocol.render(OsbError(500, f"Internal error; quote request id {g.get('request_id')} when reporting it."))
 
 
 def _public(view: Callable[..., Any]) -> Callable[..., Any]:
