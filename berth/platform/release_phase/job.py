@@ -25,7 +25,7 @@ from berth.jobs.wakeup import signal_waiters
 from berth.platform import releases
 from berth.platform.builds.output import OutputWriter
 from berth.platform.models import App, Release, ReleasePhase, ReleaseStatus, Slug
-from berth.platform.one_off import OneOffRun
+from berth.platform.one_off import STOP_GRACE_SECONDS, OneOffRun
 from berth.platform.release_phase import dyno as release_dyno
 from berth.platform.release_phase import records
 from berth.platform.logs.app_log import AppLog
@@ -34,7 +34,6 @@ from berth.platform.slug_store import SlugStore
 from berth.platform.slugs import SlugError
 
 log = logging.getLogger("berth.builder")
-STOP_GRACE_SECONDS = 30.0  # Heroku's, as for every dyno: SIGTERM, then SIGKILL this much later
 FIX_AND_DEPLOY = "fix the release command (its output is above) and deploy again"
 RUN_AGAIN = "deploy again, or roll back, to run the release command again"
 
