@@ -3,8 +3,10 @@
 A request about formation dynos is recorded as a `DynoAction` row for the runner, which carries it
 out (a restart replaces the dynos; a stopped formation dyno is started again, as on Heroku) and is
 nudged once the row is committed. One-off dynos are never restarted: restarting or stopping one
-asks the rendezvous host to stop it. Each request leaves an `app[api]` line in the app's log
-(`Restart web.1 by user@example.com`). Nothing here starts or signals a process."""
+asks its host (the rendezvous host; the builder for a release phase's `release.N`) to stop it,
+except that a release dyno's restart is refused (it would have to run the release command again).
+Each request leaves an `app[api]` line in the app's log (`Restart web.1 by user@example.com`).
+Nothing here starts or signals a process."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,8 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from berth.accounts import Account
-from berth.errors import NotFound
-from berth.jobs.wakeup import nudge_rendezvous, nudge_runner
+from berth.errors import InvalidParams, NotFound
+from berth.jobs.wakeup import nudge_rendezvous, nudge_runner, signal_waiters
 from berth.platform import dynos_view, formation, one_off_dynos
 from berth.platform.logs import store
 from berth.platform.models import App, DynoAction, OneOffDyno
@@ -42,10 +44,13 @@ def request(session: Session, data_dir: Path, app: App, account: Account, action
     for a restart). `ref` was validated by DynoTargetSchema; an unknown one is a 404 and nothing
     is recorded. The runner is nudged only once the caller's transaction commits."""
     targets = _resolve(session, app, ref, kind)
-    for dyno_id in targets.one_offs:
-        one_off_dynos.request_stop(session, session.get_one(OneOffDyno, dyno_id))
-    if targets.one_offs:  # the rendezvous host stops the processes once it sees `stopping`
-        event.listen(session, "after_commit", lambda _session: nudge_rendezvous(data_dir), once=True)
+    one_offs = [session.get_one(OneOffDyno, dyno_id) for dyno_id in targets.one_offs]
+    if action == "restart":
+        _refuse_release_dynos(one_offs)
+    for dyno in one_offs:
+        one_off_dynos.request_stop(session, dyno, account.email)
+    if one_offs:  # their hosts stop the processes once they see `stopping`
+        event.listen(session, "after_commit", lambda _session: _wake_hosts(data_dir, targets.one_offs), once=True)
     if targets.for_runner:
         session.add(DynoAction(app_id=app.id, action=action, type=targets.type, name=targets.name,
                                user_id=account.id))
@@ -54,6 +59,21 @@ def request(session: Session, data_dir: Path, app: App, account: Account, action
     subject = f" {targets.label}" if targets.label else ""
     store.append(session, app.id, [store.Entry("app", "api", f"{said}{subject} by {account.email}")])
     session.flush()
+
+
+def _refuse_release_dynos(one_offs: list[OneOffDyno]) -> None:
+    for dyno in one_offs:
+        if dyno.type == one_off_dynos.RELEASE_TYPE:
+            raise InvalidParams(
+                f"{dyno.name} runs the release command of v{dyno.release.version} and cannot be restarted: a "
+                f"release phase runs once. Stop it with `heroku ps:stop {dyno.name}` (the release fails and the "
+                "previous release stays current), then deploy again or roll back to run the command again.")
+
+
+def _wake_hosts(data_dir: Path, dyno_ids: tuple[str, ...]) -> None:
+    nudge_rendezvous(data_dir)
+    for dyno_id in dyno_ids:  # a builder running a release dyno waits on its id
+        signal_waiters(data_dir, dyno_id)
 
 
 def _resolve(session: Session, app: App, ref: str | None, kind: str) -> Targets:

@@ -23,6 +23,7 @@ from berth.platform import dyno_sizes, releases
 from berth.platform.app_manifest import ProcessFormation
 from berth.platform.logs import store
 from berth.platform.models import App, Formation, Release, ReleaseStatus, Slug
+from berth.platform.one_off_dynos import RELEASE_TYPE
 
 _ROW_NAMESPACE = uuid.UUID("5c0f0d4e-8f7a-4c55-b0b8-2f3e4a1d9c61")
 _RELATIVE = re.compile(r"^[+-]\d{1,9}$")
@@ -66,12 +67,16 @@ def _current_release(session: Session, app: App) -> Release | None:
 
 
 def process_types(session: Session, app: App) -> tuple[dict[str, str], datetime | None]:
-    """The current release's process types (type -> command) and when that release was made."""
+    """The current release's process types (type -> command) and when that release was made. Not
+    `release`: the release phase's command runs once per release as a one-off dyno, and is not
+    scalable (runtime.md §3)."""
     release = _current_release(session, app)
     if release is None or release.slug_id is None:
         return {}, None
     slug = session.get(Slug, release.slug_id)
-    return (dict(slug.process_types or {}) if slug else {}), release.created_at
+    commands = dict(slug.process_types or {}) if slug else {}
+    commands.pop(RELEASE_TYPE, None)
+    return commands, release.created_at
 
 
 def list_formation(session: Session, app: App) -> list[ProcessEntry]:
@@ -93,7 +98,13 @@ def get_process(session: Session, app: App, ref: str) -> ProcessEntry:
     for entry in list_formation(session, app):
         if ref in (entry.type, entry.id):
             return entry
-    raise NotFound("Couldn't find that formation.", resource="formation")
+    raise NotFound(f"Couldn't find that formation.{_not_scalable(ref)}", resource="formation")
+
+
+def _not_scalable(kind: str) -> str:
+    """Why a type is not in the formation, when it is the release phase's."""
+    return (" The release process type is the release phase's command, run once by each release as a one-off "
+            "dyno (release.N), and cannot be scaled." if kind == RELEASE_TYPE else "")
 
 
 def _wanted_quantity(current: int, requested: int | str, kind: str) -> int:
@@ -123,7 +134,7 @@ def update(session: Session, app: App, email: str, changes: list[Change]) -> lis
         if change.type not in before:
             known = ", ".join(before) or "none (deploy code with a Procfile first)"
             raise NotFound(f"Couldn't find that process type ({change.type}). Process types of the current "
-                           f"release: {known}.", resource="formation")
+                           f"release: {known}.{_not_scalable(change.type)}", resource="formation")
         if change.size is not None:
             sizes[change.type] = dyno_sizes.resolve(change.size)
         if change.quantity is not None:

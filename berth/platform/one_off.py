@@ -16,6 +16,7 @@ from berth.supervise.stack import StackError
 log = logging.getLogger(__name__)
 MAX_TIME_TO_LIVE = 86400  # Heroku's default and maximum for one-off dynos (seconds)
 START_FAILED = 1  # an attached client's exit status when nothing could be started
+STOP_GRACE_SECONDS = 30.0  # Heroku's for a stopped dyno: SIGTERM, then SIGKILL (R12) this much later
 # What `heroku run --exit-code` (and `berth run`) append to the command to learn its exit status.
 # Berth runs the command without it and reports the status itself, so that a command ending in
 # `exit N` (which leaves before the echo would run) still tells the client its status.

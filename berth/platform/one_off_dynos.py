@@ -1,6 +1,9 @@
 """One-off dyno records: creating `run.N` for an app's current release, listing and stopping them,
 the rendezvous host's single claim of a row by its attach secret's digest, and the sweeps that end
-rows nothing runs any more (never attached, outlived, orphaned by a host restart)."""
+rows nothing runs any more (never attached, outlived, orphaned by a host restart).
+
+A release phase is a one-off dyno too (`release.N`, recorded by release_phase.records with its
+phase): the builder runs it, so the rendezvous host never claims, sweeps or orphans those rows."""
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +11,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +28,8 @@ RUNNING_STATES = ("up", "stopping")  # a process exists (on the host that claime
 # Past its time to live a row's process is stopped by its sandbox; a row still live this long after
 # that has no process left (its host died): the sweep ends it.
 OUTLIVED_SLACK = timedelta(minutes=2)
+RELEASE_TYPE = "release"  # the release phase's dynos: the builder's, never the rendezvous host's
+_HOSTED_HERE = OneOffDyno.type != RELEASE_TYPE  # rows the rendezvous host runs
 
 
 @dataclass(frozen=True)
@@ -45,18 +50,26 @@ def create(session: Session, app: App, *, command: str, attach: bool, env: Mappi
                          "before running a one-off dyno.", error_id="no_release", status=409)  # the app's state, not the request
     _check_concurrency(session, app, size)
     secret = secrets.token_urlsafe(32) if attach else None
-    for _attempt in range(5):  # two creations at once may pick the same number: the unique key says so
-        number = (session.scalar(select(func.max(OneOffDyno.number)).where(OneOffDyno.app_id == app.id)) or 0) + 1
-        dyno = OneOffDyno(app_id=app.id, release_id=release.id, number=number, type=type, command=command,
-                          env=json.dumps(dict(env)), size=size, attach=attach, tty=tty, time_to_live=time_to_live,
-                          state="starting", secret_digest=digest(secret) if secret else None)
+    dyno = add_numbered(session, app.id, lambda number: OneOffDyno(
+        app_id=app.id, release_id=release.id, number=number, type=type, command=command, env=json.dumps(dict(env)),
+        size=size, attach=attach, tty=tty, time_to_live=time_to_live, state="starting",
+        secret_digest=digest(secret) if secret else None))
+    return Created(dyno, secret)
+
+
+def add_numbered(session: Session, app_id: str, make: Callable[[int], OneOffDyno], *, above: int = 0) -> OneOffDyno:
+    """Insert the row `make(number)` with the app's next one-off number (above `above`): two
+    creations at once may pick the same number, so the unique key decides and the loser retries."""
+    for _attempt in range(5):
+        highest = session.scalar(select(func.max(OneOffDyno.number)).where(OneOffDyno.app_id == app_id)) or 0
+        dyno = make(max(highest, above) + 1)
         try:
             with session.begin_nested():
                 session.add(dyno)
                 session.flush()
         except IntegrityError:
             continue
-        return Created(dyno, secret)
+        return dyno
     raise BerthError("Too many one-off dynos started at once; try again.", error_id="conflict", status=409)
 
 
@@ -64,8 +77,8 @@ def _check_concurrency(session: Session, app: App, size: str) -> None:
     """Heroku's limit of one-off dynos of a size running at once per app (eco 1, standard 50,
     performance 5): a loop of `heroku run:detached` cannot fill the machine with sandboxes."""
     wanted = dyno_sizes.of_stored(size)
-    live = session.scalars(select(OneOffDyno.size).where(
-        OneOffDyno.app_id == app.id, OneOffDyno.state.in_((*LIVE_STATES, "stopping"))))
+    live = session.scalars(select(OneOffDyno.size).where(  # a release phase is the builder's to bound
+        OneOffDyno.app_id == app.id, OneOffDyno.state.in_((*LIVE_STATES, "stopping")), _HOSTED_HERE))
     if sum(1 for stored in live if dyno_sizes.of_stored(stored) == wanted) >= wanted.one_off_limit:
         raise BerthError(f"Cannot run more than {wanted.one_off_limit} {wanted.name} one-off dynos at once on "
                          f"{app.name}. Stop one (heroku ps:stop run.N) or wait for one to finish.",
@@ -92,12 +105,13 @@ def find(session: Session, app: App, ref: str) -> OneOffDyno:
     return dyno
 
 
-def request_stop(session: Session, dyno: OneOffDyno) -> None:
-    """Ask the host to stop it: a dyno still `starting` never starts; a running one is stopped by
-    the rendezvous host, which watches for the `stopping` state."""
+def request_stop(session: Session, dyno: OneOffDyno, by: str) -> None:
+    """Ask its host to stop it (`by`: who asks, an email): a dyno still `starting` never starts; a
+    running one is stopped by its host (the rendezvous host, or the builder for a release dyno),
+    which watches for the `stopping` state and reads who asked in `ended_because`."""
     if dyno.state in LIVE_STATES:
         dyno.state = "stopping" if dyno.state == "up" else "down"
-        dyno.ended_because = "stopped by a user" if dyno.state == "down" else None
+        dyno.ended_because = f"stopped by {by}"
         dyno.secret_digest = None
         session.flush()
 
@@ -125,7 +139,8 @@ def claim_attached(session: Session, secret: str) -> OneOffDyno | None:
 def claim_detached(session: Session) -> OneOffDyno | None:
     """The oldest detached dyno waiting to start, now `up` (a conditional update: one host wins)."""
     for dyno_id in session.scalars(select(OneOffDyno.id).where(
-            OneOffDyno.attach.is_(False), OneOffDyno.state == "starting").order_by(OneOffDyno.created_at).limit(5)):
+            OneOffDyno.attach.is_(False), OneOffDyno.state == "starting", _HOSTED_HERE)
+            .order_by(OneOffDyno.created_at).limit(5)):
         claimed = session.execute(update(OneOffDyno).where(OneOffDyno.id == dyno_id, OneOffDyno.state == "starting")
                                   .values(state="up", updated_at=utcnow()).execution_options(synchronize_session=False))
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
@@ -162,7 +177,7 @@ def sweep_outlived(session: Session) -> list[OneOffDyno]:
     stopped at that time, so nothing will record their end: `crashed`, and say why."""
     now = utcnow()
     outlived = [dyno for dyno in session.scalars(select(OneOffDyno).where(
-        OneOffDyno.state.in_((*LIVE_STATES, "stopping"))))
+        OneOffDyno.state.in_((*LIVE_STATES, "stopping")), _HOSTED_HERE))
         if dyno.created_at + timedelta(seconds=dyno.time_to_live) + OUTLIVED_SLACK < now]
     return _end(session, outlived, "crashed", "outlived its time to live")
 
@@ -170,7 +185,7 @@ def sweep_outlived(session: Session) -> list[OneOffDyno]:
 def orphan_running(session: Session) -> list[OneOffDyno]:
     """At a rendezvous host's start (there is one per installation): dynos it ran before it stopped
     had their processes end with it; `crashed`, with the reason."""
-    orphans = list(session.scalars(select(OneOffDyno).where(OneOffDyno.state.in_(RUNNING_STATES))))
+    orphans = list(session.scalars(select(OneOffDyno).where(OneOffDyno.state.in_(RUNNING_STATES), _HOSTED_HERE)))
     return _end(session, orphans, "crashed", "ended when the rendezvous host restarted")
 
 

@@ -16,6 +16,7 @@ from berth.platform.apps import stable_id
 from berth.platform.config_vars import NAME_PATTERN
 from berth.platform.models import ReleaseStatus
 from berth.platform.naming import APP_NAME_PATTERN
+from berth.platform.one_off_dynos import RELEASE_TYPE
 from berth.platform.stacks import canonical as canonical_stack
 
 TEN_YEARS = 10 * 365 * 24 * 3600
@@ -382,7 +383,10 @@ class DynoCreateSchema(InputSchema):
                       values=ScalarString(validate=validate.Length(max=32768)), load_default=dict)
     force_no_tty = JsonBoolean(load_default=False, allow_none=True)
     size = fields.String(load_default=DEFAULT_ONE_OFF_SIZE, allow_none=True)  # heroku3 sends null
-    type = fields.String(load_default="run", validate=validate.Regexp(r"^[a-z][a-z0-9_-]{0,29}$"))
+    type = fields.String(load_default="run", validate=[
+        validate.Regexp(r"^[a-z][a-z0-9_-]{0,29}$"),
+        validate.NoneOf([RELEASE_TYPE], error="release is the type of the release phase's dynos, which deploys "
+                                              "start; give a one-off dyno another type (run, the default).")])
     time_to_live = fields.Integer(load_default=MAX_TIME_TO_LIVE, strict=False,
                                   validate=validate.Range(min=1, max=MAX_TIME_TO_LIVE))
 

@@ -143,3 +143,52 @@ def test_ps_restart_and_stop_refusals_exit_non_zero_and_record_nothing(
     usage = berth("ps:stop", "-a", app_name)
     assert usage.returncode == 2 and "Missing argument" in usage.stderr
     assert actions(database, app_name) == []
+
+
+def test_ps_shows_the_one_off_dynos_of_code_without_process_types(berth: Berth, server: Server,
+                                                                   app_name: str) -> None:
+    deploy_over_http(server.api, app_name, {})  # code without a Procfile: no formation at all
+    assert server.api("POST", f"/apps/{app_name}/dynos", json={"command": "sleep 60"}).status_code == 201
+    shown = berth("ps", "-a", app_name)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "=== run: one-off processes (1)" and len(lines) == 3, shown.stdout
+    assert re.fullmatch(re.escape("run.1 (Standard-1X): starting ") + SINCE % r"\d+s" + ": sleep 60", lines[1])
+    as_json = json.loads(berth("ps", "-a", app_name, "--json").stdout)
+    assert as_json["formation"] == [] and [d["name"] for d in as_json["dynos"]] == ["run.1"]
+
+
+def test_ps_shows_a_waiting_release_dyno_which_ps_stop_fails_and_ps_restart_refuses(
+        berth: Berth, server: Server, app_name: str, one_error_line: ErrorLine) -> None:
+    deploy_over_http(server.api, app_name, {"web": "gunicorn app:app", "release": "python migrate.py"})
+    shown = berth("ps", "-a", app_name)  # no builder here: its release phase waits, as release.1
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[:2] == ["=== release (Standard-1X): python migrate.py (1)", lines[1]], shown.stdout
+    assert re.fullmatch(re.escape("release.1: starting ") + SINCE % r"\d+s", lines[1]), lines[1]
+    assert len(lines) == 3  # the pending release's process types are not the formation's yet
+    refused = one_error_line(berth("ps:restart", "-d", "release.1", "-a", app_name))
+    assert "cannot be restarted" in refused and "heroku ps:stop release.1" in refused
+    stopped = berth("ps:stop", "--dyno-name", "release.1", "-a", app_name)
+    assert (stopped.returncode, stopped.stdout) == (0, f"Stopping dyno release.1 on {app_name}... done\n")
+    assert server.api("GET", f"/apps/{app_name}/dynos").json() == []
+    assert server.api("GET", f"/apps/{app_name}/dynos/release.1").json()["state"] == "down"
+
+
+def test_ps_restart_and_stop_take_the_heroku_clis_flags(berth: Berth, server: Server, app_name: str,
+                                                        database: Database, one_error_line: ErrorLine) -> None:
+    deploy_over_http(server.api, app_name)
+    add_dyno(database, app_name, "web.1")
+    for args, said in [(("ps:restart", "-d", "web.1"), f"Restarting dyno web.1 on {app_name}... done"),
+                       (("ps:restart", "--process-type", "web"), f"Restarting all web dynos on {app_name}... done"),
+                       (("ps:stop", "--dyno-name", "web.1"), f"Stopping dyno web.1 on {app_name}... done"),
+                       (("ps:stop", "-p", "web"), f"Stopping all web dynos on {app_name}... done")]:
+        done = berth(*args, "-a", app_name)
+        assert (done.returncode, done.stdout) == (0, said + "\n"), done.stderr
+    assert [(a["action"], a["type"], a["name"]) for a in actions(database, app_name)] == [
+        ("restart", "web", "web.1"), ("restart", "web", None), ("stop", "web", "web.1"), ("stop", "web", None)]
+    for args in (("ps:stop", "web.1", "-p", "web"), ("ps:restart", "-d", "web.1", "--process-type", "web")):
+        twice = berth(*args, "-a", app_name)
+        assert twice.returncode == 2 and "Name what to act on once" in twice.stderr, twice.stderr
+    assert "Couldn't find that process type (clock)" in one_error_line(berth("ps:stop", "-p", "clock", "-a", app_name))
+    assert len(actions(database, app_name)) == 4

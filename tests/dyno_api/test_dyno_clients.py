@@ -107,6 +107,34 @@ def test_heroku_ps_refusals_exit_non_zero_with_the_message(cli: HerokuCLI, datab
     assert actions(database, deployed) == []
 
 
+def test_heroku_ps_restart_and_stop_with_the_dyno_name_and_process_type_flags(
+        cli: HerokuCLI, server: LiveServer, key: str, database: Database, deployed: str) -> None:
+    for command in ("sleep 60", "sleep 61"):
+        assert server.api("POST", f"/apps/{deployed}/dynos", key, json={"command": command}).status_code == 201
+    for args, said in [(("ps:restart", "--dyno-name", "web.1"), "Restarting dyno web.1"),
+                       (("ps:restart", "-d", "worker.1"), "Restarting dyno worker.1"),
+                       (("ps:restart", "--process-type", "web"), "Restarting all web dynos"),
+                       (("ps:stop", "-d", "web.2"), "Stopping dyno web.2"),
+                       (("ps:stop", "--process-type", "worker"), "Stopping all worker dynos"),
+                       (("ps:stop", "--dyno-name", "run.1"), "Stopping dyno run.1"),
+                       (("ps:stop", "-p", "run"), "Stopping all run dynos")]:
+        done = cli.run(*args, "-a", deployed)
+        assert done.returncode == 0, done.stderr
+        assert said in done.stderr and "done" in done.stderr and "deprecated" not in done.stderr, done.stderr
+    assert [(a["action"], a["type"], a["name"]) for a in actions(database, deployed)] == [
+        ("restart", "web", "web.1"), ("restart", "worker", "worker.1"), ("restart", "web", None),
+        ("stop", "web", "web.2"), ("stop", "worker", None)]  # one-off dynos are not the runner's
+    assert server.api("GET", f"/apps/{deployed}/dynos/run.1", key).json()["state"] == "down"
+    assert server.api("GET", f"/apps/{deployed}/dynos/run.2", key).json()["state"] == "down"
+    assert api_lines(database, deployed)[-4:] == [f"Stop web.2 by {EMAIL}", f"Stop worker by {EMAIL}",
+                                                  f"Stop run.1 by {EMAIL}", f"Stop run by {EMAIL}"]
+    missing = cli.run("ps:restart", "-d", "web.9", "-a", deployed)
+    assert missing.returncode != 0 and "Couldn't find that dyno (web.9)" in missing.stderr
+    both = cli.run("ps:stop", "-d", "web.1", "-p", "web", "-a", deployed)
+    assert both.returncode != 0 and "cannot also be provided" in both.stderr, both.stderr
+    assert len(actions(database, deployed)) == 5
+
+
 @pytest.fixture
 def h(server: LiveServer, key: str) -> heroku3.api.Heroku:
     return heroku3_client(server.url, key)

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from berth.db import new_id
 from berth.hooks import FORMATION_CHANGED, RELEASE_CREATED, RELEASE_CURRENT, hooks_of
 from berth.platform import dyno_sizes, formation
 from berth.platform.app_manifest import ProcessFormation
 from berth.platform.logs.models import LogLine
-from berth.platform.models import App, ReleaseStatus, Slug
+from berth.platform.models import App, Release, ReleaseStatus, Slug
 from berth.platform.releases import CreatedRelease
 from tests.api.test_slugs import uploaded_slug
 from tests.conftest import Api, User
@@ -204,3 +204,18 @@ def test_app_json_formation_and_code_without_web_are_left_alone(app: Flask, api:
     assert api.post("/apps", alice, json={"name": "jobs"}).status_code == 201
     deploy(api, alice, "jobs", {"worker": "python worker.py"})
     assert quantities(api, alice, "jobs") == {"worker": (0, "Standard-1X")}
+
+
+def test_release_is_the_release_phases_command_not_a_process_type_to_scale(app: Flask, api: Api, alice: User,
+                                                                           shop: str) -> None:
+    deploy(api, alice, shop, {**PROCS, "release": "python migrate.py"})
+    with app.extensions["berth.database"].transaction() as session:  # as if its release phase succeeded
+        session.execute(update(Release).where(Release.status == ReleaseStatus.PENDING)
+                        .values(status=ReleaseStatus.SUCCEEDED))
+    before = quantities(api, alice, shop)
+    assert set(before) == {"web", "worker"}
+    for refused in (api.patch(f"/apps/{shop}/formation/release", alice, json={"quantity": 1}),
+                    api.patch(f"/apps/{shop}/formation", alice, json={"updates": [{"type": "release", "quantity": 1}]})):
+        assert refused.status_code == 404, refused.get_json()
+        assert "release phase's command" in refused.get_json()["message"] and "cannot be scaled" in refused.get_json()["message"]
+    assert quantities(api, alice, shop) == before

@@ -89,8 +89,10 @@ def test_a_release_command_gates_the_release(app: Flask, api: Api, alice: User, 
         refused = output_of(api, v3, Range=bad)
         assert refused.status_code == 416 and refused.get_json()["id"] == "requested_range_not_satisfiable"
     assert app_log(app, "release.1") == [("heroku", "Starting process with command `migrate`"),
+                                         ("heroku", "State changed from starting to up"),
                                          ("app", "migrating as release.1 with GREETING=hi"),
-                                         ("heroku", "Process exited with status 0")]
+                                         ("heroku", "Process exited with status 0"),
+                                         ("heroku", "State changed from up to complete")]
 
     # A config change re-runs the release command (release.2) with the new config.
     api.patch("/apps/shop/config-vars", alice, json={"GREETING": "hello"})
@@ -119,7 +121,7 @@ def test_a_release_command_gates_the_release(app: Flask, api: Api, alice: User, 
     assert releases_of(api, alice, "shop")[-1] == (6, "pending", False)
     worker.drain()
     assert releases_of(api, alice, "shop")[-1] == (6, "succeeded", True) and current == [3, 4, 6]
-    assert app_log(app, "release.4")[1] == ("app", "migrating as release.4 with GREETING=hi")
+    assert app_log(app, "release.4")[2] == ("app", "migrating as release.4 with GREETING=hi")
 
     # A config change while a deploy's release phase is pending carries the deploy's code: once
     # both succeed, the new code is live, not undone by the config change.

@@ -25,12 +25,16 @@ def _path(app: str) -> str:
     return f"/apps/{seg(app)}/formation"
 
 
-def _formation(client: ApiClient, app: str) -> list[dict[str, Any]]:
+def _formation(client: ApiClient, app: str, *, required: bool = True) -> list[dict[str, Any]]:
     formation: list[dict[str, Any]] = client.get(_path(app)) or []
-    if not formation:
-        raise CliError(f"No process types on {app}. Upload a Procfile to add process types "
-                       "(https://devcenter.heroku.com/articles/procfile).")
+    if not formation and required:
+        raise CliError(_no_process_types(app))
     return sorted(formation, key=lambda entry: entry["type"])
+
+
+def _no_process_types(app: str) -> str:
+    return (f"No process types on {app}. Upload a Procfile to add process types "
+            "(https://devcenter.heroku.com/articles/procfile).")
 
 
 def _scale_changes(args: tuple[str, ...]) -> list[dict[str, str]]:
@@ -55,8 +59,10 @@ def ps(app: str | None, as_json: bool) -> None:
     """Show the app's process types, how many dynos each should run, and the dynos running."""
     name = appname.resolve(app)
     client = connect()
-    formation = _formation(client, name)
+    formation = _formation(client, name, required=False)
     dynos: list[dict[str, Any]] = client.get(f"/apps/{seg(name)}/dynos") or []
+    if not formation and not dynos:  # one-off dynos run without process types (code without a Procfile)
+        raise CliError(_no_process_types(name))
     if as_json:
         output.print_json({"formation": formation, "dynos": dynos})
         return
@@ -168,34 +174,55 @@ def type_(sizes: tuple[str, ...], app: str | None) -> None:
 resize = click.Command("ps:resize", callback=type_.callback, params=type_.params,
                        help="Alias of ps:type.")
 
-def _target(name: str, target: str | None) -> tuple[str, str]:
-    """(the words for it, the path part): a dyno (web.1), a process type (web), or every dyno."""
-    if target is None:
-        return f"all dynos on {name}", f"/apps/{seg(name)}/dynos"
-    if "." in target:
-        return f"dyno {target} on {name}", f"/apps/{seg(name)}/dynos/{seg(target)}"
-    return f"all {target} dynos on {name}", f"/apps/{seg(name)}/formations/{seg(target)}"
+def _target(name: str, target: str | None, dyno_name: str | None,
+            process_type: str | None) -> tuple[str, str] | None:
+    """(the words for it, the path part) of what a restart or stop names, as the Heroku CLI takes it:
+    the argument (a dyno, web.1, or a process type, web), --dyno-name or --process-type; None: nothing."""
+    if sum(given is not None for given in (target, dyno_name, process_type)) > 1:
+        raise click.UsageError("Name what to act on once: DYNO|TYPE, --dyno-name or --process-type.")
+    if process_type is not None or (target is not None and "." not in target):
+        kind = process_type if process_type is not None else target
+        return f"all {kind} dynos on {name}", f"/apps/{seg(name)}/formations/{seg(str(kind))}"
+    dyno = dyno_name if dyno_name is not None else target
+    if dyno is not None:
+        return f"dyno {dyno} on {name}", f"/apps/{seg(name)}/dynos/{seg(dyno)}"
+    return None
+
+
+def _target_options(command: Any) -> Any:
+    command = click.option("-p", "--process-type", "process_type", metavar="TYPE",
+                           help="Every dyno of this process type (web).")(command)
+    return click.option("-d", "--dyno-name", "dyno_name", metavar="DYNO",
+                        help="This dyno (web.1, run.3, release.2).")(command)
 
 
 @click.command("ps:restart")
 @click.argument("target", required=False, metavar="[DYNO|TYPE]")
+@_target_options
 @app_option
-def restart(target: str | None, app: str | None) -> None:
-    """Restart one dyno (web.1), every dyno of a process type (web), or every dyno of the app."""
+def restart(target: str | None, dyno_name: str | None, process_type: str | None, app: str | None) -> None:
+    """Restart one dyno (web.1 or --dyno-name web.1), every dyno of a process type (web or
+    --process-type web), or every dyno of the app."""
     name = appname.resolve(app)
-    words, path = _target(name, target)
+    words, path = _target(name, target, dyno_name, process_type) or (f"all dynos on {name}", f"/apps/{seg(name)}/dynos")
     connect().delete(path)
     output.done(f"Restarting {words}")
 
 
 @click.command("ps:stop")
-@click.argument("target", metavar="DYNO|TYPE")
+@click.argument("target", required=False, metavar="DYNO|TYPE")
+@_target_options
 @app_option
-def stop(target: str, app: str | None) -> None:
-    """Stop one dyno (web.1) or every dyno of a process type (web). Formation dynos are started again
-    by the runner; a one-off dyno (run.1) ends."""
+def stop(target: str | None, dyno_name: str | None, process_type: str | None, app: str | None) -> None:
+    """Stop one dyno (web.1 or --dyno-name web.1) or every dyno of a process type (web or
+    --process-type web). Formation dynos are started again by the runner; a one-off dyno (run.1)
+    ends; stopping a release phase's dyno (release.2) fails that release."""
     name = appname.resolve(app)
-    words, path = _target(name, target)
+    named = _target(name, target, dyno_name, process_type)
+    if named is None:
+        raise click.UsageError("Missing argument: name a dyno (web.1, or --dyno-name web.1) or a process type "
+                               "(web, or --process-type web) to stop.")
+    words, path = named
     connect().post(f"{path}/actions/stop")
     output.done(f"Stopping {words}")
 

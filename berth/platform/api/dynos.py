@@ -1,6 +1,7 @@
 """/apps/{app}/dynos and /apps/{app}/formations/{type}: an app's dynos (the runner's formation
 dynos and the one-offs), starting one-off dynos (`heroku run`), and restarting or stopping dynos
-(`heroku ps:restart`, `ps:stop`). Restarts and stops are requests the runner carries out: 202 `{}`."""
+(`heroku ps:restart`, `ps:stop`). Restarts and stops are requests the runner carries out (one-off
+dynos: their host, the rendezvous host or the builder for release.N): 202 `{}`."""
 from __future__ import annotations
 
 from typing import Any
@@ -59,7 +60,8 @@ def restart_all_dynos(app_ref: str) -> Reply:
 
 
 @blueprint.delete("/apps/<app_ref>/dynos/<dyno_ref>")
-@describe(summary="Restart a dyno, by name or id, or every dyno of a process type; a one-off dyno is stopped",
+@describe(summary="Restart a dyno, by name or id, or every dyno of a process type; a one-off dyno is stopped "
+                  "(a release phase's release.N is not: 422, stop it instead)",
           status=202, path_patterns={"dyno_ref": DYNO_REF_PATTERN})
 def restart_dyno(app_ref: str, dyno_ref: str) -> Reply:
     return _act(app_ref, "restart", load(DynoTargetSchema(), {"dyno": dyno_ref})["dyno"])

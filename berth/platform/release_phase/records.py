@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from berth.db import Database, utcnow
 from berth.jobs.queue import JobState, Queue
 from berth.platform.models import Release, ReleasePhase, ReleaseStatus, Slug
+from berth.platform.release_phase import dyno as release_dyno
 
 OUTPUT_KIND = "releases"  # builds.output's directory for release phase output
 DEFAULT_TIMEOUT_SECONDS = 3600.0  # Heroku's hard limit (runtime.md §5.2)
@@ -25,6 +26,9 @@ FINISHED_STATES = (JobState.DONE, JobState.FAILED)
 KILLED_MESSAGE = ("The builder stopped while the release command ran (it was restarted or killed), so the "
                   "release failed; the app keeps running its previous release. Deploy again, or roll back, "
                   "to run the release command again.")
+
+
+ENDED_WITH_BUILDER = "ended when the builder running it stopped"  # a release dyno's end, then
 
 
 def release_phase_queue(timeout_seconds: float) -> Queue:
@@ -43,7 +47,8 @@ class Candidate:
 
 def schedule(session: Session, candidates: Sequence[Candidate], now: datetime) -> set[str]:
     """Mark pending each candidate whose slug has a `release` process type and queue its release
-    phase (dyno release.N, N counting per app; callers hold the apps' lock); the ids of those."""
+    phase with its waiting one-off dyno release.N (N counting per app with the app's other one-off
+    dynos; callers hold the apps' lock); the ids of those."""
     slug_ids = {candidate.slug_id for candidate in candidates}
     commands = {slug_id: (types or {}).get("release") for slug_id, types in session.execute(
         select(Slug.id, Slug.process_types).where(Slug.id.in_(slug_ids)))}
@@ -58,7 +63,9 @@ def schedule(session: Session, candidates: Sequence[Candidate], now: datetime) -
     session.execute(update(Release).where(Release.id.in_(ids)).values(status=ReleaseStatus.PENDING),
                     execution_options={"synchronize_session": False})
     for candidate in phased:
-        numbers[candidate.app_id] = numbers.get(candidate.app_id, 0) + 1
+        numbers[candidate.app_id] = release_dyno.record(
+            session, candidate.app_id, candidate.release_id, commands[candidate.slug_id],
+            above=numbers.get(candidate.app_id, 0), time_to_live=int(DEFAULT_TIMEOUT_SECONDS))
         session.add(ReleasePhase(app_id=candidate.app_id, release_id=candidate.release_id,
                                  number=numbers[candidate.app_id], command=commands[candidate.slug_id],
                                  state=JobState.PENDING, attempts=0, next_attempt_at=now,
@@ -91,14 +98,16 @@ def fail_abandoned(database: Database, *, all_running: bool) -> list[str]:
     if not all_running:
         condition = condition & (ReleasePhase.lease_until <= now)
     with database.transaction() as session:
-        rows = session.execute(select(ReleasePhase.id, ReleasePhase.release_id).where(condition)
-                               .with_for_update(skip_locked=True)).all()
+        rows = session.execute(select(ReleasePhase.id, ReleasePhase.release_id, ReleasePhase.app_id,
+                                      ReleasePhase.number).where(condition).with_for_update(skip_locked=True)).all()
         if rows:
-            ids = [phase_id for phase_id, _ in rows]
+            ids = [phase_id for phase_id, *_ in rows]
             session.execute(update(ReleasePhase).where(ReleasePhase.id.in_(ids), condition).values(
                 state=JobState.FAILED, lease_until=None, message=KILLED_MESSAGE, updated_at=now))
-            session.execute(update(Release).where(Release.id.in_([release_id for _, release_id in rows]),
+            session.execute(update(Release).where(Release.id.in_([release_id for _, release_id, *_ in rows]),
                                                   Release.status == ReleaseStatus.PENDING)
                             .values(status=ReleaseStatus.FAILED, updated_at=now),
                             execution_options={"synchronize_session": False})
-        return [phase_id for phase_id, _ in rows]
+            release_dyno.end(session, [(app_id, number) for *_, app_id, number in rows], exit_code=None,
+                             why=ENDED_WITH_BUILDER, crashed=True)
+        return [phase_id for phase_id, *_ in rows]

@@ -17,11 +17,10 @@ from berth.db import Database
 from berth.platform import dyno_sizes, one_off_dynos, releases
 from berth.platform.logs.app_log import AppLog
 from berth.platform.models import OneOffDyno, Slug
-from berth.platform.one_off import OneOffRun
+from berth.platform.one_off import STOP_GRACE_SECONDS, OneOffRun
 from berth.platform.slug_runs import RunResult, SlugRunner
 
 log = logging.getLogger(__name__)
-STOP_GRACE_SECONDS = 30.0  # Heroku's: SIGTERM, then SIGKILL (R12) this much later
 
 
 @dataclass
