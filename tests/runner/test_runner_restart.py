@@ -3,6 +3,8 @@ and no request fails meanwhile."""
 from __future__ import annotations
 
 import contextlib
+import json
+from pathlib import Path
 
 import psutil
 import pytest
@@ -42,10 +44,11 @@ def test_after_a_machine_restart_the_formation_comes_back(run_platform: RunPlatf
     eventually(lambda: run_platform.served_by(app, 20) == {"web.1", "web.2"}, what="two dynos serving")
     before = {row.backend_id for row in run_platform.dynos(app)}
     run_platform.stop_runner()
-    data_dir = run_platform.env["BERTH_DATA_DIR"]
-    keepers = [process for process in psutil.process_iter(["cmdline"])
-               if "berth.platform.dynos.keeper" in " ".join(process.info["cmdline"] or [])
-               and data_dir in " ".join(process.info["cmdline"] or [])]
+    records = Path(run_platform.env["BERTH_DATA_DIR"]) / "dynos"
+    keepers = []
+    for meta in records.glob("*/meta.json"):  # each dyno's keeper, by the pid its start recorded
+        with contextlib.suppress(psutil.NoSuchProcess):
+            keepers.append(psutil.Process(json.loads(meta.read_text())["keeper_pid"]))
     assert len(keepers) >= 2
     for keeper in keepers:
         for process in [*keeper.children(recursive=True), keeper]:

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -38,10 +39,9 @@ from berth.supervise.stack import require_stack
 __all__ = ["LocalBackend"]
 
 HOST = "127.0.0.1"
-# A keeper is started per dyno, so its start-up is paid per dyno: it imports only the standard
-# library and Berth's own modules (tests/dynos/test_keeper_imports.py keeps that true), which lets
-# it run without `site` (-S), the bulk of an interpreter's start in a virtualenv with many packages.
-KEEPER_COMMAND = (sys.executable, "-S", "-m", "berth.platform.dynos.keeper")
+# The keepers' spawner (spawner.py) imports only the standard library and Berth's own modules
+# (tests/dynos/test_keeper_imports.py keeps that true), so it runs without `site` (-S).
+SPAWNER_COMMAND = (sys.executable, "-S", "-m", "berth.platform.dynos.spawner")
 BERTH_SOURCE = str(Path(__file__).resolve().parents[3])  # the directory holding the `berth` package
 CONSUMER_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")  # names a file in the dyno's directory
 LIVE = ("starting", "up")
@@ -58,6 +58,7 @@ class LocalBackend:
         self.store, self._stack, self.limits = store, stack, limits
         self.require_memory_limit = require_memory_limit
         self.output_rotate_bytes = output_rotate_bytes
+        self._spawner = KeeperSpawner(self.root / "spawner.log")
         with self._lock():
             self._adopt()
 
@@ -95,17 +96,16 @@ class LocalBackend:
         try:
             shutil.copytree(shared, directory / "app", symlinks=True)
             write_json(directory / "env.json", dict(spec.env))
-            with open(directory / "keeper.log", "ab") as keeper_log:
-                keeper = subprocess.Popen(
-                    [*KEEPER_COMMAND, str(directory)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=keeper_log, start_new_session=True, close_fds=True, env=_keeper_environment())
         except OSError as exc:
             shutil.rmtree(directory, ignore_errors=True)
             raise DynoError(f"cannot prepare the slug {spec.slug_checksum} for {spec.name}: {exc}") from exc
-        meta.update(keeper_pid=keeper.pid, keeper_start=process_start_time(keeper.pid))
+        try:
+            keeper_pid = self._spawner.spawn(directory)
+        except DynoError:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        meta.update(keeper_pid=keeper_pid, keeper_start=process_start_time(keeper_pid))
         write_json(directory / "meta.json", meta)
-        # The keeper is detached: nobody here waits for it, so a thread reaps it once it ends.
-        _reap_in_background(keeper)
         return self._status(directory)
 
     def stop(self, dyno_id: str, grace: float = STOP_GRACE) -> DynoStatus:
@@ -237,9 +237,50 @@ class LocalBackend:
         return file_lock(self.root.parent / "dynos.lock")
 
 
+class KeeperSpawner:
+    """This backend's spawner process (spawner.py), started on the first start and again if it died:
+    keepers are forked from it rather than started as interpreters of their own."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def spawn(self, directory: Path) -> int:
+        with self._lock:
+            for _attempt in range(2):  # a spawner that died meanwhile is replaced once
+                process = self._running()
+                try:
+                    assert process.stdin is not None and process.stdout is not None
+                    process.stdin.write(f"{directory}\n".encode())
+                    process.stdin.flush()
+                    answer = process.stdout.readline().decode().strip()
+                except OSError:
+                    answer = ""
+                if answer.isdigit():
+                    return int(answer)
+                if answer.startswith("error "):
+                    raise DynoError(f"the dyno's keeper could not be started: {answer[6:]}")
+                self._end(process)
+            raise DynoError(f"the keepers' spawner does not answer; see {self.log}")
+
+    def _running(self) -> "subprocess.Popen[bytes]":
+        if self._process is None or self._process.poll() is not None:
+            with open(self.log, "ab") as log:
+                self._process = subprocess.Popen(
+                    SPAWNER_COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                    start_new_session=True, close_fds=True, env=_keeper_environment())
+        return self._process
+
+    def _end(self, process: "subprocess.Popen[bytes]") -> None:
+        process.kill()
+        process.wait()
+        self._process = None
+
+
 def _keeper_environment() -> dict[str, str]:
-    """The keeper is Berth's: it gets Berth's environment (the sandbox passes on only the dyno's),
-    with Berth's source on the path, since it runs without `site` (see KEEPER_COMMAND)."""
+    """The keepers are Berth's: they get Berth's environment (the sandbox passes on only the dyno's),
+    with Berth's source on the path, since the spawner runs without `site` (see SPAWNER_COMMAND)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (BERTH_SOURCE, env.get("PYTHONPATH"))))
     return env
@@ -254,8 +295,3 @@ def _remove_cgroup(path: Path) -> None:
         MemoryCgroup(hierarchy, path, 0).remove()
     except OSError:
         pass
-
-
-def _reap_in_background(process: "subprocess.Popen[bytes]") -> None:
-    import threading
-    threading.Thread(target=process.wait, daemon=True, name=f"dyno-keeper-{process.pid}").start()
