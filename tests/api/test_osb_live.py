@@ -153,6 +153,45 @@ def test_postgres_shared_plan_is_synchronous_and_its_binding_connects(stack: Sta
     stack.deprovision(quick, ids)
 
 
+def refused(connect: Any) -> bool:
+    try:
+        connect()
+    except (psycopg.OperationalError, redis.exceptions.AuthenticationError, redis.exceptions.ConnectionError,
+            redis.exceptions.ResponseError):
+        return True
+    return False
+
+
+def test_each_postgres_binding_has_its_own_role_and_unbinding_revokes_it_alone(
+        stack: Stack, postgres_server: LocalPostgres) -> None:
+    ids = stack.plan("postgresql", "essential-0")
+    path = f"/service_instances/{uuid.uuid4()}"
+    assert stack.osb("PUT", path, {**ids, "organization_guid": "o", "space_guid": "s"}).status_code == 201
+    first_path = f"{path}/service_bindings/{uuid.uuid4()}"
+    first = stack.osb("PUT", first_path, {**ids, "bind_resource": {"app_guid": "a"}})
+    assert first.status_code == 201, first.text
+    assert stack.osb("PUT", first_path, {**ids, "bind_resource": {"app_guid": "a"}}).json() == first.json()
+    one, two = first.json()["credentials"], stack.bind(path, ids)["credentials"]
+    assert set(one) == {"DATABASE_URL", "uri"} and one["uri"] == one["DATABASE_URL"] != two["DATABASE_URL"]
+    bound = psycopg.connect(one["DATABASE_URL"], autocommit=True, connect_timeout=5)
+    bound.execute("CREATE TABLE kept (body text)")
+    bound.execute("INSERT INTO kept VALUES ('made by the first binding')")
+    database = bound.info.dbname
+
+    assert stack.osb("DELETE", first_path, **ids).status_code == 200
+    assert bound.closed or refused(lambda: bound.execute("SELECT 1"))  # its session was ended
+    bound.close()
+    assert refused(lambda: psycopg.connect(one["DATABASE_URL"], connect_timeout=5).close())
+    with psycopg.connect(two["DATABASE_URL"], connect_timeout=5) as other:
+        assert other.execute("SELECT body FROM kept").fetchall() == [("made by the first binding",)]
+    with psycopg.connect(postgres_server.admin_url(), connect_timeout=5) as admin:
+        owner = admin.execute("SELECT r.rolcanlogin FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba "
+                              "WHERE d.datname = %s", [database]).fetchone()
+        assert owner == (True,)  # the instance's own role is untouched
+    stack.deprovision(path, ids)
+    assert refused(lambda: psycopg.connect(two["DATABASE_URL"], connect_timeout=5).close())
+
+
 def test_redis_async_provision_and_its_binding_connects(stack: Stack) -> None:
     ids = stack.plan("redis", "mini")
     refused = stack.osb("PUT", f"/service_instances/{uuid.uuid4()}", {**ids, "organization_guid": "o", "space_guid": "s"})
