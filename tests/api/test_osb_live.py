@@ -153,7 +153,7 @@ def test_postgres_shared_plan_is_synchronous_and_its_binding_connects(stack: Sta
     stack.deprovision(quick, ids)
 
 
-def refused(connect: Any) -> bool:
+def login_refused(connect: Any) -> bool:
     try:
         connect()
     except (psycopg.OperationalError, redis.exceptions.AuthenticationError, redis.exceptions.ConnectionError,
@@ -179,9 +179,9 @@ def test_each_postgres_binding_has_its_own_role_and_unbinding_revokes_it_alone(
     database = bound.info.dbname
 
     assert stack.osb("DELETE", first_path, **ids).status_code == 200
-    assert bound.closed or refused(lambda: bound.execute("SELECT 1"))  # its session was ended
+    assert bound.closed or login_refused(lambda: bound.execute("SELECT 1"))  # its session was ended
     bound.close()
-    assert refused(lambda: psycopg.connect(one["DATABASE_URL"], connect_timeout=5).close())
+    assert login_refused(lambda: psycopg.connect(one["DATABASE_URL"], connect_timeout=5).close())
     with psycopg.connect(two["DATABASE_URL"], connect_timeout=5) as other:
         assert other.execute("SELECT body FROM kept").fetchall() == [("made by the first binding",)]
     with psycopg.connect(postgres_server.admin_url(), connect_timeout=5) as admin:
@@ -189,7 +189,7 @@ def test_each_postgres_binding_has_its_own_role_and_unbinding_revokes_it_alone(
                               "WHERE d.datname = %s", [database]).fetchone()
         assert owner == (True,)  # the instance's own role is untouched
     stack.deprovision(path, ids)
-    assert refused(lambda: psycopg.connect(two["DATABASE_URL"], connect_timeout=5).close())
+    assert login_refused(lambda: psycopg.connect(two["DATABASE_URL"], connect_timeout=5).close())
 
 
 def test_redis_async_provision_and_its_binding_connects(stack: Stack) -> None:
@@ -197,12 +197,22 @@ def test_redis_async_provision_and_its_binding_connects(stack: Stack) -> None:
     refused = stack.osb("PUT", f"/service_instances/{uuid.uuid4()}", {**ids, "organization_guid": "o", "space_guid": "s"})
     assert refused.status_code == 422 and refused.json()["error"] == "AsyncRequired"
     path = stack.provision(ids)
-    credentials = stack.bind(path, ids)["credentials"]
+    binding = f"{path}/service_bindings/{uuid.uuid4()}"
+    bound = stack.osb("PUT", binding, {**ids, "bind_resource": {"app_guid": "a"}})
+    assert bound.status_code == 201, bound.text
+    credentials, other = bound.json()["credentials"], stack.bind(path, ids)["credentials"]
+    assert credentials["uri"] == credentials["REDIS_URL"] != other["REDIS_URL"]  # a user each
     client = redis.Redis.from_url(credentials["REDIS_URL"], socket_timeout=5)
     client.set("greeting", "from a binding")
     assert client.get("greeting") == b"from a binding"
+    assert stack.osb("DELETE", binding, **ids).status_code == 200
+    assert login_refused(client.ping)  # its open connection was closed
     client.close()
+    assert login_refused(lambda: redis.Redis.from_url(credentials["REDIS_URL"], socket_timeout=5).ping())
+    with redis.Redis.from_url(other["REDIS_URL"], socket_timeout=5) as still:
+        assert still.get("greeting") == b"from a binding"
     stack.deprovision(path, ids)
+    assert login_refused(lambda: redis.Redis.from_url(other["REDIS_URL"], socket_timeout=5).ping())
 
 
 def test_kafka_binding_produces_and_consumes(stack: Stack) -> None:

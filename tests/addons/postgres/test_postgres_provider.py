@@ -155,7 +155,7 @@ def test_the_manifest_is_valid_and_gives_database_url() -> None:
     assert loaded["id"] == "postgresql" and loaded["name"] == "Heroku-style Postgres"
     assert loaded["api"]["config_vars_prefix"] == "DATABASE"
     assert loaded["api"]["config_vars"] == ["DATABASE_URL"]
-    assert loaded["api"]["requires"] == ["many_per_app", "log_input", "attachable"] and loaded["api"]["regions"] == ["*"]
+    assert loaded["api"]["requires"] == ["many_per_app", "log_input", "attachable", "grants"] and loaded["api"]["regions"] == ["*"]
     assert loaded["categories"] == ["Data Stores"]
     plans = {plan["name"]: plan for plan in loaded["plans"]}
     assert list(plans) == ["essential-0", "essential-1", "essential-2", "standard-0"]
