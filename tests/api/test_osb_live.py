@@ -17,6 +17,7 @@ import psycopg
 import pytest
 import redis
 import requests
+from confluent_kafka import KafkaError
 from click.testing import CliRunner, Result
 
 from berth.admin import main as admin_main
@@ -215,6 +216,10 @@ def test_redis_async_provision_and_its_binding_connects(stack: Stack) -> None:
     assert login_refused(lambda: redis.Redis.from_url(other["REDIS_URL"], socket_timeout=5).ping())
 
 
+def denied(error: KafkaError | None) -> bool:
+    return error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
 def test_kafka_binding_produces_and_consumes(stack: Stack) -> None:
     ids = stack.plan("kafka", "basic-0")
     path = stack.provision(ids)
@@ -228,7 +233,18 @@ def test_kafka_binding_produces_and_consumes(stack: Stack) -> None:
     topic = created.json()["result"]["name"]
     assert produce(credentials, topic, b"order 17 paid") is None
     assert consume(credentials, topic, credentials["KAFKA_PREFIX"] + "billing") == b"order 17 paid"
+    # Unbinding revokes that binding's principal alone.
+    binding = f"{path}/service_bindings/{uuid.uuid4()}"
+    bound = stack.osb("PUT", binding, {**ids, "bind_resource": {"app_guid": "b"}})
+    assert bound.status_code == 201, bound.text
+    revoked = bound.json()["credentials"]
+    assert revoked["KAFKA_CLIENT_CERT"] != credentials["KAFKA_CLIENT_CERT"]
+    assert produce(revoked, topic, b"before unbind") is None
+    assert stack.osb("DELETE", binding, **ids).status_code == 200
+    assert denied(produce(revoked, topic, b"after unbind"))  # no ACLs left
+    assert produce(credentials, topic, b"still bound") is None
     stack.deprovision(path, ids)
+    assert denied(produce(credentials, topic, b"after deprovision"))
 
 
 def test_logs_binding_gives_a_syslog_drain_url(stack: Stack) -> None:
