@@ -67,6 +67,9 @@ def _refused(call: GrantCall, answer: ProviderAnswer, doing: str) -> None:
     service = call.endpoint.service
     if answer.outcome == Answered.REFUSED:
         raise OsbError(422, answer.message or f"{service} refused to {doing}.")
+    if answer.outcome == Answered.GONE:  # the instance is gone there, or grants are declared but not served
+        raise OsbError(422, f"{service} could not {doing}: it does not know the instance or serves no "
+                            "credentials per binding; its provider must fix that.")
     raise OsbError(500, f"{service} could not {doing} just now ({answer.outcome.value}); try again shortly.")
 
 
