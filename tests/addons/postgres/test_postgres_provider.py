@@ -441,7 +441,15 @@ def test_a_broker_without_superuser_provisions_and_deprovisions(env: Env) -> Non
         user, database = names(made.config["DATABASE_URL"])
         tenant = connect(made.config["DATABASE_URL"])
         tenant.execute("CREATE TABLE t (x int)")
+        revoked, kept = provider.grant(made.id, "one")[CONFIG_VAR], provider.grant(made.id, "two")[CONFIG_VAR]
+        with connect(revoked) as bound:
+            bound.execute("CREATE TABLE by_binding (x int)")
+        assert provider.revoke(made.id, "one") is True
+        assert refused_login(revoked) and role_limit(env, names(revoked)[0]) is None
+        with connect(kept) as bound:
+            bound.execute("INSERT INTO by_binding VALUES (1)")
         assert provider.deprovision(made.id) is True
+        assert refused_login(kept) and role_limit(env, names(kept)[0]) is None
         with pytest.raises(psycopg.OperationalError):
             tenant.execute("SELECT 1")
         tenant.close()
