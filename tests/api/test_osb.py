@@ -17,7 +17,7 @@ from flask import Flask
 from sqlalchemy import func, select, text
 
 from berth.broker import catalogue
-from berth.broker.models import AddOn
+from berth.broker.models import AddOn, AddonService
 from berth.broker.osb import clients
 from berth.broker.osb.models import OsbInstance
 from berth.config import Settings
@@ -376,6 +376,32 @@ def test_bind_refusals(platform: Osb, catalog_ids: dict[str, str], worker: Worke
         assert platform.call("PUT", binding + "b-x", body).status_code == 400, body
     assert platform.call("PUT", binding + "b%20x", good).status_code == 400
     assert platform.call("PUT", binding + "b-x", good).status_code == 201
+
+
+@protocol_only
+def test_a_partner_without_grants_shares_its_credentials_and_a_failed_grant_binds_nothing(
+        app: Flask, platform: Osb, catalog_ids: dict[str, str], worker: Worker, partner: ExamplePartner) -> None:
+    """The example partner does not declare `grants`: its bindings carry the add-on's own config.
+    Declared but not served (the partner has no grants route), a bind is refused with a reason
+    and leaves no binding; a binding made before the flag still unbinds (nothing to revoke)."""
+    ids = catalog_ids
+    instance = provisioned(platform, ids, worker)
+    binding = f"/service_instances/{instance}/service_bindings/"
+    good = {"service_id": ids["service"], "plan_id": ids["test"]}
+    first, second = platform.call("PUT", binding + "b-1", good), platform.call("PUT", binding + "b-2", good)
+    assert first.status_code == second.status_code == 201
+    assert first.get_json()["credentials"] == second.get_json()["credentials"]  # shared, as today
+    with app.extensions["berth.database"].transaction() as session:
+        service = session.get(AddonService, ids["service"])
+        assert service is not None
+        service.requires = ["grants"]
+    refused = platform.call("PUT", binding + "b-3", good)
+    assert refused.status_code == 422, refused.get_json()
+    assert "credentials" in refused.get_json()["description"]
+    assert platform.call("GET", binding + "b-3").status_code == 404
+    assert platform.call("PUT", binding + "b-3", good).status_code == refused.status_code  # nothing recorded
+    assert platform.call("DELETE", binding + "b-1", **delete_query(ids)).status_code == 200
+    assert platform.call("GET", binding + "b-1").status_code == 404
 
 
 # -- update ----------------------------------------------------------------------------------------------

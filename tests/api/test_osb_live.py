@@ -17,6 +17,7 @@ import psycopg
 import pytest
 import redis
 import requests
+from confluent_kafka import KafkaError
 from click.testing import CliRunner, Result
 
 from berth.admin import main as admin_main
@@ -153,17 +154,70 @@ def test_postgres_shared_plan_is_synchronous_and_its_binding_connects(stack: Sta
     stack.deprovision(quick, ids)
 
 
+def login_refused(connect: Any) -> bool:
+    try:
+        connect()
+    except (psycopg.OperationalError, redis.exceptions.AuthenticationError, redis.exceptions.ConnectionError,
+            redis.exceptions.ResponseError):
+        return True
+    return False
+
+
+def test_each_postgres_binding_has_its_own_role_and_unbinding_revokes_it_alone(
+        stack: Stack, postgres_server: LocalPostgres) -> None:
+    ids = stack.plan("postgresql", "essential-0")
+    path = f"/service_instances/{uuid.uuid4()}"
+    assert stack.osb("PUT", path, {**ids, "organization_guid": "o", "space_guid": "s"}).status_code == 201
+    first_path = f"{path}/service_bindings/{uuid.uuid4()}"
+    first = stack.osb("PUT", first_path, {**ids, "bind_resource": {"app_guid": "a"}})
+    assert first.status_code == 201, first.text
+    assert stack.osb("PUT", first_path, {**ids, "bind_resource": {"app_guid": "a"}}).json() == first.json()
+    one, two = first.json()["credentials"], stack.bind(path, ids)["credentials"]
+    assert set(one) == {"DATABASE_URL", "uri"} and one["uri"] == one["DATABASE_URL"] != two["DATABASE_URL"]
+    bound = psycopg.connect(one["DATABASE_URL"], autocommit=True, connect_timeout=5)
+    bound.execute("CREATE TABLE kept (body text)")
+    bound.execute("INSERT INTO kept VALUES ('made by the first binding')")
+    database = bound.info.dbname
+
+    assert stack.osb("DELETE", first_path, **ids).status_code == 200
+    assert bound.closed or login_refused(lambda: bound.execute("SELECT 1"))  # its session was ended
+    bound.close()
+    assert login_refused(lambda: psycopg.connect(one["DATABASE_URL"], connect_timeout=5).close())
+    with psycopg.connect(two["DATABASE_URL"], connect_timeout=5) as other:
+        assert other.execute("SELECT body FROM kept").fetchall() == [("made by the first binding",)]
+    with psycopg.connect(postgres_server.admin_url(), connect_timeout=5) as admin:
+        owner = admin.execute("SELECT r.rolcanlogin FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba "
+                              "WHERE d.datname = %s", [database]).fetchone()
+        assert owner == (True,)  # the instance's own role is untouched
+    stack.deprovision(path, ids)
+    assert login_refused(lambda: psycopg.connect(two["DATABASE_URL"], connect_timeout=5).close())
+
+
 def test_redis_async_provision_and_its_binding_connects(stack: Stack) -> None:
     ids = stack.plan("redis", "mini")
     refused = stack.osb("PUT", f"/service_instances/{uuid.uuid4()}", {**ids, "organization_guid": "o", "space_guid": "s"})
     assert refused.status_code == 422 and refused.json()["error"] == "AsyncRequired"
     path = stack.provision(ids)
-    credentials = stack.bind(path, ids)["credentials"]
+    binding = f"{path}/service_bindings/{uuid.uuid4()}"
+    bound = stack.osb("PUT", binding, {**ids, "bind_resource": {"app_guid": "a"}})
+    assert bound.status_code == 201, bound.text
+    credentials, other = bound.json()["credentials"], stack.bind(path, ids)["credentials"]
+    assert credentials["uri"] == credentials["REDIS_URL"] != other["REDIS_URL"]  # a user each
     client = redis.Redis.from_url(credentials["REDIS_URL"], socket_timeout=5)
     client.set("greeting", "from a binding")
     assert client.get("greeting") == b"from a binding"
+    assert stack.osb("DELETE", binding, **ids).status_code == 200
+    assert login_refused(client.ping)  # its open connection was closed
     client.close()
+    assert login_refused(lambda: redis.Redis.from_url(credentials["REDIS_URL"], socket_timeout=5).ping())
+    with redis.Redis.from_url(other["REDIS_URL"], socket_timeout=5) as still:
+        assert still.get("greeting") == b"from a binding"
     stack.deprovision(path, ids)
+    assert login_refused(lambda: redis.Redis.from_url(other["REDIS_URL"], socket_timeout=5).ping())
+
+
+def denied(error: KafkaError | None) -> bool:
+    return error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
 
 def test_kafka_binding_produces_and_consumes(stack: Stack) -> None:
@@ -179,7 +233,18 @@ def test_kafka_binding_produces_and_consumes(stack: Stack) -> None:
     topic = created.json()["result"]["name"]
     assert produce(credentials, topic, b"order 17 paid") is None
     assert consume(credentials, topic, credentials["KAFKA_PREFIX"] + "billing") == b"order 17 paid"
+    # Unbinding revokes that binding's principal alone.
+    binding = f"{path}/service_bindings/{uuid.uuid4()}"
+    bound = stack.osb("PUT", binding, {**ids, "bind_resource": {"app_guid": "b"}})
+    assert bound.status_code == 201, bound.text
+    revoked = bound.json()["credentials"]
+    assert revoked["KAFKA_CLIENT_CERT"] != credentials["KAFKA_CLIENT_CERT"]
+    assert produce(revoked, topic, b"before unbind") is None
+    assert stack.osb("DELETE", binding, **ids).status_code == 200
+    assert denied(produce(revoked, topic, b"after unbind"))  # no ACLs left
+    assert produce(credentials, topic, b"still bound") is None
     stack.deprovision(path, ids)
+    assert denied(produce(credentials, topic, b"after deprovision"))
 
 
 def test_logs_binding_gives_a_syslog_drain_url(stack: Stack) -> None:

@@ -12,6 +12,11 @@ Each add-on gets:
   no auto-creation: topics are made only through `create_topic`;
 - client quotas `producer_byte_rate` / `consumer_byte_rate` for the principal, per plan.
 
+Each grant (an OSB binding, `grant`/`revoke`) gets a principal and client certificate of its own
+with the same prefix ACLs and quotas; revoking deletes its ACLs and quotas (the certificate still
+completes a TLS handshake until it expires, but the authorizer refuses it every request, open
+connections included). Deprovisioning removes every grant's ACLs and quotas with the add-on's.
+
 Config: `KAFKA_URL` (comma-separated `kafka+ssl://host:port`), `KAFKA_TRUSTED_CERT` (the CA),
 `KAFKA_CLIENT_CERT`, `KAFKA_CLIENT_CERT_KEY` (PKCS#8 PEM), `KAFKA_PREFIX`.
 
@@ -164,7 +169,7 @@ class KafkaProvider:
                 "config_vars": ["KAFKA_URL", "KAFKA_TRUSTED_CERT", "KAFKA_CLIENT_CERT", "KAFKA_CLIENT_CERT_KEY",
                                 "KAFKA_PREFIX"],
                 "regions": ["*"],
-                "requires": ["many_per_app", "attachable"],
+                "requires": ["many_per_app", "attachable", "grants"],
                 # Berth's OAuth client secret for this service: a slow provision answers 202 and
                 # finishes through the partner endpoints, which start with the grant exchange.
                 **({"client_secret": completion.client_secret(self.settings)} if self.settings else {}),
@@ -275,6 +280,8 @@ class KafkaProvider:
                                     "Lower their retention first.", 422)
             details = {**details, **new_plan.limits()}
             self._set_quotas(details)
+            for grant in (details.get("grants") or {}).values():
+                self._set_quotas({**details, "principal": grant["principal"]})
             if topics:
                 self._alter_topic_configs(admin, [topic["name"] for topic in topics],
                                           {"retention.bytes": str(details["retention_bytes"])})
@@ -309,6 +316,55 @@ class KafkaProvider:
                 if resource is not None:
                     resource.state = resources.DELETED
                     resources.set_details(resource, {key: details.get(key) for key in KEPT_AFTER_DELETION})
+        return True
+
+    # -- grants: a principal per OSB binding -----------------------------------------------------
+
+    def grant(self, uuid: str, grant_id: str) -> dict[str, str]:
+        """The add-on's config with a client certificate of the grant's own, whose principal has
+        the add-on's prefix ACLs and quotas; recorded before anything is made on the cluster."""
+        with self._lock_for(uuid):
+            details = self._active(uuid)
+            entry = (details.get("grants") or {}).get(grant_id)
+            if entry is None:
+                try:
+                    authority = kafka_ca.for_settings(self.settings)
+                except kafka_ca.CAError as exc:
+                    log.error("the Kafka CA: %s", exc)
+                    raise ProviderError("The Kafka certificate authority is not available.", 503) from exc
+                principal = f"kafka-{secrets.token_hex(8)}"  # the reconciler's pattern: it keeps recorded ones
+                issued = kafka_ca.issue_client(authority, principal)
+                entry = {"principal": principal, "client_cert": issued.cert_pem, "client_key": issued.key_pem}
+                details = self._update_details(uuid, {"grants": {**(details.get("grants") or {}), grant_id: entry}})
+            own = {**details, "principal": entry["principal"]}  # the grant in the add-on's shape
+            admin = self._admin(details)
+            wanted = tenant_acls(details["prefix"], principal_of(own))
+            created = admin.create_acls(wanted)
+            self._set_quotas(own)
+            self._wait(created, "creating ACLs")
+            self._await_acls(admin, principal_of(own), len(wanted))
+        return _config({**details, "client_cert": entry["client_cert"], "client_key": entry["client_key"]})
+
+    def revoke(self, uuid: str, grant_id: str) -> bool:
+        """The grant's principal loses its ACLs and quotas (the brokers show it before this
+        returns); then the grant leaves the record."""
+        if not UUID_RE.match(uuid):
+            return False
+        with self._lock_for(uuid):
+            state, details = self._record(uuid)
+            entry = (details.get("grants") or {}).get(grant_id)
+            if state != resources.ACTIVE or entry is None:
+                return False  # none, or deprovisioned: its ACLs went with the add-on's
+            if details.get("location") == EMBEDDED:
+                self._cluster()
+            own = {**details, "principal": entry["principal"]}
+            admin = self._admin(details)
+            deleted = admin.delete_acls([_acl_filter(principal_of(own))])
+            self._remove_quotas(own)
+            self._wait(deleted, "deleting ACLs")
+            self._await_acls(self._admin(details, "reader"), principal_of(own), 0)
+            left = {key: value for key, value in details["grants"].items() if key != grant_id}
+            self._update_details(uuid, {"grants": left})
         return True
 
     # -- topics (beyond the protocol) ----------------------------------------------------------
@@ -609,12 +665,15 @@ class KafkaProvider:
         Sending the topic deletion to the controller too was tried: in one commit with the ACL
         removal it delayed the broker's view of the latter by 20-150 ms, more than it saved."""
         prefix, principal = details["prefix"], principal_of(details)
-        acls = admin.delete_acls([_acl_filter(principal)])
+        granted = [{**details, "principal": grant["principal"]} for grant in (details.get("grants") or {}).values()]
+        acls = admin.delete_acls([_acl_filter(principal_of(each)) for each in (details, *granted)])
         topics = [name for name in self._topic_names(reader) if name.startswith(prefix)]
         deleted = admin.delete_topics(topics, operation_timeout=self.timeout) if topics else {}
-        self._remove_quotas(details)
+        for each in (details, *granted):
+            self._remove_quotas(each)
         self._wait(acls, "deleting ACLs")
-        self._await_acls(reader, principal, 0)  # while the topic deletion is still in flight
+        for each in (details, *granted):
+            self._await_acls(reader, principal_of(each), 0)  # while the topic deletion is still in flight
         # Groups are listed only now: without ACLs the tenant can start no new one meanwhile
         # (the group coordinator answers in a ms or two; no controller write).
         self._delete_groups(reader, prefix)

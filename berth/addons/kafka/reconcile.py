@@ -74,7 +74,9 @@ def reconcile(provider: KafkaProvider) -> Leftovers:
     with provider.database.session(write=False) as session:
         kept = [resources.details(resource) for resource in resources.live(session, SERVICE)
                 if resource.state in (resources.CREATING, resources.ACTIVE)]
-    kept_principals = {f"User:{details['principal']}" for details in kept}
+    kept_principals = {f"User:{principal}" for details in kept
+                       for principal in (details["principal"],
+                                         *(grant["principal"] for grant in (details.get("grants") or {}).values()))}
     kept_prefixes = {details["prefix"] for details in kept}
 
     gone = Leftovers(principals=sorted(principals - kept_principals),

@@ -101,6 +101,16 @@ class _Resource:
         return str(self.details["locker"])
 
     @property
+    def grants(self) -> dict[str, dict[str, str]]:
+        """grant id -> the login role (`b_<r>`) and password of that grant (an OSB binding)."""
+        return dict(self.details.get("grants") or {})
+
+    @property
+    def login_roles(self) -> list[str]:
+        """The add-on's own role and every grant's: enforcement limits, blocks and restores them all."""
+        return [self.user, *sorted(grant["user"] for grant in self.grants.values())]
+
+    @property
     def restricted(self) -> bool:
         return bool(self.details.get("restricted"))
 
@@ -108,10 +118,12 @@ class _Resource:
     def blocked(self) -> bool:
         return bool(self.details.get("blocked"))
 
-    def config(self) -> dict[str, str]:
+    def config(self, grant: Mapping[str, str] | None = None) -> dict[str, str]:
+        """DATABASE_URL with the add-on's own credentials, or with those of `grant`."""
         d = self.details
+        user, password = (grant["user"], grant["password"]) if grant else (self.user, d["password"])
         host = f"[{d['host']}]" if ":" in str(d["host"]) else d["host"]
-        return {CONFIG_VAR: f"postgres://{quote(self.user, safe='')}:{quote(d['password'], safe='')}"
+        return {CONFIG_VAR: f"postgres://{quote(user, safe='')}:{quote(password, safe='')}"
                             f"@{host}:{d['port']}/{quote(self.database, safe='')}"}
 
 
@@ -175,6 +187,11 @@ def _drop_role(role: str, *, member_first: bool) -> sql.Composed:
                 + ("GRANT {role} TO CURRENT_USER; " if member_first else "")
                 + "DROP OWNED BY {role}; DROP ROLE {role}; END IF;")
     return sql.SQL(template).format(name=sql.Literal(role), role=sql.Identifier(role))
+
+
+def _limit_connections(conn: psycopg.Connection[Any], roles: list[str], limit: int) -> None:
+    for role in roles:
+        conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(sql.Identifier(role), sql.Literal(limit)))
 
 
 def _reason(error: Exception) -> str:
@@ -293,7 +310,7 @@ class PostgresProvider:
                             "own (Standard), reached through DATABASE_URL."),
             "categories": ["Data Stores"],
             "api": {"version": "3", "config_vars_prefix": "DATABASE", "config_vars": [CONFIG_VAR],
-                    "regions": ["*"], "requires": ["many_per_app", "log_input", "attachable"]},
+                    "regions": ["*"], "requires": ["many_per_app", "log_input", "attachable", "grants"]},
             "plans": [plan.manifest_entry() for plan in PLANS.values()],
         }
 
@@ -340,8 +357,7 @@ class PostgresProvider:
                     f"The database holds {size / 1024 ** 2:.0f} MB, more than {new.name} allows "
                     f"({self._limit(new.name) / 1024 ** 2:.0f} MB); delete data first.", 422)
             if not resource.restricted:  # restricted: one connection until enforcement restores it
-                conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
-                    sql.Identifier(resource.user), sql.Literal(new.connections)))
+                self._backend(lambda: _limit_connections(conn, resource.login_roles, new.connections))
             self._update(uuid, plan=new.name)
             if resource.restricted or resource.blocked:  # an upgrade is the way out of either
                 self._enforce_locked(conn, uuid)
@@ -420,6 +436,40 @@ class PostgresProvider:
 
             self._backend(run)
         return resource.config()
+
+    def grant(self, uuid: str, grant_id: str) -> dict[str, str]:
+        """DATABASE_URL with a login role of the grant's own (an OSB binding): a member of the
+        add-on's role, so it has exactly its rights, restricted or blocked with it (`login_roles`).
+        Recorded before it is made, under the uuid's lock; repeating the call gives the same URL."""
+        location = self.active(uuid).location
+        with self._connect(location) as conn:
+            self._lock(conn, uuid)
+            resource = self.active(uuid)  # deprovisioned meanwhile: 404
+            entry = resource.grants.get(grant_id)
+            if entry is None:
+                entry = {"user": f"b_{_random(NAME_ALPHABET, NAME_LENGTH)}",
+                         "password": _random(PASSWORD_ALPHABET, PASSWORD_LENGTH)}
+                resource = self._update(uuid, grants={**resource.grants, grant_id: entry})
+            made = resource
+            self._backend(lambda: self._make_grant_role(conn, made, entry["user"], entry["password"]))
+        return resource.config(entry)
+
+    def revoke(self, uuid: str, grant_id: str) -> bool:
+        """The grant's role may no longer log in, its sessions end, what it owns in the database
+        goes to the add-on's role (the locker's while restricted), and the role is dropped."""
+        resource = self._lookup(uuid)
+        if resource is None or resource.state != ACTIVE or grant_id not in resource.grants:
+            return False  # none, or deprovisioned: its role went with the database
+        with self._connect(resource.location) as conn:
+            self._lock(conn, uuid)
+            resource = self._fresh(uuid)
+            entry = resource.grants.get(grant_id)
+            if resource.state != ACTIVE or entry is None:
+                return False
+            current = resource
+            self._backend(lambda: self._drop_grant_role(conn, current, entry["user"]))
+            self._update(uuid, grants={key: value for key, value in resource.grants.items() if key != grant_id})
+        return True
 
     def enforce_storage_limits(self) -> list[StorageChange]:
         """Restrict every active database over its plan's storage limit, restore every restricted
@@ -668,6 +718,32 @@ class PostgresProvider:
 
         self._backend(run)
 
+    def _make_grant_role(self, conn: psycopg.Connection[Any], resource: _Resource, role: str, password: str) -> None:
+        """The grant's role as the add-on's role is now: its connection limit, LOGIN unless blocked."""
+        limit = 1 if resource.restricted else PLANS[resource.plan].connections
+        options = sql.SQL("{} INHERIT PASSWORD {} CONNECTION LIMIT {}").format(
+            sql.SQL("NOLOGIN" if resource.blocked else "LOGIN"), sql.Literal(password), sql.Literal(limit))
+        verb = "ALTER" if _role_exists(conn, role) else "CREATE"
+        conn.execute(sql.SQL(verb + " ROLE {} WITH {}").format(sql.Identifier(role), options))
+        conn.execute(_q("GRANT {} TO {}", resource.user, role))
+
+    def _drop_grant_role(self, conn: psycopg.Connection[Any], resource: _Resource, role: str) -> None:
+        """Each step safe to repeat. The tenant may have left anything under the role (objects,
+        default privileges, database settings): the admin sessions pin their settings, its objects
+        are handed over rather than dropped, and only then are its privileges dropped with it."""
+        if not _role_exists(conn, role):
+            return
+        conn.execute(_q("ALTER ROLE {} NOLOGIN", role))
+        _terminate(conn, user=role)
+        heir = resource.locker if resource.restricted and _role_exists(conn, resource.locker) else resource.user
+        _become_member(conn, role)
+        _become_member(conn, heir)
+        with self._connect(resource.location, resource.database) as tenant_db:
+            tenant_db.execute(_q("REASSIGN OWNED BY {} TO {}", role, heir))
+            tenant_db.execute(_q("DROP OWNED BY {}", role))  # what it was granted there, nothing it made
+        conn.execute(_do(conn, _drop_role(role, member_first=False)))
+        _terminate(conn, user=role)  # a session that was starting as it lost LOGIN
+
     def _drop(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
         """§6.3: the tenant's sessions end and its credentials stop working at once; takes the
         uuid's lock and releases it. Three round trips, each step safe to repeat; only the last
@@ -679,7 +755,7 @@ class PostgresProvider:
            theirs still alive (one that logged in elsewhere meanwhile) ended; the lock released.
         Statements sharing a round trip are one simple-query string: no parameters, so every value
         is a psycopg.sql Literal and every name an Identifier."""
-        database, roles = resource.database, (resource.user, resource.locker)
+        database, roles = resource.database, (resource.user, resource.locker, *resource.login_roles[1:])
         names = sql.SQL(", ").join(sql.Literal(role) for role in roles)
 
         def run() -> None:
@@ -755,16 +831,19 @@ class PostgresProvider:
         """No session of the tenant's, now or until unblocked: its role may not log in (which its
         owner cannot grant back, unlike CONNECT) nor connect, and its sessions are ended."""
         user, database = resource.user, resource.database
-        conn.execute(_q("ALTER ROLE {} NOLOGIN", user))
+        for role in resource.login_roles:  # grants' roles too: they would log in as members of the tenant's
+            conn.execute(_q("ALTER ROLE {} NOLOGIN", role))
         conn.execute(_q("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM {}", database, user))
-        _terminate(conn, user=user)
+        for role in resource.login_roles:
+            _terminate(conn, user=role)
 
     def _unblock(self, conn: psycopg.Connection[Any], resource: _Resource, *, restricted: bool) -> None:
         user, database = resource.user, resource.database
         conn.execute(_q("GRANT CONNECT ON DATABASE {} TO {}", database, user))
         if not restricted:
             conn.execute(_q("GRANT TEMPORARY ON DATABASE {} TO {}", database, user))
-        conn.execute(_q("ALTER ROLE {} LOGIN", user))
+        for role in resource.login_roles:
+            conn.execute(_q("ALTER ROLE {} LOGIN", role))
 
     def _restrict(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
         """§6.2: ownership to the locker role; the tenant keeps read, delete and one connection.
@@ -773,9 +852,12 @@ class PostgresProvider:
         if not _role_exists(conn, locker):
             conn.execute(_q("CREATE ROLE {} NOLOGIN", locker))
         _become_member(conn, locker)
-        conn.execute(_q("ALTER ROLE {} CONNECTION LIMIT 1", user))
+        _limit_connections(conn, resource.login_roles, 1)
         _terminate(conn, database=database)
         with self._connect(resource.location, database) as tenant_db:
+            for role in resource.login_roles[1:]:  # what grants made goes to the locker too
+                _become_member(conn, role)
+                tenant_db.execute(_q("REASSIGN OWNED BY {} TO {}", role, locker))
             tenant_db.execute(_q("REASSIGN OWNED BY {} TO {}", user, locker))  # the database too
             tenant_db.execute(_q("ALTER DATABASE {} OWNER TO {}", database, locker))
             tenant_db.execute(_q("REVOKE ALL ON DATABASE {} FROM {}", database, user))
@@ -811,8 +893,7 @@ class PostgresProvider:
             self._update(resource.uuid, definers=[])
         conn.execute(_q("ALTER DATABASE {} OWNER TO {}", database, user))
         conn.execute(_q("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}", database, user))
-        conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(
-            sql.Identifier(user), sql.Literal(PLANS[resource.plan].connections)))
+        _limit_connections(conn, resource.login_roles, PLANS[resource.plan].connections)
 
 
 __all__ = ["CONFIG_VAR", "SERVICE", "PostgresProvider", "StorageChange", "server_location"]

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 import redis
 
-from berth.addons.redis import instances
+from berth.addons.redis import grants, instances
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,7 @@ def usage(server: Server) -> dict[str, int]:
 
 def _tenant_rules(password: str) -> list[str]:
     # `reset` first: whatever a previous tenant or the operator left on `default` is gone.
-    denied = [f"-{command}" for command in instances.TENANT_DENIED]
-    return ["reset", "on", f">{password}", "~*", "&*", "+@all", *denied]
+    return ["reset", *instances.tenant_rules(password)]
 
 
 def _error(server: Server, doing: str, exc: redis.RedisError) -> instances.InstanceError:
@@ -141,9 +140,10 @@ def prepare(server: Server, details: dict[str, Any]) -> None:
         # Lock everyone else out first, then drop whoever was logged in as `default` before.
         client.execute_command("ACL", "SETUSER", "default", *_tenant_rules(details["password"]))
         client.execute_command("CLIENT", "KILL", "USER", "default")
+        grants.delete_all(client)  # a previous tenant's bindings, left by a crash part-way
         client.execute_command("FLUSHALL")  # a server back from the pool may hold old data
         client.execute_command("CONFIG", "SET", *instances.config_set_args(details))
-        _persist(server, client)
+        persist(server, client)
     except redis.RedisError as exc:
         raise _error(server, "preparing it for a new add-on", exc) from exc
     finally:
@@ -159,7 +159,7 @@ def resize(server: Server, details: dict[str, Any]) -> None:
             raise instances.TooMuchData(f"the instance holds {used / 1048576:.1f} MB, more than the "
                                         f"{int(details['maxmemory']) / 1048576:g} MB asked for")
         client.execute_command("CONFIG", "SET", *instances.config_set_args(details))
-        _persist(server, client)
+        persist(server, client)
     except redis.RedisError as exc:
         raise _error(server, "reconfiguring it", exc) from exc
     finally:
@@ -173,15 +173,16 @@ def release(server: Server) -> None:
     try:
         client.execute_command("ACL", "SETUSER", "default", "reset")  # reset = off, no passwords, -@all
         client.execute_command("CLIENT", "KILL", "USER", "default")
+        grants.delete_all(client)  # its bindings' users too
         client.execute_command("FLUSHALL")
-        _persist(server, client)
+        persist(server, client)
     except redis.RedisError as exc:
         raise _error(server, "releasing it", exc) from exc
     finally:
         client.close()
 
 
-def _persist(server: Server, client: "redis.Redis[bytes]") -> None:
+def persist(server: Server, client: "redis.Redis[bytes]") -> None:
     """Best effort: keep the ACL and limits across a restart of the operator's server (ACL SAVE with
     an aclfile, else CONFIG REWRITE with a config file). A server started with neither keeps them
     in memory only; its operator then owns restoring them."""

@@ -18,6 +18,8 @@ Who may do what is set with ACL users in the generated config, not with `rename-
   stop the server or open connections elsewhere.
 - `berth` (its own random password, kept in the encrypted record) may do everything, and is how
   Berth resizes the running server with CONFIG SET.
+- `berth-grant-<hex>`, one per grant (an OSB binding, `grants.py`): the tenant's rights under a
+  user and password of its own, so unbinding deletes it alone.
 
 ACLs rather than a secret renamed CONFIG because a renamed command still shows up to the tenant
 (`COMMAND`, `INFO commandstats` once Berth has used it), whereas the admin user's password never
@@ -38,7 +40,7 @@ import shutil
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import redis
 from redis.backoff import NoBackoff
@@ -66,6 +68,7 @@ STOP_TIMEOUT = 10.0
 # tenant's connection a replica, and CLIENT NO-EVICT exempt it, from the clients' memory share.
 TENANT_DENIED = ("config", "acl", "shutdown", "replicaof", "slaveof", "failover", "migrate",
                  "module", "debug", "sync", "psync", "client|no-evict")
+GRANT_PREFIX = "berth-grant-"
 UUID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}\Z")
 
 
@@ -115,13 +118,25 @@ def new_details(host: str, port: int, limits: dict[str, Any], policy: str,
     return details
 
 
-def url(details: dict[str, Any], secure: bool = False) -> str:
-    """The tenant's URL: the plain port, or (`secure`) the TLS port as `rediss://`."""
+def url(details: dict[str, Any], secure: bool = False, grant: dict[str, str] | None = None) -> str:
+    """The tenant's URL (or, with `grant`, that grant's user's): the plain port, or (`secure`)
+    the TLS port as `rediss://`."""
     host = details["host"]
     host = f"[{host}]" if ":" in host else host
+    login = f"{grant['user']}:{grant['password']}" if grant else f":{details['password']}"
     if secure:
-        return f"rediss://:{details['password']}@{host}:{int(details['tls_port'])}"
-    return f"redis://:{details['password']}@{host}:{details['port']}"
+        return f"rediss://{login}@{host}:{int(details['tls_port'])}"
+    return f"redis://{login}@{host}:{details['port']}"
+
+
+def tenant_rules(password: str) -> list[str]:
+    """ACL SETUSER rules for a user with the tenant's rights (after `reset`, or in redis.conf)."""
+    return ["on", f">{password}", "~*", "&*", "+@all", *(f"-{command}" for command in TENANT_DENIED)]
+
+
+def admin_client_for(settings: Settings, details: dict[str, Any]) -> "redis.Redis[bytes]":
+    """`admin_client` on the plain port, or the TLS one verified with the installation's CA."""
+    return admin_client(details, ca=None if tls.plain_port_open(details) else _ca(settings))
 
 
 def no_retries() -> Retry:
@@ -226,6 +241,8 @@ def render_config(settings: Settings, uuid: str, details: dict[str, Any]) -> str
         "enable-module-command no",
         "enable-protected-configs no",
         f"user default on >{details['password']} ~* &* +@all {denied}",
+        *(f"user {grant['user']} {' '.join(tenant_rules(grant['password']))}"
+          for grant in (details.get("grants") or {}).values()),
         f"user {ADMIN_USER} on >{details['admin_password']} ~* &* +@all",
     ]
     return "\n".join(lines) + "\n"
@@ -464,6 +481,24 @@ def resize(settings: Settings, uuid: str, details: dict[str, Any], timeout: floa
         except redis.RedisError as exc:
             raise InstanceError(f"cannot reconfigure redis instance {uuid}: {type(exc).__name__}: "
                                 f"{exc}") from exc
+        finally:
+            client.close()
+        _write_config(settings, uuid, details)
+
+
+def change_users(settings: Settings, uuid: str, details: dict[str, Any], change: Callable[["redis.Redis[bytes]"], None],
+                 timeout: float = START_TIMEOUT) -> None:
+    """Apply `change` (ACL commands) to the running server and write `details` (its users) to
+    the config file for later restarts; a stopped instance is started with them instead."""
+    with instance_lock(settings, uuid):
+        if not is_running(settings, uuid):
+            start(settings, uuid, details, timeout)
+            return
+        client = admin_client_for(settings, details)
+        try:
+            change(client)
+        except redis.RedisError as exc:
+            raise InstanceError(f"cannot change the users of redis instance {uuid}: {type(exc).__name__}") from exc
         finally:
             client.close()
         _write_config(settings, uuid, details)

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+
+import redis
 from typing import Any, Callable, Mapping
 
 from berth.addons import resources
 from berth.addons.models import ProviderResource
-from berth.addons.redis import external, instances, tls
+from berth.addons.redis import external, grants, instances, tls
 from berth.addons.redis.plans import DEFAULT_POLICY, MAXMEMORY_POLICIES, PLANS, Plan, client_limits
 from berth.broker.partner_api.provider import ActionResult, ProviderError, Provisioned, ProvisionRequest
 from berth.config import Settings
@@ -66,7 +68,7 @@ class RedisProvider:
                 "config_vars_prefix": "REDIS",
                 "config_vars": ["REDIS_URL", tls.CONFIG_VAR],
                 "regions": ["*"],
-                "requires": ["many_per_app", "attachable"],
+                "requires": ["many_per_app", "attachable", "grants"],
             },
             "plans": [plan.manifest_entry() for plan in self.plans.values()],
         }
@@ -120,6 +122,73 @@ class RedisProvider:
                 # The tenant's password goes; `external` stays so the record still says what it was.
                 resources.set_details(resource, {key: kept[key] for key in KEPT_AFTER_DELETION if key in kept})
         return True
+
+    # -- grants: an ACL user per OSB binding ----------------------------------------------------
+
+    def grant(self, uuid: str, grant_id: str) -> dict[str, str]:
+        """The add-on's config vars with an ACL user of the grant's own (the tenant's rights),
+        recorded before it is made; repeating the call gives the same URLs."""
+        _check_id(uuid, 404)
+        with instances.instance_lock(self.settings, uuid):  # re-entrant: the steps below take it too
+            return self._grant_locked(uuid, grant_id)
+
+    def _grant_locked(self, uuid: str, grant_id: str) -> dict[str, str]:
+        with self.database.transaction() as session:
+            resource = resources.find(session, SERVICE, uuid)
+            if resource is None or resource.state != resources.ACTIVE:
+                raise ProviderError("No such Redis add-on.", 404)
+            details = resources.details(resource)
+            made = dict(details.get("grants") or {})
+            entry = made.get(grant_id) or grants.new_grant()
+            if grant_id not in made:
+                details["grants"] = {**made, grant_id: entry}
+                resources.set_details(resource, details)
+        self._change_users(uuid, details, "add a user to", lambda client: grants.set_user(client, entry))
+        return _config(details, entry)
+
+    def revoke(self, uuid: str, grant_id: str) -> bool:
+        """The grant's user is deleted and its connections closed; then it leaves the record."""
+        if not instances.UUID_RE.match(uuid):
+            return False
+        with instances.instance_lock(self.settings, uuid):
+            return self._revoke_locked(uuid, grant_id)
+
+    def _revoke_locked(self, uuid: str, grant_id: str) -> bool:
+        found = resources.snapshot(self.database, SERVICE, uuid)
+        entry = ((found or {}).get("grants") or {}).get(grant_id)
+        if found is None or found.get("state") != resources.ACTIVE or entry is None:
+            return False  # none, or deprovisioned: its user went with the server's tenant
+        left = {key: value for key, value in found["grants"].items() if key != grant_id}
+        details = {key: value for key, value in found.items() if key not in ("state", "plan")}
+        self._change_users(uuid, {**details, "grants": left}, "remove a user from",
+                           lambda client: grants.delete_user(client, entry["user"]))
+        with self.database.transaction() as session:
+            resource = resources.find(session, SERVICE, uuid)
+            if resource is not None:
+                kept = resources.details(resource)
+                kept["grants"] = {key: value for key, value in (kept.get("grants") or {}).items() if key != grant_id}
+                resources.set_details(resource, kept)
+        return True
+
+    def _change_users(self, uuid: str, details: dict[str, Any], doing: str,
+                      change: Callable[[Any], None]) -> None:
+        if external.is_external(details):
+            def on_server(server: external.Server) -> None:
+                client = external.admin_client(server)
+                try:
+                    change(client)
+                    external.persist(server, client)
+                except redis.RedisError as exc:
+                    raise instances.InstanceError(f"changing users: {type(exc).__name__}") from exc
+                finally:
+                    client.close()
+            self._external(uuid, details, doing, on_server)
+            return
+        try:
+            instances.change_users(self.settings, uuid, details, change, self.start_timeout)
+        except instances.InstanceError as exc:
+            log.error("redis %s: %s", uuid, exc)
+            raise ProviderError(f"Could not {doing} the Redis instance; try again.", 503) from exc
 
     # -- beyond the protocol -------------------------------------------------------------------
 
@@ -304,11 +373,12 @@ class RedisProvider:
                         resource.plan = plan
 
 
-def _config(details: dict[str, Any]) -> dict[str, str]:
-    """The add-on's config vars: the plain URL, and the TLS one where the server has a TLS port."""
-    config = {"REDIS_URL": instances.url(details, secure=not tls.plain_port_open(details))}
+def _config(details: dict[str, Any], grant: dict[str, str] | None = None) -> dict[str, str]:
+    """The add-on's config vars (with `grant`'s user and password instead of the tenant's): the
+    plain URL, and the TLS one where the server has a TLS port."""
+    config = {"REDIS_URL": instances.url(details, secure=not tls.plain_port_open(details), grant=grant)}
     if tls.enabled(details):
-        config[tls.CONFIG_VAR] = instances.url(details, secure=True)
+        config[tls.CONFIG_VAR] = instances.url(details, secure=True, grant=grant)
     return config
 
 

@@ -8,7 +8,7 @@ from typing import Any, Callable
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from berth.broker.api.addons import commit_and_wait
+from berth.broker.api.addons import commit_and_wait, provider_client
 from berth.broker.osb import bindings, catalog, clients, instances, protocol, schemas
 from berth.broker.osb.instances import Outcome
 from berth.broker.osb.models import OsbClient
@@ -170,7 +170,19 @@ def bind(instance_id: str, binding_id: str) -> Any:
     _ids(instance_id, binding_id)
     params = schemas.load(schemas.BindSchema(), protocol.json_body())
     protocol.flag("accepts_incomplete")  # binds are synchronous: the flag is allowed, not needed
-    outcome = bindings.bind(db_session(), _client(), instance_id, binding_id, params)
+    session = db_session()
+    outcome = bindings.bind(session, _client(), instance_id, binding_id, params)
+    if isinstance(outcome, bindings.GrantCall):
+        grant = outcome
+        session.commit()  # hold no lock while the provider works: it may be in this very process
+        granted = bindings.make_grant(provider_client(), grant)
+        try:
+            outcome = bindings.bind(session, _client(), instance_id, binding_id, params, granted=granted)
+        except OsbError:  # the instance changed meanwhile: no binding holds these credentials
+            session.rollback()
+            bindings.revoke_grant(provider_client(), grant)
+            raise
+        assert not isinstance(outcome, bindings.GrantCall)
     return jsonify(schemas.dump(schemas.BindingSchema, outcome.body)), outcome.status
 
 
@@ -179,7 +191,13 @@ def bind(instance_id: str, binding_id: str) -> Any:
 def unbind(instance_id: str, binding_id: str) -> Any:
     _ids(instance_id, binding_id)
     schemas.load(schemas.DeleteQuerySchema(), request.args.to_dict())
-    outcome = bindings.unbind(db_session(), _client(), instance_id, binding_id)
+    session = db_session()
+    outcome = bindings.unbind(session, _client(), instance_id, binding_id)
+    if isinstance(outcome, bindings.GrantCall):
+        session.commit()  # as bind: no lock held while the provider revokes
+        bindings.revoke_grant(provider_client(), outcome)
+        outcome = bindings.unbind(session, _client(), instance_id, binding_id, revoked=True)
+        assert not isinstance(outcome, bindings.GrantCall)
     return jsonify(schemas.dump(schemas.OperationAnswerSchema, outcome.body)), outcome.status
 
 

@@ -2,28 +2,81 @@
 the config vars an attachment would inject (`DATABASE_URL`, `REDIS_URL`, `KAFKA_URL` and its
 certificates, ...), flat, plus `uri` for buildpacks that look for it; kept encrypted, so a replayed
 PUT or a GET answers the same. Binding is synchronous (the credentials exist once the add-on is
-provisioned), which is what platforms that never send `accepts_incomplete` on binds need."""
+provisioned), which is what platforms that never send `accepts_incomplete` on binds need.
+
+A provider whose manifest `requires` `grants` (every first-party data store) makes each binding
+credentials of its own (`PUT <base>/<id>/grants/<binding id>`), so unbinding revokes them alone
+(`DELETE …`); any other partner's bindings share the add-on's own config, as attachments do. The
+provider is called between two transactions (`bind`/`unbind` answer a `GrantCall` first, the API
+commits, calls, and calls again with the result): it may be in this very process."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from berth.broker import attachments
+from berth.broker import attachments, outcomes
 from berth.broker.models import AddOn
 from berth.broker.osb import instances, protocol
 from berth.broker.osb.instances import Outcome
 from berth.broker.osb.models import OsbBinding, OsbClient, OsbInstance
 from berth.broker.osb.protocol import OsbError, concurrency_error
+from berth.broker.partner_api.client import Outcome as Answered
+from berth.broker.partner_api.client import ProviderAnswer, ProviderClient, ProviderEndpoint
 from berth.db import utcnow
 
 
-def credentials_of(addon: AddOn) -> dict[str, str]:
+GRANTS = "grants"  # the manifest's `requires` flag: credentials per binding
+
+
+@dataclass(frozen=True)
+class GrantCall:
+    """A provider call a bind or unbind needs, made by the caller outside the transaction."""
+    endpoint: ProviderEndpoint
+    resource_id: str
+    grant_id: str
+
+
+def _grant_call(addon: AddOn, binding_id: str) -> GrantCall | None:
+    if GRANTS not in addon.service.requires:
+        return None
+    return GrantCall(outcomes.endpoint_of(addon.service), addon.provider_id or addon.id, binding_id)
+
+
+def make_grant(client: ProviderClient, call: GrantCall) -> dict[str, str]:
+    """The binding's own config from the provider; a failure is the platform's to retry."""
+    answer = client.grant(call.endpoint, call.resource_id, call.grant_id)
+    if answer.outcome == Answered.SUCCEEDED:
+        return answer.config
+    _refused(call, answer, "make the binding's credentials")
+    raise AssertionError  # unreachable: _refused raises
+
+
+def revoke_grant(client: ProviderClient, call: GrantCall) -> None:
+    """Revoked, or already gone at the provider; otherwise the binding stays, for a retried DELETE."""
+    answer = client.revoke(call.endpoint, call.resource_id, call.grant_id)
+    if answer.outcome not in (Answered.SUCCEEDED, Answered.GONE):
+        _refused(call, answer, "revoke the binding's credentials")
+
+
+def _refused(call: GrantCall, answer: ProviderAnswer, doing: str) -> None:
+    service = call.endpoint.service
+    if answer.outcome == Answered.REFUSED:
+        raise OsbError(422, answer.message or f"{service} refused to {doing}.")
+    if answer.outcome == Answered.GONE:  # the instance is gone there, or grants are declared but not served
+        raise OsbError(422, f"{service} could not {doing}: it does not know the instance or serves no "
+                            "credentials per binding; its provider must fix that.")
+    raise OsbError(500, f"{service} could not {doing} just now ({answer.outcome.value}); try again shortly.")
+
+
+def credentials_of(addon: AddOn, config: dict[str, str] | None = None) -> dict[str, str]:
+    """The config vars an attachment would inject (the add-on's own, or a grant's `config`), flat."""
     prefix = addon.service.config_vars_prefix
-    flat = attachments.vars_in_app(attachments.addon_config(addon), prefix, prefix)
+    flat = attachments.vars_in_app(attachments.addon_config(addon) if config is None else config, prefix, prefix)
     url = flat.get(f"{prefix}_URL")
     if url and "uri" not in flat:
         flat["uri"] = url
@@ -53,7 +106,9 @@ def _replay(binding: OsbBinding, sent: str) -> Outcome:
     return Outcome(200, _answer(binding))
 
 
-def bind(session: Session, client: OsbClient, instance_id: str, binding_id: str, params: dict[str, Any]) -> Outcome:
+def bind(session: Session, client: OsbClient, instance_id: str, binding_id: str, params: dict[str, Any],
+         granted: dict[str, str] | None = None) -> Outcome | GrantCall:
+    """The binding, or first the `GrantCall` whose answer (`make_grant`) comes back as `granted`."""
     instance = instances.find(session, client, instance_id, lock=True)
     state = instances.state_of(session, instance) if instance is not None else instances.DELETED
     if instance is None or state == instances.DELETED:
@@ -76,10 +131,13 @@ def bind(session: Session, client: OsbClient, instance_id: str, binding_id: str,
         raise concurrency_error(f"The instance {instance_id} is {state}; bind once that is done.")
     if state == instances.FAILED:
         raise OsbError(422, f"The instance {instance_id} failed; it cannot be bound.")
+    grant = _grant_call(addon, binding_id)
+    if grant is not None and granted is None:
+        return grant
     binding = OsbBinding(
         instance_id=instance_id, id=binding_id, service_id=addon.service_id, plan_id=addon.plan_id, fingerprint=sent,
         parameters=params["parameters"], bind_resource=params["bind_resource"], context=params["context"],
-        credentials=json.dumps(credentials_of(addon), sort_keys=True),
+        credentials=json.dumps(credentials_of(addon, granted if grant is not None else None), sort_keys=True),
         syslog_drain_url=addon.log_drain_url if "syslog_drain" in addon.service.requires else None)
     try:
         with session.begin_nested():
@@ -97,13 +155,18 @@ def _live_instance(session: Session, client: OsbClient, instance_id: str) -> Osb
     return instances.find(session, client, instance_id)
 
 
-def unbind(session: Session, client: OsbClient, instance_id: str, binding_id: str) -> Outcome:
-    """The grant goes: its credentials are forgotten and GET answers 404 (the instance's own
-    credentials stay, shared by its other bindings)."""
+def unbind(session: Session, client: OsbClient, instance_id: str, binding_id: str, *,
+           revoked: bool = False) -> Outcome | GrantCall:
+    """The grant goes: its credentials are forgotten and GET answers 404. With credentials of its
+    own, first the `GrantCall` to revoke them (`revoke_grant`, then again with `revoked`); without,
+    the instance's own credentials stay, shared by its other bindings."""
     instance = _live_instance(session, client, instance_id)
     binding = _binding(session, instance_id, binding_id, lock=True) if instance is not None else None
     if binding is None or binding.deleted_at is not None:
         raise OsbError(410, f"No binding {binding_id}.")
+    grant = _grant_call(instance.addon, binding_id) if instance is not None else None
+    if grant is not None and not revoked:
+        return grant
     binding.deleted_at, binding.credentials, binding.syslog_drain_url = utcnow(), None, None
     session.flush()
     return Outcome(200, {})

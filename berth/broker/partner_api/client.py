@@ -38,7 +38,7 @@ MAX_DETAIL_CHARS = 500
 LOG_DRAIN_URL = re.compile(r"^(https|syslog)://\S+\Z")
 # Provision, plan change and deprovision carry the add-on's uuid, so sending one again after a
 # connection error (reset, refused while the provider restarts) changes nothing twice.
-IDEMPOTENT = frozenset({"provision", "plan change", "deprovision"})
+IDEMPOTENT = frozenset({"provision", "plan change", "deprovision", "grant", "revoke"})
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)  # seconds before each further attempt: about 4 s in all
 
 
@@ -144,6 +144,15 @@ class ProviderClient:
         url = f"{_resource_url(self._base(endpoint), resource_id)}/actions/{quote(action, safe='')}"
         return self._call("action", endpoint, "POST", url, {"params": params})
 
+    def grant(self, endpoint: ProviderEndpoint, resource_id: str, grant_id: str) -> ProviderAnswer:
+        """Berth's extension (manifest `requires` `grants`): `PUT <base>/<id>/grants/<grant id>`
+        answered `{"config"}`: credentials of the grant's own, under the manifest's config var names."""
+        return self._call("grant", endpoint, "PUT", _grant_url(self._base(endpoint), resource_id, grant_id), None)
+
+    def revoke(self, endpoint: ProviderEndpoint, resource_id: str, grant_id: str) -> ProviderAnswer:
+        """`DELETE <base>/<id>/grants/<grant id>`: 204, or 404/410 (GONE) when there is none."""
+        return self._call("revoke", endpoint, "DELETE", _grant_url(self._base(endpoint), resource_id, grant_id), None)
+
     def deprovision(self, endpoint: ProviderEndpoint, resource_id: str) -> ProviderAnswer:
         return self._call("deprovision", endpoint, "DELETE", _resource_url(self._base(endpoint), resource_id), None)
 
@@ -212,6 +221,10 @@ class ProviderClient:
 def _resource_url(base_url: str, resource_id: str) -> str:
     # The id is one path segment whatever it contains (§2.3: base_url + "/" + id).
     return base_url.rstrip("/") + "/" + quote(resource_id, safe="")
+
+
+def _grant_url(base_url: str, resource_id: str, grant_id: str) -> str:
+    return f"{_resource_url(base_url, resource_id)}/grants/{quote(grant_id, safe='')}"
 
 
 def _trim(text: str, limit: int) -> str:
@@ -284,8 +297,10 @@ def _other_answer(kind: str, endpoint: ProviderEndpoint, status: int,
                   document: dict[str, Any] | None) -> ProviderAnswer:
     # Plan change and deprovision: an empty 204 or a legacy non-JSON "ok" is plain success.
     outcome = Outcome.ACCEPTED if status == 202 else Outcome.SUCCEEDED
-    with_config = kind in ("plan change", "action") and outcome is Outcome.SUCCEEDED
+    with_config = kind in ("plan change", "action", "grant") and outcome is Outcome.SUCCEEDED
     config = _config(endpoint, document) if with_config else {}
+    if kind == "grant" and outcome is Outcome.SUCCEEDED and not config:
+        raise _Malformed("a grant answered no `config`")
     result = (document or {}).get("result") if kind == "action" else None
     return ProviderAnswer(outcome, status, config=config, message=_message(document), result=result)
 

@@ -206,6 +206,8 @@ class _Run:
                             other.outcome in OK and other.provider_id not in (None, provider_id),
                             _describe(other, f"ids {provider_id!r} and {other.provider_id!r}"))
         self.check_plan_change(first["uuid"], plan, other_plan)
+        if "grants" in self.endpoint.requires:
+            self.check_grants(first["uuid"])
         if sso and self.salt and "sso_url" in self.block:
             self.check_sso(first["uuid"])
         self.check_deprovision(first["uuid"])
@@ -253,6 +255,27 @@ class _Run:
                         answer.outcome is Outcome.SUCCEEDED, _describe(answer, _path_hint(answer)))
         ok, detail = self.wrong_credentials("PUT", _url(self.endpoint, resource), json={"plan": current})
         self.report.add("plan change: wrong credentials get 401", ok, detail)
+
+    def check_grants(self, resource: str) -> None:
+        """Berth's extension (`requires` `grants`): credentials per grant, revoked alone."""
+        grant_url = f"{_url(self.endpoint, resource)}/grants/conformance-1"
+        ok, detail = self.wrong_credentials("PUT", grant_url)
+        self.report.add("grants: wrong credentials get 401", ok, detail)
+        first = self.client.grant(self.endpoint, resource, "conformance-1")
+        if not self.report.add("grants: PUT answers 200 with declared config", first.outcome is Outcome.SUCCEEDED,
+                               _describe(first, _path_hint(first))):
+            return
+        again = self.client.grant(self.endpoint, resource, "conformance-1")
+        self.report.add("grants: the same grant again answers the same config (idempotency)",
+                        again.outcome is Outcome.SUCCEEDED and again.config == first.config, _describe(again))
+        other = self.client.grant(self.endpoint, resource, "conformance-2")
+        self.report.add("grants: another grant gets other credentials",
+                        other.outcome is Outcome.SUCCEEDED and other.config != first.config, _describe(other))
+        for grant in ("conformance-1", "conformance-2"):
+            revoked = self.client.revoke(self.endpoint, resource, grant)
+            self.report.add(f"grants: DELETE {grant} answers 2xx", revoked.outcome in OK, _describe(revoked))
+        gone = self.client.revoke(self.endpoint, resource, "conformance-1")
+        self.report.add("grants: a second DELETE answers 404 or 410", gone.outcome is Outcome.GONE, _describe(gone))
 
     def check_sso(self, resource: str) -> None:
         url = self.block["sso_url"]

@@ -28,7 +28,9 @@ from marshmallow import (
 SLUG = re.compile(r"^[a-z][a-z0-9-]*\Z")
 PLAN_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*\Z")
 CONFIG_VAR_NAME = re.compile(r"^[A-Z][0-9A-Z_]+\Z")
-REQUIRES_FLAGS = frozenset({"log_input", "syslog_drain", "many_per_app", "attachable"})
+# `grants`: the provider makes credentials of their own per grant (an OSB binding), revocable alone
+# (`PUT|DELETE <base>/<id>/grants/<grant id>`); without it every binding shares the add-on's config.
+REQUIRES_FLAGS = frozenset({"log_input", "syslog_drain", "many_per_app", "attachable", "grants"})
 # Heroku's region names (§1.3); an installation adds its own (BERTH_REGION) when validating.
 HEROKU_REGIONS = frozenset({"us", "eu", "dublin", "frankfurt", "london", "montreal", "mumbai",
                             "oregon", "singapore", "sydney", "tokyo", "virginia"})

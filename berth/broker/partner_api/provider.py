@@ -92,3 +92,19 @@ class ProviderWithActions(Provider, Protocol):
     def action(self, uuid: str, name: str, params: dict[str, Any]) -> ActionResult:
         """Run action `name`; an unknown name: ProviderError(..., 404); bad params: 422."""
         ...
+
+
+class ProviderWithGrants(Provider, Protocol):
+    """A provider that gives each grant (an OSB binding) credentials of its own with the resource's
+    rights (Berth's extension, declared by `grants` in the manifest's `requires`). Both calls are
+    idempotent on (uuid, grant_id); deprovisioning removes every grant's credentials."""
+
+    def grant(self, uuid: str, grant_id: str) -> dict[str, str]:
+        """The grant's config (the resource's config var names, the grant's own user and password),
+        made on the first call. Unknown or deprovisioned uuid: ProviderError(..., 404)."""
+        ...
+
+    def revoke(self, uuid: str, grant_id: str) -> bool:
+        """The grant's credentials stop working and its sessions end; what it made stays with the
+        resource. False when there is no such grant (left): the server answers 410."""
+        ...

@@ -8,6 +8,9 @@ conformance suite.
     DELETE <base>/heroku/resources/<uuid>   deprovision -> 204; already gone -> 410
     POST   <base>/heroku/resources/<uuid>/actions/<name>   Berth's extension: `{"params"}` ->
                                             `{"message", "config"?, "result"?}`
+    PUT    <base>/heroku/resources/<uuid>/grants/<id>      Berth's extension (manifest `requires`
+                                            `grants`): credentials of the grant's own -> 200 `{"config"}`
+    DELETE <base>/heroku/resources/<uuid>/grants/<id>      revoke them -> 204; none -> 410
 
 Every call needs Basic auth `<service id>:<password>`; errors answer `{"message": …}` as
 partners do, never a Platform API error id. The routes are public to Berth's own API-key check:
@@ -19,6 +22,7 @@ import base64
 import binascii
 import hmac
 import logging
+import re
 from typing import Any, Callable
 
 from flask import Blueprint, Response, jsonify, request
@@ -29,6 +33,7 @@ from berth.httpapi.context import public
 
 log = logging.getLogger(__name__)
 RESOURCES = "/heroku/resources"
+GRANT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,255}\Z")  # any OSB binding id is one
 
 
 class _ProvisionBody(Schema):
@@ -177,6 +182,36 @@ def provider_blueprint(service: str, provider: Provider, password: Callable[[], 
         if done.result is not None:
             document["result"] = done.result
         return jsonify(document), 200
+
+    @blueprint.put(f"{RESOURCES}/<uuid>/grants/<grant_id>")
+    @public
+    def grant(uuid: str, grant_id: str) -> Any:
+        if not authorized():
+            return _error(401, "Invalid credentials.")
+        make = getattr(provider, "grant", None)
+        if make is None:
+            return _error(404, f"{service} has no grants.")
+        if not GRANT_ID.match(grant_id):
+            return _error(422, "A grant id is 1 to 255 letters, digits, '.', '_', '~' or '-'.")
+        try:
+            config = make(uuid, grant_id)
+        except ProviderError as error:
+            return answer_failure(error)
+        return jsonify({"config": config}), 200
+
+    @blueprint.delete(f"{RESOURCES}/<uuid>/grants/<grant_id>")
+    @public
+    def revoke(uuid: str, grant_id: str) -> Any:
+        if not authorized():
+            return _error(401, "Invalid credentials.")
+        remove = getattr(provider, "revoke", None)
+        if remove is None:
+            return _error(404, f"{service} has no grants.")
+        try:
+            removed = remove(uuid, grant_id)
+        except ProviderError as error:
+            return answer_failure(error)
+        return ("", 204) if removed else _error(410, "That grant is already gone.")
 
     @blueprint.delete(f"{RESOURCES}/<uuid>")
     @public

@@ -29,7 +29,7 @@ from cryptography import x509
 from berth import crypto
 from berth.addons.kafka import broker, ca
 from berth.addons.kafka.plans import DAY_MS, DEFAULT_PLAN, PLANS, Plan
-from berth.addons.kafka.provider import KafkaProvider
+from berth.addons.kafka.provider import KafkaProvider, describe_user_quotas
 from berth.broker.partner_api.manifest import load_manifest
 from berth.broker.partner_api.provider import ProviderError, ProvisionRequest
 from berth.config import Settings
@@ -120,7 +120,7 @@ def test_manifest_is_a_valid_partner_manifest() -> None:
     assert loaded["api"]["config_vars_prefix"] == "KAFKA"
     assert loaded["api"]["config_vars"] == ["KAFKA_URL", "KAFKA_TRUSTED_CERT", "KAFKA_CLIENT_CERT",
                                             "KAFKA_CLIENT_CERT_KEY", "KAFKA_PREFIX"]
-    assert loaded["api"]["requires"] == ["many_per_app", "attachable"] and loaded["categories"] == ["Data Stores"]
+    assert loaded["api"]["requires"] == ["many_per_app", "attachable", "grants"] and loaded["categories"] == ["Data Stores"]
     assert [plan["name"] for plan in loaded["plans"]] == ["basic-0", "basic-1", "basic-2"]
     assert [plan["name"] for plan in loaded["plans"] if plan["default"]] == ["basic-0"]
 
@@ -583,3 +583,40 @@ def test_the_backends_loop_runs_the_reconciler(env: Env) -> None:
     assert len(acls_of(env, stray)) == 9
     backends.reconcile_kafka(env.settings, env.database)
     assert acls_of(env, stray) == []
+
+
+# -- grants: a principal per OSB binding ------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_grant_has_a_principal_of_its_own_revoked_alone_and_with_the_add_on(env: Env) -> None:
+    uuid, config = env.provision()
+    prefix = config["KAFKA_PREFIX"]
+    first, second = env.provider.grant(uuid, "one"), env.provider.grant(uuid, "two")
+    assert env.provider.grant(uuid, "one") == first  # idempotent on the grant id
+    assert set(first) == set(config) and first["KAFKA_PREFIX"] == prefix
+    principals = {ca.common_name(each["KAFKA_CLIENT_CERT"]) for each in (config, first, second)}
+    assert len(principals) == 3
+    one = ca.common_name(first["KAFKA_CLIENT_CERT"])
+    assert len(acls_of(env, f"User:{one}")) == 9
+    wait_until(lambda: describe_user_quotas(env.provider.details(uuid)["admin_bootstrap"], one, 10.0,
+                                            broker.admin_ssl_context(env.settings))
+               == {"producer_byte_rate": 65536.0, "consumer_byte_rate": 262144.0})
+    from berth.addons.kafka.reconcile import reconcile
+    assert f"User:{one}" not in reconcile(env.provider).principals  # a recorded grant is no leftover
+    topic = env.provider.create_topic(uuid, "shared", partitions=1)["name"]
+    assert produce(first, topic, b"from a binding") is None
+    assert consume(second, topic, prefix + "readers") == b"from a binding"
+
+    assert env.provider.revoke(uuid, "one") is True
+    assert acls_of(env, f"User:{one}") == []
+    assert is_authorization_error(produce(first, topic, b"after unbind"))
+    assert produce(config, topic, b"own") is None and produce(second, topic, b"other") is None
+    assert env.provider.revoke(uuid, "one") is False
+
+    two = ca.common_name(second["KAFKA_CLIENT_CERT"])
+    assert env.provider.deprovision(uuid) is True
+    assert acls_of(env, f"User:{two}") == []
+    assert is_authorization_error(produce(second, topic, b"after deprovision"))
+    with pytest.raises(ProviderError) as gone:
+        env.provider.grant(uuid, "three")
+    assert gone.value.status == 404

@@ -155,7 +155,7 @@ def test_the_manifest_is_valid_and_gives_database_url() -> None:
     assert loaded["id"] == "postgresql" and loaded["name"] == "Heroku-style Postgres"
     assert loaded["api"]["config_vars_prefix"] == "DATABASE"
     assert loaded["api"]["config_vars"] == ["DATABASE_URL"]
-    assert loaded["api"]["requires"] == ["many_per_app", "log_input", "attachable"] and loaded["api"]["regions"] == ["*"]
+    assert loaded["api"]["requires"] == ["many_per_app", "log_input", "attachable", "grants"] and loaded["api"]["regions"] == ["*"]
     assert loaded["categories"] == ["Data Stores"]
     plans = {plan["name"]: plan for plan in loaded["plans"]}
     assert list(plans) == ["essential-0", "essential-1", "essential-2", "standard-0"]
@@ -441,7 +441,15 @@ def test_a_broker_without_superuser_provisions_and_deprovisions(env: Env) -> Non
         user, database = names(made.config["DATABASE_URL"])
         tenant = connect(made.config["DATABASE_URL"])
         tenant.execute("CREATE TABLE t (x int)")
+        revoked, kept = provider.grant(made.id, "one")[CONFIG_VAR], provider.grant(made.id, "two")[CONFIG_VAR]
+        with connect(revoked) as bound:
+            bound.execute("CREATE TABLE by_binding (x int)")
+        assert provider.revoke(made.id, "one") is True
+        assert refused_login(revoked) and role_limit(env, names(revoked)[0]) is None
+        with connect(kept) as bound:
+            bound.execute("INSERT INTO by_binding VALUES (1)")
         assert provider.deprovision(made.id) is True
+        assert refused_login(kept) and role_limit(env, names(kept)[0]) is None
         with pytest.raises(psycopg.OperationalError):
             tenant.execute("SELECT 1")
         tenant.close()
@@ -671,3 +679,141 @@ def test_an_admin_session_without_its_pinned_settings_is_refused(env: Env) -> No
     with privileged.verified(psycopg.connect(privileged.conninfo(env.server.admin_url(), database))) as pinned:
         assert pinned.execute("SELECT current_user, current_setting('search_path')").fetchone() == \
             (env.server.superuser, "pg_catalog,pg_temp")
+
+
+# -- grants: credentials of each OSB binding's own ------------------------------------------------
+
+GRANT_URL = re.compile(r"^postgres://(b_[a-z0-9]{16}):([A-Za-z0-9]{65})@127\.0\.0\.1:(\d+)/(db_[a-z0-9]{16})\Z")
+
+
+def refused_login(url: str) -> bool:
+    try:
+        connect(url).close()
+    except psycopg.OperationalError:
+        return True
+    return False
+
+
+def test_a_grant_has_the_addons_rights_and_its_revocation_ends_it_alone(env: Env) -> None:
+    provider = env.provider()
+    made = provider.provision(request())
+    url = made.config[CONFIG_VAR]
+    user, database = names(url)
+    with connect(url) as tenant:
+        tenant.execute("CREATE TABLE t (x int)")
+    first = provider.grant(made.id, "binding-1")[CONFIG_VAR]
+    second = provider.grant(made.id, "binding-2")[CONFIG_VAR]
+    assert GRANT_URL.match(first) and GRANT_URL.match(second) and first != second
+    assert names(first)[1] == database
+    assert provider.grant(made.id, "binding-1")[CONFIG_VAR] == first  # idempotent on the grant id
+    assert role_limit(env, names(first)[0]) == PLANS["essential-0"].connections
+    bound = connect(first)
+    bound.execute("INSERT INTO t VALUES (1)")
+    bound.execute("CREATE TABLE made_by_binding (y int)")
+    bound.execute("INSERT INTO made_by_binding VALUES (2)")
+
+    assert provider.revoke(made.id, "binding-1") is True
+    with pytest.raises(psycopg.OperationalError):
+        bound.execute("SELECT 1")  # its open session was ended
+    bound.close()
+    assert refused_login(first) and role_limit(env, names(first)[0]) is None
+    with connect(url) as tenant, connect(second) as other:
+        assert tenant.execute("SELECT y FROM made_by_binding").fetchall() == [(2,)]  # kept, now the add-on's
+        owner = tenant.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'made_by_binding'").fetchone()
+        assert owner == (user,)
+        other.execute("INSERT INTO t VALUES (3)")
+    assert provider.revoke(made.id, "binding-1") is False
+    with pytest.raises(ProviderError) as unknown:
+        provider.grant("no-such-uuid", "binding-1")
+    assert unknown.value.status == 404
+
+
+def test_revoking_a_grant_escapes_the_traps_its_holder_left(env: Env) -> None:
+    """The binding's holder owns objects, holds a lock on them in an open transaction, set default
+    privileges, and set database settings (as a member of the owner) that would make any session
+    read-only, time out at once or search its own schema first: the revocation still completes,
+    hands the objects to the add-on's role and leaves nothing of the role behind."""
+    provider = env.provider()
+    made = provider.provision(request())
+    url = made.config[CONFIG_VAR]
+    user, database = names(url)
+    granted = provider.grant(made.id, "trapped")[CONFIG_VAR]
+    role = names(granted)[0]
+    with connect(granted) as holder:
+        holder.execute("CREATE SCHEMA trap")
+        holder.execute("CREATE TABLE trap.kept (x int)")
+        holder.execute("INSERT INTO trap.kept VALUES (1)")
+        holder.execute("CREATE FUNCTION trap.pg_terminate_backend(integer) RETURNS boolean LANGUAGE sql "
+                       "AS $$ INSERT INTO trap.kept VALUES (666); SELECT true $$")
+        holder.execute("ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO PUBLIC")
+        holder.execute(f"ALTER ROLE \"{role}\" SET search_path = trap, pg_catalog")
+        for setting, value in (("search_path", "trap, pg_catalog"), ("default_transaction_read_only", "on"),
+                               ("statement_timeout", "1"), ("lock_timeout", "1")):
+            holder.execute(f'ALTER DATABASE "{database}" SET {setting} = \'{value}\'')
+    locker = psycopg.connect(granted, options="-c default_transaction_read_only=off -c statement_timeout=0")
+    locker.execute("LOCK TABLE trap.kept IN ACCESS EXCLUSIVE MODE")  # an open transaction
+
+    assert provider.revoke(made.id, "trapped") is True
+    assert refused_login(granted)
+    with pytest.raises(psycopg.OperationalError):
+        locker.execute("SELECT 1")
+    locker.close()
+    with env.admin() as admin:
+        assert admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchall() == []
+    with psycopg.connect(privileged.conninfo(env.server.admin_url(), database), autocommit=True) as admin:
+        owners = admin.execute("SELECT DISTINCT r.rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
+                               "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'trap'").fetchall()
+        assert owners == [(user,)]
+        assert admin.execute("SELECT x FROM trap.kept").fetchall() == [(1,)]  # no trap function ran
+
+
+def test_enforcement_restricts_blocks_and_restores_grants_with_their_addon(env: Env) -> None:
+    made = env.provider().provision(request())
+    url = made.config[CONFIG_VAR]
+    granted = env.provider().grant(made.id, "bound")[CONFIG_VAR]
+    role = names(granted)[0]
+    empty = env.provider().storage_used(made.id)
+    provider = env.provider(limits_bytes={"essential-0": empty + 1_000_000})
+    with connect(granted) as bound:  # the binding's own table: REASSIGN of the add-on's role misses it
+        bound.execute("CREATE TABLE big (body text)")
+        bound.execute("INSERT INTO big SELECT repeat(md5(i::text), 40) FROM generate_series(1, 2000) AS i")
+    [change] = provider.enforce_storage_limits()
+    assert change.restricted is True
+    assert role_limit(env, role) == 1
+    later = provider.grant(made.id, "while-restricted")[CONFIG_VAR]
+    assert role_limit(env, names(later)[0]) == 1
+    for credentials in (granted, later, url):
+        with connect(credentials) as session:
+            for statement in ("INSERT INTO big VALUES ('more')", "CREATE TABLE other (x int)"):
+                with pytest.raises(errors.InsufficientPrivilege):
+                    session.execute(statement)
+            assert session.execute("SELECT count(*) FROM big").fetchone() == (2000,)
+    with connect(granted) as bound:
+        bound.execute("TRUNCATE big")
+    [change] = provider.enforce_storage_limits()
+    assert change.restricted is False
+    assert role_limit(env, role) == PLANS["essential-0"].connections
+    with connect(granted) as bound:
+        bound.execute("INSERT INTO big VALUES ('back')")
+
+    with env.admin() as admin:  # a failed restriction blocks every login of the add-on's
+        _, database = names(url)
+        resource = _Resource.of(env.rows()[-1]) if env.rows()[-1].id == made.id else None
+        assert resource is not None
+        provider._block(admin, resource)
+    assert refused_login(granted) and refused_login(later) and refused_login(url)
+
+
+def test_deprovision_ends_every_grant(env: Env) -> None:
+    provider = env.provider()
+    made = provider.provision(request())
+    granted = provider.grant(made.id, "bound")[CONFIG_VAR]
+    session = connect(granted)
+    assert provider.deprovision(made.id) is True
+    with pytest.raises(psycopg.OperationalError):
+        session.execute("SELECT 1")
+    session.close()
+    assert refused_login(granted) and role_limit(env, names(granted)[0]) is None
+    assert provider.revoke(made.id, "bound") is False
+    with pytest.raises(ProviderError):
+        provider.grant(made.id, "another")

@@ -276,3 +276,29 @@ def test_settings_read_berth_redis_servers(tmp_path: Any) -> None:
     servers = external.parse_servers(settings.redis_servers)
     assert list(servers) == ["h1:6379", "h2:6380"]
     assert "p" not in repr(servers["h1:6379"]).replace("port", "")
+
+
+def test_grants_on_an_operator_server_are_revoked_alone_and_never_outlive_the_tenant(
+        env: Any, operator_servers: Any) -> None:
+    [server] = operator_servers(1)
+    provider = provider_on(env, [server])
+    made = request()
+    own = provider.provision(made).config["REDIS_URL"]
+    first, second = provider.grant(made.uuid, "one")["REDIS_URL"], provider.grant(made.uuid, "two")["REDIS_URL"]
+    bound = client(first)
+    bound.set("k", "v")
+    assert provider.revoke(made.uuid, "one") is True
+    with pytest.raises(redis.ConnectionError):
+        bound.get("k")
+    with pytest.raises(redis.AuthenticationError):
+        client(first).ping()
+    with client(own) as tenant, client(second) as other:
+        assert tenant.get("k") == other.get("k") == b"v"
+    with server.admin() as admin:  # a grant user left by a crash part-way (not in the record)
+        admin.execute_command("ACL", "SETUSER", instances.GRANT_PREFIX + "left", "on", ">leftover", "~*", "+@all")
+    assert provider.deprovision(made.uuid) is True
+    with pytest.raises(redis.AuthenticationError):
+        client(second).ping()
+    with server.admin() as admin:
+        users = [name.decode() for name in admin.execute_command("ACL", "USERS")]
+        assert not [name for name in users if name.startswith(instances.GRANT_PREFIX)]

@@ -61,7 +61,7 @@ def test_manifest_is_a_valid_partner_manifest(env: Any) -> None:
     assert manifest["id"] == "redis" and manifest["name"] == "Heroku-style Redis"
     assert manifest["api"]["config_vars_prefix"] == "REDIS"
     assert manifest["api"]["config_vars"] == ["REDIS_URL", "REDIS_TLS_URL"]
-    assert manifest["api"]["requires"] == ["many_per_app", "attachable"]
+    assert manifest["api"]["requires"] == ["many_per_app", "attachable", "grants"]
     assert manifest["categories"] == ["Data Stores"]
     plans = {plan["name"]: plan for plan in manifest["plans"]}
     assert list(plans) == ["mini", "premium-0", "premium-1", "premium-2"]
@@ -598,3 +598,53 @@ def test_a_lost_tls_key_is_issued_again_at_the_next_start(env: Any) -> None:
     ca_file = str(installation_ca(env.settings.data_dir).cert_path)
     with redis.Redis.from_url(config["REDIS_TLS_URL"], ssl_ca_certs=ca_file, socket_timeout=5) as tenant:
         assert tenant.ping()
+
+
+# -- grants: an ACL user per OSB binding --------------------------------------------------------
+
+def refused(url: str) -> bool:
+    try:
+        with client(url) as session:
+            session.ping()
+    except (redis.exceptions.AuthenticationError, redis.exceptions.ConnectionError, redis.exceptions.ResponseError):
+        return True
+    return False
+
+
+def test_a_grant_has_the_tenants_rights_and_its_revocation_ends_it_alone(env: Any) -> None:
+    provider = env.provider()
+    made = provider.provision(request())
+    own = made.config["REDIS_URL"]
+    first = provider.grant(made.id, "binding-1")
+    second = provider.grant(made.id, "binding-2")
+    assert set(first) == set(made.config) and first["REDIS_URL"] != second["REDIS_URL"] != own
+    assert first["REDIS_URL"].startswith("redis://berth-grant-")
+    assert provider.grant(made.id, "binding-1") == first  # idempotent on the grant id
+    bound = client(first["REDIS_URL"])
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        bound.execute_command("CONFIG", "SET", "maxmemory", "0")  # the tenant's rights, no more
+
+    pid = instances.pid(env.settings, made.id)  # a restart keeps the grants (redis.conf lists them)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while processes.alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert instances.supervise(env.settings, env.database) == [made.id]
+    bound = client(first["REDIS_URL"])
+    bound.set("greeting", "from a binding")  # mini keeps no data across the restart: set after it
+
+    assert provider.revoke(made.id, "binding-1") is True
+    with pytest.raises(redis.exceptions.ConnectionError):
+        bound.ping()  # its open connection was closed
+    assert refused(first["REDIS_URL"])
+    with client(own) as tenant, client(second["REDIS_URL"]) as other:
+        assert tenant.get("greeting") == other.get("greeting") == b"from a binding"
+    assert provider.revoke(made.id, "binding-1") is False
+    first_user = first["REDIS_URL"].split("//")[1].split(":")[0]
+    assert first_user not in instances.render_config(env.settings, made.id, provider.details(made.id))
+    with pytest.raises(ProviderError) as unknown:
+        provider.grant(new_id(), "binding-1")
+    assert unknown.value.status == 404
+    assert provider.deprovision(made.id) is True
+    assert refused(second["REDIS_URL"])
