@@ -664,7 +664,7 @@ class KafkaProvider:
         reads meanwhile through `reader`; quotas go by their own connection (`_quota_address`).
         Sending the topic deletion to the controller too was tried: in one commit with the ACL
         removal it delayed the broker's view of the latter by 20-150 ms, more than it saved."""
-        prefix, principal = details["prefix"], principal_of(details)
+        prefix = details["prefix"]
         granted = [{**details, "principal": grant["principal"]} for grant in (details.get("grants") or {}).values()]
         acls = admin.delete_acls([_acl_filter(principal_of(each)) for each in (details, *granted)])
         topics = [name for name in self._topic_names(reader) if name.startswith(prefix)]
