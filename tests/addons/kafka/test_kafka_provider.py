@@ -8,9 +8,10 @@ import signal
 import stat
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -410,26 +411,33 @@ def test_supervise_restarts_a_dead_broker_and_data_survives(env: Env) -> None:
 
 # -- the admin listeners and the broker's account ------------------------------------------------
 
-def anonymous_attempts(env: Env, address: str) -> dict[str, Any]:
-    """What a client without Berth's admin certificate gets from `address`: listing topics,
-    describing the cluster and reading ACLs, in plaintext and over TLS without a client
-    certificate; each value is the result (a failure is an exception instance)."""
+def anonymous_attempts(env: Env, addresses: Sequence[str]) -> dict[str, Any]:
+    """What a client without Berth's admin certificate gets from each of `addresses`: listing
+    topics, describing the cluster and reading ACLs, in plaintext and over TLS without a client
+    certificate; each value is the result (a failure is an exception instance). The attempts run
+    at once: each may wait out its timeout."""
     ca_pem = str(broker.admin_credentials(env.settings)[0])
-    clients = {"plaintext": {"bootstrap.servers": address},
-               "tls-no-cert": {"bootstrap.servers": address, "security.protocol": "ssl", "ssl.ca.location": ca_pem}}
-    found: dict[str, Any] = {}
-    for kind, config in clients.items():
-        admin = AdminClient({**config, "log_level": 0, "socket.connection.setup.timeout.ms": 3000})
-        for what, call in (("topics", lambda: admin.list_topics(timeout=5).topics),
-                           ("cluster", lambda: admin.describe_cluster(request_timeout=5).result(timeout=8)),
-                           ("acls", lambda: admin.describe_acls(AclBindingFilter(
-                               ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
-                               AclPermissionType.ANY), request_timeout=5).result(timeout=8))):
-            try:
-                found[f"{kind} {what}"] = call()
-            except Exception as exc:  # what an anonymous client must meet
-                found[f"{kind} {what}"] = exc
-    return found
+    attempts: dict[str, Callable[[], Any]] = {}
+    for address in addresses:
+        clients = {"plaintext": {"bootstrap.servers": address},
+                   "tls-no-cert": {"bootstrap.servers": address, "security.protocol": "ssl", "ssl.ca.location": ca_pem}}
+        for kind, config in clients.items():
+            admin = AdminClient({**config, "log_level": 0, "socket.connection.setup.timeout.ms": 3000})
+            attempts[f"{address} {kind} topics"] = lambda admin=admin: admin.list_topics(timeout=5).topics
+            attempts[f"{address} {kind} cluster"] = \
+                lambda admin=admin: admin.describe_cluster(request_timeout=5).result(timeout=8)
+            attempts[f"{address} {kind} acls"] = lambda admin=admin: admin.describe_acls(AclBindingFilter(
+                ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                AclPermissionType.ANY), request_timeout=5).result(timeout=8)
+
+    def attempt(call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except Exception as exc:  # what an anonymous client must meet
+            return exc
+
+    with ThreadPoolExecutor(len(attempts)) as pool:
+        return dict(zip(attempts, pool.map(attempt, attempts.values())))
 
 
 @pytest.mark.slow
@@ -440,10 +448,10 @@ def test_admin_listeners_refuse_anyone_without_berths_admin_certificate(env: Env
     principal = env.provider.details(uuid)["principal"]
     found = broker.endpoints(env.settings)
     assert found is not None
+    answers = anonymous_attempts(env, (found.admin_bootstrap, found.controller))
+    assert len(answers) == 12 and all(isinstance(answer, Exception) for answer in answers.values()), {
+        key: answer for key, answer in answers.items() if not isinstance(answer, Exception)}
     for address in (found.admin_bootstrap, found.controller):
-        answers = anonymous_attempts(env, address)
-        assert all(isinstance(answer, Exception) for answer in answers.values()), {
-            key: answer for key, answer in answers.items() if not isinstance(answer, Exception)}
         # The raw client-quota request Berth itself sends, without the certificate.
         with pytest.raises((OSError, QuotaError, Exception)):
             describe_user_quotas(address, principal, timeout=5)
