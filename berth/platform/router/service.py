@@ -75,7 +75,7 @@ class RouterService:
             # the next round routes the next dynos up. Anything else is checked and waited for.
             self.router.apply(table, quick=only_adds_dynos(self.router.table, table))
 
-    def ship_forever(self, stop: threading.Event, interval: float = 0.5) -> None:
+    def ship_forever(self, stop: threading.Event, interval: float = 1.0) -> None:
         """Router lines into the apps' log streams, beside the routing rounds (the runner's), so that
         a burst of requests to log never delays routing a dyno that came up."""
         while not stop.wait(interval):
