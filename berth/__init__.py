@@ -72,6 +72,8 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
     conventions.install(app)
     app.register_blueprint(platform_api)
     app.register_blueprint(broker_api)
+    from berth.broker.osb.api import blueprint as osb_api
+    app.register_blueprint(osb_api)
     app.register_blueprint(data_api)
     app.register_blueprint(ca_certificate)
     if settings.builtin_addons:

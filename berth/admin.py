@@ -118,6 +118,53 @@ def register_addon(manifest_file: TextIO, owner: str | None) -> None:
         raise click.ClickException(error.message) from None
 
 
+@main.command("create-osb-client")
+@click.argument("email")
+@click.option("--lenient-org-space", is_flag=True,
+              help="Accept provisions without organization_guid/space_guid (Kubernetes-style platforms).")
+def create_osb_client(email: str, lenient_org_space: bool) -> None:
+    """Make an Open Service Broker credential for a platform, owned by the account EMAIL: prints
+    USERNAME:PASSWORD (the password is not shown again)."""
+    from berth.broker.osb import clients
+
+    _, database = _open_database()
+    try:
+        with database.transaction() as session:
+            made = clients.create_client(session, email, lenient_org_space=lenient_org_space)
+    except BerthError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Created an OSB client for {email}; register the broker at <berth>/osb with it. "
+               "The password will not be shown again.", err=True)
+    click.echo(f"{made.username}:{made.password}")
+
+
+@main.command("list-osb-clients")
+def list_osb_clients() -> None:
+    """The platforms' OSB credentials (usernames and owners; never passwords)."""
+    from berth.broker.osb import clients
+
+    _, database = _open_database()
+    with database.session(write=False) as session:
+        for client in clients.list_clients(session):
+            lenient = " lenient-org-space" if client.lenient_org_space else ""
+            click.echo(f"{client.username}\t{client.owner.email}\t{client.created_at:%Y-%m-%dT%H:%M:%SZ}{lenient}")
+
+
+@main.command("revoke-osb-client")
+@click.argument("username")
+def revoke_osb_client(username: str) -> None:
+    """Stop a platform's OSB credential at once; its instances stay with the owner's account."""
+    from berth.broker.osb import clients
+
+    _, database = _open_database()
+    try:
+        with database.transaction() as session:
+            clients.revoke_client(session, username)
+    except BerthError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Revoked {username}.", err=True)
+
+
 def rotate_all(session: Session) -> int:
     """Re-encrypt every EncryptedText column of every table under the newest key.
 

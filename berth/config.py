@@ -117,6 +117,12 @@ class Settings:
     git_max_push_bytes: int = 512 * 1024 * 1024
     # Slugs: the largest compressed slug a build may pack or a client upload (Heroku: 1 GB).
     slug_max_bytes: int = 1024 * 1024 * 1024
+    # Open Service Broker: plans (`service:plan`) a platform may provision, update and deprovision
+    # without `accepts_incomplete` (the request waits for the worker up to osb_sync_wait_seconds);
+    # every other plan is asynchronous only (422 AsyncRequired without the flag).
+    osb_sync_plans: tuple[str, ...] = ("postgresql:essential-0",)
+    osb_sync_wait_seconds: float = 30.0
+    osb_retry_after_seconds: int = 2  # `Retry-After` on last_operation while in progress
 
     @property
     def api_url(self) -> str:
@@ -193,6 +199,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         source_fetch_timeout_seconds=_float(env, "BERTH_SOURCE_FETCH_TIMEOUT_SECONDS", 300.0),
         git_max_push_bytes=_int(env, "BERTH_GIT_MAX_PUSH_BYTES", 512 * 1024 * 1024),
         slug_max_bytes=_int(env, "BERTH_SLUG_MAX_BYTES", 1024 * 1024 * 1024),
+        osb_sync_plans=tuple(p.strip() for p in (env.get("BERTH_OSB_SYNC_PLANS", "postgresql:essential-0")).split(",")
+                             if p.strip()),
+        osb_sync_wait_seconds=_positive_float(env, "BERTH_OSB_SYNC_WAIT_SECONDS", 30.0),
+        osb_retry_after_seconds=max(1, _int(env, "BERTH_OSB_RETRY_AFTER_SECONDS", 2)),
     )
 
 

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from berth.accounts import UUID_PATTERN, Account
 from berth.broker import attachments, catalogue, operations, provision_context
-from berth.broker.addon_records import NewAddOn, PlanFacts
-from berth.broker.models import AddOn, AddOnState, Attachment, Operation, Plan
+from berth.broker.addon_records import AppRef, NewAddOn, PlanFacts, ServiceFacts
+from berth.broker.models import AddOn, AddOnState, AddonService, Attachment, Operation, Plan
 from berth.broker.naming import ADDON_NAME_PATTERN, generate_addon_name
 from berth.broker.partner_api import sso
 from berth.config import Settings
@@ -106,6 +106,34 @@ def create_addon(session: Session, settings: Settings, caller_id: str, app_ref: 
         session, context.target, addon, name=attachment_name, confirm=confirm))
     addon.operation_id = operations.enqueue(session, addon, operations.PROVISION)
     return addon
+
+
+def create_unattached_addon(session: Session, settings: Settings, app: AppRef, service: AddonService, plan: Plan,
+                            options: dict[str, str]) -> NewAddOn:
+    """An add-on owned by `app` but attached nowhere (its credentials go out another way, as an
+    Open Service Broker binding), with its provision operation: several of one service may
+    share the app, since none of them sets the app's config vars."""
+    _refuse_deprecated(plan)
+    if service.state == "shutdown":
+        raise InvalidParams(f"{service.name} is no longer available.")
+    if "*" not in service.regions and settings.region not in service.regions:
+        raise InvalidParams(f"{service.name} is not available in region {settings.region}.")
+    now = utcnow()
+    addon = NewAddOn(id=new_id(), name="", app=app, service=_service_facts(service), plan=_plan_facts(plan),
+                     state=AddOnState.PROVISIONING, created_at=now, updated_at=now)
+    _write_addon(session, addon, dict(options), f"berth::{settings.region}", generate_name=True)
+    addon.operation_id = operations.enqueue(session, addon, operations.PROVISION)
+    return addon
+
+
+def _service_facts(service: AddonService) -> ServiceFacts:
+    return ServiceFacts(service.id, service.name, service.human_name, service.state, list(service.regions),
+                        list(service.requires), service.config_vars_prefix, list(service.config_vars))
+
+
+def _plan_facts(plan: Plan) -> PlanFacts:
+    return PlanFacts(plan.id, plan.name, plan.service.name, plan.state, plan.cents, plan.unit, plan.contract,
+                     plan.metered)
 
 
 _LOOK = (select(AddOn.state, AddOn.provider_id, AddOn.provision_message, AddOn.failure_message,

@@ -5,6 +5,7 @@ import berth.accounts  # noqa: F401  (registers models on Base.metadata)
 import berth.addons.logging.models  # noqa: F401
 import berth.addons.models  # noqa: F401
 import berth.broker.models  # noqa: F401
+import berth.broker.osb.models  # noqa: F401
 import berth.platform.logs.models  # noqa: F401
 import berth.platform.models  # noqa: F401
 import berth.web.models  # noqa: F401

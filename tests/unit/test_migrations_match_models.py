@@ -12,7 +12,7 @@ from berth.addons.postgres.cluster import LocalPostgres
 from berth.db import Base, Database
 
 MODEL_MODULES = ("berth.accounts", "berth.platform.models", "berth.platform.logs.models", "berth.broker.models",
-                 "berth.addons.models", "berth.addons.logging.models", "berth.web.models")
+                 "berth.broker.osb.models", "berth.addons.models", "berth.addons.logging.models", "berth.web.models")
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgres"])

@@ -53,10 +53,11 @@ def _settings() -> Settings:
     return current_app.config["BERTH_SETTINGS"]
 
 
-def _commit_and_wait(addon_id: str, operation_id: str | None = None) -> Row[Any] | None:
+def commit_and_wait(addon_id: str, operation_id: str | None = None, *,
+                    seconds: float | None = None) -> Row[Any] | None:
     """Record the change, wake a worker, and give a quick provider a moment to answer (the
     operation `operation_id`; None: any the add-on has): the add-on's last `look` (None when
-    there is no wait).
+    there is no wait). `seconds`: how long at most (the settings' provision wait by default).
 
     The one place a view commits before returning: the worker can only see the operation
     once it is committed, and the answer should show its outcome when it is quick. The
@@ -64,13 +65,14 @@ def _commit_and_wait(addon_id: str, operation_id: str | None = None) -> Row[Any]
     they never hold SQLite's write lock against the worker.
     """
     settings = _settings()
-    waiting = settings.provision_wait_seconds > 0
+    seconds = settings.provision_wait_seconds if seconds is None else seconds
+    waiting = seconds > 0
     with _waiter(settings.data_dir, addon_id, waiting) as waiter:
         db_session().commit()
         nudge_workers(settings.data_dir)
         if not waiting:
             return None
-        deadline = time.monotonic() + settings.provision_wait_seconds
+        deadline = time.monotonic() + seconds
         seen = None
         with database().session(write=False) as session:
             # No look before the first wait: no worker can have answered an operation committed
@@ -118,7 +120,7 @@ def create_addon(app_ref: str) -> Reply:
     addon = provisioning.create_addon(db_session(), _settings(), current_account_id(), app_ref, params["plan"],
                                       name=params["name"], attachment_name=attachment_name,
                                       config=params["config"], confirm=params["confirm"])
-    seen = _commit_and_wait(addon.id, addon.operation_id)
+    seen = commit_and_wait(addon.id, addon.operation_id)
     if seen is not None:
         provisioning.refresh(addon, seen)
     return _ADDON_SCHEMA.dump(addon), 201
@@ -177,7 +179,7 @@ def update_addon(app_ref: str, addon_ref: str) -> Reply:
         provisioning.rename_addon(session, addon, params["name"])
     if "plan" in params:
         operation_id = provisioning.change_plan(session, account, addon, params["plan"])
-        _commit_and_wait(addon.id, operation_id)
+        commit_and_wait(addon.id, operation_id)
         answer = _answer(addon.id)
         if operation_id is not None:
             with database().session(write=False) as reading:  # committed: read without a lock
@@ -198,7 +200,7 @@ def destroy_addon(app_ref: str, addon_ref: str) -> Reply:
     addon = finders.get_app_addon(session, account.id, app, addon_ref)
     finders.require_owner_app_access(session, account.id, addon, known=app)
     provisioning.destroy_addon(session, account, addon)
-    _commit_and_wait(addon.id)
+    commit_and_wait(addon.id)
     return _answer(addon.id)
 
 
