@@ -60,6 +60,7 @@ class PublishedClient:
     broker_url: str  # <berth>/osb
     username: str
     password: str
+    ca_file: Path | None  # the CA that signed an https broker's certificate
     api_version: str = "2.14"
 
     def at(self, api_version: str) -> "PublishedClient":
@@ -68,9 +69,13 @@ class PublishedClient:
     def signed_in_as(self, username: str, password: str) -> "PublishedClient":
         return dataclasses.replace(self, username=username, password=password)
 
+    def trusting(self, ca_file: Path | None) -> "PublishedClient":
+        return dataclasses.replace(self, ca_file=ca_file)
+
     def run(self, step: str, **flags: str | bool) -> Answer:
         """One step (`catalog`, `provision`, `bind`, ...); flags by name, `poll_timeout` = -poll-timeout."""
-        argv = [str(self.binary), "-url", self.broker_url, "-api-version", self.api_version, step]
+        argv = [str(self.binary), "-url", self.broker_url, "-api-version", self.api_version,
+                *(["-ca-file", str(self.ca_file)] if self.ca_file else []), step]
         argv += [f"-{name.replace('_', '-')}={str(value).lower() if isinstance(value, bool) else value}"
                  for name, value in flags.items()]
         env = {**clean_env(), "OSB_BROKER_USERNAME": self.username, "OSB_BROKER_PASSWORD": self.password}
@@ -92,6 +97,10 @@ class PublishedClient:
 
 
 def published_client(server: LiveServer, email: str) -> PublishedClient:
-    """The library signed in with a new platform credential owned by the account `email`."""
+    """The library signed in with a new platform credential owned by the account `email`; over
+    https, trusting Berth's CA, when the server has its TLS listener (as a platform registers a broker)."""
     username, password = create_osb_client(server, email)
-    return PublishedClient(driver_binary(), f"{server.url}/osb", username, password)
+    if server.tls_url:
+        ca = Path(server.env["BERTH_DATA_DIR"]) / "ca" / "ca.pem"
+        return PublishedClient(driver_binary(), f"{server.tls_url}/osb", username, password, ca)
+    return PublishedClient(driver_binary(), f"{server.url}/osb", username, password, None)

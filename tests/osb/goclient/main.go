@@ -2,7 +2,7 @@
 // library, sigs.k8s.io/go-open-service-broker-client/v2 (the broker client of deployed platforms),
 // one step per run, so that a test can check what the broker did between steps.
 //
-//	OSB_BROKER_USERNAME=… OSB_BROKER_PASSWORD=… osb-driver -url URL [-api-version 2.14] STEP [flags]
+//	OSB_BROKER_USERNAME=… OSB_BROKER_PASSWORD=… osb-driver -url URL [-api-version 2.14] [-ca-file PEM] STEP [flags]
 //
 // Steps: catalog, provision, update, last-operation, get-instance, deprovision, bind, get-binding,
 // unbind. It prints one JSON object on stdout: {"ok": true, "result": {...}} and exit 0, or
@@ -42,8 +42,9 @@ func main() {
 	url := global.String("url", "", "the broker's base URL (the one with /v2/catalog under it)")
 	version := global.String("api-version", "2.14", "X-Broker-API-Version the client speaks: 2.13 or 2.14")
 	timeout := global.Int("timeout", 30, "seconds the client waits for one answer")
+	caFile := global.String("ca-file", "", "PEM file of the CA that signed an https broker's certificate")
 	if err := global.Parse(os.Args[1:]); err != nil || global.NArg() < 1 || *url == "" {
-		usage("osb-driver -url URL [-api-version 2.13|2.14] STEP [flags]")
+		usage("osb-driver -url URL [-api-version 2.13|2.14] [-ca-file PEM] STEP [flags]")
 	}
 	run, known := steps[global.Arg(0)]
 	if !known {
@@ -59,6 +60,11 @@ func main() {
 	config.APIVersion = apiVersion
 	config.TimeoutSeconds = *timeout
 	config.EnableAlphaFeatures = true // the library reads Retry-After only then
+	if *caFile != "" {
+		if config.CAData, err = os.ReadFile(*caFile); err != nil {
+			usage(err.Error())
+		}
+	}
 	config.AuthConfig = &osb.AuthConfig{BasicAuthConfig: &osb.BasicAuthConfig{
 		Username: os.Getenv("OSB_BROKER_USERNAME"), Password: os.Getenv("OSB_BROKER_PASSWORD")}}
 	client, err := osb.NewClient(config)
