@@ -6,12 +6,14 @@ what it accepts is what a deployed platform built on it accepts."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Iterator
 
 import psycopg
 import pytest
 
 from berth.addons.postgres.cluster import LocalPostgres
+from berth.jobs.wakeup import NudgeListener
 from tests.builtin_platform import BuiltinPlatform, builtin_platform
 from tests.osb.published_client import PublishedClient, published_client
 
@@ -157,3 +159,29 @@ def test_deleting_what_was_never_made_is_done_for_the_client(
     target = {"instance": new_id(), "service": service_id, "plan": plan_ids["essential-0"]}
     assert client.ok("deprovision", **target, accepts_incomplete=True) == {"async": False, "operation": None}
     assert client.ok("unbind", **target, binding=new_id()) == {"async": False, "operation": None}
+
+
+def test_an_async_provision_wakes_the_workers_at_once(
+        client: PublishedClient, platform: BuiltinPlatform, postgres: tuple[str, dict[str, str]]) -> None:
+    """A 202 must reach a worker at once, as Berth's own POST /apps/{app}/addons does (a datagram to
+    each worker's socket, berth.jobs.wakeup), not at the worker's next poll up to a second later:
+    else a platform's provision → last_operation → bind takes ~0.5 s more than the add-on API's
+    (bench/osb.py). This test listens beside the worker, as a worker would."""
+    service_id, plan_ids = postgres
+    target = {"instance": new_id(), "service": service_id, "plan": plan_ids["essential-0"]}
+    assert platform.call("POST", "/apps", name="osb-nudge-control").status_code == 201
+    listener = NudgeListener(Path(platform.server.env["BERTH_DATA_DIR"]))
+    try:
+        listener.wait(0.01)  # nothing queued before this test counts
+        addon = platform.call("POST", "/apps/osb-nudge-control/addons", plan="postgresql:essential-0").json()
+        assert listener.wait(2.0), "Berth's own add-on API did not nudge the workers: the listener is broken"
+        listener.wait(0.5)  # its outcome's signals
+        made = client.ok("provision", **target, accepts_incomplete=True, wait=False)
+        assert made["async"] is True, made
+        assert listener.wait(2.0), "the OSB provision's 202 queued a job without waking any worker"
+    finally:
+        listener.close()
+        platform.call("DELETE", "/apps/osb-nudge-control")
+    done = client.ok("provision", **target, accepts_incomplete=True)  # the identical replay: polled to the end
+    assert done["last_operation"]["state"] == "succeeded", (done, addon)
+    client.ok("deprovision", **target, accepts_incomplete=True)
