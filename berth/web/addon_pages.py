@@ -79,7 +79,7 @@ def _page(app_ref: str, addon_ref: str, status: int = 200, **context: Any) -> Re
 
 
 def _commit_and_nudge() -> None:
-    """What the API's `_commit_and_wait` does first; a page then redirects instead of waiting."""
+    """What the API's `commit_and_wait` does first; a page then redirects instead of waiting."""
     db_session().commit()
     nudge_workers(settings().data_dir)
 

@@ -4,11 +4,13 @@ concurrency tables, version gating, and the bad input of issue 13."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import threading
+import time
 import uuid
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 from flask import Flask
@@ -18,6 +20,7 @@ from berth.broker import catalogue
 from berth.broker.models import AddOn
 from berth.broker.osb import clients
 from berth.broker.osb.models import OsbInstance
+from berth.config import Settings
 from berth.jobs.worker import Worker
 from berth.worker import make_worker
 from tests.conftest import Api, User, basic
@@ -42,6 +45,12 @@ class Osb:
             sent.setdefault("Content-Type", "application/json")
         return self.api.client.open("/osb/v2" + path, method=method, headers=sent, query_string=query,
                                     data=raw if raw is not None else (json.dumps(body) if body is not None else None))
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The partner's premium plan is served synchronously (as the shared Postgres plan is by default)."""
+    return settings.with_overrides(osb_sync_plans=("example-partner:premium",), osb_sync_wait_seconds=20.0)
 
 
 @pytest.fixture
@@ -156,7 +165,8 @@ def test_unknown_paths_answer_osb_json(platform: Osb) -> None:
 # -- catalog -------------------------------------------------------------------------------------------
 
 @protocol_only
-def test_catalog_lists_services_and_plans_by_uuid_and_bare_slug(platform: Osb, catalog_ids: dict[str, str]) -> None:
+def test_catalog_lists_services_and_plans_by_uuid_and_bare_slug(platform: Osb, catalog_ids: dict[str, str],
+                                                                partner: ExamplePartner) -> None:
     services = platform.call("GET", "/catalog").get_json()["services"]
     service = next(s for s in services if s["id"] == catalog_ids["service"])
     assert service["name"] == "example-partner" and service["bindable"] is True
@@ -168,6 +178,10 @@ def test_catalog_lists_services_and_plans_by_uuid_and_bare_slug(platform: Osb, c
     assert plans["test"]["free"] is True and plans["premium"]["free"] is False
     assert plans["test"]["maintenance_info"]["version"].count(".") == 2
     assert plans["test"]["schemas"]["service_instance"]["create"]["parameters"]["$schema"]
+    # The partner has SSO: CF gets a dashboard client (never the partner's own secret).
+    client = service["dashboard_client"]
+    assert client["id"] == "berth-example-partner" and client["redirect_uri"].endswith("/dashboard")
+    assert len(client["secret"]) == 64 and client["secret"] != partner.client_secret
 
 
 @protocol_only
@@ -473,3 +487,57 @@ def test_concurrent_identical_provisions_make_one_instance(app: Flask, platform:
     assert [answer.status_code for answer in answers] == [202] * 6, [a.get_json() for a in answers]
     assert len({answer.get_json()["operation"] for answer in answers}) == 1
     assert count(app, OsbInstance) == 1 and count(app, AddOn) == 1
+
+
+@contextlib.contextmanager
+def worker_running(worker: Worker) -> Iterator[None]:
+    """The worker in a thread beside the requests, as the worker process runs beside gunicorn."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            if not worker.drain():
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def test_a_synchronous_plan_works_without_accepts_incomplete(app: Flask, platform: Osb, catalog_ids: dict[str, str],
+                                                             worker: Worker, partner: ExamplePartner) -> None:
+    ids, path = catalog_ids, "/service_instances/i-sync-plan"
+    body = provision_body(ids, plan="premium")
+    with worker_running(worker):
+        made = platform.call("PUT", path, body)
+        assert made.status_code == 201 and "operation" not in made.get_json(), made.get_json()
+        assert partner_record(app, partner, "i-sync-plan")["state"] == "provisioned"  # usable before 201
+        assert platform.call("PUT", path, body).status_code == 200
+        assert platform.call("PATCH", path, {"service_id": ids["service"]}).status_code == 200  # no-op, sync plan
+        to_async = platform.call("PATCH", path, {"service_id": ids["service"], "plan_id": ids["test"]})
+        assert to_async.status_code == 422 and to_async.get_json()["error"] == "AsyncRequired"
+        gone = platform.call("DELETE", path, **delete_query(ids, "premium"))
+        assert gone.status_code == 200 and gone.get_json() == {}
+        assert partner_record(app, partner, "i-sync-plan")["state"] == "deprovisioned"
+        partner.set_mode("refusing")
+        refused = platform.call("PUT", "/service_instances/i-sync-refused", body)
+        assert refused.status_code == 500 and refused.get_json()["description"]  # the platform then deletes it
+        partner.set_mode("sync")
+        assert platform.call("DELETE", "/service_instances/i-sync-refused", **delete_query(ids, "premium")).status_code == 200
+
+
+@protocol_only
+def test_a_synchronous_provision_the_worker_misses_is_cancelled(app: Flask, platform: Osb,
+                                                                catalog_ids: dict[str, str]) -> None:
+    app.config["BERTH_SETTINGS"] = app.config["BERTH_SETTINGS"].with_overrides(osb_sync_wait_seconds=0.2)
+    path = "/service_instances/i-late"
+    late = platform.call("PUT", path, provision_body(catalog_ids, plan="premium"))
+    assert late.status_code == 500 and "accepts_incomplete=true" in late.get_json()["description"]
+    with app.extensions["berth.database"].session(write=False) as session:
+        assert session.scalar(select(AddOn.state)) == "deprovisioned"  # nothing left running
+    # The platform's orphan mitigation: gone already.
+    assert platform.call("DELETE", path, **delete_query(catalog_ids, "premium")).status_code == 410

@@ -106,7 +106,7 @@ def _settle(outcome: Outcome, settle: Callable[[], Outcome]) -> Outcome:
 @blueprint.get("/v2/catalog")
 @_public
 def get_catalog() -> Any:
-    return jsonify(catalog.catalog(db_session()))
+    return jsonify(catalog.catalog(db_session(), _settings()))
 
 
 @blueprint.put(INSTANCE)

@@ -2,11 +2,14 @@
 slugs for names (deployed clients want `essential-0`, not `postgresql:essential-0`)."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from berth import crypto
 from berth.broker.models import AddonService, Plan
 from berth.broker.osb.schemas import BINDING_PARAMETERS_SCHEMA, PARAMETERS_SCHEMA, ServiceSchema, dump
 from berth.config import Settings
@@ -62,7 +65,17 @@ def _plan(service: AddonService, plan: Plan) -> dict[str, Any]:
     }
 
 
-def _service(service: AddonService) -> dict[str, Any]:
+def dashboard_client(settings: Settings, service: AddonService) -> dict[str, str] | None:
+    """For a service with a dashboard (SSO): the client Cloud Foundry registers for it. Its secret
+    is derived from Berth's keys (stable across restarts, never the partner's own secret)."""
+    if not service.sso_url:
+        return None
+    key = crypto.keyring().derived_keys("osb-dashboard-client")[0]
+    return {"id": f"berth-{service.name}", "secret": hmac.new(key, service.id.encode(), hashlib.sha256).hexdigest(),
+            "redirect_uri": f"{settings.api_url}/dashboard"}
+
+
+def _service(settings: Settings, service: AddonService) -> dict[str, Any]:
     tags = sorted({service.name, *(category for category in service.categories if isinstance(category, str))})
     requires = ["syslog_drain"] if "syslog_drain" in service.requires else None
     return {
@@ -72,9 +85,10 @@ def _service(service: AddonService) -> dict[str, Any]:
         "bindings_retrievable": True, "allow_context_updates": True, "plan_updateable": True,
         "metadata": {"displayName": service.human_name, "longDescription": service.description or service.human_name,
                      "providerDisplayName": "Berth" if service.owner_id is None else service.human_name},
+        "dashboard_client": dashboard_client(settings, service),
         "plans": [_plan(service, plan) for plan in offered_plans(service)],
     }
 
 
-def catalog(session: Session) -> dict[str, Any]:
-    return {"services": [dump(ServiceSchema, _service(service)) for service in offered_services(session)]}
+def catalog(session: Session, settings: Settings) -> dict[str, Any]:
+    return {"services": [dump(ServiceSchema, _service(settings, service)) for service in offered_services(session)]}

@@ -145,6 +145,7 @@ class ServiceSchema(_Answer):
     bindings_retrievable = fields.Boolean()
     allow_context_updates = fields.Boolean()
     metadata = fields.Dict()
+    dashboard_client = fields.Dict()
     plan_updateable = fields.Boolean()
     plans = fields.Method("_plans")
 
