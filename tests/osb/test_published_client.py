@@ -109,6 +109,28 @@ def test_provision_poll_bind_unbind_deprovision_shared_postgres(
     assert broker.ok("deprovision", **target, accepts_incomplete=True) == {"async": False, "operation": None}
 
 
+def test_a_plan_change_polled_with_the_old_plan_and_a_rebind_with_another_plan(
+        client: PublishedClient, postgres: tuple[str, dict[str, str]]) -> None:
+    """The library polls a plan change with the plan before it (as the spec tells platforms to), takes
+    a repeated bind as the same binding, and one of the same id with another plan as its Conflict."""
+    service_id, plan_ids = postgres
+    target = {"instance": new_id(), "service": service_id, "plan": plan_ids["essential-0"]}
+    binding = new_id()
+    assert client.ok("provision", **target, accepts_incomplete=True)["last_operation"]["state"] == "succeeded"
+    try:
+        first = client.ok("bind", **target, binding=binding)
+        assert client.ok("bind", **target, binding=binding) == first  # a platform's retry: the same answer
+        changed = client.ok("update", **target, new_plan=plan_ids["essential-1"], accepts_incomplete=True)
+        assert changed["async"] is True and changed["last_operation"]["state"] == "succeeded", changed
+        assert client.ok("get-instance", instance=target["instance"])["plan_id"] == plan_ids["essential-1"]
+        again = client.refused("bind", **{**target, "plan": plan_ids["essential-1"]}, binding=binding)
+        assert again["kind"] == "Conflict" and again["status"] == 409, again
+        with psycopg.connect(first["credentials"]["uri"], connect_timeout=5) as connection:
+            assert connection.execute("SELECT 1").fetchone() == (1,)  # the change kept the database
+    finally:
+        client.ok("deprovision", **{**target, "plan": plan_ids["essential-1"]}, accepts_incomplete=True)
+
+
 @pytest.mark.parametrize("credential", ["wrong password", "unknown user"])
 def test_wrong_credentials_are_the_clients_401(client: PublishedClient, credential: str) -> None:
     intruder = (client.signed_in_as(client.username, "not-the-password") if credential == "wrong password"
