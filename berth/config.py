@@ -122,7 +122,7 @@ class Settings:
     # every other plan is asynchronous only (422 AsyncRequired without the flag).
     osb_sync_plans: tuple[str, ...] = ("postgresql:essential-0",)
     osb_sync_wait_seconds: float = 30.0
-    osb_retry_after_seconds: int = 2  # `Retry-After` on last_operation while in progress
+    osb_retry_after_seconds: int = 1  # `Retry-After` on last_operation while in progress
 
     @property
     def api_url(self) -> str:
@@ -202,7 +202,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         osb_sync_plans=tuple(p.strip() for p in (env.get("BERTH_OSB_SYNC_PLANS", "postgresql:essential-0")).split(",")
                              if p.strip()),
         osb_sync_wait_seconds=_positive_float(env, "BERTH_OSB_SYNC_WAIT_SECONDS", 30.0),
-        osb_retry_after_seconds=max(1, _int(env, "BERTH_OSB_RETRY_AFTER_SECONDS", 2)),
+        osb_retry_after_seconds=max(1, _int(env, "BERTH_OSB_RETRY_AFTER_SECONDS", 1)),
     )
 
 

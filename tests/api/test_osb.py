@@ -407,6 +407,9 @@ def test_update_rows(app: Flask, platform: Osb, catalog_ids: dict[str, str], wor
     assert platform.call("PUT", path, provision_body(ids, plan="premium"), accepts_incomplete="true").status_code == 409
     busy_delete = platform.call("DELETE", path, **delete_query(ids), accepts_incomplete="true")
     assert busy_delete.status_code == 422 and busy_delete.get_json()["error"] == "ConcurrencyError"
+    busy_bind = platform.call("PUT", path + "/service_bindings/b-during-update", {"service_id": ids["service"],
+                                                                                "plan_id": ids["test"]})
+    assert busy_bind.status_code == 422 and busy_bind.get_json()["error"] == "ConcurrencyError"
     # The platform polls with the plan from before the change.
     assert platform.call("GET", path + "/last_operation", plan_id=ids["test"]).get_json()["state"] == "in progress"
     worker.drain()
@@ -455,6 +458,24 @@ def test_failed_provision_then_the_platforms_orphan_mitigation(app: Flask, platf
     assert partner_record(app, partner, instance)["state"] == "deprovisioned"
     assert platform.call("DELETE", path, **delete_query(ids)).status_code == 410
     assert platform.call("GET", path + "/last_operation").get_json()["state"] == "succeeded"
+
+
+def test_delete_while_a_partner_provisions_asynchronously(app: Flask, platform: Osb, catalog_ids: dict[str, str],
+                                                         worker: Worker, partner: ExamplePartner) -> None:
+    """The partner accepted the provision (202) and has not finished: the DELETE is accepted and
+    tears it down; polling reports the delete."""
+    ids, path = catalog_ids, "/service_instances/i-async-delete"
+    partner.set_mode("async")
+    assert platform.call("PUT", path, provision_body(ids), accepts_incomplete="true").status_code == 202
+    worker.drain()
+    assert partner_record(app, partner, "i-async-delete")["state"] == "provisioning"
+    assert platform.call("GET", path + "/last_operation").get_json()["state"] == "in progress"
+    assert platform.call("DELETE", path, **delete_query(ids)).get_json()["error"] == "AsyncRequired"
+    accepted = platform.call("DELETE", path, **delete_query(ids), accepts_incomplete="true")
+    assert accepted.status_code == 202 and accepted.get_json()["operation"]
+    worker.drain()
+    assert platform.call("GET", path + "/last_operation").get_json()["state"] == "succeeded"
+    assert partner_record(app, partner, "i-async-delete")["state"] == "deprovisioned"
 
 
 def test_delete_before_the_worker_started_cancels_synchronously(app: Flask, platform: Osb, catalog_ids: dict[str, str],

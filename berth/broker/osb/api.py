@@ -90,15 +90,15 @@ def _ids(instance_id: str, binding_id: str | None = None) -> None:
         protocol.check_id(binding_id, "binding id")
 
 
-def _settle(outcome: Outcome, settle: Callable[[], Outcome]) -> Outcome:
-    """A synchronous request: commit, let the worker do it (bounded wait), then the final answer,
-    whose own writes (a late provision cancelled) are committed whatever its status."""
+def _settle(outcome: Outcome, settle: Callable[[Outcome], Outcome]) -> Outcome:
+    """Commit, let the worker do it (a bounded wait), then the final answer, whose own writes (a
+    late provision cancelled) are committed whatever its status."""
     if outcome.wait_on is None:
         return outcome
     addon_id, operation_id = outcome.wait_on
-    commit_and_wait(addon_id, operation_id, seconds=_settings().osb_sync_wait_seconds)
+    commit_and_wait(addon_id, operation_id, seconds=outcome.wait_seconds)
     try:
-        return settle()
+        return settle(outcome)
     finally:
         db_session().commit()
 
@@ -116,7 +116,7 @@ def provision(instance_id: str) -> Any:
     params = schemas.load(schemas.ProvisionSchema(), protocol.json_body())
     session, settings = db_session(), _settings()
     outcome = instances.provision(session, settings, _client(), instance_id, params, protocol.flag("accepts_incomplete"))
-    outcome = _settle(outcome, lambda: instances.settle_provision(session, settings, instance_id))
+    outcome = _settle(outcome, lambda waited: instances.settle_provision(session, settings, instance_id, waited))
     return jsonify(schemas.dump(schemas.ProvisionAnswerSchema, outcome.body)), outcome.status
 
 
@@ -127,7 +127,7 @@ def update(instance_id: str) -> Any:
     params = schemas.load(schemas.UpdateSchema(), protocol.json_body())
     session = db_session()
     outcome = instances.update(session, _settings(), _client(), instance_id, params, protocol.flag("accepts_incomplete"))
-    outcome = _settle(outcome, lambda: instances.settle_update(session, instance_id))
+    outcome = _settle(outcome, lambda waited: instances.settle_update(session, instance_id, waited))
     return jsonify(schemas.dump(schemas.UpdateAnswerSchema, outcome.body)), outcome.status
 
 
@@ -138,7 +138,7 @@ def deprovision(instance_id: str) -> Any:
     schemas.load(schemas.DeleteQuerySchema(), request.args.to_dict())
     session = db_session()
     outcome = instances.deprovision(session, _settings(), _client(), instance_id, protocol.flag("accepts_incomplete"))
-    outcome = _settle(outcome, lambda: instances.settle_deprovision(session, instance_id))
+    outcome = _settle(outcome, lambda waited: instances.settle_deprovision(session, instance_id, waited))
     return jsonify(schemas.dump(schemas.OperationAnswerSchema, outcome.body)), outcome.status
 
 

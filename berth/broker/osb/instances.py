@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -33,12 +33,28 @@ IN_PROGRESS, SUCCEEDED, FAILED_STATE = "in progress", "succeeded", "failed"
 
 @dataclass
 class Outcome:
-    """What a mutation answers; `wait_on`: the add-on (and operation) a synchronous request must
-    wait for after committing, before `settle` gives the final answer."""
+    """What a mutation answers; `wait_on`: the add-on (and operation) the request waits for after
+    committing, `wait_seconds` at most, before `settle` gives the final answer. `asynchronous`: the
+    platform accepts an operation (its 202 is the answer when the work is not done by then)."""
 
     status: int
     body: dict[str, Any] = field(default_factory=dict)
     wait_on: tuple[str, str | None] | None = None
+    wait_seconds: float = 0.0
+    asynchronous: bool = False
+
+
+def _waiting(settings: Settings, accepted: Outcome, sync: bool, addon_id: str, operation_id: str | None,
+             final_status: int) -> Outcome:
+    """A sync-capable plan waits for the worker: without `accepts_incomplete` as long as platforms
+    allow (then `final_status`), with it as briefly as the add-on API does (a quick 201/200 instead
+    of a 202 to poll); an async-only plan answers the 202 at once."""
+    if not sync:
+        return accepted
+    if accepted.status != 202:
+        return Outcome(final_status, wait_on=(addon_id, operation_id), wait_seconds=settings.osb_sync_wait_seconds)
+    return replace(accepted, wait_on=(addon_id, operation_id), wait_seconds=settings.provision_wait_seconds,
+                   asynchronous=True)
 
 
 def fingerprint(values: dict[str, Any]) -> str:
@@ -191,20 +207,21 @@ def provision(session: Session, settings: Settings, client: OsbClient, instance_
         raise protocol.bad_request(refused.message) from None
     instance = session.get(OsbInstance, instance_id)
     assert instance is not None
-    if accepts_incomplete:
-        return _provision_answer(settings, instance, 202, operation=True)
-    return Outcome(201, wait_on=(addon.id, addon.operation_id))
+    accepted = _provision_answer(settings, instance, 202, operation=True) if accepts_incomplete else Outcome(201)
+    return _waiting(settings, accepted, sync, addon.id, addon.operation_id, 201)
 
 
-def settle_provision(session: Session, settings: Settings, instance_id: str) -> Outcome:
-    """A synchronous provision after its wait: created (201), or failed (500: the platform's orphan
-    mitigation deletes it; the worker has already queued the clean-up)."""
+def settle_provision(session: Session, settings: Settings, instance_id: str, waited: Outcome) -> Outcome:
+    """A provision after its wait: created (201); else the 202 when the platform accepts one, or
+    failed (500: the platform's orphan mitigation deletes it; the worker queued the clean-up)."""
     instance = session.get(OsbInstance, instance_id, populate_existing=True)
     assert instance is not None
     session.refresh(instance.addon)
     state = state_of(session, instance)
     if state == READY:
         return _provision_answer(settings, instance, 201, operation=False)
+    if waited.asynchronous:
+        return waited
     if state == PROVISIONING:  # the worker is late: stop, so nothing is left behind unanswered
         provisioning.destroy_addon(session, None, instance.addon)
         instance.deleted_at = utcnow()
@@ -262,17 +279,18 @@ def update(session: Session, settings: Settings, client: OsbClient, instance_id:
         raise OsbError(422, refused.message) from None
     instance.operation_kind, instance.operation_id, instance.operation_fingerprint = UPDATE, operation_id, sent
     session.flush()
-    if accepts_incomplete:
-        return Outcome(202, {"operation": operation_id})
-    return Outcome(200, wait_on=(addon.id, operation_id))
+    accepted = Outcome(202, {"operation": operation_id}) if accepts_incomplete else Outcome(200)
+    return _waiting(settings, accepted, sync, addon.id, operation_id, 200)
 
 
-def settle_update(session: Session, instance_id: str) -> Outcome:
+def settle_update(session: Session, instance_id: str, waited: Outcome) -> Outcome:
     instance = session.get(OsbInstance, instance_id, populate_existing=True)
     assert instance is not None
     operation = session.get(Operation, instance.operation_id, populate_existing=True)
     if operation is not None and operation.state == operations.DONE:
         return Outcome(200, {})
+    if waited.asynchronous:
+        return waited
     if operation is not None and operation.state == operations.FAILED:
         raise OsbError(422, operation.message or "The plan change failed; the instance keeps its plan.")
     raise OsbError(500, "The plan change is still running; fetch the instance later to see its plan.")
@@ -317,17 +335,19 @@ def deprovision(session: Session, settings: Settings, client: OsbClient, instanc
         select(Operation.id).where(Operation.addon_id == addon.id, Operation.kind == operations.DEPROVISION)
         .order_by(Operation.created_at.desc()).limit(1))
     session.flush()
-    if accepts_incomplete:
-        return Outcome(202, {"operation": instance.operation_id})
-    return Outcome(200, wait_on=(addon.id, instance.operation_id))
+    accepted = Outcome(202, {"operation": instance.operation_id}) if accepts_incomplete else Outcome(200)
+    sync = catalog.sync_capable(settings, addon.service.name, addon.plan.name)
+    return _waiting(settings, accepted, sync, addon.id, instance.operation_id, 200)
 
 
-def settle_deprovision(session: Session, instance_id: str) -> Outcome:
+def settle_deprovision(session: Session, instance_id: str, waited: Outcome) -> Outcome:
     instance = session.get(OsbInstance, instance_id, populate_existing=True)
     assert instance is not None
     session.refresh(instance.addon)
     if instance.addon.state == AddOnState.DEPROVISIONED:
         return Outcome(200, {})
+    if waited.asynchronous:
+        return waited
     raise OsbError(500, "The instance is still being deleted; poll last_operation or delete again later.")
 
 
