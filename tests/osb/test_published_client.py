@@ -67,22 +67,28 @@ def test_the_client_reads_the_catalogue_with_berths_ids_and_bare_names(
     assert services["redis"]["id"] == redis_id
 
 
-@pytest.mark.parametrize("version", ["2.13", "2.14"])
-def test_provision_poll_bind_unbind_deprovision_shared_postgres(
-        client: PublishedClient, postgres: tuple[str, dict[str, str]], version: str) -> None:
+@pytest.mark.parametrize("version, plan, asynchronous", [
+    ("2.13", "essential-1", True), ("2.14", "essential-1", True),  # async only: a 202, polled
+    ("2.14", "essential-0", False)])  # the plan a platform may provision synchronously: a 201
+def test_provision_bind_unbind_deprovision_shared_postgres(
+        client: PublishedClient, postgres: tuple[str, dict[str, str]], version: str, plan: str,
+        asynchronous: bool) -> None:
     broker = client.at(version)
     service_id, plan_ids = postgres
     instance, binding = new_id(), new_id()
-    target = {"instance": instance, "service": service_id, "plan": plan_ids["essential-0"]}
+    target = {"instance": instance, "service": service_id, "plan": plan_ids[plan]}
 
-    made = broker.ok("provision", **target, accepts_incomplete=True)
-    assert made["async"] is True and made["operation"], made  # a 202 with an operation to poll
-    polled = made["last_operation"]
-    assert polled["state"] == "succeeded", polled
-    assert all(poll["state"] in ("in progress", "succeeded") for poll in polled["polls"]), polled
+    made = broker.ok("provision", **target, accepts_incomplete=asynchronous)
+    if asynchronous:
+        assert made["async"] is True and made["operation"], made  # a 202 with an operation to poll
+        polled = made["last_operation"]  # by the library's PollLastOperation, as a platform polls
+        assert polled["state"] == "succeeded", polled
+        assert all(poll["state"] in ("in progress", "succeeded") for poll in polled["polls"]), polled
+    else:
+        assert made["async"] is False and "last_operation" not in made, made
     if version == "2.14":
         fetched = broker.ok("get-instance", instance=instance)
-        assert (fetched["service_id"], fetched["plan_id"]) == (service_id, plan_ids["essential-0"])
+        assert (fetched["service_id"], fetched["plan_id"]) == (service_id, plan_ids[plan])
 
     bound = broker.ok("bind", **target, binding=binding)  # no accepts_incomplete, as platforms bind
     assert bound["async"] is False, bound
@@ -100,13 +106,13 @@ def test_provision_poll_bind_unbind_deprovision_shared_postgres(
         gone = broker.refused("get-binding", instance=instance, binding=binding)
         assert gone["status"] == 404, gone
 
-    removed = broker.ok("deprovision", **target, accepts_incomplete=True)
+    removed = broker.ok("deprovision", **target, accepts_incomplete=asynchronous)
     if removed["async"]:
         assert removed["last_operation"]["state"] == "succeeded", removed
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(credentials["uri"], connect_timeout=5).close()
     # The platform's orphan mitigation repeats deletes: the library takes the 410 as done.
-    assert broker.ok("deprovision", **target, accepts_incomplete=True) == {"async": False, "operation": None}
+    assert broker.ok("deprovision", **target, accepts_incomplete=asynchronous) == {"async": False, "operation": None}
 
 
 def test_a_plan_change_polled_with_the_old_plan_and_a_rebind_with_another_plan(
@@ -114,21 +120,21 @@ def test_a_plan_change_polled_with_the_old_plan_and_a_rebind_with_another_plan(
     """The library polls a plan change with the plan before it (as the spec tells platforms to), takes
     a repeated bind as the same binding, and one of the same id with another plan as its Conflict."""
     service_id, plan_ids = postgres
-    target = {"instance": new_id(), "service": service_id, "plan": plan_ids["essential-0"]}
+    target = {"instance": new_id(), "service": service_id, "plan": plan_ids["essential-1"]}
     binding = new_id()
     assert client.ok("provision", **target, accepts_incomplete=True)["last_operation"]["state"] == "succeeded"
     try:
         first = client.ok("bind", **target, binding=binding)
         assert client.ok("bind", **target, binding=binding) == first  # a platform's retry: the same answer
-        changed = client.ok("update", **target, new_plan=plan_ids["essential-1"], accepts_incomplete=True)
+        changed = client.ok("update", **target, new_plan=plan_ids["essential-2"], accepts_incomplete=True)
         assert changed["async"] is True and changed["last_operation"]["state"] == "succeeded", changed
-        assert client.ok("get-instance", instance=target["instance"])["plan_id"] == plan_ids["essential-1"]
-        again = client.refused("bind", **{**target, "plan": plan_ids["essential-1"]}, binding=binding)
+        assert client.ok("get-instance", instance=target["instance"])["plan_id"] == plan_ids["essential-2"]
+        again = client.refused("bind", **{**target, "plan": plan_ids["essential-2"]}, binding=binding)
         assert again["kind"] == "Conflict" and again["status"] == 409, again
         with psycopg.connect(first["credentials"]["uri"], connect_timeout=5) as connection:
             assert connection.execute("SELECT 1").fetchone() == (1,)  # the change kept the database
     finally:
-        client.ok("deprovision", **{**target, "plan": plan_ids["essential-1"]}, accepts_incomplete=True)
+        client.ok("deprovision", **{**target, "plan": plan_ids["essential-2"]}, accepts_incomplete=True)
 
 
 @pytest.mark.parametrize("credential", ["wrong password", "unknown user"])
@@ -185,17 +191,18 @@ def test_deleting_what_was_never_made_is_done_for_the_client(
 
 def test_an_async_provision_wakes_the_workers_at_once(
         client: PublishedClient, platform: BuiltinPlatform, postgres: tuple[str, dict[str, str]]) -> None:
-    """A 202 must reach a worker at once, as Berth's own POST /apps/{app}/addons does (a datagram to
-    each worker's socket, berth.jobs.wakeup), not at the worker's next poll up to a second later:
-    else a platform's provision → last_operation → bind takes ~0.5 s more than the add-on API's
-    (bench/osb.py). This test listens beside the worker, as a worker would."""
+    """The 202 of an async-only plan must reach a worker at once, as Berth's own POST
+    /apps/{app}/addons does (a datagram to each worker's socket, berth.jobs.wakeup), not at the
+    worker's next poll up to a second later: else a platform's provision → last_operation → bind
+    takes ~0.5 s more than the add-on API's (bench/osb.py --plan essential-1). This test listens
+    beside the worker, as a worker would."""
     service_id, plan_ids = postgres
-    target = {"instance": new_id(), "service": service_id, "plan": plan_ids["essential-0"]}
+    target = {"instance": new_id(), "service": service_id, "plan": plan_ids["essential-1"]}
     assert platform.call("POST", "/apps", name="osb-nudge-control").status_code == 201
     listener = NudgeListener(Path(platform.server.env["BERTH_DATA_DIR"]))
     try:
         listener.wait(0.01)  # nothing queued before this test counts
-        addon = platform.call("POST", "/apps/osb-nudge-control/addons", plan="postgresql:essential-0").json()
+        addon = platform.call("POST", "/apps/osb-nudge-control/addons", plan="postgresql:essential-1").json()
         assert listener.wait(2.0), "Berth's own add-on API did not nudge the workers: the listener is broken"
         listener.wait(0.5)  # its outcome's signals
         made = client.ok("provision", **target, accepts_incomplete=True, wait=False)
