@@ -5,6 +5,9 @@ library decodes every answer into its own types and classifies errors with its o
 what it accepts is what a deployed platform built on it accepts."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -15,7 +18,9 @@ import pytest
 from berth.addons.postgres.cluster import LocalPostgres
 from berth.jobs.wakeup import NudgeListener
 from tests.builtin_platform import BuiltinPlatform, builtin_platform
+from tests.live_server import ROOT
 from tests.osb.published_client import PublishedClient, published_client
+from tests.partners.harness import run_example_partner
 
 pytestmark = pytest.mark.slow
 EMAIL = "platform-owner@example.com"
@@ -214,3 +219,33 @@ def test_an_async_provision_wakes_the_workers_at_once(
     done = client.ok("provision", **target, accepts_incomplete=True)  # the identical replay: polled to the end
     assert done["last_operation"]["state"] == "succeeded", (done, addon)
     client.ok("deprovision", **target, accepts_incomplete=True)
+
+
+def test_a_partners_async_provision_through_the_partner_api(
+        client: PublishedClient, platform: BuiltinPlatform, tmp_path: Path) -> None:
+    """A third party's service is in the broker's catalogue too, and its provision goes through the
+    partner API: the partner answers 202 and completes later through Berth's partner endpoints, while
+    the library polls; a bind meanwhile is refused with a ConcurrencyError, not bound half-made."""
+    with run_example_partner(tmp_path, mode="async", service="osb-client-partner", async_delay=2) as partner:
+        manifest = tmp_path / "manifest.json"
+        manifest.write_text(json.dumps(partner.manifest()))
+        registered = subprocess.run([sys.executable, "-m", "berth.admin", "register-addon", str(manifest)], cwd=ROOT,
+                                    env=platform.server.env, capture_output=True, text=True, timeout=60)
+        assert registered.returncode == 0, registered.stderr
+        service_id, plan_ids = berth_ids(platform, partner.service)
+        offered = {s["id"]: s for s in client.ok("catalog")["services"]}
+        assert {plan["name"] for plan in offered[service_id]["plans"]} == {"test", "premium"}
+        target = {"instance": new_id(), "service": service_id, "plan": plan_ids["test"]}
+        binding = new_id()
+
+        made = client.ok("provision", **target, accepts_incomplete=True, wait=False)
+        assert made["async"] is True, made
+        early = client.refused("bind", **target, binding=binding)
+        assert (early["status"], early.get("error")) == (422, "ConcurrencyError"), early
+        done = client.ok("provision", **target, accepts_incomplete=True)  # the replay: 202 again, polled
+        assert done["operation"] == made["operation"] and done["last_operation"]["state"] == "succeeded", done
+        assert client.ok("bind", **target, binding=binding)["credentials"]["EXAMPLE_URL"].startswith(
+            "https://example-partner.invalid/r/")
+        client.ok("unbind", **target, binding=binding)
+        client.ok("deprovision", **target, accepts_incomplete=True)
+        assert partner.calls("deprovision") == 1
