@@ -11,12 +11,16 @@ export BERTH_TLS_PORT ?= 5443
 # cores. Each file stays in one process, so its module fixtures start once.
 PYTEST_ARGS ?= -n 3 --dist loadfile
 
-.PHONY: setup system-packages kafka-jars heroku-cli stack run migrate test test-fast bench clean
+.PHONY: setup system-packages kafka-jars heroku-cli osb-client stack run migrate test test-fast bench clean
 
-setup: system-packages $(STAMP) kafka-jars heroku-cli stack
+setup: system-packages $(STAMP) kafka-jars heroku-cli osb-client stack
 
 heroku-cli:
 	@bash scripts/install-heroku-cli.sh
+
+# The published OSB client (Kubernetes' Go library) the broker's tests drive Berth with.
+osb-client: system-packages
+	@bash scripts/build-osb-client.sh
 
 # The sandbox's root filesystem, built once per machine and package list (a few minutes).
 stack: system-packages $(STAMP)

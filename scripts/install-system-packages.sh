@@ -5,6 +5,8 @@
 #   redis-server  one process per Redis add-on (Redis add-on, tests)
 #   default-jre-headless, maven  the Kafka add-on's broker, fetched from Maven Central
 #   npm           installs the official Heroku CLI the tests run against Berth
+#   golang-go     builds the published OSB client the broker's tests drive (scripts/build-osb-client.sh),
+#                 unless a Go toolchain is already there (on PATH or in /usr/local/go)
 #   chromium      the headless browser the end-to-end page tests drive (playwright, no download)
 #   bubblewrap    the sandbox builds and dynos run in (berth/supervise/sandbox.py)
 #   pigz          compresses slugs on every core (berth/platform/slugs.py; gzip in-process without it)
@@ -40,6 +42,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v java >/dev/null || missing+=(default-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v npm >/dev/null || missing+=(npm)
+command -v go >/dev/null || [[ -x /usr/local/go/bin/go ]] || missing+=(golang-go)
 command -v chromium >/dev/null || missing+=(chromium fonts-liberation)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)

@@ -73,12 +73,13 @@ def wait_for_worker(server: LiveServer, worker: subprocess.Popen[bytes]) -> None
 
 
 @contextlib.contextmanager
-def builtin_platform(base: Path, postgres_admin_url: str | None, email: str,
+def builtin_platform(base: Path, postgres_admin_url: str | None, email: str, *, tls: bool = False,
                      **settings: str) -> Iterator[BuiltinPlatform]:
-    """`postgres_admin_url` None: Postgres add-ons go to an embedded cluster of this server's own."""
+    """`postgres_admin_url` None: Postgres add-ons go to an embedded cluster of this server's own.
+    `tls`: with the TLS listener too (`LiveServer.tls_url`)."""
     servers = {"POSTGRES_SERVERS": postgres_admin_url} if postgres_admin_url else {}
     let_service_accounts_in(base)
-    with live_server(base, workers=2, threads=4, BUILTIN_ADDONS="1", PROVISION_WAIT_SECONDS="10",
+    with live_server(base, workers=2, threads=4, tls=tls, BUILTIN_ADDONS="1", PROVISION_WAIT_SECONDS="10",
                      **servers, **settings) as server:
         worker_log = (base / "worker.log").open("wb")
         worker = subprocess.Popen([sys.executable, "-m", "berth.worker"], cwd=ROOT, env=server.env,
