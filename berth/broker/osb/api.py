@@ -16,6 +16,7 @@ from berth.broker.osb.protocol import OsbError
 from berth.config import Settings
 from berth.errors import BerthError
 from berth.httpapi.context import database, db_session, public
+from berth.jobs.wakeup import nudge_workers
 
 blueprint = Blueprint("osb", __name__, url_prefix="/osb")
 INSTANCE = "/v2/service_instances/<instance_id>"
@@ -94,6 +95,9 @@ def _settle(outcome: Outcome, settle: Callable[[Outcome], Outcome]) -> Outcome:
     """Commit, let the worker do it (a bounded wait), then the final answer, whose own writes (a
     late provision cancelled) are committed whatever its status."""
     if outcome.wait_on is None:
+        if outcome.status == 202:  # an operation accepted without a wait: the worker takes it now
+            db_session().commit()
+            nudge_workers(_settings().data_dir)
         return outcome
     addon_id, operation_id = outcome.wait_on
     commit_and_wait(addon_id, operation_id, seconds=outcome.wait_seconds)
