@@ -25,6 +25,7 @@ from berth.addons.redis import instances
 from berth.jobs.worker import Worker
 from berth.worker import make_worker
 from berth.config import Settings
+from berth.supervise.readiness import wait_until
 from berth.web.addon_dashboard import PAGE_READ_SECONDS
 from tests.builtin_platform import let_service_accounts_in
 from tests.conftest import TEST_KEY, Api, User
@@ -169,7 +170,8 @@ def test_a_slow_provider_is_given_up_on_in_time(served: BaseWSGIServer, port: in
     served.server_close()
     with socket.socket() as silent:  # accepts connections (the backlog) and never answers
         silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        silent.bind(("127.0.0.1", port))
+        # The closed server's port may take a moment to be free again (a connection still closing).
+        assert wait_until(lambda: _bound(silent, port), 5), f"port {port} did not come free"
         silent.listen(8)
         started = time.monotonic()
         body = text(signed_in.get(database_page))
@@ -213,3 +215,11 @@ def test_kafka_page_shows_partitions_used_and_its_topics(api: Api, alice: User, 
         assert open_forms(body) == 0 and "Not available" not in body
     finally:
         kafka_broker.stop(settings)
+
+
+def _bound(sock: socket.socket, port: int) -> bool:
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
