@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
-from psycopg import errors
+from psycopg import errors, sql
 from sqlalchemy import delete
 
 from berth import crypto
@@ -726,6 +726,25 @@ def test_a_grant_has_the_addons_rights_and_its_revocation_ends_it_alone(env: Env
     with pytest.raises(ProviderError) as unknown:
         provider.grant("no-such-uuid", "binding-1")
     assert unknown.value.status == 404
+
+
+def test_a_grant_repeated_after_an_interruption_repairs_the_role_it_left(env: Env) -> None:
+    """A grant interrupted after its role was made (here: the role lost its membership and LOGIN)
+    is completed by the repeated call: the same credentials log in with the add-on's rights."""
+    provider = env.provider()
+    made = provider.provision(request())
+    with connect(made.config[CONFIG_VAR]) as tenant:
+        tenant.execute("CREATE TABLE t (x int)")
+    url = provider.grant(made.id, "binding-1")[CONFIG_VAR]
+    role = names(url)[0]
+    with env.admin() as admin:
+        admin.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(names(made.config[CONFIG_VAR])[0]),
+                                                          sql.Identifier(role)))
+        admin.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(sql.Identifier(role)))
+    assert refused_login(url)
+    assert provider.grant(made.id, "binding-1")[CONFIG_VAR] == url
+    with connect(url) as bound:
+        bound.execute("INSERT INTO t VALUES (1)")  # a member of the add-on's role again
 
 
 def test_revoking_a_grant_escapes_the_traps_its_holder_left(env: Env) -> None:
