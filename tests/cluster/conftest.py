@@ -11,14 +11,20 @@ from typing import Iterator
 
 import pytest
 
+from berth.supervise.stack import stacks_dir
 from tests.cluster.machines import Cluster, missing_tools, remove_services, start_cluster
+
+
+# The registry's images outlive the run beside the stack they are made from (.cache, outside git):
+# the stack image is pushed once per machine and stack, not once per run.
+REGISTRY_CACHE = stacks_dir().parent / "swarm-registry"
 
 
 def _cluster(machines: int) -> Iterator[Cluster]:
     missing = missing_tools()
     if missing:
         pytest.fail(f"the Swarm harness needs {', '.join(missing)}: run `make setup` as root")
-    with start_cluster(machines) as cluster:
+    with start_cluster(machines, registry_storage=REGISTRY_CACHE) as cluster:
         yield cluster
 
 
