@@ -2,15 +2,20 @@
 the ones it uses: `from tests.cluster.conftest import swarm, swarm_cluster  # noqa: F401`.
 
 One cluster per test session (per xdist worker) and per size; tests share it and are isolated by
-`swarm`, which heals the machines and removes every service after each test. A host without the
+`swarm`, which heals the machines and removes every service after each test. `swarm_stack_image`
+is the stack image in that cluster's registry (berth.platform.dynos.images), made once. A host without the
 harness's tools fails these tests with what to install: it never skips them.
 """
 from __future__ import annotations
 
+import fcntl
+import sys
 from typing import Iterator
 
 import pytest
 
+from berth.platform.dynos.images import ensure_stack_image
+from berth.supervise import stack as stacks
 from berth.supervise.stack import stacks_dir
 from tests.cluster.machines import Cluster, missing_tools, remove_services, start_cluster
 
@@ -46,3 +51,15 @@ def swarm(swarm_cluster: Cluster) -> Iterator[Cluster]:
     yield swarm_cluster
     swarm_cluster.heal()
     remove_services(swarm_cluster)
+
+
+@pytest.fixture(scope="session")
+def swarm_stack_image(swarm_cluster: Cluster) -> str:
+    """The stack image in the 2-machine cluster's registry. xdist workers each start a cluster of
+    their own but share the registry cache: one pushes the stack while the others wait, then find it."""
+    if not stacks.is_built(stacks.stack_root()):
+        stacks.build(out=sys.stderr)  # minutes, once per machine and package list
+    REGISTRY_CACHE.parent.mkdir(parents=True, exist_ok=True)
+    with open(REGISTRY_CACHE.with_name("swarm-registry.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return ensure_stack_image(swarm_cluster.manager.client(), swarm_cluster.registry, stacks.require_stack())

@@ -14,7 +14,7 @@ import docker
 import pytest
 import requests
 
-from tests.cluster.conftest import swarm, swarm_cluster  # noqa: F401
+from tests.cluster.conftest import swarm, swarm_cluster, swarm_cluster_three  # noqa: F401
 from tests.cluster.machines import (NETNS_DIR, Cluster, Machine, _freezer_hierarchy, clean_leftovers,
                                     push_busybox_image)
 
@@ -67,6 +67,18 @@ def test_two_machines_form_a_swarm_with_m1_as_its_only_manager(swarm: Cluster) -
     for machine in swarm.machines:
         assert f"{swarm.registry.rsplit(':', 1)[0]}" in str(machine.client().info()["RegistryConfig"])
     assert requests.get(f"http://{swarm.registry}/v2/", timeout=5).status_code == 200
+
+
+def test_three_machines_form_a_swarm_on_their_own_addresses(swarm_cluster_three: Cluster) -> None:
+    cluster = swarm_cluster_three
+    nodes = {node.attrs["Description"]["Hostname"]: node.attrs for node in cluster.manager.client().nodes.list()}
+    assert sorted(nodes) == ["m1", "m2", "m3"]
+    assert [nodes[m.name]["Status"]["Addr"] for m in cluster.machines] == [m.address for m in cluster.machines]
+    assert [nodes[name]["Spec"]["Role"] for name in ("m1", "m2", "m3")] == ["manager", "worker", "worker"]
+    # m3 reaches m2 through the hub (the bridge three machines need), the root namespace reaches m3.
+    m3 = cluster.machine("m3")
+    m3.run_in_namespace(["busybox", "ping", "-c", "1", "-W", "2", cluster.machine("m2").address])
+    assert requests.get(f"http://{cluster.registry}/v2/", timeout=5).ok
 
 
 def test_a_dnsrr_service_published_in_host_mode_spreads_and_answers_the_root_namespace(swarm: Cluster) -> None:

@@ -13,7 +13,7 @@ from berth.platform.dynos.images import (DYNO_UID, ensure_slug_image, ensure_sta
                                          slug_image_ref, stack_image_ref)
 from berth.platform.slug_store import LocalSlugStore
 from berth.platform.slugs import ChecksumMismatch, SlugError, pack
-from tests.cluster.conftest import swarm_cluster  # noqa: F401
+from tests.cluster.conftest import swarm_cluster, swarm_stack_image  # noqa: F401
 from tests.cluster.machines import Cluster
 from tests.dynos.conftest import stack  # noqa: F401
 
@@ -64,10 +64,9 @@ def test_the_stack_image_is_pushed_once_and_runs_as_the_dyno_user(swarm_cluster:
 
 
 def test_a_slug_image_holds_the_slug_at_app_writable_by_its_unprivileged_user(
-        swarm_cluster: Cluster, image_store: LocalSlugStore, tmp_path: Path, stack: Path) -> None:
+        swarm_cluster: Cluster, image_store: LocalSlugStore, tmp_path: Path, swarm_stack_image: str) -> None:
     checksum, marker = new_slug(image_store, tmp_path)
     client = swarm_cluster.manager.client()
-    ensure_stack_image(client, swarm_cluster.registry, stack)
 
     reference = ensure_slug_image(client, swarm_cluster.registry, image_store, checksum)
 
@@ -82,7 +81,7 @@ def test_a_slug_image_holds_the_slug_at_app_writable_by_its_unprivileged_user(
 
 
 def test_building_the_same_slug_again_reuses_the_image_in_the_registry(
-        swarm_cluster: Cluster, image_store: LocalSlugStore, tmp_path: Path, stack: Path) -> None:
+        swarm_cluster: Cluster, image_store: LocalSlugStore, tmp_path: Path, swarm_stack_image: str) -> None:
     """A rollback or a restart on another machine: the registry has the image, nothing is built."""
     checksum, _ = new_slug(image_store, tmp_path)
     client = swarm_cluster.manager.client()
@@ -101,7 +100,7 @@ def test_building_the_same_slug_again_reuses_the_image_in_the_registry(
 
 
 def test_a_tampered_slug_is_refused_and_no_image_is_pushed(
-        swarm_cluster: Cluster, image_store: LocalSlugStore, tmp_path: Path, stack: Path) -> None:
+        swarm_cluster: Cluster, image_store: LocalSlugStore, tmp_path: Path, swarm_stack_image: str) -> None:
     checksum, _ = new_slug(image_store, tmp_path)
     blob = image_store._path(checksum)
     other, _ = new_slug(LocalSlugStore(tmp_path / "other-store"), tmp_path / "other")
