@@ -30,18 +30,19 @@ the containers' shims and the containers themselves (and m1's registry), as a hu
 The kernel still completes TCP handshakes on its listening sockets, but nothing answers. `cut_link`
 takes the machine's only link down instead: its processes run on but nothing reaches it.
 
-Addresses: four clusters can run at once on one box (two CI runs, or several xdist workers), each in
-a slot of its own: slot k uses 198.51.100.(64k+1…3) for its machines and 198.51.100.(64k+62) for
-the root namespace, so slot 0 (the usual one) has m1 = 198.51.100.1 and the registry at
-198.51.100.1:5000. A slot is held by an flock for the cluster's life; a slot whose lock is free but
+Addresses: eight clusters can run at once on one box (two CI runs, several xdist workers, a test
+that starts one more), each in a slot of its own, a /27: slot k uses 198.51.100.(32k+1…3) for its
+machines and 198.51.100.(32k+30) for the root namespace, so slot 0 (the usual one) has
+m1 = 198.51.100.1 and the registry at 198.51.100.1:5000. Read addresses from the objects, never
+assume slot 0. A slot is held by an flock for the cluster's life; a slot whose lock is free but
 whose namespaces, links, cgroups or data are still there is a leftover of a killed run, and is
 cleaned away before use. Every name carries the slot and a per-run id.
 
 Layout of one cluster (names for slot 0, run id abcdef):
     namespace berth-test-s0-abcdef-hub   a bridge joining the machines and the root namespace
-    namespace berth-test-s0-abcdef-m1    eth0 198.51.100.1/26, dockerd, docker-registry
-    namespace berth-test-s0-abcdef-m2    eth0 198.51.100.2/26, dockerd
-    root namespace                       b0abcdefrt 198.51.100.62/26 (reaches tasks published mode=host)
+    namespace berth-test-s0-abcdef-m1    eth0 198.51.100.1/27, dockerd, docker-registry
+    namespace berth-test-s0-abcdef-m2    eth0 198.51.100.2/27, dockerd
+    root namespace                       b0abcdefrt 198.51.100.30/27 (reaches tasks published mode=host)
     cgroup /berth-test-s0-abcdef-m1      every process of m1 (the freezer's unit), and the containers'
                                          cgroup parent
     $TMPDIR/berth-test-s0-abcdef/        the daemons' data, exec roots, sockets and logs
@@ -74,7 +75,7 @@ REGISTRY_BINARY = "/usr/bin/docker-registry"
 # Debian's docker.io client; the machine image may put another one first on PATH.
 DOCKER_CLI = next((p for p in ("/usr/bin/docker", shutil.which("docker")) if p and os.path.exists(p)), "docker")
 REGISTRY_PORT = 5000
-SLOTS = 4
+SLOTS = 8
 PREFIX = "berth-test"
 LOCK_DIR = Path("/run/lock")
 NETNS_DIR = Path("/run/netns")
@@ -97,8 +98,8 @@ def missing_tools() -> list[str]:
 
 
 def _slot_addresses(slot: int) -> tuple[str, list[str], str]:
-    base = 64 * slot
-    return f"198.51.100.{base}/26", [f"198.51.100.{base + i}" for i in (1, 2, 3)], f"198.51.100.{base + 62}"
+    base = 32 * slot
+    return f"198.51.100.{base}/27", [f"198.51.100.{base + i}" for i in (1, 2, 3)], f"198.51.100.{base + 30}"
 
 
 def _run(argv: list[str], check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
