@@ -4,7 +4,8 @@ the first. Used by the pytest fixtures in tests/cluster/conftest.py and by bench
 
 API (kept small and stable; see tests/cluster/test_harness.py for a use):
 
-    with start_cluster(machines=2) as cluster:      # 2 or 3; needs root, dockerd, docker-registry
+    with start_cluster(machines=2, registry_storage=None) as cluster:   # 2 or 3 machines; needs root,
+                                                    #   dockerd, docker-registry; storage: keep images across runs
         cluster.machines                            # [Machine m1, m2, ...]; m1 is the Swarm's only manager,
                                                     #   the others join as workers (freeze a worker, never m1)
         cluster.manager                             # m1: create services through its client
@@ -22,8 +23,9 @@ API (kept small and stable; see tests/cluster/test_harness.py for a use):
 
 Fixtures (tests/cluster/conftest.py; import them into a test module, as tests import stack_root):
 `swarm_cluster` (session, 2 machines), `swarm_cluster_three` (session, 3 machines, started only if
-asked for), `swarm` (per test: the 2-machine cluster, healed and emptied of services after the test).
-Mark such tests `slow` and `swarm`.
+asked for), `swarm` (per test: the 2-machine cluster, healed and emptied of services after the test),
+`swarm_stack_image` (session: the stack image in swarm_cluster's registry; its registry's storage is
+kept in .cache/swarm-registry across runs). Mark such tests `slow` and `swarm`.
 
 `freeze` stops every process of the machine at once with the cgroup freezer: its dockerd, containerd,
 the containers' shims and the containers themselves (and m1's registry), as a hung machine would.
