@@ -14,7 +14,7 @@
 #   nginx-light   the router in front of web dynos (berth/platform/router/)
 #   git           `git http-backend` serves each app's repository (berth/platform/git/)
 #   docker.io     dockerd for the Swarm test harness's "machines" (tests/cluster/) and the stack/app
-#                 images (berth/platform/swarm/); never started as a system service: the harness
+#                 images (berth/platform/dynos/images.py); never started as a system service: the harness
 #                 starts its own daemons, one per network namespace
 #   docker-registry  the image registry those daemons push to and pull from (no outside registry here)
 #   iproute2      `ip netns`/veth/bridge for the harness's machines
