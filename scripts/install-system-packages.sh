@@ -13,6 +13,12 @@
 #   mmdebstrap    builds the stack, the sandbox's Debian root filesystem (scripts/build-stack.sh)
 #   nginx-light   the router in front of web dynos (berth/platform/router/)
 #   git           `git http-backend` serves each app's repository (berth/platform/git/)
+#   docker.io     dockerd for the Swarm test harness's "machines" (tests/cluster/) and the stack/app
+#                 images (berth/platform/dynos/images.py); never started as a system service: the harness
+#                 starts its own daemons, one per network namespace
+#   docker-registry  the image registry those daemons push to and pull from (no outside registry here)
+#   iproute2      `ip netns`/veth/bridge for the harness's machines
+#   busybox-static  the harness's tiny test image (a static binary imported as an image, no registry needed)
 #   wrk         HTTP load generator, only with --bench
 # Idempotent and silent when everything is present. Debian's postgresql
 # package may create and start a "main" cluster on port 5432; Berth never
@@ -49,6 +55,11 @@ command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
 command -v pigz >/dev/null || missing+=(pigz)
 [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || missing+=(nginx-light)
 [[ -x "$(git --exec-path 2>/dev/null)/git-http-backend" ]] || missing+=(git)
+# The machine image may ship a docker client of its own in /usr/local/bin: look for Debian's daemon.
+[[ -x /usr/sbin/dockerd ]] || missing+=(docker.io)
+command -v docker-registry >/dev/null || [[ -x /usr/bin/docker-registry ]] || missing+=(docker-registry)
+command -v ip >/dev/null || missing+=(iproute2)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
 if ((bench)) && ! command -v wrk >/dev/null; then
     missing+=(wrk)
 fi
@@ -61,10 +72,28 @@ if ((EUID != 0)); then
 fi
 
 echo "installing system packages: ${missing[*]}" >&2
+# docker.io, containerd and docker-registry start system services from their maintainer scripts
+# (a dockerd as root on every interface, a registry on :5000). Berth's harness starts its own daemons,
+# so forbid service starts during the install (policy-rc.d exit 101, invoke-rc.d's documented way)
+# unless the machine already forbids them, and put things back afterwards.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [[ ! -e "$policy" ]]; then
+    "${as_root[@]}" sh -c "printf '#!/bin/sh\n# Berth: no service starts during install-system-packages.sh\nexit 101\n' > $policy && chmod 755 $policy"
+    made_policy=1
+fi
+cleanup_policy() { if ((made_policy)); then "${as_root[@]}" rm -f "$policy"; fi; }
+trap cleanup_policy EXIT
 # env rather than export: sudo drops most of the caller's environment.
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Where systemd runs, also keep the services from starting at the next boot.
+if [[ -d /run/systemd/system ]]; then
+    for unit in docker.service docker.socket containerd.service docker-registry.service; do
+        "${as_root[@]}" systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    done
+fi
 
 if [[ " ${missing[*]} " == *" postgresql "* ]] && ! have_initdb; then
     echo "postgresql installed but no /usr/lib/postgresql/*/bin/initdb found" >&2
