@@ -9,7 +9,7 @@ import base64
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 from cryptography.fernet import Fernet
@@ -22,6 +22,9 @@ from berth.accounts import create_account
 from berth.addons.postgres.cluster import LocalPostgres
 from berth.config import Settings
 from berth.db import Base
+
+if TYPE_CHECKING:
+    from tests.s3_server import S3Server
 
 ACCEPT = "application/vnd.heroku+json; version=3"
 TEST_KEY = Fernet.generate_key().decode()
@@ -141,3 +144,19 @@ def alice(api: Api) -> User:
 @pytest.fixture
 def bob(api: Api) -> User:
     return api.make_user("bob@example.com")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator["S3Server"]:
+    """A real S3 server (versitygw) for the whole run; each test makes its own bucket (s3_bucket).
+    Its files live outside pytest's temporary dirs, which another run's clean-up may remove."""
+    from tests.s3_server import running_versitygw
+
+    with tempfile.TemporaryDirectory(prefix="berth-s3-") as directory, \
+            running_versitygw(Path(directory)) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: "S3Server") -> str:
+    return s3_server.new_bucket()

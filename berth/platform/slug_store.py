@@ -2,6 +2,7 @@
 an S3-compatible store can replace the local one. Every read is verified against its address."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -9,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Iterator, Protocol
 
+from berth.config import Settings
 from berth.platform.slugs import (SlugError, UnpackLimits, checksum_of_stream, normalise_checksum, unpack,
                                   verify_checksum)
 
@@ -40,6 +42,14 @@ class SlugStore(Protocol):
         """Remove the blob; absent is fine."""
 
 
+def put_file(store: SlugStore, path: Path, expected: str | None) -> str:
+    """`store.put`, for every store: the file through `put_stream`."""
+    if expected is not None:
+        normalise_checksum(expected)  # refuses a malformed one before any work
+    with open(path, "rb") as source:
+        return store.put_stream(source, expected)
+
+
 class LocalSlugStore:
     """Files under `root/sha256/ab/<hex>.tgz`, written to a temporary file in the same directory,
     flushed to disk and renamed into place, so a reader sees a whole blob or none."""
@@ -52,10 +62,7 @@ class LocalSlugStore:
         return self.root / "sha256" / hexdigest[:2] / f"{hexdigest}.tgz"
 
     def put(self, path: Path, expected: str | None = None) -> str:
-        if expected is not None:
-            normalise_checksum(expected)  # refuses a malformed one before any work
-        with open(path, "rb") as source:
-            return self.put_stream(source, expected)
+        return put_file(self, path, expected)
 
     def put_stream(self, source: BinaryIO, expected: str | None = None) -> str:
         """`put` from a stream: hashed while copied, so the blob is read once."""
@@ -118,3 +125,20 @@ def unpack_slug(store: SlugStore, checksum: str, destination: Path,
 def local_store(data_dir: Path) -> LocalSlugStore:
     """The store under the data dir (`$BERTH_DATA_DIR/slugs`)."""
     return LocalSlugStore(data_dir / "slugs")
+
+
+def slug_store_of(settings: Settings) -> SlugStore:
+    """The store BERTH_SLUG_STORE names: the local one (the default) or an S3 bucket. Every process
+    (web, builder, runner, worker) asks here, so one setting moves them all."""
+    if settings.slug_store == "local":
+        return local_store(settings.data_dir)
+    return _s3_store(settings)
+
+
+@functools.lru_cache(maxsize=4)
+def _s3_store(settings: Settings) -> SlugStore:
+    """One S3 store (and boto3 client, which is thread-safe) per process and settings: making a
+    client costs more than most requests."""
+    from berth.platform.s3_slug_store import S3SlugStore  # boto3 is loaded only when S3 is used
+
+    return S3SlugStore.from_settings(settings)

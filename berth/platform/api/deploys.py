@@ -16,7 +16,7 @@ from berth.platform.api.release_output import release_schema
 from berth.platform.api.helpers import settings
 from berth.platform.models import Slug
 from berth.platform.schemas import ReleaseCreateSchema, ReleaseSchema, SlugCreateSchema, SlugSchema
-from berth.platform.slug_store import MissingSlug, SlugStore, local_store
+from berth.platform.slug_store import MissingSlug, SlugStore, slug_store_of
 from berth.platform.slugs import ChecksumMismatch, SlugError, check_size
 
 Reply = Any
@@ -26,7 +26,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 def slug_store() -> SlugStore:
-    return local_store(settings().data_dir)
+    return slug_store_of(settings())
 
 
 def _blob_url(slug: Slug, method: str) -> str:
