@@ -12,17 +12,12 @@ from botocore.client import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from berth.config import Settings
-from berth.platform.slugs import SlugError
+from berth.platform.slug_store import StorageUnavailable
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 60
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-
-
-class StorageUnavailable(SlugError):
-    """The S3 server could not be reached or refused Berth's request. The message is safe to show
-    (no key, no signature) and says what to do next."""
 
 
 @dataclass(frozen=True)

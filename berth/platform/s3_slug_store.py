@@ -24,8 +24,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from berth.config import Settings
-from berth.platform.s3 import S3Location, StorageUnavailable, guarded, is_not_found, listed
-from berth.platform.slug_store import MissingSlug, put_file
+from berth.platform.s3 import S3Location, guarded, is_not_found, listed
+from berth.platform.slug_store import MissingSlug, StorageUnavailable, put_file
 from berth.platform.slugs import SlugError, normalise_checksum, verify_checksum
 
 _CHUNK = 1024 * 1024

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from berth.db import Database, utcnow
 from berth.platform.models import Release, ReleaseStatus, Slug
-from berth.platform.slug_store import SlugStore
+from berth.platform.slug_store import PresignedSlugUploads, SlugStore
 
 KEEP_NEWEST_RELEASES = 20
 KEEP_FOR = timedelta(days=30)
@@ -95,7 +95,18 @@ def sweep_slugs(database: Database, store: SlugStore, now: datetime | None = Non
         orphans = orphan_blobs(session, store, now - ORPHAN_GRACE)
     for checksum in orphans:
         store.delete(checksum)
+    if isinstance(store, PresignedSlugUploads):
+        collect_abandoned_uploads(store, now - ORPHAN_GRACE)
     return collected
+
+
+def collect_abandoned_uploads(store: PresignedSlugUploads, uploaded_before: datetime) -> list[str]:
+    """Pre-signed uploads no release took (their URL lasted an hour; a day later nobody will): the
+    slug ids whose upload was deleted."""
+    abandoned = [slug_id for slug_id, uploaded_at in store.uploads() if uploaded_at < uploaded_before]
+    for slug_id in abandoned:
+        store.delete_upload(slug_id)
+    return abandoned
 
 
 class SlugRetentionSweep:

@@ -8,7 +8,7 @@ import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Iterator, Protocol
+from typing import BinaryIO, Iterator, Protocol, runtime_checkable
 
 from berth.config import Settings
 from berth.platform.slugs import (SlugError, UnpackLimits, checksum_of_stream, normalise_checksum, unpack,
@@ -19,6 +19,11 @@ _CHUNK = 1024 * 1024
 
 class MissingSlug(SlugError):
     pass
+
+
+class StorageUnavailable(SlugError):
+    """The store (S3) could not be reached or refused Berth's request. The message is safe to show
+    (no key, no signature) and says what to do next."""
 
 
 class SlugStore(Protocol):
@@ -40,6 +45,22 @@ class SlugStore(Protocol):
 
     def delete(self, checksum: str) -> None:
         """Remove the blob; absent is fine."""
+
+
+@runtime_checkable
+class PresignedSlugUploads(Protocol):
+    """A store a client uploads slugs to directly (S3's pre-signed PUT), not through Berth. What
+    arrives there is untrusted until `take_upload` has streamed it through `put_stream`."""
+
+    def upload_url(self, slug_id: str, ttl_seconds: int = 3600) -> str: ...
+
+    def take_upload(self, slug_id: str, expected: str | None, max_bytes: int) -> tuple[str, int] | None:
+        """The slug's upload moved to its verified address: (checksum, size); None if none came."""
+
+    def uploads(self) -> Iterator[tuple[str, datetime]]:
+        """(slug id, when uploaded) of uploads not taken yet."""
+
+    def delete_upload(self, slug_id: str) -> None: ...
 
 
 def put_file(store: SlugStore, path: Path, expected: str | None) -> str:

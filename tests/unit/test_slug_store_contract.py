@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from berth.config import load_settings
-from berth.platform.s3 import StorageUnavailable
+from berth.platform.slug_store import StorageUnavailable
 from berth.platform.slug_store import LocalSlugStore, MissingSlug, SlugStore, slug_store_of, unpack_slug
 from berth.platform.slugs import ChecksumMismatch, SlugError
 from tests.live_server import free_port
