@@ -6,6 +6,7 @@ tables are emptied afterwards, so tests are isolated without paying for a new da
 from __future__ import annotations
 
 import base64
+import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,12 +78,21 @@ def empty_all_tables(app: Flask) -> None:
             session.execute(delete(table))
 
 
+@contextlib.contextmanager
+def running_app(settings: Settings) -> Iterator[Flask]:
+    """A Flask app over `settings`, its tables emptied and its engine closed on the way out."""
+    flask_app = create_app(settings)
+    try:
+        yield flask_app
+    finally:
+        empty_all_tables(flask_app)
+        flask_app.extensions["berth.database"].dispose()
+
+
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
-    flask_app = create_app(settings)
-    yield flask_app
-    empty_all_tables(flask_app)
-    flask_app.extensions["berth.database"].dispose()
+    with running_app(settings) as flask_app:
+        yield flask_app
 
 
 @dataclass
@@ -160,3 +170,10 @@ def s3_server() -> Iterator["S3Server"]:
 @pytest.fixture
 def s3_bucket(s3_server: "S3Server") -> str:
     return s3_server.new_bucket()
+
+
+@pytest.fixture
+def s3_settings(settings: Settings, s3_server: "S3Server", s3_bucket: str) -> Settings:
+    """`settings` with slugs and sources in a fresh bucket (under the prefix `berth/`)."""
+    return settings.with_overrides(slug_store=f"s3://{s3_bucket}/berth", s3_endpoint=s3_server.endpoint,
+                                   s3_access_key_id=s3_server.access_key, s3_secret_access_key=s3_server.secret_key)

@@ -12,28 +12,20 @@ import pytest
 import requests
 from flask import Flask
 
-from berth import create_app
 from berth.config import Settings
 from berth.db import utcnow
 from berth.platform.slug_retention import sweep_slugs
 from berth.platform.slug_store import slug_store_of
 from tests.api.test_slugs import create_slug, sha256, slug_tarball
-from tests.conftest import Api, User, empty_all_tables
+from tests.conftest import Api, User, running_app
 from tests.live_server import free_port
 from tests.s3_server import S3Server
 
 
-def s3_settings(settings: Settings, server: S3Server, bucket: str) -> Settings:
-    return settings.with_overrides(slug_store=f"s3://{bucket}/berth", s3_endpoint=server.endpoint,
-                                   s3_access_key_id=server.access_key, s3_secret_access_key=server.secret_key)
-
-
 @pytest.fixture
-def app(settings: Settings, s3_server: S3Server, s3_bucket: str) -> Iterator[Flask]:
-    flask_app = create_app(s3_settings(settings, s3_server, s3_bucket))
-    yield flask_app
-    empty_all_tables(flask_app)
-    flask_app.extensions["berth.database"].dispose()
+def app(s3_settings: Settings) -> Iterator[Flask]:
+    with running_app(s3_settings) as flask_app:
+        yield flask_app
 
 
 @pytest.fixture
@@ -114,11 +106,10 @@ def test_retention_deletes_s3_objects_no_slug_names(api: Api, alice: User, app_n
     assert keys(s3_server, s3_bucket, "sha256/") == [f"berth/sha256/{sha256(kept)[7:9]}/{sha256(kept)[7:]}.tgz"]
 
 
-def test_a_slug_store_that_is_down_answers_503_with_a_message_not_a_hang(
-        settings: Settings, s3_bucket: str, s3_server: S3Server) -> None:
-    down = s3_settings(settings, s3_server, s3_bucket).with_overrides(s3_endpoint=f"http://127.0.0.1:{free_port()}")
-    flask_app = create_app(down)
-    try:
+def test_a_slug_store_that_is_down_answers_503_with_a_message_not_a_hang(s3_settings: Settings,
+                                                                          s3_server: S3Server) -> None:
+    down = s3_settings.with_overrides(s3_endpoint=f"http://127.0.0.1:{free_port()}")
+    with running_app(down) as flask_app:
         api = Api(flask_app)
         user = api.make_user("down@example.com")
         assert api.post("/apps", user, json={"name": "stranded"}).status_code == 201
@@ -130,6 +121,3 @@ def test_a_slug_store_that_is_down_answers_503_with_a_message_not_a_hang(
         assert "could not be reached" in refused.get_json()["message"]
         assert s3_server.secret_key not in refused.get_data(as_text=True)
         assert time.monotonic() - started < 30
-    finally:
-        empty_all_tables(flask_app)
-        flask_app.extensions["berth.database"].dispose()
