@@ -21,6 +21,7 @@ from berth.platform.sources.s3_store import S3SourceStore
 from tests.conftest import Api, User, running_app
 from tests.live_server import free_port
 from tests.s3_server import S3Server
+from tests.sources.test_sources_live import plugin_put
 
 TARBALL = b"\x1f\x8b pretend tarball " * 1000
 SHA = hashlib.sha256(TARBALL).hexdigest()
@@ -119,3 +120,14 @@ def test_posting_a_source_while_the_store_is_down_answers_503(s3_settings: Setti
         refused = api.post("/sources", user)
         assert refused.status_code == 503 and "could not be reached" in refused.get_json()["message"]
         assert time.monotonic() - started < 30
+
+
+def test_the_heroku_cli_builds_plugins_upload_reaches_the_bucket(api: Api, alice: User, tmp_path: Path) -> None:
+    """`heroku builds:create` PUTs with http-call, `Content-Type: ''` and a Content-Length: S3's
+    pre-signed URL takes it as Berth's own put_url does."""
+    blob = new_source(api, alice)
+    tarball = tmp_path / "source.tgz"
+    tarball.write_bytes(TARBALL * 200)  # a few MiB, past the API's 1 MiB body limit
+    status, done = plugin_put(blob["put_url"], tarball)
+    assert status == 200, done.stdout + done.stderr
+    assert requests.get(blob["get_url"], timeout=30).content == tarball.read_bytes()
