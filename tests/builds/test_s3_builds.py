@@ -15,6 +15,8 @@ import requests
 from berth.config import load_settings
 from berth.platform.slug_store import slug_store_of
 from tests.builds.conftest import APPS, BuildPlatform, build_platform
+from tests.builds.test_git_push_builds import repository_of
+from tests.git.test_git_http import git, git_env, head, remote
 from tests.s3_server import S3Server
 from tests.supervise.conftest import stack_root  # noqa: F401  (the session's built stack)
 
@@ -61,3 +63,17 @@ def test_a_source_uploaded_to_s3_builds_and_its_slug_is_stored_there_verified(
         with tarfile.open(fileobj=blob, mode="r:gz") as tar:
             assert "app/Procfile" in tar.getnames()
     assert platform.leftovers() == []
+
+
+def test_a_git_push_is_kept_in_s3_and_built_from_there(platform: BuildPlatform, s3_server: S3Server, bucket: str,
+                                                       tmp_path: Path) -> None:
+    platform.make_app("pushed-to-s3")
+    env = git_env(platform.server, tmp_path / "home")
+    source = repository_of("procfile-only", tmp_path / "src", env)
+    pushed = git(source, env, "push", remote(platform.server.url, platform.key, "pushed-to-s3"), "main")
+    assert "remote: Verifying deploy... done." in pushed.stderr
+    [build] = platform.call("GET", "/apps/pushed-to-s3/builds").json()
+    assert build["status"] == "succeeded" and build["source_blob"]["version"] == head(source, env)
+    assert build["source_blob"]["url"].startswith(f"{s3_server.endpoint}/{bucket}/berth/sources/")
+    assert not (platform.data_dir / "sources").exists() or not any((platform.data_dir / "sources").glob("*-*"))
+    assert platform.releases("pushed-to-s3")[-1]["slug"]["id"] == build["slug"]["id"]

@@ -6,6 +6,7 @@ refused (no request is made for it). Unused sources are collected after a day.""
 from __future__ import annotations
 
 import hashlib
+import io
 import time
 from pathlib import Path
 from typing import Iterator
@@ -18,6 +19,7 @@ from flask import Flask
 from berth.config import Settings
 from berth.platform.sources import SourceError, SourceFetcher
 from berth.platform.sources.s3_store import S3SourceStore
+from berth.platform.sources.store import UploadIncomplete, UploadTooLarge
 from tests.conftest import Api, User, running_app
 from tests.live_server import free_port
 from tests.s3_server import S3Server
@@ -131,3 +133,19 @@ def test_the_heroku_cli_builds_plugins_upload_reaches_the_bucket(api: Api, alice
     status, done = plugin_put(blob["put_url"], tarball)
     assert status == 200, done.stdout + done.stderr
     assert requests.get(blob["get_url"], timeout=30).content == tarball.read_bytes()
+
+
+def test_a_pushed_source_is_received_into_the_bucket_whole_or_not_at_all(
+        alice: User, s3_settings: Settings, s3_server: S3Server, s3_bucket: str, tmp_path: Path) -> None:
+    store = S3SourceStore.of(s3_settings)
+    assert store is not None
+    record = store.create(alice.id)
+    with pytest.raises(UploadTooLarge):
+        store.receive(record, io.BytesIO(TARBALL), len(TARBALL), max_bytes=len(TARBALL) - 1)
+    with pytest.raises(UploadIncomplete):
+        store.receive(record, io.BytesIO(TARBALL[:100]), len(TARBALL), max_bytes=len(TARBALL))
+    assert store.uploaded_size(record) is None
+    store.receive(record, io.BytesIO(TARBALL + b"the next request"), len(TARBALL), max_bytes=len(TARBALL))
+    fetched = SourceFetcher.from_settings(s3_settings).fetch(store.urls(record)["get_url"], f"SHA256:{SHA}",
+                                                             account_id=alice.id, dest=tmp_path / "pushed.tgz")
+    assert fetched.read_bytes() == TARBALL

@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from botocore.exceptions import ClientError
@@ -30,7 +30,9 @@ from berth.db import utcnow
 from berth.platform.s3 import S3Location, guarded, is_not_found, listed
 from berth.platform.slug_store import StorageUnavailable
 from berth.platform.sources.errors import SourceError
-from berth.platform.sources.store import COLLECT_EVERY_SECONDS, UNUSED_LIFETIME_SECONDS
+from berth.platform.s3_slug_store import TRANSFER
+from berth.platform.sources.store import (COLLECT_EVERY_SECONDS, UNUSED_LIFETIME_SECONDS, UploadIncomplete,
+                                          UploadTooLarge)
 from berth.platform.sources.urls import URL_TTL_SECONDS
 
 CHUNK = 256 * 1024
@@ -143,6 +145,14 @@ class S3SourceStore:
         finally:
             Path(partial).unlink(missing_ok=True)
 
+    def receive(self, record: S3SourceRecord, stream: IO[bytes], length: int, max_bytes: int) -> None:
+        """Stores `length` bytes from `stream` (a git push, relayed) as the blob. UploadTooLarge or
+        UploadIncomplete, leaving no blob, when the stream is over the limit or ends early."""
+        if length > max_bytes:
+            raise UploadTooLarge()
+        guarded(self.location, "store a source", lambda: self._client.upload_fileobj(
+            _Exactly(stream, length), self.location.bucket, self._blob_key(record.id), Config=TRANSFER))
+
     def touch(self, record: S3SourceRecord) -> None:
         """Marks the source used now (its record's LastModified): kept another UNUSED_LIFETIME_SECONDS."""
         try:
@@ -187,3 +197,19 @@ class S3SourceStore:
 @functools.lru_cache(maxsize=4)
 def _store_for(location: S3Location) -> S3SourceStore:
     return S3SourceStore(location)
+
+
+class _Exactly:
+    """`length` bytes of a stream, UploadIncomplete if it ends sooner."""
+
+    def __init__(self, stream: IO[bytes], length: int) -> None:
+        self.stream, self.left = stream, length
+
+    def read(self, size: int = -1) -> bytes:
+        if self.left == 0:
+            return b""
+        chunk = self.stream.read(min(CHUNK if size is None or size < 0 else size, self.left))
+        if not chunk:
+            raise UploadIncomplete()
+        self.left -= len(chunk)
+        return chunk
