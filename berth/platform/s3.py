@@ -52,15 +52,15 @@ class S3Location:
             aws_access_key_id=self.access_key_id or None, aws_secret_access_key=self.secret_access_key or None,
             config=config)
 
-    def origin(self) -> tuple[str, str, int]:
-        """(scheme, host, port) of the endpoint, as pre-signed URLs name it."""
-        url = self.endpoint or f"https://s3.{self.region}.amazonaws.com"
-        parts = urlsplit(url)
+    def origin(self, endpoint_url: str | None = None) -> tuple[str, str, int]:
+        """(scheme, host, port) of the endpoint pre-signed URLs name (`endpoint_url`: the client's,
+        which boto3 picks for AWS itself when no endpoint is configured)."""
+        parts = urlsplit(endpoint_url or self.endpoint or f"https://s3.{self.region}.amazonaws.com")
         return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
 
-    def path_of(self, key: str) -> str:
+    def path_of(self, key: str, endpoint_url: str | None = None) -> str:
         """The URL path (path-style addressing) of an object of this bucket."""
-        base = urlsplit(self.endpoint).path.rstrip("/") if self.endpoint else ""
+        base = urlsplit(endpoint_url or self.endpoint).path.rstrip("/")
         return f"{base}/{self.bucket}/{key}"
 
 

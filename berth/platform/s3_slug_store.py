@@ -30,7 +30,6 @@ from berth.platform.slugs import SlugError, normalise_checksum, verify_checksum
 
 _CHUNK = 1024 * 1024
 _BLOB_KEY = re.compile(r"sha256/[0-9a-f]{2}/([0-9a-f]{64})\.tgz\Z")
-_UPLOAD_KEY = re.compile(r"uploads/([0-9a-f-]{36})\.tgz\Z")
 # Sequential parts (use_threads=False): the hash is computed in the order the bytes are sent.
 TRANSFER = TransferConfig(multipart_threshold=8 * _CHUNK, multipart_chunksize=8 * _CHUNK, use_threads=False)
 UPLOAD_URL_SECONDS = 3600
@@ -173,15 +172,14 @@ class S3SlugStore:
         self._delete_key(key)
         return checksum, checked.size
 
-    def uploads(self) -> Iterator[tuple[str, datetime]]:
-        """Pre-signed uploads still waiting: (slug id, when uploaded), for collecting abandoned ones."""
-        for item in listed(self.location, self._client, "uploads/"):
-            found = _UPLOAD_KEY.match(item["Key"][len(self.location.prefix):])
-            if found:
-                yield found.group(1), item["LastModified"]
-
-    def delete_upload(self, slug_id: str) -> None:
-        self._delete_key(self._upload_key(slug_id))
+    def collect_leftovers(self, before: datetime) -> list[str]:
+        """Uploads no release took (their URL lasted an hour) and staging objects a crashed put
+        left, written before `before`: deleted; their keys."""
+        stale = [item["Key"] for under in ("uploads/", "tmp/") for item in listed(self.location, self._client, under)
+                 if item["LastModified"] < before]
+        for key in stale:
+            self._delete_key(key)
+        return stale
 
     # -- helpers ------------------------------------------------------------------------------
 

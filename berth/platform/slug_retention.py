@@ -96,17 +96,8 @@ def sweep_slugs(database: Database, store: SlugStore, now: datetime | None = Non
     for checksum in orphans:
         store.delete(checksum)
     if isinstance(store, PresignedSlugUploads):
-        collect_abandoned_uploads(store, now - ORPHAN_GRACE)
+        store.collect_leftovers(now - ORPHAN_GRACE)
     return collected
-
-
-def collect_abandoned_uploads(store: PresignedSlugUploads, uploaded_before: datetime) -> list[str]:
-    """Pre-signed uploads no release took (their URL lasted an hour; a day later nobody will): the
-    slug ids whose upload was deleted."""
-    abandoned = [slug_id for slug_id, uploaded_at in store.uploads() if uploaded_at < uploaded_before]
-    for slug_id in abandoned:
-        store.delete_upload(slug_id)
-    return abandoned
 
 
 class SlugRetentionSweep:

@@ -57,10 +57,9 @@ class PresignedSlugUploads(Protocol):
     def take_upload(self, slug_id: str, expected: str | None, max_bytes: int) -> tuple[str, int] | None:
         """The slug's upload moved to its verified address: (checksum, size); None if none came."""
 
-    def uploads(self) -> Iterator[tuple[str, datetime]]:
-        """(slug id, when uploaded) of uploads not taken yet."""
-
-    def delete_upload(self, slug_id: str) -> None: ...
+    def collect_leftovers(self, before: datetime) -> list[str]:
+        """Delete uploads no release took and staging objects of puts that never finished, written
+        before `before`; their keys."""
 
 
 def put_file(store: SlugStore, path: Path, expected: str | None) -> str:

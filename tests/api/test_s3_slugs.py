@@ -95,14 +95,16 @@ def test_retention_deletes_s3_objects_no_slug_names(api: Api, alice: User, app_n
     orphan = store.put_stream(io.BytesIO(slug_tarball("orphan")))  # an app destroyed meanwhile
     abandoned = create_slug(api, alice, app_name)
     assert put_presigned(abandoned, slug_tarball("never released")).status_code == 200
+    s3_server.client().put_object(Bucket=s3_bucket, Key="berth/tmp/crashed-put.part", Body=b"half a slug")
     database = app.extensions["berth.database"]
 
     sweep_slugs(database, store)  # all of it is younger than a day: kept
     assert store.exists(orphan) and len(keys(s3_server, s3_bucket, "uploads/")) == 1
+    assert keys(s3_server, s3_bucket, "tmp/") == ["berth/tmp/crashed-put.part"]
 
     sweep_slugs(database, store, now=utcnow() + timedelta(days=2))
     assert not store.exists(orphan) and store.exists(sha256(kept))
-    assert keys(s3_server, s3_bucket, "uploads/") == []
+    assert keys(s3_server, s3_bucket, "uploads/") == [] and keys(s3_server, s3_bucket, "tmp/") == []
     assert keys(s3_server, s3_bucket, "sha256/") == [f"berth/sha256/{sha256(kept)[7:9]}/{sha256(kept)[7:]}.tgz"]
 
 

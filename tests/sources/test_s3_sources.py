@@ -149,3 +149,16 @@ def test_a_pushed_source_is_received_into_the_bucket_whole_or_not_at_all(
     fetched = SourceFetcher.from_settings(s3_settings).fetch(store.urls(record)["get_url"], f"SHA256:{SHA}",
                                                              account_id=alice.id, dest=tmp_path / "pushed.tgz")
     assert fetched.read_bytes() == TARBALL
+
+
+def test_a_build_source_in_a_store_that_is_down_is_refused_with_a_message(s3_settings: Settings, alice: User,
+                                                                          tmp_path: Path) -> None:
+    down = s3_settings.with_overrides(s3_endpoint=f"http://127.0.0.1:{free_port()}")
+    url = f"{down.s3_endpoint}/{down.slug_store[len('s3://'):]}/sources/e2603212-8f45-400d-86a9-758142475b99/blob"
+    fetcher = SourceFetcher.from_settings(down)
+    started = time.monotonic()
+    for attempt in (lambda: fetcher.check(url, account_id=alice.id),
+                    lambda: fetcher.fetch(url, account_id=alice.id, dest=tmp_path / "never.tgz")):
+        with pytest.raises(SourceError, match="could not be reached"):
+            attempt()
+    assert time.monotonic() - started < 30 and list(tmp_path.iterdir()) == []

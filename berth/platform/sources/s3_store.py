@@ -50,7 +50,9 @@ class S3SourceStore:
     def __init__(self, location: S3Location) -> None:
         self.location = location
         self._client = location.client()
-        self._blob_path = re.compile("^" + re.escape(location.path_of(location.key("sources/"))) +
+        endpoint_url = str(self._client.meta.endpoint_url)  # where pre-signed URLs point
+        self._origin = location.origin(endpoint_url)
+        self._blob_path = re.compile("^" + re.escape(location.path_of(location.key("sources/"), endpoint_url)) +
                                      f"({_ID})/blob$")
 
     @classmethod
@@ -91,7 +93,7 @@ class S3SourceStore:
                       parts.port or {"http": 80, "https": 443}.get(parts.scheme))
         except ValueError:
             return None
-        if origin != self.location.origin() or parts.fragment or unquote(parts.path) != parts.path:
+        if origin != self._origin or parts.fragment or unquote(parts.path) != parts.path:
             return None
         found = self._blob_path.match(parts.path)
         return found.group(1) if found else None
