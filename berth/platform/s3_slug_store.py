@@ -165,7 +165,7 @@ class S3SlugStore:
             raise
         except SlugError as error:  # the declared checksum differs
             self._delete_key(key)
-            raise UploadRefused(f"{error} PUT the slug to a new slug's blob URL.") from None
+            raise UploadRefused(f"{error} PUT the slug's tarball to its blob URL again.") from None
         if checked.size == 0:
             self._delete_key(key)
             raise UploadRefused("The upload was empty: PUT the slug's gzip tarball to the blob URL.")

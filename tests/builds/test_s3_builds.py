@@ -15,6 +15,7 @@ import requests
 from berth.config import load_settings
 from berth.platform.slug_store import slug_store_of
 from tests.builds.conftest import APPS, BuildPlatform, build_platform
+from tests.builds.test_builds_api import test_heroku3_creates_a_build_and_lists_it  # noqa: F401  (run here on S3)
 from tests.builds.test_git_push_builds import repository_of
 from tests.git.test_git_http import git, git_env, head, remote
 from tests.s3_server import S3Server

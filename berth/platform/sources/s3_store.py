@@ -108,7 +108,7 @@ class S3SourceStore:
                 return None
             raise
         with body:
-            saved = json.loads(body.read(64 * 1024))
+            saved = json.loads(guarded(self.location, "read a source", lambda: body.read(64 * 1024)))
         return S3SourceRecord(source_id, saved["owner_id"], datetime.fromisoformat(saved["created_at"]))
 
     def uploaded_size(self, record: S3SourceRecord) -> int | None:
