@@ -64,6 +64,15 @@ def _slug_store(env: Mapping[str, str]) -> str:
     return raw.rstrip("/")
 
 
+def _s3_endpoint(env: Mapping[str, str]) -> str:
+    """BERTH_S3_ENDPOINT: an http(s) URL of an S3-compatible server; empty means AWS itself."""
+    raw = (env.get("BERTH_S3_ENDPOINT") or "").strip().rstrip("/")
+    if raw and not re.match(r"^https?://[^/?#@\s]+(/[^?#\s]*)?$", raw):
+        raise ValueError(f"BERTH_S3_ENDPOINT must be an http:// or https:// URL (e.g. http://127.0.0.1:7070), "
+                         f"got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -223,7 +232,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         git_max_push_bytes=_int(env, "BERTH_GIT_MAX_PUSH_BYTES", 512 * 1024 * 1024),
         slug_max_bytes=_int(env, "BERTH_SLUG_MAX_BYTES", 1024 * 1024 * 1024),
         slug_store=_slug_store(env),
-        s3_endpoint=(env.get("BERTH_S3_ENDPOINT") or "").rstrip("/"),
+        s3_endpoint=_s3_endpoint(env),
         s3_region=env.get("BERTH_S3_REGION") or "us-east-1",
         s3_access_key_id=env.get("BERTH_S3_ACCESS_KEY_ID") or "",
         s3_secret_access_key=env.get("BERTH_S3_SECRET_ACCESS_KEY") or "",

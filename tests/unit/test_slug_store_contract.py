@@ -125,6 +125,9 @@ def test_the_store_setting_switches_every_user_and_hides_the_secret(s3_server: S
     for bad in ("s3://", "s3://UPPER", "ftp://bucket", "s3://a"):
         with pytest.raises(ValueError, match="BERTH_SLUG_STORE"):
             load_settings({"BERTH_DATA_DIR": str(tmp_path), "BERTH_SLUG_STORE": bad})
+    for bad in ("127.0.0.1:7070", "ftp://host", "http://user:pw@host", "http://host?x=1"):
+        with pytest.raises(ValueError, match="BERTH_S3_ENDPOINT"):
+            load_settings({"BERTH_DATA_DIR": str(tmp_path), "BERTH_S3_ENDPOINT": bad})
 
 
 def test_an_s3_server_that_is_down_fails_fast_with_a_clear_error(tmp_path: Path) -> None:
