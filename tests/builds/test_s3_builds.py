@@ -54,7 +54,7 @@ def test_a_source_uploaded_to_s3_builds_and_its_slug_is_stored_there_verified(
     slug = platform.call("GET", f"/apps/built-from-s3/slugs/{build['slug']['id']}").json()
     hexdigest = slug["checksum"][len("SHA256:"):]
     listed = s3_server.client().list_objects_v2(Bucket=bucket, Prefix="berth/sha256/").get("Contents", [])
-    assert [item["Key"] for item in listed] == [f"berth/sha256/{hexdigest[:2]}/{hexdigest}.tgz"]
+    assert f"berth/sha256/{hexdigest[:2]}/{hexdigest}.tgz" in [item["Key"] for item in listed]
     assert not (platform.data_dir / "slugs").exists()  # nothing went to the local store
 
     store = slug_store_of(load_settings(platform.server.env))
