@@ -11,9 +11,9 @@ export BERTH_TLS_PORT ?= 5443
 # cores. Each file stays in one process, so its module fixtures start once.
 PYTEST_ARGS ?= -n 3 --dist loadfile
 
-.PHONY: setup system-packages kafka-jars heroku-cli osb-client stack run migrate test test-fast bench clean
+.PHONY: setup system-packages kafka-jars heroku-cli osb-client versitygw stack run migrate test test-fast bench clean
 
-setup: system-packages $(STAMP) kafka-jars heroku-cli osb-client stack
+setup: system-packages $(STAMP) kafka-jars heroku-cli osb-client versitygw stack
 
 heroku-cli:
 	@bash scripts/install-heroku-cli.sh
@@ -21,6 +21,10 @@ heroku-cli:
 # The published OSB client (Kubernetes' Go library) the broker's tests drive Berth with.
 osb-client: system-packages
 	@bash scripts/build-osb-client.sh
+
+# The S3 server the tests keep slugs and sources in (versitygw, built once into .cache: minutes).
+versitygw: system-packages
+	@bash scripts/build-versitygw.sh
 
 # The sandbox's root filesystem, built once per machine and package list (a few minutes).
 stack: system-packages $(STAMP)

@@ -21,7 +21,7 @@ from berth.platform.builds.job import BuildJobs
 from berth.platform.builds.pushes import PushListener
 from berth.platform.release_phase.job import ReleasePhaseJobs
 from berth.platform.runner.nudges import register_runner_nudges
-from berth.platform.slug_store import local_store
+from berth.platform.slug_store import slug_store_of
 from berth.process import start_process
 
 log = logging.getLogger("berth.builder")
@@ -32,7 +32,7 @@ def make_builder(database: Database, settings: Settings) -> tuple[Worker, BuildJ
         return configured_runner(settings.data_dir, TargetPolicy.from_settings(settings),
                                  timeout=settings.build_timeout_seconds)
 
-    store = local_store(settings.data_dir)
+    store = slug_store_of(settings)
     builds = BuildJobs(database, settings, runner, store, timeout_seconds=settings.build_timeout_seconds)
     release_phases = ReleasePhaseJobs(database, settings, store, timeout_seconds=settings.release_phase_timeout_seconds)
     threads = max(1, settings.builder_threads)

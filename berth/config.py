@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
@@ -46,6 +47,30 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{name} must be 1/true/yes/on or 0/false/no/off, got {raw!r}")
+
+
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _slug_store(env: Mapping[str, str]) -> str:
+    """BERTH_SLUG_STORE: `local` or `s3://bucket[/prefix]`, refused at start-up when malformed."""
+    raw = (env.get("BERTH_SLUG_STORE") or "local").strip()
+    if raw == "local":
+        return raw
+    bucket = raw[len("s3://"):].split("/", 1)[0] if raw.startswith("s3://") else ""
+    if not _S3_BUCKET.match(bucket) or "//" in raw[len("s3://"):]:
+        raise ValueError(f"BERTH_SLUG_STORE must be `local` or s3://bucket[/prefix] (a bucket name of 3-63 "
+                         f"lower-case letters, digits, dots and dashes), got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _s3_endpoint(env: Mapping[str, str]) -> str:
+    """BERTH_S3_ENDPOINT: an http(s) URL of an S3-compatible server; empty means AWS itself."""
+    raw = (env.get("BERTH_S3_ENDPOINT") or "").strip().rstrip("/")
+    if raw and not re.match(r"^https?://[^/?#@\s]+(/[^?#\s]*)?$", raw):
+        raise ValueError(f"BERTH_S3_ENDPOINT must be an http:// or https:// URL (e.g. http://127.0.0.1:7070), "
+                         f"got {raw!r}")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -117,6 +142,13 @@ class Settings:
     git_max_push_bytes: int = 512 * 1024 * 1024
     # Slugs: the largest compressed slug a build may pack or a client upload (Heroku: 1 GB).
     slug_max_bytes: int = 1024 * 1024 * 1024
+    # Where slugs and uploaded sources live: `local` (files under data_dir) or `s3://bucket[/prefix]`
+    # on the S3-compatible server at s3_endpoint (AWS's regional endpoint when empty).
+    slug_store: str = "local"
+    s3_endpoint: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = field(default="", repr=False)
     # Open Service Broker: plans (`service:plan`) a platform may provision, update and deprovision
     # without `accepts_incomplete` (the request waits for the worker up to osb_sync_wait_seconds);
     # every other plan is asynchronous only (422 AsyncRequired without the flag).
@@ -199,6 +231,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         source_fetch_timeout_seconds=_float(env, "BERTH_SOURCE_FETCH_TIMEOUT_SECONDS", 300.0),
         git_max_push_bytes=_int(env, "BERTH_GIT_MAX_PUSH_BYTES", 512 * 1024 * 1024),
         slug_max_bytes=_int(env, "BERTH_SLUG_MAX_BYTES", 1024 * 1024 * 1024),
+        slug_store=_slug_store(env),
+        s3_endpoint=_s3_endpoint(env),
+        s3_region=env.get("BERTH_S3_REGION") or "us-east-1",
+        s3_access_key_id=env.get("BERTH_S3_ACCESS_KEY_ID") or "",
+        s3_secret_access_key=env.get("BERTH_S3_SECRET_ACCESS_KEY") or "",
         osb_sync_plans=tuple(p.strip() for p in (env.get("BERTH_OSB_SYNC_PLANS", "postgresql:essential-0")).split(",")
                              if p.strip()),
         osb_sync_wait_seconds=_positive_float(env, "BERTH_OSB_SYNC_WAIT_SECONDS", 30.0),

@@ -17,7 +17,7 @@ from berth.platform.rendezvous import RendezvousServer
 from berth.platform.rendezvous.host import DatabaseTickets
 from berth.platform.rendezvous.service import OneOffHost
 from berth.platform.slug_runs import SlugRunner
-from berth.platform.slug_store import local_store
+from berth.platform.slug_store import slug_store_of
 from berth.process import start_process
 
 log = logging.getLogger("berth.rendezvous")
@@ -33,7 +33,7 @@ def main() -> None:
             log.warning("%s of app %s ended with the previous rendezvous host", dyno.name, dyno.app_id)
     # No stack here: each run looks for it, so one built later works without a restart, and a
     # dyno started before that ends `crashed` saying so.
-    tickets = DatabaseTickets(database, SlugRunner(local_store(settings.data_dir), scratch))
+    tickets = DatabaseTickets(database, SlugRunner(slug_store_of(settings), scratch))
     cert, key = tls_listener.ensure_certificate(settings)
     server = RendezvousServer(settings.host, settings.rendezvous_port, cert, key, tickets).start()  # type: ignore[arg-type]
     log.info("rendezvous listening on %s:%d", settings.host, server.port)

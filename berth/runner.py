@@ -19,7 +19,7 @@ from berth.platform.dynos.local import LocalBackend
 from berth.platform.dynos.log_forwarding import OutputForwarder
 from berth.platform.router.service import RouterService, router_layout
 from berth.platform.runner.service import Runner
-from berth.platform.slug_store import local_store
+from berth.platform.slug_store import slug_store_of
 from berth.process import start_process
 
 log = logging.getLogger("berth.runner")
@@ -27,7 +27,7 @@ log = logging.getLogger("berth.runner")
 
 def make_runner(database: Database, settings: Settings, *, require_memory_limit: bool = False) -> Runner:
     """Without a memory cgroup (a kernel that does not let Berth write one) the keeper samples RSS."""
-    backend = LocalBackend(settings.data_dir, local_store(settings.data_dir), require_memory_limit=require_memory_limit)
+    backend = LocalBackend(settings.data_dir, slug_store_of(settings), require_memory_limit=require_memory_limit)
 
     def forward(status: DynoStatus) -> OutputForwarder:  # every dyno's output into its app's log stream
         return OutputForwarder(database, backend, status, data_dir=settings.data_dir)
@@ -40,7 +40,7 @@ def make_runner(database: Database, settings: Settings, *, require_memory_limit:
 
 def stop_all(database: Database, settings: Settings) -> None:
     """Every dyno stopped (all at once, each with its grace) and the router."""
-    backend = LocalBackend(settings.data_dir, local_store(settings.data_dir))
+    backend = LocalBackend(settings.data_dir, slug_store_of(settings))
     live = [status for status in backend.list() if status.state in ("starting", "up")]
     with ThreadPoolExecutor(max(1, min(16, len(live)))) as pool:
         list(pool.map(lambda status: backend.stop(status.id), live))

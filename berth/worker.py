@@ -19,18 +19,18 @@ from berth.platform.app_setups.postdeploy import SlugPostdeploy
 from berth.platform.app_cleanup import register_cleaner
 from berth.platform.runner.nudges import register_runner_nudges
 from berth.platform.slug_retention import SlugRetentionSweep
-from berth.platform.slug_store import local_store
+from berth.platform.slug_store import slug_store_of
 from berth.process import start_process
 
 log = logging.getLogger("berth.worker")
 
 
 def make_worker(database: Database, settings: Settings, client: ProviderClient | None = None) -> Worker:
-    postdeploy = SlugPostdeploy(local_store(settings.data_dir), settings.data_dir, settings.postdeploy_timeout_seconds)
+    postdeploy = SlugPostdeploy(slug_store_of(settings), settings.data_dir, settings.postdeploy_timeout_seconds)
     setups = AppSetupJobs(database, settings, postdeploy, timeout_seconds=settings.postdeploy_timeout_seconds)
     # Slug retention is housekeeping with no jobs of its own: the worker's sweep runs it hourly.
     return Worker(settings, [AddonOperations(database, settings, client), setups,
-                             SlugRetentionSweep(database, local_store(settings.data_dir))])
+                             SlugRetentionSweep(database, slug_store_of(settings))])
 
 
 def main() -> None:

@@ -6,10 +6,11 @@ tables are emptied afterwards, so tests are isolated without paying for a new da
 from __future__ import annotations
 
 import base64
+import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 from cryptography.fernet import Fernet
@@ -22,6 +23,9 @@ from berth.accounts import create_account
 from berth.addons.postgres.cluster import LocalPostgres
 from berth.config import Settings
 from berth.db import Base
+
+if TYPE_CHECKING:
+    from tests.s3_server import S3Server
 
 ACCEPT = "application/vnd.heroku+json; version=3"
 TEST_KEY = Fernet.generate_key().decode()
@@ -74,12 +78,21 @@ def empty_all_tables(app: Flask) -> None:
             session.execute(delete(table))
 
 
+@contextlib.contextmanager
+def running_app(settings: Settings) -> Iterator[Flask]:
+    """A Flask app over `settings`, its tables emptied and its engine closed on the way out."""
+    flask_app = create_app(settings)
+    try:
+        yield flask_app
+    finally:
+        empty_all_tables(flask_app)
+        flask_app.extensions["berth.database"].dispose()
+
+
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
-    flask_app = create_app(settings)
-    yield flask_app
-    empty_all_tables(flask_app)
-    flask_app.extensions["berth.database"].dispose()
+    with running_app(settings) as flask_app:
+        yield flask_app
 
 
 @dataclass
@@ -141,3 +154,26 @@ def alice(api: Api) -> User:
 @pytest.fixture
 def bob(api: Api) -> User:
     return api.make_user("bob@example.com")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator["S3Server"]:
+    """A real S3 server (versitygw) for the whole run; each test makes its own bucket (s3_bucket).
+    Its files live outside pytest's temporary dirs, which another run's clean-up may remove."""
+    from tests.s3_server import running_versitygw
+
+    with tempfile.TemporaryDirectory(prefix="berth-s3-") as directory, \
+            running_versitygw(Path(directory)) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: "S3Server") -> str:
+    return s3_server.new_bucket()
+
+
+@pytest.fixture
+def s3_settings(settings: Settings, s3_server: "S3Server", s3_bucket: str) -> Settings:
+    """`settings` with slugs and sources in a fresh bucket (under the prefix `berth/`)."""
+    return settings.with_overrides(slug_store=f"s3://{s3_bucket}/berth", s3_endpoint=s3_server.endpoint,
+                                   s3_access_key_id=s3_server.access_key, s3_secret_access_key=s3_server.secret_key)

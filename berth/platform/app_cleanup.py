@@ -26,7 +26,7 @@ from berth.platform.git.repositories import remove_repository
 from berth.platform.models import AppSetup, Build, ReleasePhase, Slug
 from berth.platform.release_phase.records import OUTPUT_KIND as RELEASE_OUTPUT
 from berth.platform.slug_retention import delete_unreferenced_blobs
-from berth.platform.slug_store import SlugStore, local_store
+from berth.platform.slug_store import SlugStore, slug_store_of
 
 __all__ = ["remove_app_files", "cleaner", "register_cleaner"]
 
@@ -73,4 +73,4 @@ def cleaner(database: Database, store: SlugStore, data_dir: Path) -> Callable[..
 def register_cleaner(hooks: Hooks, database: Database, settings: Settings) -> None:
     """Every process that may destroy an app (the web process; the worker, when a failed app
     setup destroys the app it made) removes its files the same way."""
-    hooks.register(APP_DESTROYING, cleaner(database, local_store(settings.data_dir), settings.data_dir))
+    hooks.register(APP_DESTROYING, cleaner(database, slug_store_of(settings), settings.data_dir))

@@ -12,8 +12,8 @@ from berth.accounts import UUID_PATTERN, Account
 from berth.errors import Conflict, InvalidParams, NotFound
 from berth.platform import releases
 from berth.platform.models import App, ConfigVar, Release, ReleaseStatus, Slug
-from berth.platform.slug_store import SlugStore
-from berth.platform.slugs import normalise_checksum
+from berth.platform.slug_store import PresignedSlugUploads, SlugStore, StorageUnavailable
+from berth.platform.slugs import SlugError, normalise_checksum
 
 SLUG_NOT_FOUND = "Couldn't find that slug."
 
@@ -98,6 +98,25 @@ def store_upload(store: SlugStore, stream: BinaryIO, expected: str | None) -> Up
     counting = CountingReader(stream)
     checksum = store.put_stream(counting, expected)
     return Upload(checksum, counting.count)
+
+
+def take_presigned_upload(session: Session, store: SlugStore, app: App, slug_ref: str, max_bytes: int) -> None:
+    """A slug the client PUT straight to the store (a pre-signed URL) becomes uploaded only here,
+    once its bytes were hashed by Berth: the checksum it declared is verified, never trusted."""
+    if not isinstance(store, PresignedSlugUploads):
+        return
+    slug = get_slug(session, app, slug_ref)
+    if is_uploaded(slug):
+        return
+    try:
+        taken = store.take_upload(slug.id, slug.checksum, max_bytes)
+    except StorageUnavailable:
+        raise  # the API answers 503
+    except SlugError as refused:  # too large, not gzip, not the declared checksum: upload again
+        raise InvalidParams(str(refused)) from None
+    if taken is not None:
+        slug.checksum, slug.size = taken
+        session.flush()
 
 
 # ---- releases that carry code --------------------------------------------------------------

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from berth.db import Database, utcnow
 from berth.platform.models import Release, ReleaseStatus, Slug
-from berth.platform.slug_store import SlugStore
+from berth.platform.slug_store import PresignedSlugUploads, SlugStore
 
 KEEP_NEWEST_RELEASES = 20
 KEEP_FOR = timedelta(days=30)
@@ -95,6 +95,8 @@ def sweep_slugs(database: Database, store: SlugStore, now: datetime | None = Non
         orphans = orphan_blobs(session, store, now - ORPHAN_GRACE)
     for checksum in orphans:
         store.delete(checksum)
+    if isinstance(store, PresignedSlugUploads):
+        store.collect_leftovers(now - ORPHAN_GRACE)
     return collected
 
 

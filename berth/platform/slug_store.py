@@ -2,13 +2,15 @@
 an S3-compatible store can replace the local one. Every read is verified against its address."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Iterator, Protocol
+from typing import BinaryIO, Iterator, Protocol, runtime_checkable
 
+from berth.config import Settings
 from berth.platform.slugs import (SlugError, UnpackLimits, checksum_of_stream, normalise_checksum, unpack,
                                   verify_checksum)
 
@@ -17,6 +19,11 @@ _CHUNK = 1024 * 1024
 
 class MissingSlug(SlugError):
     pass
+
+
+class StorageUnavailable(SlugError):
+    """The store (S3) could not be reached or refused Berth's request. The message is safe to show
+    (no key, no signature) and says what to do next."""
 
 
 class SlugStore(Protocol):
@@ -40,6 +47,29 @@ class SlugStore(Protocol):
         """Remove the blob; absent is fine."""
 
 
+@runtime_checkable
+class PresignedSlugUploads(Protocol):
+    """A store a client uploads slugs to directly (S3's pre-signed PUT), not through Berth. What
+    arrives there is untrusted until `take_upload` has streamed it through `put_stream`."""
+
+    def upload_url(self, slug_id: str, ttl_seconds: int = 3600) -> str: ...
+
+    def take_upload(self, slug_id: str, expected: str | None, max_bytes: int) -> tuple[str, int] | None:
+        """The slug's upload moved to its verified address: (checksum, size); None if none came."""
+
+    def collect_leftovers(self, before: datetime) -> list[str]:
+        """Delete uploads no release took and staging objects of puts that never finished, written
+        before `before`; their keys."""
+
+
+def put_file(store: SlugStore, path: Path, expected: str | None) -> str:
+    """`store.put`, for every store: the file through `put_stream`."""
+    if expected is not None:
+        normalise_checksum(expected)  # refuses a malformed one before any work
+    with open(path, "rb") as source:
+        return store.put_stream(source, expected)
+
+
 class LocalSlugStore:
     """Files under `root/sha256/ab/<hex>.tgz`, written to a temporary file in the same directory,
     flushed to disk and renamed into place, so a reader sees a whole blob or none."""
@@ -52,10 +82,7 @@ class LocalSlugStore:
         return self.root / "sha256" / hexdigest[:2] / f"{hexdigest}.tgz"
 
     def put(self, path: Path, expected: str | None = None) -> str:
-        if expected is not None:
-            normalise_checksum(expected)  # refuses a malformed one before any work
-        with open(path, "rb") as source:
-            return self.put_stream(source, expected)
+        return put_file(self, path, expected)
 
     def put_stream(self, source: BinaryIO, expected: str | None = None) -> str:
         """`put` from a stream: hashed while copied, so the blob is read once."""
@@ -118,3 +145,20 @@ def unpack_slug(store: SlugStore, checksum: str, destination: Path,
 def local_store(data_dir: Path) -> LocalSlugStore:
     """The store under the data dir (`$BERTH_DATA_DIR/slugs`)."""
     return LocalSlugStore(data_dir / "slugs")
+
+
+def slug_store_of(settings: Settings) -> SlugStore:
+    """The store BERTH_SLUG_STORE names: the local one (the default) or an S3 bucket. Every process
+    (web, builder, runner, worker) asks here, so one setting moves them all."""
+    if settings.slug_store == "local":
+        return local_store(settings.data_dir)
+    return _s3_store(settings)
+
+
+@functools.lru_cache(maxsize=4)
+def _s3_store(settings: Settings) -> SlugStore:
+    """One S3 store (and boto3 client, which is thread-safe) per process and settings: making a
+    client costs more than most requests."""
+    from berth.platform.s3_slug_store import S3SlugStore  # boto3 is loaded only when S3 is used
+
+    return S3SlugStore.from_settings(settings)

@@ -15,7 +15,7 @@ from berth.platform import deploys, releases
 from berth.platform.builds import records
 from berth.platform.builds.output import follow
 from berth.platform.models import App, Build, Release, ReleaseStatus
-from berth.platform.slug_store import local_store
+from berth.platform.slug_store import slug_store_of
 from berth.web.dashboard import _app_error, _app_page, _done, _find_app
 from berth.web.pages import blueprint, login_required, settings
 
@@ -126,7 +126,7 @@ def rollback(app_ref: str, version: int) -> Reply:
     app = _find_app(app_ref)
     session = db_session()
     try:
-        made = deploys.rollback(session, local_store(settings().data_dir), app, current_account(), str(version))
+        made = deploys.rollback(session, slug_store_of(settings()), app, current_account(), str(version))
     except BerthError as error:
         return _app_error("activity", app, error, **_activity(app))
     return _done("web.app_activity", app, f"Rolled back to v{version}: v{made.version} is now the current release.")

@@ -16,7 +16,7 @@ from berth.platform.api.release_output import release_schema
 from berth.platform.api.helpers import settings
 from berth.platform.models import Slug
 from berth.platform.schemas import ReleaseCreateSchema, ReleaseSchema, SlugCreateSchema, SlugSchema
-from berth.platform.slug_store import MissingSlug, SlugStore, local_store
+from berth.platform.slug_store import MissingSlug, PresignedSlugUploads, SlugStore, slug_store_of
 from berth.platform.slugs import ChecksumMismatch, SlugError, check_size
 
 Reply = Any
@@ -26,10 +26,13 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 def slug_store() -> SlugStore:
-    return local_store(settings().data_dir)
+    return slug_store_of(settings())
 
 
 def _blob_url(slug: Slug, method: str) -> str:
+    store = slug_store()
+    if method == "PUT" and isinstance(store, PresignedSlugUploads):
+        return store.upload_url(slug.id, BLOB_URL_SECONDS)  # straight to S3; verified at release
     token = signed_urls.sign(_PURPOSE[method], slug.id, ttl_seconds=BLOB_URL_SECONDS)
     return f"{settings().api_url}/slug-blobs/{token}"
 
@@ -140,6 +143,7 @@ def create_release(app_ref: str) -> Reply:
     session, account = db_session(), current_account()
     app = apps.get_app(session, account.id, app_ref)
     if params["slug"] is not None:
+        deploys.take_presigned_upload(session, slug_store(), app, params["slug"], settings().slug_max_bytes)
         release = deploys.release_slug(session, slug_store(), app, account, params["slug"], params["description"])
     else:
         release = deploys.rollback(session, slug_store(), app, account, params["release"])

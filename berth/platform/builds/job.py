@@ -155,7 +155,10 @@ class BuildJobs(RunOnceJobs):
         for warning in packed.warnings:
             say(f" !     {warning}")
         say(f"       Done: {packed.size / (1024 * 1024):.1f}M")
-        checksum = self.store.put(packed.path, packed.checksum)
+        try:
+            checksum = self.store.put(packed.path, packed.checksum)
+        except SlugError as exc:  # the S3 store down or refusing: the build says so, nothing is released
+            return self._failed(say, f"The slug could not be stored: {exc}")
         return Outcome(failed=False, message=None, checksum=checksum, size=packed.size,
                        process_types=result.process_types,
                        buildpack_provided_description=result.buildpack_provided_description)

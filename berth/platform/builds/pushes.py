@@ -25,6 +25,8 @@ from berth.platform.builds.push_protocol import STATUS_MARK, socket_path
 from berth.platform.git.repositories import git_root
 from berth.platform.models import App, Build, Release, ReleasePhase, ReleaseStatus
 from berth.platform.release_phase import records as release_phases
+from berth.platform.slug_store import StorageUnavailable
+from berth.platform.sources.s3_store import S3SourceStore
 from berth.platform.sources.store import SourceStore, UploadIncomplete, UploadTooLarge
 from berth.platform.sources.urls import source_urls
 
@@ -103,15 +105,15 @@ class PushListener:
             raise PushRefused("The push reached the builder malformed; push again.") from None
         if not (UUID_PATTERN.match(app_id) and UUID_PATTERN.match(account_id)):
             raise PushRefused("The push reached the builder without its app or account; push again.")
-        store = SourceStore.of(self.settings)
-        record = store.create(account_id)
         try:
-            store.receive(record, reader, size, self.settings.source_max_bytes)
+            source_url = self._store_push(account_id, reader, size)
         except UploadTooLarge:
             raise PushRefused(f"The pushed code is larger than {self.settings.source_max_bytes} bytes once "
                               "compressed; leave large files out of the repository.") from None
         except UploadIncomplete:
             raise PushRefused("The push was cut off before the builder had all of it; push again.") from None
+        except StorageUnavailable as error:
+            raise PushRefused(str(error)) from None
         with self.database.transaction() as session:
             app = session.get(App, app_id)
             user = session.get(Account, account_id)
@@ -121,13 +123,26 @@ class PushListener:
                 Build.app_id == app.id, Build.state.in_((JobState.PENDING, JobState.RUNNING))).limit(1)) is not None
             try:
                 build = records.create_build(session, self.settings, app, user,
-                                             source_url=source_urls(self.settings.api_url, record.id)["get_url"],
+                                             source_url=source_url,
                                              version=commit)
             except BerthError as exc:
                 raise PushRefused(str(exc)) from None
             build_id = build.id
         nudge_workers(self.settings.data_dir)
         return build_id, waiting
+
+    def _store_push(self, account_id: str, reader: Any, size: int) -> str:
+        """The pushed code as a source, in the S3 bucket when the slug store is one (any builder
+        may build it), else under the data dir; its get_url."""
+        s3 = S3SourceStore.of(self.settings) if self.settings.slug_store != "local" else None
+        if s3 is not None:
+            s3_record = s3.create(account_id)
+            s3.receive(s3_record, reader, size, self.settings.source_max_bytes)
+            return s3.urls(s3_record)["get_url"]
+        store = SourceStore.of(self.settings)
+        record = store.create(account_id)
+        store.receive(record, reader, size, self.settings.source_max_bytes)
+        return source_urls(self.settings.api_url, record.id)["get_url"]
 
     def _relay_release_phase(self, build_id: str, writer: Any) -> None:
         """Wait for the release phase of the build's release, if it has one, and relay its output.

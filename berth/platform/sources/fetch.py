@@ -9,6 +9,7 @@ and a time limit. A `SHA256:<hex>` checksum, when given, is verified before the 
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -18,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -25,9 +27,13 @@ import requests
 from berth import signed_urls
 from berth.config import Settings
 from berth.outbound import TargetPolicy, TargetRefused
+from berth.platform.slug_store import StorageUnavailable
 from berth.platform.sources.errors import SourceError
 from berth.platform.sources.store import UNUSED_LIFETIME_SECONDS, SourceRecord, SourceStore
 from berth.platform.sources.urls import GET, own_token
+
+if TYPE_CHECKING:
+    from berth.platform.sources.s3_store import S3SourceRecord, S3SourceStore
 
 CHECKSUM = re.compile(r"^SHA256:([0-9a-fA-F]{64})$", re.IGNORECASE)
 MAX_REDIRECTS = 5
@@ -36,6 +42,10 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 # A build may wait in the queue past its get_url's hour; its own account's source stays readable
 # to it for as long as the source is kept.
 QUEUED_GRACE_SECONDS = UNUSED_LIFETIME_SECONDS
+SOURCE_GONE = ("The source no longer exists (unused sources are removed after a day). "
+               "Upload it again with POST /sources.")
+OTHER_ACCOUNT = "That source belongs to another account. Upload your own with POST /sources."
+NOTHING_UPLOADED = "Nothing was uploaded to that source: PUT the tarball to its put_url first."
 
 
 def parse_checksum(checksum: str | None) -> str | None:
@@ -56,19 +66,31 @@ class SourceFetcher:
     hosts: tuple[str, ...] = ()
     max_bytes: int = 512 * 1024 * 1024
     timeout_seconds: float = 300.0
+    s3: "S3SourceStore | None" = None  # sources uploaded to the S3 slug store, when one is configured
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SourceFetcher":
+        s3 = None
+        if settings.slug_store != "local":
+            from berth.platform.sources.s3_store import S3SourceStore  # boto3 only when S3 is used
+
+            s3 = S3SourceStore.of(settings)
         return cls(SourceStore.of(settings), TargetPolicy.from_settings(settings), settings.source_hosts,
-                   settings.source_max_bytes, settings.source_fetch_timeout_seconds)
+                   settings.source_max_bytes, settings.source_fetch_timeout_seconds, s3)
 
     def check(self, url: str, checksum: str | None = None, *, account_id: str) -> None:
         """What `fetch` would refuse without fetching, for the API to answer 422 at once: a bad
         checksum, an own URL that is expired, another account's or not uploaded, a host not allowed."""
         parse_checksum(checksum)
         token = own_token(url, set(self.policy.own_origins))
+        s3_id = self.s3.source_id_of(url) if self.s3 is not None else None
         if token is not None:
             self._own_record(token, account_id, grace_seconds=0)
+        elif s3_id is not None:
+            with _storage_as_source_error():
+                record = self._s3_record(s3_id, account_id)
+                if self.s3.uploaded_size(record) is None:  # type: ignore[union-attr]
+                    raise SourceError(NOTHING_UPLOADED)
         else:
             self._check_foreign(url)
 
@@ -77,10 +99,16 @@ class SourceFetcher:
         SourceError, leaving no `dest`, when the source cannot be had."""
         expected = parse_checksum(checksum)
         token = own_token(url, set(self.policy.own_origins))
+        s3_id = self.s3.source_id_of(url) if self.s3 is not None else None
         if token is not None:
             record = self._own_record(token, account_id, grace_seconds=QUEUED_GRACE_SECONDS)
             _snapshot(record.blob, dest)
             self.store.touch(record)
+        elif s3_id is not None and self.s3 is not None:
+            with _storage_as_source_error():
+                s3_record = self._s3_record(s3_id, account_id)
+                self.s3.save_to(s3_record, dest, self.max_bytes)
+                self.s3.touch(s3_record)
         else:
             self._download(url, dest)
         if expected is not None:
@@ -100,12 +128,22 @@ class SourceFetcher:
                               "its get_url.") from None
         record = self.store.get(source_id)
         if record is None:
-            raise SourceError("The source no longer exists (unused sources are removed after a day). "
-                              "Upload it again with POST /sources.")
+            raise SourceError(SOURCE_GONE)
         if record.owner_id != account_id:
-            raise SourceError("That source belongs to another account. Upload your own with POST /sources.")
+            raise SourceError(OTHER_ACCOUNT)
         if not record.uploaded:
-            raise SourceError("Nothing was uploaded to that source: PUT the tarball to its put_url first.")
+            raise SourceError(NOTHING_UPLOADED)
+        return record
+
+    def _s3_record(self, source_id: str, account_id: str) -> "S3SourceRecord":
+        """The S3 source a get_url names, if it is this account's. Its pre-signed signature is not
+        what admits it (Berth reads with its own credentials): the owner check is."""
+        assert self.s3 is not None
+        record = self.s3.get(source_id)
+        if record is None:
+            raise SourceError(SOURCE_GONE)
+        if record.owner_id != account_id:
+            raise SourceError(OTHER_ACCOUNT)
         return record
 
     def _check_foreign(self, url: str) -> None:
@@ -182,6 +220,15 @@ class SourceFetcher:
                 out.write(chunk)  # type: ignore[attr-defined]
         except requests.RequestException as error:
             raise SourceError(f"The source download from {_origin(url)} broke off: {type(error).__name__}.") from None
+
+
+@contextlib.contextmanager
+def _storage_as_source_error() -> Iterator[None]:
+    """The S3 store being down is a source that cannot be had now: a message the build prints."""
+    try:
+        yield
+    except StorageUnavailable as error:
+        raise SourceError(str(error)) from None
 
 
 def _origin(url: str) -> str:
