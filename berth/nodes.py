@@ -11,6 +11,7 @@ read it), replacing a CA made there before.
 """
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from berth import certificates
@@ -19,6 +20,12 @@ from berth.config import Settings
 
 class NodeConfigError(RuntimeError):
     """This node must not start: the message says what to set."""
+
+
+def node_name(settings: Settings) -> str:
+    """This node's name in the control plane (runner leases, one-off dynos' hosts): BERTH_NODE_NAME,
+    else the machine's host name."""
+    return settings.node_name or socket.gethostname()
 
 
 def missing_shared_secrets(settings: Settings) -> list[str]:

@@ -241,6 +241,9 @@ class OneOffDyno(Base):
     secret_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     ended_because: Mapped[str | None] = mapped_column(String(255))
+    # The node whose rendezvous host claimed it (BERTH_NODE_NAME, or the host name): only that host
+    # runs it, and only that host's restart ends it.
+    host: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

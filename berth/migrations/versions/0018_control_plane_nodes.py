@@ -1,5 +1,5 @@
-"""Several control-plane nodes: the runner's shard leases and live runners, and the installation
-secrets every node shares through the database.
+"""Several control-plane nodes: the runner's shard leases and live runners, the installation
+secrets every node shares through the database, and the node whose rendezvous host runs a one-off.
 
 Revision ID: 0018
 Revises: 0017
@@ -27,6 +27,8 @@ def upgrade() -> None:
     sa.Column('expires_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('holder')
     )
+    with op.batch_alter_table('one_off_dynos', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('host', sa.String(length=255), nullable=True))
     op.create_table('installation_secrets',
     sa.Column('name', sa.String(length=63), nullable=False),
     sa.Column('value', sa.Text(), nullable=False),
@@ -35,6 +37,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('one_off_dynos', schema=None) as batch_op:
+        batch_op.drop_column('host')
     op.drop_table('installation_secrets')
     op.drop_table('runner_nodes')
     op.drop_table('runner_leases')

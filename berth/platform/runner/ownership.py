@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import socket
 import time
 import zlib
 from typing import Callable, Protocol
@@ -27,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from berth.config import Settings
 from berth.db import Database
+from berth.nodes import node_name
 
 log = logging.getLogger("berth.runner")
 _NOW = "timezone('utc', now())"  # the columns hold naive UTC, as every timestamp of Berth's
@@ -157,14 +157,10 @@ class ShardOwnership:
         return held
 
 
-def node_name(settings: Settings) -> str:
-    """The runner's name in the leases: BERTH_NODE_NAME, else the machine's host name. Stable across
-    restarts, so a restarted runner keeps its shards (and the dynos it adopts) while they last."""
-    return settings.node_name or socket.gethostname()
-
-
 def ownership_for(database: Database, settings: Settings) -> Ownership:
     if database.is_sqlite:
         return SoleOwnership()
+    # Named by its node, stable across restarts: a restarted runner keeps its shards (and the dynos
+    # it adopts) while their leases last.
     return ShardOwnership(database, node_name(settings), shards=settings.runner_shards,
                           lease_seconds=settings.runner_lease_seconds)
