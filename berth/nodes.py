@@ -2,8 +2,9 @@
 
 A node is one of several when BERTH_NODE_NAME is set. Nodes share one PostgreSQL control-plane
 database, the encryption keys (BERTH_SECRET_KEYS: a key file made in one node's data dir would be
-that node's alone) and the installation CA (BERTH_CA_CERT and BERTH_CA_KEY, so every node serves
-certificates clients trust alike). Signing keys derive from BERTH_SECRET_KEYS, and the other
+that node's alone), the installation CA (BERTH_CA_CERT and BERTH_CA_KEY, so every node serves
+certificates clients trust alike) and, with the first-party add-ons on, their backend servers (an
+embedded one is its machine's alone). Signing keys derive from BERTH_SECRET_KEYS, and the other
 installation secrets are the database's (berth.installation_secrets), so nothing else is per node.
 
 The configured CA is written into the data dir's `ca/` (where every server and the CA endpoint
@@ -38,6 +39,15 @@ def missing_shared_secrets(settings: Settings) -> list[str]:
         missing.append("BERTH_SECRET_KEYS (the same Fernet keys on every node)")
     if not (settings.ca_cert and settings.ca_key):
         missing.append("BERTH_CA_CERT and BERTH_CA_KEY (the installation CA every node serves)")
+    if settings.builtin_addons:  # embedded backends are one machine's: an add-on made on one node
+        external = {"BERTH_POSTGRES_SERVERS": bool(settings.postgres_servers),  # would be unreachable from,
+                    "BERTH_REDIS_SERVERS": bool(settings.redis_servers),        # and unknown to, the others
+                    "BERTH_KAFKA_BOOTSTRAP": bool(settings.kafka_bootstrap),
+                    "BERTH_KAFKA_CA_DIR": bool(settings.kafka_ca_dir)}
+        unset = [name for name, given in external.items() if not given]
+        if unset:
+            missing.append(f"{', '.join(unset)} (servers every node shares for the first-party add-ons; "
+                           "or BERTH_BUILTIN_ADDONS=0)")
     return missing
 
 

@@ -39,18 +39,31 @@ def test_serve_refuses_a_node_without_shared_secrets_and_starts_nothing(tmp_path
 
 def test_each_process_refuses_alike(tmp_path: Path, postgres_database_url: str) -> None:
     env = {**clean_env(), "BERTH_DATA_DIR": str(tmp_path / "data"), "BERTH_NODE_NAME": "node-a",
-           "BERTH_DATABASE_URL": postgres_database_url, "BERTH_SECRET_KEYS": TEST_KEY}
+           "BERTH_DATABASE_URL": postgres_database_url, "BERTH_SECRET_KEYS": TEST_KEY, "BERTH_BUILTIN_ADDONS": "0"}
     ran = subprocess.run([sys.executable, "-m", "berth.worker"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=60, stdin=subprocess.DEVNULL)
     assert ran.returncode != 0
     assert "BERTH_CA_CERT and BERTH_CA_KEY" in ran.stderr and "BERTH_SECRET_KEYS" not in ran.stderr
 
 
+def test_a_node_of_several_refuses_embedded_add_on_backends(tmp_path: Path, postgres_database_url: str,
+                                                            ca_files: tuple[Path, Path]) -> None:
+    cert, key = ca_files
+    settings = node(tmp_path, BERTH_NODE_NAME="node-a", BERTH_DATABASE_URL=postgres_database_url,
+                    BERTH_SECRET_KEYS=TEST_KEY, BERTH_CA_CERT=str(cert), BERTH_CA_KEY=str(key),
+                    BERTH_REDIS_SERVERS="redis://admin:pw@10.0.0.5:6379")
+    with pytest.raises(NodeConfigError) as refused:
+        prepare_node(settings)
+    message = str(refused.value)
+    assert "BERTH_POSTGRES_SERVERS, BERTH_KAFKA_BOOTSTRAP, BERTH_KAFKA_CA_DIR" in message
+    assert "BERTH_BUILTIN_ADDONS=0" in message and "BERTH_REDIS_SERVERS" not in message and "pw" not in message
+
+
 def test_a_node_with_everything_shared_starts_and_serves_the_configured_ca(
         tmp_path: Path, postgres_database_url: str, ca_files: tuple[Path, Path]) -> None:
     cert, key = ca_files
     shared = {"BERTH_NODE_NAME": "node-a", "BERTH_DATABASE_URL": postgres_database_url,
-              "BERTH_SECRET_KEYS": TEST_KEY}
+              "BERTH_SECRET_KEYS": TEST_KEY, "BERTH_BUILTIN_ADDONS": "0"}
     by_path = node(tmp_path / "a", **shared, BERTH_CA_CERT=str(cert), BERTH_CA_KEY=str(key))
     by_text = node(tmp_path / "b", **shared, BERTH_CA_CERT=cert.read_text(), BERTH_CA_KEY=key.read_text())
     for settings in (by_path, by_text):

@@ -212,6 +212,22 @@ def test_both_nodes_serve_the_configured_ca(two: TwoNodes) -> None:
             assert tls.version() is not None
 
 
+def test_a_call_longer_than_the_job_lease_is_made_once_while_its_worker_lives(two: TwoNodes) -> None:
+    """The heartbeat renews the running job's lease: the other node's worker never claims it again."""
+    for node in two.nodes:
+        node.ensure_running()
+    two.partner.set_mode("slow", slow_seconds=3 * JOB_LEASE_SECONDS)
+    app = two.make_app(two.a, "renewed")
+    made = two.call(two.a, "POST", f"/apps/{app['name']}/addons", {"plan": "example-partner:test"})
+    assert made.status_code == 201, made.text
+    addon = wait(lambda: (found := two.call(two.b, "GET", f"/addons/{made.json()['id']}").json())["state"]
+                 != "provisioning" and found, 6 * JOB_LEASE_SECONDS, "the slow provision")
+    assert addon["state"] == "provisioned"
+    calls = [entry for entry in two.partner.state()["requests"]
+             if entry["kind"] == "provision" and (entry["body"] or {}).get("uuid") == addon["id"]]
+    assert len(calls) == 1
+
+
 def test_a_provision_whose_worker_dies_mid_call_completes_on_the_other_node_once(two: TwoNodes) -> None:
     for node in two.nodes:
         node.ensure_running()
