@@ -18,7 +18,7 @@ from berth.platform.dynos.backend import DynoStatus
 from berth.platform.dynos.local import LocalBackend
 from berth.platform.dynos.log_forwarding import OutputForwarder
 from berth.platform.router.service import RouterService, router_layout
-from berth.platform.runner.ownership import ownership_for
+from berth.platform.runner.ownership import OwnershipError, ownership_for
 from berth.platform.runner.service import Runner
 from berth.platform.slug_store import local_store
 from berth.process import start_process
@@ -57,6 +57,10 @@ def main(argv: list[str]) -> int:
         print("usage: python -m berth.runner [stop-all]", file=sys.stderr)
         return 2
     runner = make_runner(database, settings)
+    try:
+        runner.ownership.refresh()  # a node whose shard count disagrees with the others' stops here
+    except OwnershipError as error:
+        raise SystemExit(f"berth: {error}") from None
     router = runner.router
     assert isinstance(router, RouterService)
     threading.Thread(target=router.ship_forever, args=(stop,), name="router-lines", daemon=True).start()
