@@ -307,6 +307,7 @@ def test_a_dead_runners_apps_move_to_the_other_runner_within_the_lease(two: TwoN
     # an app of a shard node-a's runner holds
     app = wait(lambda: (made := two.make_app(two.b, "moved")) and two.holder_of(made["id"]) == "node-a" and made,
                30, "an app node-a owns")
+    two.apps.append(app["id"])
     _release(two, two.b, app["name"])
     assert two.call(two.b, "PATCH", f"/apps/{app['name']}/formation",
                     {"updates": [{"type": "web", "quantity": 1}]}).status_code == 200
@@ -361,3 +362,31 @@ def _release(two: TwoNodes, node: Node, app: str) -> None:
     assert put.status_code == 200, put.text
     release = two.call(node, "POST", f"/apps/{app}/releases", {"slug": slug.json()["id"]})
     assert release.status_code == 201, release.text
+
+
+def test_a_returning_node_shares_the_shards_again_and_each_app_runs_on_its_owner_alone(two: TwoNodes) -> None:
+    """node-a comes back (its dynos outlived it): the shards are shared again, and an app whose shard
+    moved keeps running only where its owner is: the other machine's copies are stopped."""
+    assert two.apps, "runs after the takeover test, with its app"
+    app_id = two.apps[-1]
+    for node in two.nodes:
+        node.ensure_running()
+    wait(lambda: {two.holder_of(str(uuid.UUID(int=n))) for n in range(64)} == {"node-a", "node-b"}, 30,
+         "both runners holding shards again")
+
+    def settled() -> bool:
+        owner = two.a if two.holder_of(app_id) == "node-a" else two.b
+        elsewhere = [status for status in _local_dynos(two.other(owner), app_id) if status.state in ("starting", "up")]
+        up = [row for row in two.dynos(app_id) if row.state == "up"]
+        return (not elsewhere and sorted(row.name for row in up) == ["web.1", "web.2"]
+                and all((owner.data_dir / "dynos" / row.backend_id).exists() for row in up))
+
+    wait(settled, 60, "the app running on its owner's machine alone")
+
+
+def _local_dynos(node: Node, app_id: str) -> list[Any]:
+    """What the node's machine runs for the app, as its runner's backend sees it."""
+    from berth.platform.dynos.local import LocalBackend
+    from berth.platform.slug_store import local_store
+
+    return LocalBackend(node.data_dir, local_store(node.data_dir)).list(app_id)
