@@ -54,6 +54,8 @@ def create_app(settings: "Settings | None" = None) -> "Flask":
 
     settings = settings or load_settings()
     prepare_data_dir(settings.data_dir)
+    from berth.nodes import prepare_node
+    prepare_node(settings)  # a node of several without the shared secrets stops here, saying which
     crypto.configure(crypto.load_or_create_keys(settings.secret_keys, settings.data_dir))
     database = Database(settings.database_url)
     database.migrate(settings.data_dir)

@@ -1,6 +1,7 @@
 """Certificate authorities and the certificates they issue: the one implementation Berth has.
 
-The installation CA, made on first use under `$BERTH_DATA_DIR/ca/`: `ca.pem` (world-readable:
+The installation CA, made on first use under `$BERTH_DATA_DIR/ca/`, or given by BERTH_CA_CERT and
+BERTH_CA_KEY and written there (`install`, by berth.nodes), so that several nodes serve one CA: `ca.pem` (world-readable:
 tenants get it at `GET /ca.pem` to verify Berth's servers) and `ca.key` (0600). Backends that
 listen beyond loopback (Redis's TLS port, and whatever else wants TLS) get a leaf certificate from
 it for the DNS names and IP addresses clients dial.
@@ -31,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = ["CAError", "CertificateAuthority", "Issued", "ca_directory", "cert_pem", "common_name",
-           "installation_ca", "issue_client", "issue_peer", "issue_server", "key_pem", "load", "load_or_create",
+           "install", "installation_ca", "issue_client", "issue_peer", "issue_server", "key_pem", "load", "load_or_create",
            "split_hosts", "write_private"]
 
 CA_DIR_NAME = "ca"
@@ -94,6 +95,33 @@ def load_or_create(directory: Path, name: str = INSTALLATION_CA_NAME) -> Certifi
             _create_inside(directory, name)
         else:
             _create_as_directory(directory, name)
+    return load(directory)
+
+
+def install(directory: Path, cert_text: str, key_text: str) -> CertificateAuthority:
+    """A CA given by configuration, written into `directory` (the key first, each replaced
+    atomically) unless it already holds exactly that pair. Refused unless the certificate is a CA's
+    and the key is its own."""
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_text.encode())
+        key = serialization.load_pem_private_key(key_text.encode(), password=None)
+    except (ValueError, TypeError) as error:
+        raise CAError(f"the CA certificate or key is not unencrypted PEM ({type(error).__name__})") from None
+    if _public_der(certificate.public_key()) != _public_der(key.public_key()):
+        raise CAError("the CA key does not belong to the CA certificate")
+    try:
+        is_ca = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    if not is_ca:
+        raise CAError("the certificate is not a CA's (it lacks basicConstraints CA:TRUE)")
+    cert_path, key_path = directory / CA_CERT_NAME, directory / CA_KEY_NAME
+    current = cert_path.read_text() if cert_path.is_file() else None
+    if current != cert_text or not key_path.is_file() or key_path.read_text() != key_text:
+        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        write_private(key_path, key_text)
+        write_private(cert_path, cert_text)
+        cert_path.chmod(0o644)  # the CA certificate is public
     return load(directory)
 
 

@@ -155,6 +155,18 @@ class Settings:
     osb_sync_plans: tuple[str, ...] = ("postgresql:essential-0",)
     osb_sync_wait_seconds: float = 30.0
     osb_retry_after_seconds: int = 1  # `Retry-After` on last_operation while in progress
+    # Several control-plane nodes over one PostgreSQL database. A node name makes this node one of
+    # several: it then refuses to start without the shared secrets (berth/nodes.py).
+    node_name: str = ""
+    runner_shards: int = 16           # apps are split into this many shards, each reconciled by one runner
+    runner_lease_seconds: float = 10.0  # a dead runner's shards are taken over within about this long
+    # A running job's lease, renewed while its worker lives (berth/jobs/leases.py): a dead worker's
+    # job is due again, or failed if it must not run twice, within about this long.
+    job_lease_seconds: float = 30.0
+    # The installation CA from configuration (PEM text, or the path of a PEM file), so that every
+    # node serves the same one; empty: made on first use under data_dir/ca.
+    ca_cert: str = ""
+    ca_key: str = ""
 
     @property
     def api_url(self) -> str:
@@ -240,6 +252,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                              if p.strip()),
         osb_sync_wait_seconds=_positive_float(env, "BERTH_OSB_SYNC_WAIT_SECONDS", 30.0),
         osb_retry_after_seconds=max(1, _int(env, "BERTH_OSB_RETRY_AFTER_SECONDS", 1)),
+        node_name=(env.get("BERTH_NODE_NAME") or "").strip(),
+        runner_shards=_int(env, "BERTH_RUNNER_SHARDS", 16),
+        runner_lease_seconds=_positive_float(env, "BERTH_RUNNER_LEASE_SECONDS", 10.0),
+        job_lease_seconds=_positive_float(env, "BERTH_JOB_LEASE_SECONDS", 30.0),
+        ca_cert=env.get("BERTH_CA_CERT") or "",
+        ca_key=env.get("BERTH_CA_KEY") or "",
     )
 
 

@@ -3,8 +3,9 @@
 installation CA), and the host of every one-off dyno: attached ones start when their client dials
 in, detached ones as soon as they are created; stop requests and sweeps are carried out here.
 
-`python -m berth.rendezvous` runs it (`make run` starts one; one per installation, since at its
-start it ends the rows of dynos it ran before). A composition root like berth.builder.
+`python -m berth.rendezvous` runs it (`make run` starts one per node; at its start it ends the rows
+of dynos this node's host ran before, named by BERTH_NODE_NAME or the host name). A composition
+root like berth.builder.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import logging
 import shutil
 
 from berth import tls_listener, wire_hooks
+from berth.nodes import node_name
 from berth.platform import one_off_dynos
 from berth.platform.rendezvous import RendezvousServer
 from berth.platform.rendezvous.host import DatabaseTickets
@@ -28,12 +30,13 @@ def main() -> None:
     wire_hooks(database.hooks)
     scratch = settings.data_dir / "runs" / "one-off"
     shutil.rmtree(scratch, ignore_errors=True)  # what a killed host left unpacked
+    host = node_name(settings)
     with database.transaction() as session:
-        for dyno in one_off_dynos.orphan_running(session):
+        for dyno in one_off_dynos.orphan_running(session, host):
             log.warning("%s of app %s ended with the previous rendezvous host", dyno.name, dyno.app_id)
     # No stack here: each run looks for it, so one built later works without a restart, and a
     # dyno started before that ends `crashed` saying so.
-    tickets = DatabaseTickets(database, SlugRunner(slug_store_of(settings), scratch))
+    tickets = DatabaseTickets(database, SlugRunner(slug_store_of(settings), scratch), host=host)
     cert, key = tls_listener.ensure_certificate(settings)
     server = RendezvousServer(settings.host, settings.rendezvous_port, cert, key, tickets).start()  # type: ignore[arg-type]
     log.info("rendezvous listening on %s:%d", settings.host, server.port)

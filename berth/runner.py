@@ -18,6 +18,7 @@ from berth.platform.dynos.backend import DynoStatus
 from berth.platform.dynos.local import LocalBackend
 from berth.platform.dynos.log_forwarding import OutputForwarder
 from berth.platform.router.service import RouterService, router_layout
+from berth.platform.runner.ownership import OwnershipError, ownership_for
 from berth.platform.runner.service import Runner
 from berth.platform.slug_store import slug_store_of
 from berth.process import start_process
@@ -33,7 +34,7 @@ def make_runner(database: Database, settings: Settings, *, require_memory_limit:
         return OutputForwarder(database, backend, status, data_dir=settings.data_dir)
 
     runner = Runner(database, settings, backend, forward=forward, crash_base=settings.crash_cool_off_seconds,
-                    boot_timeout=settings.dyno_boot_timeout_seconds)
+                    boot_timeout=settings.dyno_boot_timeout_seconds, ownership=ownership_for(database, settings))
     runner.router = RouterService(settings, database, router_layout(settings, settings.host), runner.dynos_of)
     return runner
 
@@ -56,6 +57,10 @@ def main(argv: list[str]) -> int:
         print("usage: python -m berth.runner [stop-all]", file=sys.stderr)
         return 2
     runner = make_runner(database, settings)
+    try:
+        runner.ownership.refresh()  # a node whose shard count disagrees with the others' stops here
+    except OwnershipError as error:
+        raise SystemExit(f"berth: {error}") from None
     router = runner.router
     assert isinstance(router, RouterService)
     threading.Thread(target=router.ship_forever, args=(stop,), name="router-lines", daemon=True).start()

@@ -18,7 +18,8 @@ from gunicorn import glogging, util
 from gunicorn.workers.gthread import ThreadWorker
 
 from berth import signed_urls, tls_listener
-from berth.config import Settings, load_settings
+from berth.config import Settings, load_settings, prepare_data_dir
+from berth.nodes import NodeConfigError, prepare_node
 
 RESTART_PAUSE_SECONDS = 1.0
 # What a client can do about an answer gunicorn gives before Flask sees the request.
@@ -123,6 +124,13 @@ def commands() -> dict[str, list[str]]:
 
 
 def main() -> None:
+    settings = load_settings()
+    try:
+        prepare_data_dir(settings.data_dir)
+        prepare_node(settings)  # before any process starts: each would refuse alike, and be restarted
+    except NodeConfigError as error:
+        print(f"berth: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     running = {name: subprocess.Popen(argv) for name, argv in commands().items()}
     stopping = False
 

@@ -1,17 +1,18 @@
 """Secrets the first-party providers derive rather than store: each manifest password and SSO salt
-is an HMAC of one installation secret (made once under the data dir, mode 0600), so every process
-(web, worker, backends) computes the same value and nothing per service needs keeping."""
+is an HMAC of one installation secret (berth.installation_secrets: a file in the data dir on one
+machine, a row of the control-plane database shared by every node), so every process (web, worker,
+backends) on every node computes the same value and nothing per service needs keeping."""
 from __future__ import annotations
 
 import hashlib
 import hmac
 
 from berth.config import Settings
-from berth.crypto import installation_secret
+from berth.installation_secrets import installation_secret
 
 
 def derived_secret(settings: Settings, purpose: str) -> str:
-    return hmac.new(installation_secret(settings.data_dir / "providers.key"), purpose.encode(),
+    return hmac.new(installation_secret(settings, "providers"), purpose.encode(),
                     hashlib.sha256).hexdigest()
 
 

@@ -100,6 +100,7 @@ def claim_call(database: Database) -> Call | None:
     if not rows:
         return None
     [(operation_id, attempts, kind, addon_id, context)] = rows
+    operations.QUEUE.took(database, operation_id, attempts)
     found = loaded_json(context)
     endpoint = ProviderEndpoint(service=found["service"], password=crypto.keyring().decrypt(found["password"]),
                                 base_url=found["base_url"], config_vars=tuple(found["config_vars"] or ()),

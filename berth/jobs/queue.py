@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Integer, Select, String, Update, and_, bin
 from sqlalchemy.orm import InstrumentedAttribute, Mapped, aliased, mapped_column
 
 from berth.db import Database, PreparedStatement, UTCDateTime, utcnow
+from berth.jobs import leases
 
 MAX_BACKOFF_SECONDS = 3600.0
 
@@ -49,7 +50,7 @@ class Queue:
 
     model: Any
     exclusive_on: InstrumentedAttribute[Any]
-    lease: timedelta
+    lease: timedelta  # without a heartbeat (berth.jobs.leases): longer than any run of one job
 
     def oldest_due(self, now: Any = None) -> Select[tuple[str]]:
         """The oldest due job whose subject has no other job running (`now`: a bind parameter
@@ -95,11 +96,18 @@ class Queue:
     def claim_next(self, database: Database) -> tuple[Any, int] | None:
         """Claim the oldest due job in a statement of its own: (its id, its attempts), or None."""
         rows = self._claim_statement.run(database.autocommit_engine, self.claim_times())
-        return (rows[0][0], rows[0][1]) if rows else None
+        if not rows:
+            return None
+        self.took(database, rows[0][0], rows[0][1])
+        return rows[0][0], rows[0][1]
 
     def claim_times(self) -> dict[str, datetime]:
         now = utcnow()
-        return {"now": now, "lease_until": now + self.lease}
+        return {"now": now, "lease_until": now + leases.lease_for(self)}
+
+    def took(self, database: Database, job_id: Any, attempts: int) -> None:
+        """Every claim says so: its lease is then renewed while this process's worker lives."""
+        leases.claimed(database, self, job_id, attempts)
 
     def still_claimed(self, job_id: Any, attempts: Any) -> ColumnElement[bool]:
         """SQL: the job still runs under the claim that read `attempts`; a worker whose lease

@@ -50,6 +50,7 @@ class RunOnceJobs:
         if not rows:
             return False
         [(job_id, attempts)] = rows
+        self.queue.took(self.database, job_id, attempts)
         if attempts > 1:
             self.fail_claimed_again(job_id, attempts)
         else:

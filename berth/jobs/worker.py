@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 from typing import Protocol, Sequence
 
 from berth.config import Settings
 from berth.db import Database
+from berth.jobs import leases
 from berth.jobs.queue import Queue
 from berth.jobs.wakeup import NudgeListener
 
@@ -120,6 +122,8 @@ class Worker:
         return min(limit, sum(job_type.count_due(limit) for job_type in self.job_types))
 
     def serve(self, stop: threading.Event) -> None:
+        # Before the first claim: every claim of this process gets the heartbeat's short lease.
+        leases.start(timedelta(seconds=self.settings.job_lease_seconds), stop)
         self.start_up()
         threads = [threading.Thread(target=self._loop, args=(stop,), name=f"worker-{i}", daemon=True)
                    for i in range(max(1, self.settings.worker_threads))]

@@ -6,6 +6,7 @@ import berth.addons.logging.models  # noqa: F401
 import berth.addons.models  # noqa: F401
 import berth.broker.models  # noqa: F401
 import berth.broker.osb.models  # noqa: F401
+import berth.installation_secrets  # noqa: F401
 import berth.platform.logs.models  # noqa: F401
 import berth.platform.models  # noqa: F401
 import berth.web.models  # noqa: F401

@@ -241,6 +241,9 @@ class OneOffDyno(Base):
     secret_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     ended_because: Mapped[str | None] = mapped_column(String(255))
+    # The node whose rendezvous host claimed it (BERTH_NODE_NAME, or the host name): only that host
+    # runs it, and only that host's restart ends it.
+    host: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -295,3 +298,24 @@ class DynoAction(Base):
     user_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class RunnerLease(Base):
+    """One shard of the apps (berth.platform.runner.ownership): the runner that reconciles its apps,
+    until `expires_at` (the control-plane database's clock, UTC). Rows for every shard exist once
+    a runner on PostgreSQL started; a free shard has an expired lease."""
+
+    __tablename__ = "runner_leases"
+
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    holder: Mapped[str | None] = mapped_column(String(255))
+    expires_at: Mapped[datetime]
+
+
+class RunnerNode(Base):
+    """A live runner (renewed every round): how many share the shards."""
+
+    __tablename__ = "runner_nodes"
+
+    holder: Mapped[str] = mapped_column(String(255), primary_key=True)
+    expires_at: Mapped[datetime]

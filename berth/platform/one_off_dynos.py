@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable, Mapping, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -116,7 +116,7 @@ def request_stop(session: Session, dyno: OneOffDyno, by: str) -> None:
         session.flush()
 
 
-def claim_attached(session: Session, secret: str) -> OneOffDyno | None:
+def claim_attached(session: Session, secret: str, host: str = "") -> OneOffDyno | None:
     """The attached dyno `secret` starts, now `up`; None when unknown, used, stopped or expired.
     The row is found by the secret's digest (no byte-by-byte comparison of secrets), and a
     conditional update makes the claim single-use even across processes."""
@@ -128,7 +128,7 @@ def claim_attached(session: Session, secret: str) -> OneOffDyno | None:
         return None
     claimed = session.execute(update(OneOffDyno).where(
         OneOffDyno.id == dyno_id, OneOffDyno.secret_digest == found, OneOffDyno.state == "starting")
-        .values(state="up", secret_digest=None, updated_at=utcnow())
+        .values(state="up", secret_digest=None, host=host or None, updated_at=utcnow())
         .execution_options(synchronize_session=False))
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return None  # another claim won
@@ -136,13 +136,15 @@ def claim_attached(session: Session, secret: str) -> OneOffDyno | None:
     return session.get(OneOffDyno, dyno_id)
 
 
-def claim_detached(session: Session) -> OneOffDyno | None:
-    """The oldest detached dyno waiting to start, now `up` (a conditional update: one host wins)."""
+def claim_detached(session: Session, host: str = "") -> OneOffDyno | None:
+    """The oldest detached dyno waiting to start, now `up` and `host`'s (a conditional update: one
+    host wins)."""
     for dyno_id in session.scalars(select(OneOffDyno.id).where(
             OneOffDyno.attach.is_(False), OneOffDyno.state == "starting", _HOSTED_HERE)
             .order_by(OneOffDyno.created_at).limit(5)):
         claimed = session.execute(update(OneOffDyno).where(OneOffDyno.id == dyno_id, OneOffDyno.state == "starting")
-                                  .values(state="up", updated_at=utcnow()).execution_options(synchronize_session=False))
+                                  .values(state="up", host=host or None, updated_at=utcnow())
+                                  .execution_options(synchronize_session=False))
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
             session.expire_all()
             return session.get(OneOffDyno, dyno_id)
@@ -182,10 +184,13 @@ def sweep_outlived(session: Session) -> list[OneOffDyno]:
     return _end(session, outlived, "crashed", "outlived its time to live")
 
 
-def orphan_running(session: Session) -> list[OneOffDyno]:
-    """At a rendezvous host's start (there is one per installation): dynos it ran before it stopped
-    had their processes end with it; `crashed`, with the reason."""
-    orphans = list(session.scalars(select(OneOffDyno).where(OneOffDyno.state.in_(RUNNING_STATES), _HOSTED_HERE)))
+def orphan_running(session: Session, host: str = "") -> list[OneOffDyno]:
+    """At a rendezvous host's start (one per node): dynos it ran before it stopped had their processes
+    end with it; `crashed`, with the reason. Those another node's host runs are left to it (rows
+    claimed before hosts were named belong to whichever host starts first)."""
+    mine = or_(OneOffDyno.host == host, OneOffDyno.host.is_(None)) if host else true()
+    orphans = list(session.scalars(select(OneOffDyno).where(OneOffDyno.state.in_(RUNNING_STATES), _HOSTED_HERE,
+                                                            mine)))
     return _end(session, orphans, "crashed", "ended when the rendezvous host restarted")
 
 

@@ -13,13 +13,13 @@ from datetime import timedelta
 from flask import Flask
 
 from berth.config import Settings
-from berth.crypto import installation_secret
+from berth.installation_secrets import installation_secret
 
 
 def _session_secret(settings: Settings) -> bytes:
     """The key that signs session cookies and CSRF tokens: one per installation, so every web
-    process of it signs alike."""
-    secret = installation_secret(settings.data_dir / "session.key")
+    process of it, on every node, signs alike."""
+    secret = installation_secret(settings, "session")
     return hmac.new(secret, b"berth-web-session", hashlib.sha256).digest()
 
 

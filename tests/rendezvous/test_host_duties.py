@@ -175,6 +175,24 @@ def test_a_host_starting_ends_the_dynos_its_predecessor_ran(api: Api, alice: Use
     assert api.get(f"/apps/{released}/dynos/run.2", alice).get_json()["state"] == "starting"  # may still attach
 
 
+def test_a_host_starting_leaves_the_dynos_another_nodes_host_runs(api: Api, alice: User, app: Flask,
+                                                                   released: str) -> None:
+    """Several nodes each run a rendezvous host over one control plane: node-b's restart must not end
+    what node-a runs (node-a's own restart still does)."""
+    from berth.platform import one_off_dynos
+
+    api.post(f"/apps/{released}/dynos", alice, json={"command": "sleep 100"})
+    api.post(f"/apps/{released}/dynos", alice, json={"command": "sleep 100"})
+    with database(app).transaction() as session:
+        assert one_off_dynos.claim_detached(session, "node-a").name == "run.1"  # type: ignore[union-attr]
+        assert one_off_dynos.claim_detached(session, "node-b").name == "run.2"  # type: ignore[union-attr]
+        assert [dyno.name for dyno in one_off_dynos.orphan_running(session, "node-b")] == ["run.2"]
+    assert api.get(f"/apps/{released}/dynos/run.1", alice).get_json()["state"] == "up"  # node-a's, still running
+    assert api.get(f"/apps/{released}/dynos/run.2", alice).get_json()["state"] == "crashed"
+    with database(app).transaction() as session:
+        assert [dyno.name for dyno in one_off_dynos.orphan_running(session, "node-a")] == ["run.1"]
+
+
 @pytest.mark.slow
 def test_the_host_starts_a_detached_dyno_when_nudged_and_stops_its_runs_when_it_shuts_down(
         api: Api, alice: User, app: Flask, settings: Settings, stack: Path, released: str, tmp_path: Path) -> None:

@@ -10,14 +10,16 @@ PACKAGE = Path(__file__).resolve().parents[2] / "berth"
 
 # Top-level parts of berth a module may import, by where the module lives.
 FOUNDATION = {"config", "db", "errors", "auth", "crypto", "accounts", "hooks", "httpapi", "logplex", "process",
-              "certificates", "outbound", "signed_urls"}
+              "certificates", "outbound", "signed_urls", "installation_secrets",
+              "nodes"}
 # What the lowest layers (supervise, below both addons and platform) may use: DESIGN.md's
 # foundation, without the HTTP API's conventions or accounts of users.
 CORE = {"config", "db", "errors", "crypto", "hooks", "logplex", "certificates"}
 ALLOWED: dict[str, set[str]] = {
     "platform": FOUNDATION | {"platform", "supervise", "jobs"},
     "broker": FOUNDATION | {"platform", "broker", "jobs"},
-    "addons": {"db", "errors", "crypto", "config", "logplex", "process", "certificates", "supervise", "addons",
+    "addons": {"db", "errors", "crypto", "config", "logplex", "process", "certificates", "installation_secrets",
+               "supervise", "addons",
                "broker.partner_api"},
     "cli": {"cli"},
     "httpapi": FOUNDATION,

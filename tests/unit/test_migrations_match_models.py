@@ -11,7 +11,8 @@ from alembic.migration import MigrationContext
 from berth.addons.postgres.cluster import LocalPostgres
 from berth.db import Base, Database
 
-MODEL_MODULES = ("berth.accounts", "berth.platform.models", "berth.platform.logs.models", "berth.broker.models",
+MODEL_MODULES = ("berth.accounts", "berth.installation_secrets", "berth.platform.models", "berth.platform.logs.models",
+                 "berth.broker.models",
                  "berth.broker.osb.models", "berth.addons.models", "berth.addons.logging.models", "berth.web.models")
 
 

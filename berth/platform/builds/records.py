@@ -22,7 +22,8 @@ from berth.platform.models import App, Build
 from berth.platform.sources import SourceError, SourceFetcher
 
 # Longer than the longest build (its time limit) plus fetching and packing: a live builder never
-# loses its lease; a dead one's build is failed by the next builder (never run twice).
+# loses its lease; a dead one's build is failed by the next builder (never run twice). A builder
+# process renews a shorter lease instead (berth.jobs.leases), so a dead one's build fails sooner.
 DEFAULT_TIMEOUT_SECONDS = 15 * 60
 LEASE_MARGIN = timedelta(minutes=10)
 NOT_FOUND = "Couldn't find that build."

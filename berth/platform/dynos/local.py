@@ -48,6 +48,10 @@ LIVE = ("starting", "up")
 
 
 class LocalBackend:
+    # Its dynos run on this machine only: with several runners, one that does not own an app stops
+    # that app's dynos here (the owner runs them on its own machine).
+    machine_local = True
+
     def __init__(self, data_dir: Path, store: SlugStore, *, stack: Path | None = None,
                  require_memory_limit: bool = True, limits: UnpackLimits = UnpackLimits(),
                  output_rotate_bytes: int = ROTATE_BYTES) -> None:

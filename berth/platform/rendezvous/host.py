@@ -41,8 +41,10 @@ class DatabaseTickets:
     """What RendezvousServer asks for `claim(secret)`: the one-off dyno that secret starts, once;
     and the host's other duties on the runs it holds (detached runs, stop requests, sweeps)."""
 
-    def __init__(self, database: Database, runner: SlugRunner, *, stop_grace: float = STOP_GRACE_SECONDS) -> None:
+    def __init__(self, database: Database, runner: SlugRunner, *, stop_grace: float = STOP_GRACE_SECONDS,
+                 host: str = "") -> None:
         self.database, self.runner, self.stop_grace = database, runner, stop_grace
+        self.host = host  # this node's name, recorded on each row it claims
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
 
@@ -50,7 +52,7 @@ class DatabaseTickets:
 
     def claim(self, secret: str) -> OneOffRun | None:
         with self.database.transaction() as session:
-            dyno = one_off_dynos.claim_attached(session, secret)
+            dyno = one_off_dynos.claim_attached(session, secret, self.host)
             if dyno is None:
                 return None
             entry = self._hold(session, dyno)
@@ -75,7 +77,7 @@ class DatabaseTickets:
 
     def _claim_detached(self) -> _Running | None:
         with self.database.transaction() as session:
-            dyno = one_off_dynos.claim_detached(session)
+            dyno = one_off_dynos.claim_detached(session, self.host)
             return None if dyno is None else self._hold(session, dyno)
 
     def _run_detached(self, entry: _Running) -> None:

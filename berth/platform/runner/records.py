@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Callable
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -25,12 +26,14 @@ class DynoFacts:
     release_id: str | None
 
 
-def sync(database: Database, observed: list[DynoStatus], facts: dict[str, DynoFacts]) -> None:
+def sync(database: Database, observed: list[DynoStatus], facts: dict[str, DynoFacts],
+         owns: Callable[[str], bool] = lambda app_id: True) -> None:
     """Rows for every dyno the backend runs or that crashed; rows of others deleted. Writes only what
-    changed; an app destroyed meanwhile is skipped (its rows went with it)."""
+    changed; an app destroyed meanwhile is skipped (its rows went with it). Only the rows of apps
+    this runner `owns` are touched: other runners keep theirs."""
     shown = {status.id: status for status in observed if status.state in SHOWN}
     with database.transaction() as session:
-        rows = {row.backend_id: row for row in session.scalars(select(Dyno))}
+        rows = {row.backend_id: row for row in session.scalars(select(Dyno)) if owns(row.app_id)}
         gone = [backend_id for backend_id in rows if backend_id not in shown]
         if gone:
             session.execute(delete(Dyno).where(Dyno.backend_id.in_(gone)))
@@ -79,15 +82,15 @@ class Request:
         return True
 
 
-def take_requests(database: Database) -> list[Request]:
-    """Users' pending restart/stop requests, marked done: the runner acts on them this round. A
-    round with none (nearly every one) only reads."""
+def take_requests(database: Database, owns: Callable[[str], bool] = lambda app_id: True) -> list[Request]:
+    """Users' pending restart/stop requests for apps this runner `owns`, marked done: the runner acts
+    on them this round. A round with none (nearly every one) only reads."""
     with database.session(write=False) as session:
         if session.scalar(select(DynoAction.id).where(DynoAction.done_at.is_(None)).limit(1)) is None:
             return []
     with database.transaction() as session:
-        pending = list(session.scalars(select(DynoAction).where(DynoAction.done_at.is_(None))
-                                       .order_by(DynoAction.created_at)))
+        pending = [action for action in session.scalars(select(DynoAction).where(DynoAction.done_at.is_(None))
+                                                        .order_by(DynoAction.created_at)) if owns(action.app_id)]
         now = utcnow()
         for action in pending:
             action.done_at = now

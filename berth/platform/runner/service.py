@@ -24,6 +24,7 @@ from berth.platform.router.table import Dyno as RoutedDyno
 from berth.platform.runner import records
 from berth.platform.runner.crashes import CrashBook
 from berth.platform.runner.desired import AppWants, wanted
+from berth.platform.runner.ownership import Ownership, SoleOwnership
 from berth.platform.runner.plan import Remove, Start, Stop, plan_app
 
 log = logging.getLogger("berth.runner")
@@ -51,8 +52,10 @@ Forward = Callable[[DynoStatus], Forwarder]
 class Runner:
     def __init__(self, database: Database, settings: Settings, backend: DynoBackend, *,
                  forward: Forward | None = None, crash_base: float = 20.0, crash_cap: float = 1200.0,
-                 boot_timeout: float | None = None) -> None:
+                 boot_timeout: float | None = None, ownership: Ownership | None = None) -> None:
         self.database, self.settings, self.backend = database, settings, backend
+        # Which apps are this runner's to reconcile (several runners share the control plane).
+        self.ownership: Ownership = ownership or SoleOwnership()
         self.forward, self.boot_timeout = forward, boot_timeout
         self.router: Router | None = None
         self.crashes = CrashBook(crash_base, crash_cap)
@@ -99,30 +102,42 @@ class Runner:
                 listener.wait(POLL_SECONDS)
         finally:
             listener.close()
+            self.ownership.release()
             self._starts.shutdown(wait=True)
             self._ends.shutdown(wait=True)
             for forwarder in list(self._forwarders.values()):
                 forwarder.close()
 
     def round(self) -> None:
-        wants = wanted(self.database, self._configs)
-        requests = records.take_requests(self.database)
-        observed = self.backend.list()
-        with self._lock:
-            self.wants, self.observed = wants, observed
+        self.ownership.refresh()
+        owns = self.ownership.owns
+        wants = {app_id: want for app_id, want in wanted(self.database, self._configs).items() if owns(app_id)}
+        requests = records.take_requests(self.database, owns)
+        local = self.backend.list()
+        with self._lock:  # every dyno this backend shows is routed, whoever owns its app now
+            self.wants, self.observed = wants, local
             stopping = set(self._stopping)
+        observed = [status for status in local if owns(status.app_id)]
         requested = {status.id for status in observed for request in requests if request.matches(status)}
         now = time.time()
         steps = []
-        for app_id in sorted(set(wants) | {status.app_id for status in observed}):
+        for app_id in sorted(set(wants) | {status.app_id for status in observed} | self._strays(local)):
             app_wants = wants.get(app_id) or AppWants(app_id, "", None, ())
-            mine = [status for status in observed if status.app_id == app_id]
+            mine = [status for status in local if status.app_id == app_id]
             steps.extend(plan_app(app_wants, mine, stopping=stopping, requested=requested, crashes=self.crashes,
                                   now=now))
         for app_id in {status.app_id for status in observed} - set(wants):
             self.crashes.forget(app_id)
-        self._carry_out(steps)
+        if self.ownership.valid():  # a runner whose leases may have lapsed acts on nothing
+            self._carry_out(steps)
         self._record_and_route()
+
+    def _strays(self, local: list[DynoStatus]) -> set[str]:
+        """Apps with dynos on this machine that another runner owns now (its shard moved there): with a
+        machine-local backend the owner runs them on its own machine, so they stop here."""
+        if not getattr(self.backend, "machine_local", False) or not self.ownership.valid():
+            return set()
+        return {status.app_id for status in local if not self.ownership.owns(status.app_id)}
 
     def _carry_out(self, steps: list) -> None:
         stops = [step for step in steps if isinstance(step, Stop)]
@@ -160,6 +175,8 @@ class Runner:
 
     def _start(self, step: Start) -> None:
         want = step.wanted
+        if not self.ownership.owns(want.app_id):  # its lease lapsed or moved since the round planned it
+            return
         app_log = AppLog(self.database, want.app_id, want.name)
         if step.after_crash:
             app_log.line("State changed from crashed to starting", source="heroku")
@@ -241,7 +258,9 @@ class Runner:
                 forwarder = self.forward(status)
                 with self._lock:
                     self._forwarders[status.id] = forwarder
-        records.sync(self.database, recordable, facts)
+        if self.ownership.valid():  # rows of others' apps are their runners' to write
+            records.sync(self.database, [status for status in recordable if self.ownership.owns(status.app_id)],
+                         facts, self.ownership.owns)
         self._route()
 
     def _route(self) -> None:
