@@ -108,3 +108,29 @@ def test_a_restart_through_the_api_replaces_the_dyno_and_the_api_lists_it(run_pl
     eventually(lambda: [row.backend_id for row in run_platform.dynos(app) if row.state == "up"]
                not in ([], [restarted.backend_id]) and run_platform.status(app) == 200,
                what="a stopped formation dyno replaced, as Heroku replaces it")
+
+
+def test_a_scale_up_wakes_the_runner_for_each_dyno_up_not_for_each_start(run_platform: RunPlatform) -> None:
+    """Every woken round costs the runner CPU that the dynos booting beside it need: a scale to three
+    wakes it once for the formation, once when the last start has returned and once per dyno up."""
+    from berth.jobs.wakeup import RunnerListener
+
+    app = make_app(run_platform, "run-wakeups")
+    run_platform.deploy(app)
+    run_platform.scale(app, web=0)
+    eventually(lambda: run_platform.dynos(app) == [], what="no dynos")
+    listener = RunnerListener(run_platform.built.data_dir)  # beside the runner's: gets every nudge it gets
+    try:
+        run_platform.scale(app, web=3)
+        woken = 0
+        deadline = time.monotonic() + 60
+        while run_platform.served_by(app, 30) != {"web.1", "web.2", "web.3"}:
+            assert time.monotonic() < deadline, "the three dynos did not serve"
+            woken += listener.wait(0.05)
+        woken += listener.wait(1.0)
+        # 1 (formation) + 1 (the starts) + 3 (up); before: a nudge per start and two per dyno starting.
+        assert woken <= 5, woken
+    finally:
+        listener.close()
+    run_platform.scale(app, web=0)
+    eventually(lambda: run_platform.dynos(app) == [], what="scaled down")

@@ -28,7 +28,12 @@ from berth.supervise.sandbox import Sandbox, SandboxError, SandboxSpec, sandbox_
 
 R14_EVERY = 20.0  # seconds between R14 lines while a dyno stays over its quota
 SAMPLE_EVERY = 0.5
-BOOT_SAMPLE_EVERY = 0.05
+# While booting, how often to look for the bound port: the router adds the dyno only once it is up,
+# and this lag was ~1/3 of what a scale-up spends between a dyno binding and its first request.
+BOOT_SAMPLE_EVERY = 0.01
+# The states the runner acts on (routes to an up dyno, restarts a crashed one, removes a down one):
+# the keeper wakes it for these at once. `starting` it learns from its own rounds.
+NUDGED_STATES = ("up", "crashed", "down")
 
 
 class Keeper:
@@ -53,9 +58,10 @@ class Keeper:
         write_json(self.directory / "state.json",
                    {"state": state, "exit_status": exit_status, "keeper_pid": self.pid,
                     "keeper_start": self.start_time, "cgroups": self.cgroups, "updated": time.time()})
-        # The runner acts on states (routes to an up dyno, restarts a crashed one): tell it now rather
-        # than at its next poll. The dyno's records live at <data dir>/dynos/<id>.
-        nudge_runner(self.directory.parent.parent)
+        # Tell the runner now rather than at its next poll; not of `starting` (each woken round costs
+        # the runner CPU that ten dynos booting at once need). The records live at <data dir>/dynos/<id>.
+        if state in NUDGED_STATES:
+            nudge_runner(self.directory.parent.parent)
 
     # -- running -------------------------------------------------------------------------------------
 
@@ -119,9 +125,9 @@ class Keeper:
         port, quota, kill_at = self.meta.get("port"), self.meta["memory"], self.meta["memory_kill"]
         # Older records (dynos started before boot timeouts existed) get Heroku's 60 s.
         boot_deadline = time.monotonic() + self.meta.setdefault("boot_timeout", BOOT_TIMEOUT)
-        last_r14 = 0.0
+        last_r14 = last_sample = 0.0
         while sandbox.process.poll() is None:
-            # While booting, look for the bound port often: the router adds the dyno only once it is up.
+            # While booting, look for the bound port often (BOOT_SAMPLE_EVERY).
             if self.stop_requested.wait(BOOT_SAMPLE_EVERY if self.state == "starting" else SAMPLE_EVERY):
                 self.say("heroku", "Stopping all processes with SIGTERM")
                 # The backend records the grace of this stop in meta.json before signalling.
@@ -135,6 +141,9 @@ class Keeper:
                     self.record("up")
                 elif time.monotonic() >= boot_deadline:
                     return sandbox.stop(0), "R10"
+            if time.monotonic() - last_sample < SAMPLE_EVERY:
+                continue  # the memory every SAMPLE_EVERY, booting or not (an OOM kill ends the dyno anyway)
+            last_sample = time.monotonic()
             used = self._memory(sandbox)
             if sandbox.cgroup is not None and sandbox.cgroup.oom_kills() > 0 or used >= kill_at:
                 return sandbox.stop(0), "R15"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Mapping, Protocol
 
 from berth.config import Settings
@@ -63,7 +63,10 @@ class Runner:
         self.observed: list[DynoStatus] = []
         self.wants: dict[str, AppWants] = {}
         self._stopping: dict[str, threading.Thread] = {}
-        self._forwarders: dict[str, Forwarder] = {}
+        # A forwarder starts two threads, which on a busy host took ~20 ms each to be scheduled: made
+        # on a thread of their own, so that ten new dynos do not hold up the round that routes them.
+        self._forwarders: dict[str, Future[Forwarder | None]] = {}
+        self._forwarding = ThreadPoolExecutor(1, thread_name_prefix="dyno-forward")
         self._lock = threading.Lock()
         self._starts = ThreadPoolExecutor(START_THREADS, thread_name_prefix="dyno-start")
         self._starting: set[tuple[str, str, int]] = set()  # starts submitted and not yet returned
@@ -105,8 +108,11 @@ class Runner:
             self.ownership.release()
             self._starts.shutdown(wait=True)
             self._ends.shutdown(wait=True)
-            for forwarder in list(self._forwarders.values()):
-                forwarder.close()
+            self._forwarding.shutdown(wait=True)
+            for pending in list(self._forwarders.values()):
+                forwarder = _made(pending)
+                if forwarder is not None:
+                    forwarder.close()
 
     def round(self) -> None:
         self.ownership.refresh()
@@ -130,7 +136,7 @@ class Runner:
             self.crashes.forget(app_id)
         if self.ownership.valid():  # a runner whose leases may have lapsed acts on nothing
             self._carry_out(steps)
-        self._record_and_route()
+        self._record_and_route(None if steps else local)
 
     def _strays(self, local: list[DynoStatus]) -> set[str]:
         """Apps with dynos on this machine that another runner owns now (its shard moved there): with a
@@ -171,7 +177,12 @@ class Runner:
         finally:
             with self._lock:
                 self._starting.discard(_start_key(step))
-            nudge_runner(self.settings.data_dir)  # a round records it (and the next start, if one failed)
+                last = not self._starting
+            # A round records the started dynos (and the next start, if one failed): once the last start
+            # of a batch has returned, not after each (a round per start took CPU from ten dynos booting;
+            # each dyno's keeper wakes the runner itself once it is up).
+            if last:
+                nudge_runner(self.settings.data_dir)
 
     def _start(self, step: Start) -> None:
         want = step.wanted
@@ -227,7 +238,8 @@ class Runner:
     def _remove(self, status: DynoStatus) -> None:
         try:
             with self._lock:
-                forwarder = self._forwarders.pop(status.id, None)
+                pending = self._forwarders.pop(status.id, None)
+            forwarder = _made(pending) if pending is not None else None  # one being made is waited for
             if forwarder is not None:
                 forwarder.wait(REMOVE_WAIT_SECONDS)  # it ended: its last lines ("Process exited …") reach the log
                 forwarder.close()
@@ -241,8 +253,12 @@ class Runner:
             with self._lock:
                 self._removing.discard(status.id)
 
-    def _record_and_route(self) -> None:
-        observed = self.backend.list()
+    def _record_and_route(self, observed: list[DynoStatus] | None = None) -> None:
+        """Route by what the backend runs, then record it (the table first: a dyno that came up is
+        routed without waiting for the database). `observed`: the round's own look, when it changed
+        nothing since."""
+        if observed is None:
+            observed = self.backend.list()
         with self._lock:
             self.observed = observed
             facts = dict(self.facts)
@@ -250,18 +266,28 @@ class Runner:
         # A dyno whose start has not returned yet has no facts (command, size) here: recorded next round.
         recordable = [status for status in observed if status.id in facts
                       or (status.app_id, status.name, status.release_version) not in starting]
+        try:
+            self._route()
+        finally:  # a router that refused the table still leaves the dynos recorded
+            if self.ownership.valid():  # rows of others' apps are their runners' to write
+                records.sync(self.database, [status for status in recordable if self.ownership.owns(status.app_id)],
+                             facts, self.ownership.owns)
         if self.forward is not None:
             with self._lock:  # not for a dyno being removed: its forwarder has finished
-                new = [status for status in observed
-                       if status.id not in self._forwarders and status.id not in self._removing]
-            for status in new:
-                forwarder = self.forward(status)
-                with self._lock:
-                    self._forwarders[status.id] = forwarder
-        if self.ownership.valid():  # rows of others' apps are their runners' to write
-            records.sync(self.database, [status for status in recordable if self.ownership.owns(status.app_id)],
-                         facts, self.ownership.owns)
-        self._route()
+                for status in observed:
+                    if status.id not in self._forwarders and status.id not in self._removing:
+                        self._forwarders[status.id] = self._forwarding.submit(self._make_forwarder, status)
+
+    def _make_forwarder(self, status: DynoStatus) -> Forwarder | None:
+        assert self.forward is not None
+        try:
+            return self.forward(status)
+        except Exception:  # removed meanwhile, a database away: a later round makes it again
+            log.exception("could not follow the output of dyno %s (%s) into its app's log; trying again next round",
+                          status.id, status.name)
+            with self._lock:
+                self._forwarders.pop(status.id, None)
+            return None
 
     def _route(self) -> None:
         if self.router is not None:
@@ -273,6 +299,14 @@ class Runner:
         for thread in list(self._stopping.values()):
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _made(pending: "Future[Forwarder | None]") -> Forwarder | None:
+    """The forwarder, once made; None when making it failed (_make_forwarder logged why)."""
+    try:
+        return pending.result()
+    except Exception:  # the executor shut down before it ran
+        return None
 
 
 def _start_key(step: Start) -> tuple[str, str, int]:
