@@ -14,10 +14,11 @@
 #   nginx-light   the router in front of web dynos (berth/platform/router/)
 #   git           `git http-backend` serves each app's repository (berth/platform/git/)
 #   docker.io     dockerd for the Swarm test harness's "machines" (tests/cluster/) and the stack/app
-#                 images (berth/platform/swarm/); never started as a system service: the harness
+#                 images (berth/platform/dynos/images.py); never started as a system service: the harness
 #                 starts its own daemons, one per network namespace
 #   docker-registry  the image registry those daemons push to and pull from (no outside registry here)
 #   iproute2      `ip netns`/veth/bridge for the harness's machines
+#   busybox-static  the harness's tiny test image (a static binary imported as an image, no registry needed)
 #   wrk         HTTP load generator, only with --bench
 # Idempotent and silent when everything is present. Debian's postgresql
 # package may create and start a "main" cluster on port 5432; Berth never
@@ -58,6 +59,7 @@ command -v pigz >/dev/null || missing+=(pigz)
 [[ -x /usr/sbin/dockerd ]] || missing+=(docker.io)
 command -v docker-registry >/dev/null || [[ -x /usr/bin/docker-registry ]] || missing+=(docker-registry)
 command -v ip >/dev/null || missing+=(iproute2)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
 if ((bench)) && ! command -v wrk >/dev/null; then
     missing+=(wrk)
 fi
