@@ -44,10 +44,16 @@ def make_runner(database: Database, settings: Settings, *,
 
 
 def make_swarm_runner(database: Database, settings: Settings) -> SwarmRunner:
-    from berth.platform.dynos.swarm_images import image_maker
+    import docker
+
+    from berth.platform.dynos.images import ensure_slug_image
+    from berth.platform.dynos.swarm import API_VERSION
 
     backend = SwarmBackend(settings.docker_host)
-    runner = SwarmRunner(database, settings, backend, image_maker(settings, local_store(settings.data_dir)),
+    images = docker.DockerClient(base_url=settings.docker_host, version=API_VERSION, timeout=600)
+    store = local_store(settings.data_dir)
+    runner = SwarmRunner(database, settings, backend,
+                         lambda checksum: ensure_slug_image(images, settings.registry, store, checksum),
                          boot_timeout=settings.dyno_boot_timeout_seconds)
     runner.router = RouterService(settings, database, router_layout(settings, settings.host), runner.dynos_of)
     return runner

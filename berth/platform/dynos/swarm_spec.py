@@ -20,11 +20,11 @@ from typing import Any, Mapping
 
 from berth.platform.dyno_process import dyno_argv, dyno_environment
 from berth.platform.dynos.backend import STOP_GRACE, DynoSize
+from berth.platform.dynos.images import DYNO_USER  # the stack image's unprivileged account
 
-__all__ = ["ServiceSpec", "DYNO_PORT", "DYNO_USER", "LABEL", "service_name"]
+__all__ = ["ServiceSpec", "DYNO_PORT", "LABEL", "service_name"]
 
 DYNO_PORT = 5000  # inside every container; each web task's published port is its own
-DYNO_USER = "65534:65534"  # nobody: a dyno never runs as root in its container
 LABEL = "berth."  # every label Berth sets starts so; services without berth.app_id are not Berth's
 NANO = 1_000_000_000
 HEALTH_INTERVAL = 1.0  # seconds between looks at $PORT (Docker 20.10 has no faster start interval)

@@ -1,0 +1,49 @@
+"""The runner in Swarm mode end to end: a release becomes a Swarm service on two machines, reached
+through Berth's router; scaling, a machine's death and a rolling deploy, under steady requests."""
+from __future__ import annotations
+
+import pytest
+
+from tests.cluster.machines import Cluster
+from tests.runner.conftest import Load, RunPlatform, eventually
+
+pytestmark = [pytest.mark.slow, pytest.mark.swarm]
+
+FIRST_PULL = 240  # the first task on a machine pulls the stack image (~900 MB) from the registry
+
+
+def swarm_state(cluster: Cluster, platform: RunPlatform) -> str:
+    """What the swarm and the runner say, for a failure's message."""
+    tasks = cluster.manager.docker("service", "ps", "--no-trunc", "--format",
+                                   "{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}",
+                                   *[line.split()[0] for line in cluster.manager.docker(
+                                       "service", "ls", "-q").stdout.split()], check=False)
+    return f"tasks:\n{tasks.stdout}{tasks.stderr}\nrunner log:\n{platform.runner_log()[-3000:]}"
+
+
+def machines_of(platform: RunPlatform, app: str) -> dict[str, str]:
+    """dyno name → the address of the machine it runs on, for the app's up dynos."""
+    return {row.name: row.address.rsplit(":", 1)[0] for row in platform.dynos(app) if row.state == "up" and row.address}
+
+
+def test_a_deploy_answers_through_the_router_and_4_dynos_spread_over_both_machines(
+        swarm_platform: RunPlatform, swarm_cluster: Cluster) -> None:
+    app = "swarm-scale"
+    swarm_platform.built.make_app(app)
+    swarm_platform.deploy(app, version="1")
+    try:
+        eventually(lambda: swarm_platform.served_by(app, 5) == {"web.1"}, timeout=FIRST_PULL,
+                   what="web.1 serving through the router")
+    except AssertionError:
+        raise AssertionError(swarm_state(swarm_cluster, swarm_platform)) from None
+    listed = swarm_platform.call("GET", f"/apps/{app}/dynos").json()
+    assert [(dyno["name"], dyno["state"], dyno["release"]["version"]) for dyno in listed] == [("web.1", "up", 2)]
+    swarm_platform.scale(app, web=4)
+    everyone = {"web.1", "web.2", "web.3", "web.4"}
+    eventually(lambda: swarm_platform.served_by(app, 40) == everyone, timeout=FIRST_PULL, what="four dynos serving")
+    machines = machines_of(swarm_platform, app)
+    assert set(machines.values()) == {machine.address for machine in swarm_cluster.machines}, machines
+    lines = swarm_platform.log(app)
+    assert any("heroku[web.1]: Starting process with command `python3 server.py`" in line for line in lines), lines
+    assert any("heroku[web.3]: State changed from starting to up" in line for line in lines), lines
+    assert any("app[web.2]: listening on 5000" in line for line in lines), lines
