@@ -219,6 +219,19 @@ class Load:
         return [result for result in self.results if result[0] != 200]
 
 
+def deploy_under_load(platform: RunPlatform, app: str, timeout: float = 90) -> Load:
+    """Deploy version 2 of the test slug while requests run; returns once only it serves (and the app
+    has as many dynos as before), with every request's result. Version 1 must be serving."""
+    dynos = len(platform.dynos(app))
+    with Load(platform, app) as load:
+        platform.deploy(app, version="2")
+        eventually(lambda: all('"version": "2"' in body for _, body in load.results[-20:])
+                   and len(platform.dynos(app)) == dynos, timeout=timeout, what="only the new release serving")
+    versions = [body for _, body in load.results]
+    assert any('"version": "1"' in body for body in versions) and any('"version": "2"' in body for body in versions)
+    return load
+
+
 @contextlib.contextmanager
 def running_platform(base: Path, router_port: int, **settings: str) -> Iterator[RunPlatform]:
     """A live Berth, its builder and its runner (the router on `router_port`); every dyno and the

@@ -2,10 +2,12 @@
 through Berth's router; scaling, a machine's death and a rolling deploy, under steady requests."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.cluster.machines import Cluster
-from tests.runner.conftest import Load, RunPlatform, eventually
+from tests.runner.conftest import Load, RunPlatform, deploy_under_load, eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.swarm]
 
@@ -47,3 +49,43 @@ def test_a_deploy_answers_through_the_router_and_4_dynos_spread_over_both_machin
     assert any("heroku[web.1]: Starting process with command `python3 server.py`" in line for line in lines), lines
     assert any("heroku[web.3]: State changed from starting to up" in line for line in lines), lines
     assert any("app[web.2]: listening on 5000" in line for line in lines), lines
+
+
+def test_a_frozen_machine_has_its_dynos_replaced_and_requests_keep_succeeding(
+        swarm_platform: RunPlatform, swarm_cluster: Cluster) -> None:
+    app = "swarm-freeze"
+    swarm_platform.built.make_app(app)
+    swarm_platform.deploy(app)
+    swarm_platform.scale(app, web=4)
+    everyone = {"web.1", "web.2", "web.3", "web.4"}
+    eventually(lambda: swarm_platform.served_by(app, 40) == everyone, timeout=FIRST_PULL, what="four dynos serving")
+    worker = swarm_cluster.machines[1]  # m1 is the only manager: freezing it would stop the swarm itself
+    assert worker.address in machines_of(swarm_platform, app).values()
+    try:
+        with Load(swarm_platform, app) as load:
+            time.sleep(1)
+            frozen_at = time.monotonic()
+            swarm_cluster.freeze(worker)
+            eventually(lambda: len(machines_of(swarm_platform, app)) == 4
+                       and set(machines_of(swarm_platform, app).values()) == {swarm_cluster.manager.address},
+                       timeout=90, what="four dynos up again, all on the machine that is left")
+            recovered = time.monotonic() - frozen_at
+            eventually(lambda: swarm_platform.served_by(app, 20) == everyone, what="the replacements serving")
+            time.sleep(1)
+    finally:
+        swarm_cluster.heal()
+    assert load.failures() == [], load.failures()[:5]
+    assert len(load.results) > 50
+    print(f"four dynos up again {recovered:.1f} s after the freeze")
+
+
+def test_a_rolling_deploy_fails_no_request(swarm_platform: RunPlatform, swarm_cluster: Cluster) -> None:
+    app = "swarm-roll"
+    swarm_platform.built.make_app(app)
+    swarm_platform.deploy(app, version="1")
+    swarm_platform.scale(app, web=2)
+    eventually(lambda: swarm_platform.served_by(app, 20) == {"web.1", "web.2"}, timeout=FIRST_PULL,
+               what="two dynos serving")
+    load = deploy_under_load(swarm_platform, app, timeout=120)
+    assert load.failures() == [], load.failures()[:5]
+    assert {row.release_version for row in swarm_platform.dynos(app)} == {3}

@@ -80,7 +80,7 @@ def facts(state: str, task_state: str, exit_status: int | None = None, error: st
 def test_lifecycle_lines_follow_heroku() -> None:
     assert lifecycle_lines(None, facts("starting", "starting"), boot_timeout=60) == [
         "Starting process with command `python3 server.py`"]
-    assert lifecycle_lines(None, facts("up", "running"), boot_timeout=60, first_round=True) == []
+    assert lifecycle_lines(None, facts("up", "running"), boot_timeout=60, adopted=True) == []
     assert lifecycle_lines(facts("starting", "starting"), facts("up", "running"), boot_timeout=60) == [
         "State changed from starting to up"]
     assert lifecycle_lines(facts("up", "running"), facts("crashed", "failed", 1, "task: non-zero exit (1)"),

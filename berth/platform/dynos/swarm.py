@@ -54,6 +54,7 @@ class TaskFacts:
     task_state: str
     error: str
     node: str
+    node_ready: bool = True  # False: the machine stopped answering the manager
 
 
 class SwarmBackend:
@@ -175,7 +176,7 @@ class SwarmBackend:
                           started_at=_created(task), release_version=int(version) if version else None)
         return TaskFacts(dyno, service.name, labels.get(f"{LABEL}command", ""), labels.get(f"{LABEL}size", ""),
                          labels.get(f"{LABEL}release_id"), str(status.get("State", "")), str(status.get("Err", "")),
-                         node.hostname if node else "")
+                         node.hostname if node else "", node is None or node.ready)
 
     def _nodes(self) -> dict[str, "_Node"]:
         found = {}

@@ -16,11 +16,11 @@ ENDED = ("complete", "shutdown", "failed", "rejected", "orphaned", "remove")
 
 
 def lifecycle_lines(before: TaskFacts | None, now: TaskFacts, *, boot_timeout: float,
-                    first_round: bool = False) -> list[str]:
-    """The heroku lines for the change from `before` (None: not seen until now) to `now`. On the
-    runner's first round a task already there is adopted silently."""
+                    adopted: bool = False) -> list[str]:
+    """The heroku lines for the change from `before` (None: not seen until now) to `now`. A task
+    seen first but `adopted` (it ran before this runner started) gets none."""
     if before is None:
-        if first_round:
+        if adopted:
             return []
         lines = []
         if now.status.state in RUNNING or now.task_state in ENDED:

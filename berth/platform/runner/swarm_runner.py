@@ -25,6 +25,7 @@ from berth.platform.dynos.swarm_lifecycle import lifecycle_lines
 from berth.platform.dynos.swarm_logs import ServiceOutput
 from berth.platform.dynos.swarm_spec import ServiceSpec
 from berth.platform.logs.app_log import AppLog
+from berth.platform.router.connections import abort_connections
 from berth.platform.router.table import Dyno as RoutedDyno
 from berth.platform.runner import records
 from berth.platform.runner.desired import AppWants, wanted
@@ -35,6 +36,7 @@ __all__ = ["SwarmRunner", "ImageOf"]
 log = logging.getLogger("berth.runner")
 ImageOf = Callable[[str], str]  # slug checksum → the image's reference in the registry (built and pushed)
 IMAGE_THREADS = 2
+LOST_ABORT_SECONDS = 10.0
 
 
 class SwarmRunner:
@@ -46,7 +48,6 @@ class SwarmRunner:
         self.observed: list[DynoStatus] = []
         self.wants: dict[str, AppWants] = {}
         self._tasks: dict[str, TaskFacts] = {}  # task id → what the last round saw
-        self._first_round = True
         self._lock = threading.Lock()
         self._configs: dict[str, Mapping[str, str]] = {}
         self._images: dict[str, Future[str]] = {}  # slug checksum → its image being made, or made
@@ -54,6 +55,9 @@ class SwarmRunner:
         self._outputs: dict[str, ServiceOutput] = {}  # service id → its output follower
         self._started_at = time.time()
         self._refused: dict[str, str] = {}  # service name → the last refusal told to the app's log
+        # Addresses of dynos whose machine went away → until when their connections are aborted
+        # (each round: nginx workers of the table before may still retry there).
+        self._lost: dict[str, float] = {}
 
     # -- what the router asks ----------------------------------------------------------------------
 
@@ -170,6 +174,13 @@ class SwarmRunner:
 
     def _observe(self, wants: dict[str, AppWants], services: list[RunningService]) -> None:
         tasks = self.backend.tasks()
+        now = time.monotonic()
+        for task in tasks:
+            before = self._tasks.get(task.status.id)
+            if not task.node_ready and before is not None and before.status.state == "up" and before.status.address:
+                log.warning("%s of app %s: its machine %s stopped answering; routing away from %s",
+                            task.status.name, task.status.app_id, task.node or "?", before.status.address)
+                self._lost[before.status.address] = now + LOST_ABORT_SECONDS
         self._log_lifecycle(tasks)
         statuses = [facts.status for facts in tasks]
         facts = {task.status.id: records.DynoFacts(task.command, task.size or "standard-1x", task.release_id)
@@ -180,16 +191,20 @@ class SwarmRunner:
         records.sync(self.database, _one_per_name(statuses), facts)
         if self.router is not None:
             self.router.route()
+        self._lost = {address: until for address, until in self._lost.items() if until > now}
+        if self._lost:
+            abort_connections(self._lost)
 
     def _log_lifecycle(self, tasks: list[TaskFacts]) -> None:
         lines: dict[tuple[str, str], list[str]] = {}
         for task in tasks:
             before = self._tasks.get(task.status.id)
-            said = lifecycle_lines(before, task, boot_timeout=self.boot_timeout, first_round=self._first_round)
+            # A task made before this runner started is adopted silently (its start was logged then).
+            said = lifecycle_lines(before, task, boot_timeout=self.boot_timeout,
+                                   adopted=task.status.started_at < self._started_at)
             if said:
                 lines.setdefault((task.status.app_id, task.status.name), []).extend(said)
         self._tasks = {task.status.id: task for task in tasks}
-        self._first_round = False
         for (app_id, name), said in lines.items():
             app_log = AppLog(self.database, app_id, name, data_dir=self.settings.data_dir)
             for line in said:
