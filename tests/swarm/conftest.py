@@ -19,6 +19,6 @@ from tests.supervise.conftest import stack_root  # noqa: F401  (the session's bu
 def swarm_platform(stack_root: Path, swarm_cluster: Cluster, swarm_stack_image: str,  # noqa: F811
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunPlatform]:
     with running_platform(tmp_path_factory.mktemp("swarm-runner"), free_port(), CRASH_COOL_OFF_SECONDS="1",
-                          DYNO_BOOT_TIMEOUT_SECONDS="20", RUNNER="swarm",
+                          DYNO_BOOT_TIMEOUT_SECONDS="8", RUNNER="swarm",
                           DOCKER_HOST=swarm_cluster.manager.base_url, REGISTRY=swarm_cluster.registry) as platform:
         yield platform

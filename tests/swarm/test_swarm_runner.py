@@ -89,3 +89,27 @@ def test_a_rolling_deploy_fails_no_request(swarm_platform: RunPlatform, swarm_cl
     load = deploy_under_load(swarm_platform, app, timeout=120)
     assert load.failures() == [], load.failures()[:5]
     assert {row.release_version for row in swarm_platform.dynos(app)} == {3}
+
+
+def test_a_web_process_that_never_binds_gets_r10_and_one_that_exits_crashes_and_is_restarted(
+        swarm_platform: RunPlatform, swarm_cluster: Cluster) -> None:
+    app = "swarm-crash"
+    swarm_platform.built.make_app(app)
+    swarm_platform.deploy(app, processes={"web": "echo booting; sleep 600",
+                                          "worker": "echo working; sleep 2; exit 3"})
+    swarm_platform.scale(app, worker=1)
+
+    def said(text: str) -> bool:
+        return any(text in line for line in swarm_platform.log(app))
+    eventually(lambda: said("heroku[web.1]: Error R10 (Boot timeout) -> Web process failed to bind to $PORT within "
+                            "8 seconds of launch"), timeout=FIRST_PULL, what="R10 for web.1")
+    assert said("app[web.1]: booting")
+    eventually(lambda: said("heroku[worker.1]: Process exited with status 3") and said(
+        "heroku[worker.1]: State changed from up to crashed"), timeout=60, what="worker.1 crashing")
+    eventually(lambda: sum("app[worker.1]: working" in line for line in swarm_platform.log(app)) >= 2,
+               timeout=60, what="worker.1 restarted after its crash")
+    assert swarm_platform.status(app) == 503  # H10 or H14: never an answer from a dyno that is not up
+    swarm_platform.call("DELETE", f"/apps/{app}")
+    eventually(lambda: not [line for line in swarm_cluster.manager.docker("service", "ls", "--format",
+                                                                          "{{.Name}}").stdout.split()],
+               timeout=30, what="the app's services removed with it")

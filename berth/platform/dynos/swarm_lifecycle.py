@@ -13,6 +13,7 @@ __all__ = ["lifecycle_lines"]
 
 RUNNING = ("starting", "up")
 ENDED = ("complete", "shutdown", "failed", "rejected", "orphaned", "remove")
+CRASHED = ("failed", "rejected")
 
 
 def lifecycle_lines(before: TaskFacts | None, now: TaskFacts, *, boot_timeout: float,
@@ -43,7 +44,9 @@ def _ended(before: TaskFacts | None, now: TaskFacts, boot_timeout: float) -> lis
         return []
     lines = []
     was = before.status.state if before is not None else "starting"
-    if now.status.state == "crashed" and was == "starting" and "unhealthy" in now.error:
+    # Failed is a crash even when the runner sees it only once Swarm has made its replacement.
+    crashed = now.task_state in CRASHED
+    if crashed and was == "starting" and "unhealthy" in now.error:
         lines.append(f"Error R10 (Boot timeout) -> Web process failed to bind to $PORT within {boot_timeout:g} "
                      "seconds of launch")
         lines.append("Stopping process with SIGKILL")
@@ -51,7 +54,7 @@ def _ended(before: TaskFacts | None, now: TaskFacts, boot_timeout: float) -> lis
         lines.append(f"Process exited with status {now.status.exit_status}")
     elif now.error:
         lines.append(f"Process ended: {now.error}")
-    if now.status.state == "crashed":
+    if crashed:
         lines.append(f"State changed from {'up' if was == 'up' else 'starting'} to crashed")
     elif was in RUNNING:
         lines.append(f"State changed from {was} to down")
