@@ -33,7 +33,15 @@ def main() -> None:
             log.warning("%s of app %s ended with the previous rendezvous host", dyno.name, dyno.app_id)
     # No stack here: each run looks for it, so one built later works without a restart, and a
     # dyno started before that ends `crashed` saying so.
-    tickets = DatabaseTickets(database, SlugRunner(local_store(settings.data_dir), scratch))
+    runner = SlugRunner(local_store(settings.data_dir), scratch)
+    if settings.runner == "swarm":  # detached one-offs as Swarm tasks; attached ones stay here
+        from berth.platform.dynos.swarm import SwarmBackend, image_maker
+        from berth.platform.dynos.swarm_one_off import SwarmSlugRunner
+
+        runner = SwarmSlugRunner(SwarmBackend(settings.docker_host),  # type: ignore[assignment]
+                                 image_maker(settings.docker_host, settings.registry, local_store(settings.data_dir)),
+                                 runner)
+    tickets = DatabaseTickets(database, runner)
     cert, key = tls_listener.ensure_certificate(settings)
     server = RendezvousServer(settings.host, settings.rendezvous_port, cert, key, tickets).start()  # type: ignore[arg-type]
     log.info("rendezvous listening on %s:%d", settings.host, server.port)

@@ -18,7 +18,7 @@ from berth.platform.dynos.backend import DynoStatus
 from berth.platform.dynos.local import LocalBackend
 from berth.platform.dynos.log_forwarding import OutputForwarder
 from berth.platform.router.service import RouterService, router_layout
-from berth.platform.dynos.swarm import SwarmBackend
+from berth.platform.dynos.swarm import SwarmBackend, image_maker
 from berth.platform.runner.service import Runner
 from berth.platform.runner.swarm_runner import SwarmRunner
 from berth.platform.slug_store import local_store
@@ -44,17 +44,9 @@ def make_runner(database: Database, settings: Settings, *,
 
 
 def make_swarm_runner(database: Database, settings: Settings) -> SwarmRunner:
-    import docker
-
-    from berth.platform.dynos.images import ensure_slug_image
-    from berth.platform.dynos.swarm import API_VERSION
-
     backend = SwarmBackend(settings.docker_host)
-    images = docker.DockerClient(base_url=settings.docker_host, version=API_VERSION, timeout=600)
-    store = local_store(settings.data_dir)
-    runner = SwarmRunner(database, settings, backend,
-                         lambda checksum: ensure_slug_image(images, settings.registry, store, checksum),
-                         boot_timeout=settings.dyno_boot_timeout_seconds)
+    images = image_maker(settings.docker_host, settings.registry, local_store(settings.data_dir))
+    runner = SwarmRunner(database, settings, backend, images, boot_timeout=settings.dyno_boot_timeout_seconds)
     runner.router = RouterService(settings, database, router_layout(settings, settings.host), runner.dynos_of)
     return runner
 

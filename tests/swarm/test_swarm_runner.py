@@ -45,7 +45,7 @@ def test_a_deploy_answers_through_the_router_and_4_dynos_spread_over_both_machin
     eventually(lambda: swarm_platform.served_by(app, 40) == everyone, timeout=FIRST_PULL, what="four dynos serving")
     machines = machines_of(swarm_platform, app)
     assert set(machines.values()) == {machine.address for machine in swarm_cluster.machines}, machines
-    lines = swarm_platform.log(app)
+    lines = swarm_platform.log(app, dyno="web")  # not the router's lines
     assert any("heroku[web.1]: Starting process with command `python3 server.py`" in line for line in lines), lines
     assert any("heroku[web.3]: State changed from starting to up" in line for line in lines), lines
     assert any("app[web.2]: listening on 5000" in line for line in lines), lines
@@ -109,7 +109,42 @@ def test_a_web_process_that_never_binds_gets_r10_and_one_that_exits_crashes_and_
     eventually(lambda: sum("app[worker.1]: working" in line for line in swarm_platform.log(app)) >= 2,
                timeout=60, what="worker.1 restarted after its crash")
     assert swarm_platform.status(app) == 503  # H10 or H14: never an answer from a dyno that is not up
-    swarm_platform.call("DELETE", f"/apps/{app}")
-    eventually(lambda: not [line for line in swarm_cluster.manager.docker("service", "ls", "--format",
-                                                                          "{{.Name}}").stdout.split()],
+    app_id = swarm_platform.call("GET", f"/apps/{app}").json()["id"]
+    assert swarm_platform.call("DELETE", f"/apps/{app}").status_code == 200
+    eventually(lambda: not swarm_cluster.manager.docker("service", "ls", "--filter", f"label=berth.app_id={app_id}",
+                                                        "--format", "{{.Name}}").stdout.split(),
                timeout=30, what="the app's services removed with it")
+
+
+def test_a_detached_one_off_dyno_runs_as_a_swarm_task_into_the_apps_log(
+        swarm_platform: RunPlatform, swarm_cluster: Cluster, swarm_rendezvous: object) -> None:
+    app = "swarm-one-off"
+    swarm_platform.built.make_app(app)
+    swarm_platform.deploy(app)
+    made = swarm_platform.call("POST", f"/apps/{app}/dynos",
+                               {"command": "echo detached as $DYNO in $(hostname); sleep 2; exit 4", "attach": False})
+    assert made.status_code == 201, made.text
+    name = made.json()["name"]
+
+    def one_off_services() -> list[str]:
+        return swarm_cluster.manager.docker("service", "ls", "--filter", "label=berth.one_off", "--format",
+                                            "{{.Name}}").stdout.split()
+
+    def one_off_container() -> str | None:
+        """The container the one-off's task runs in, once Swarm has started it."""
+        for service in one_off_services():
+            found = swarm_cluster.manager.docker("service", "ps", "--no-trunc", "--format", "{{.ID}}", service,
+                                                 check=False).stdout.split()
+            for task in found:
+                inspected = swarm_cluster.manager.docker("inspect", "--format",
+                                                         "{{.Status.ContainerStatus.ContainerID}}", task, check=False)
+                if inspected.stdout.strip() not in ("", "<no value>"):
+                    return inspected.stdout.strip()
+        return None
+    container = eventually(one_off_container, timeout=FIRST_PULL, interval=0.1, what="the one-off's task on the swarm")
+    eventually(lambda: any(f"heroku[{name}]: State changed from up to complete" in line
+                           for line in swarm_platform.log(app)), timeout=60, what="the one-off's end in the log")
+    lines = swarm_platform.log(app)
+    assert any(f"app[{name}]: detached as {name} in {container[:12]}" in line for line in lines), lines
+    assert any(f"heroku[{name}]: Process exited with status 4" in line for line in lines)
+    eventually(lambda: one_off_services() == [], timeout=30, what="the one-off's service removed")

@@ -2,6 +2,8 @@
 log frames, and the settings that choose the runner."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from berth.config import load_settings
@@ -44,8 +46,11 @@ def test_a_worker_has_no_port_and_no_health_check_and_names_fit_swarm() -> None:
     body = spec(process_type="worker_long_name_of_thirty_ch").body()
     assert body["EndpointSpec"] == {"Mode": "dnsrr"}
     assert "Healthcheck" not in body["TaskTemplate"]["ContainerSpec"]
-    assert len(body["Name"]) <= 63 and "_" not in body["Name"]
+    dns_label = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    assert dns_label.match(body["Name"]), body["Name"]
+    assert dns_label.match(service_name(APP, "run.4520"))
     assert service_name(APP, "web") != service_name("1" + APP[1:], "web")
+    assert service_name(APP, "a_b") != service_name(APP, "a-b")
 
 
 def test_only_a_new_release_or_config_changes_the_spec_hash_not_the_count() -> None:

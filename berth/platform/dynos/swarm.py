@@ -14,15 +14,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import docker
 from docker.errors import APIError, DockerException, NotFound
 
 from berth.platform.dynos.backend import DynoError, DynoStatus
 from berth.platform.dynos.swarm_spec import LABEL, ServiceSpec
+from berth.platform.slug_store import SlugStore
 
-__all__ = ["SwarmBackend", "RunningService", "TaskFacts", "API_VERSION"]
+__all__ = ["SwarmBackend", "RunningService", "TaskFacts", "API_VERSION", "image_maker"]
 
 log = logging.getLogger(__name__)
 API_VERSION = "1.41"  # Docker 20.10 (Debian 12's docker.io): pids limits, capability drops
@@ -96,7 +97,7 @@ class SwarmBackend:
         scaled, or left alone. Says which, for the runner's log."""
         body = spec.body()
         if running is None:
-            self._call(self.api._post_json, self.api._url("/services/create"), data=body, result=True)
+            self.create(spec)
             return "created"
         if running.app_id != spec.app_id:
             raise DynoError(f"a service named {spec.name} belongs to another app ({running.app_id}): remove it")
@@ -112,6 +113,25 @@ class SwarmBackend:
         self._update(running, body)
         return what
 
+    def create(self, spec: ServiceSpec) -> str:
+        """A new service running `spec`; its id."""
+        return self._call(self.api._post_json, self.api._url("/services/create"), data=spec.body(), result=True)["ID"]
+
+    def task_of(self, service_id: str) -> dict[str, Any] | None:
+        """The newest task of a one-task service, None when it has none (yet, or any more)."""
+        try:
+            tasks = self._call(self.api.tasks, filters={"service": service_id})
+        except DynoError:
+            return None
+        return max(tasks, key=_created) if tasks else None
+
+    def remove_service_id(self, service_id: str) -> None:
+        try:
+            self._call(self.api.remove_service, service_id)
+        except DynoError as exc:
+            if not isinstance(exc.__cause__, NotFound):
+                raise
+
     def restart(self, running: RunningService) -> None:
         """Every task of the service replaced (rolling, start-first): a user's `ps:restart`."""
         current = self._call(self.api.inspect_service, running.id)["Spec"]
@@ -120,11 +140,7 @@ class SwarmBackend:
         self._update(running, current)
 
     def remove(self, running: RunningService) -> None:
-        try:
-            self._call(self.api.remove_service, running.id)
-        except DynoError as exc:
-            if not isinstance(exc.__cause__, NotFound):
-                raise
+        self.remove_service_id(running.id)
 
     def _update(self, running: RunningService, body: dict[str, Any]) -> None:
         self._call(self.api._post_json, self.api._url("/services/{0}/update", running.id), data=body,
@@ -209,6 +225,14 @@ class SwarmBackend:
 
     def close(self) -> None:
         self.api.close()
+
+
+def image_maker(docker_host: str, registry: str, store: SlugStore) -> Callable[[str], str]:
+    """slug checksum → its app image in `registry`, built and pushed through `docker_host` once."""
+    from berth.platform.dynos.images import ensure_slug_image
+
+    client = docker.DockerClient(base_url=docker_host, version=API_VERSION, timeout=600)
+    return lambda checksum: ensure_slug_image(client, registry, store, checksum)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -32,9 +33,13 @@ HEALTH_RETRIES = 3
 
 
 def service_name(app_id: str, process_type: str) -> str:
-    """`berth-<app id without dashes>-<type>`, under Swarm's 63 characters (the type's underscores
-    become dots, which names allow and types do not have)."""
-    return f"berth-{app_id.replace('-', '')[:24]}-{process_type.replace('_', '.')}"[:63]
+    """`berth-<app id without dashes>-<type>`: a DNS label, as Swarm wants (63 characters, letters,
+    digits, dashes). A type's `_` or `.` (`run.42`) becomes `-`; a type that had one gets a short hash
+    of itself too, so `a_b` and `a-b` stay two services."""
+    label = re.sub(r"[^a-z0-9-]", "-", process_type.lower())
+    if label != process_type:
+        label = f"{label[:22]}-{hashlib.sha256(process_type.encode()).hexdigest()[:6]}"
+    return f"berth-{app_id.replace('-', '')[:24]}-{label}"[:63]
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,9 @@ class ServiceSpec:
     boot_timeout: float = 60.0
     restart_delay: float = 20.0  # Swarm's delay before replacing a crashed task
     stop_grace: float = STOP_GRACE
+    # A one-off dyno (`run.N` as process_type): one task, never restarted, never routed, and not a
+    # formation service (the runner leaves it alone).
+    one_off: bool = False
 
     @property
     def name(self) -> str:
@@ -59,11 +67,15 @@ class ServiceSpec:
 
     @property
     def web(self) -> bool:
-        return self.process_type == "web"
+        return self.process_type == "web" and not self.one_off
+
+    @property
+    def dyno(self) -> str:
+        return self.process_type if self.one_off else f"{self.process_type}.{{{{.Task.Slot}}}}"
 
     def labels(self) -> dict[str, str]:
         """On the service and on each task's container: enough to record a task as a dyno."""
-        return {f"{LABEL}app_id": self.app_id, f"{LABEL}type": self.process_type,
+        return {f"{LABEL}{'one_off' if self.one_off else 'app_id'}": self.app_id, f"{LABEL}type": self.process_type,
                 f"{LABEL}release_id": self.release_id, f"{LABEL}release_version": str(self.release_version),
                 f"{LABEL}size": self.size_key, f"{LABEL}command": self.command}
 
@@ -72,7 +84,7 @@ class ServiceSpec:
             "Image": self.image,
             "Command": dyno_argv(self.command),
             "Env": [f"{key}={value}" for key, value in
-                    dyno_environment(self.env, f"{self.process_type}.{{{{.Task.Slot}}}}", DYNO_PORT).items()],
+                    dyno_environment(self.env, self.dyno, None if self.one_off else DYNO_PORT).items()],
             "Dir": "/app",
             "User": DYNO_USER,
             "Labels": self.labels(),
@@ -91,7 +103,8 @@ class ServiceSpec:
         return {
             "ContainerSpec": container,
             "Resources": {"Limits": {"MemoryBytes": self.size.memory_kill, "Pids": self.size.processes}},
-            "RestartPolicy": {"Condition": "any", "Delay": int(self.restart_delay * NANO), "MaxAttempts": 0},
+            "RestartPolicy": ({"Condition": "none"} if self.one_off else
+                              {"Condition": "any", "Delay": int(self.restart_delay * NANO), "MaxAttempts": 0}),
             "LogDriver": {"Name": "json-file", "Options": {"max-size": "16m", "max-file": "2"}},
         }
 
