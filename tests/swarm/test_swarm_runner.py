@@ -51,9 +51,12 @@ def test_a_deploy_answers_through_the_router_and_4_dynos_spread_over_both_machin
     assert any("app[web.2]: listening on 5000" in line for line in lines), lines
 
 
-def test_a_frozen_machine_has_its_dynos_replaced_and_requests_keep_succeeding(
-        swarm_platform: RunPlatform, swarm_cluster: Cluster) -> None:
-    app = "swarm-freeze"
+@pytest.mark.parametrize("failure", ["freeze", "cut_link"])
+def test_a_machine_that_dies_has_its_dynos_replaced_and_requests_keep_succeeding(
+        swarm_platform: RunPlatform, swarm_cluster: Cluster, failure: str) -> None:
+    """Frozen (every process of the machine stopped: the kernel still accepts connections, nothing
+    answers) or cut off (its link down)."""
+    app = f"swarm-{failure.replace('_', '-')}"
     swarm_platform.built.make_app(app)
     swarm_platform.deploy(app)
     swarm_platform.scale(app, web=4)
@@ -65,7 +68,7 @@ def test_a_frozen_machine_has_its_dynos_replaced_and_requests_keep_succeeding(
         with Load(swarm_platform, app) as load:
             time.sleep(1)
             frozen_at = time.monotonic()
-            swarm_cluster.freeze(worker)
+            getattr(swarm_cluster, failure)(worker)
             eventually(lambda: len(machines_of(swarm_platform, app)) == 4
                        and set(machines_of(swarm_platform, app).values()) == {swarm_cluster.manager.address},
                        timeout=90, what="four dynos up again, all on the machine that is left")
@@ -76,7 +79,7 @@ def test_a_frozen_machine_has_its_dynos_replaced_and_requests_keep_succeeding(
         swarm_cluster.heal()
     assert load.failures() == [], load.failures()[:5]
     assert len(load.results) > 50
-    print(f"four dynos up again {recovered:.1f} s after the freeze")
+    print(f"four dynos up again {recovered:.1f} s after the {failure}")
 
 
 def test_a_rolling_deploy_fails_no_request(swarm_platform: RunPlatform, swarm_cluster: Cluster) -> None:
