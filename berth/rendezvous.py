@@ -38,9 +38,8 @@ def main() -> None:
         from berth.platform.dynos.swarm import SwarmBackend, image_maker
         from berth.platform.dynos.swarm_one_off import SwarmSlugRunner
 
-        runner = SwarmSlugRunner(SwarmBackend(settings.docker_host),  # type: ignore[assignment]
-                                 image_maker(settings.docker_host, settings.registry, local_store(settings.data_dir)),
-                                 runner)
+        images = image_maker(settings.docker_host, settings.registry, local_store(settings.data_dir))
+        runner = SwarmSlugRunner(SwarmBackend(settings.docker_host), images, runner)  # type: ignore[assignment]
     tickets = DatabaseTickets(database, runner)
     cert, key = tls_listener.ensure_certificate(settings)
     server = RendezvousServer(settings.host, settings.rendezvous_port, cert, key, tickets).start()  # type: ignore[arg-type]

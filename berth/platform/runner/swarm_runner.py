@@ -120,7 +120,8 @@ class SwarmRunner:
                 size = dyno_sizes.of_stored(first.size)
                 spec = ServiceSpec(app_id=app.app_id, process_type=process_type, quantity=len(dynos),
                                    command=first.command,
-                                   size=DynoSize(size.key, size.memory_bytes, 2 * size.memory_bytes, size.process_limit),
+                                   size=DynoSize(size.key, size.memory_bytes, 2 * size.memory_bytes,
+                                                 size.process_limit),
                                    size_key=first.size, release_id=first.release_id,
                                    release_version=first.release_version, image=image, env=first.env,
                                    boot_timeout=self.boot_timeout, restart_delay=self.settings.crash_cool_off_seconds)
