@@ -171,6 +171,14 @@ def rolling_deploy(platform: RunPlatform, app: str, version: int) -> tuple[Load,
     return quiet, deploying, timing[0]
 
 
+def print_table_head(rounds: int, load_before: float, note: str) -> None:
+    """The run's conditions, then the head of its results table (floor, Berth, ratio, goal)."""
+    print(f"\n{rounds} rounds, medians; {os.cpu_count()} cores, load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after; {note}\n")
+    print("| measure | floor | Berth | ratio | goal |")
+    print("| --- | ---: | ---: | ---: | --- |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
@@ -219,10 +227,7 @@ def main() -> int:
                 subprocess.run([sys.executable, "-m", "berth.runner", "stop-all"], cwd=ROOT, env=platform.env,
                                timeout=120, check=False)
     median = statistics.median
-    print(f"\n{args.rounds} rounds, medians; {os.cpu_count()} cores, load average {load_before:.1f} before, "
-          f"{os.getloadavg()[0]:.1f} after; {wrk_version()}\n")
-    print("| measure | floor | Berth | ratio | goal |")
-    print("| --- | ---: | ---: | ---: | --- |")
+    print_table_head(args.rounds, load_before, wrk_version())
     floor_s, berth_s = median(scale["floor"]), median(scale["berth"])
     print(f"| scale 0 → {DYNOS} web dynos, all answering (s) | {floor_s:.2f} | {berth_s:.2f} | "
           f"{berth_s / floor_s:.2f}× | ≤ 1.5× |")

@@ -167,6 +167,11 @@ class Settings:
     # node serves the same one; empty: made on first use under data_dir/ca.
     ca_cert: str = ""
     ca_key: str = ""
+    # Where dynos run: `local` (sandboxes on this host) or `swarm` (a Docker Swarm reached at
+    # docker_host, app images pushed to registry `host:port`).
+    runner: str = "local"
+    docker_host: str = ""
+    registry: str = ""
 
     @property
     def api_url(self) -> str:
@@ -258,7 +263,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         job_lease_seconds=_positive_float(env, "BERTH_JOB_LEASE_SECONDS", 30.0),
         ca_cert=env.get("BERTH_CA_CERT") or "",
         ca_key=env.get("BERTH_CA_KEY") or "",
+        **_runner_settings(env),
     )
+
+
+RUNNERS = ("local", "swarm")
+
+
+def _runner_settings(env: Mapping[str, str]) -> dict[str, str]:
+    """BERTH_RUNNER and, for `swarm`, the Docker endpoint and the registry it needs."""
+    runner = (env.get("BERTH_RUNNER") or "local").strip().lower()
+    if runner not in RUNNERS:
+        raise ValueError(f"BERTH_RUNNER must be one of {', '.join(RUNNERS)}, got {env.get('BERTH_RUNNER')!r}")
+    docker_host = (env.get("BERTH_DOCKER_HOST") or "").strip()
+    registry = (env.get("BERTH_REGISTRY") or "").strip()
+    if docker_host and not docker_host.startswith(("unix://", "tcp://")):
+        raise ValueError(f"BERTH_DOCKER_HOST must be unix://PATH or tcp://HOST:PORT, got {docker_host!r}")
+    if registry and not re.match(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$", registry):
+        raise ValueError(f"BERTH_REGISTRY must be host:port, got {registry!r}")
+    if runner == "swarm" and not (docker_host and registry):
+        raise ValueError("BERTH_RUNNER=swarm needs BERTH_DOCKER_HOST (a swarm manager's unix:// or tcp:// "
+                         "endpoint) and BERTH_REGISTRY (host:port every node pulls app images from)")
+    return {"runner": runner, "docker_host": docker_host, "registry": registry}
 
 
 def prepare_data_dir(path: Path) -> None:

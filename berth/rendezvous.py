@@ -36,7 +36,14 @@ def main() -> None:
             log.warning("%s of app %s ended with the previous rendezvous host", dyno.name, dyno.app_id)
     # No stack here: each run looks for it, so one built later works without a restart, and a
     # dyno started before that ends `crashed` saying so.
-    tickets = DatabaseTickets(database, SlugRunner(slug_store_of(settings), scratch), host=host)
+    runner = SlugRunner(slug_store_of(settings), scratch)
+    if settings.runner == "swarm":  # detached one-offs as Swarm tasks; attached ones stay here
+        from berth.platform.dynos.swarm import SwarmBackend, image_maker
+        from berth.platform.dynos.swarm_one_off import SwarmSlugRunner
+
+        images = image_maker(settings.docker_host, settings.registry, slug_store_of(settings))
+        runner = SwarmSlugRunner(SwarmBackend(settings.docker_host), images, runner)  # type: ignore[assignment]
+    tickets = DatabaseTickets(database, runner, host=host)
     cert, key = tls_listener.ensure_certificate(settings)
     server = RendezvousServer(settings.host, settings.rendezvous_port, cert, key, tickets).start()  # type: ignore[arg-type]
     log.info("rendezvous listening on %s:%d", settings.host, server.port)

@@ -2,6 +2,7 @@
 router on free ports), started once per module; tests isolate themselves by app."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import subprocess
@@ -218,12 +219,25 @@ class Load:
         return [result for result in self.results if result[0] != 200]
 
 
-@pytest.fixture(scope="module")
-def run_platform(stack_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunPlatform]:  # noqa: F811
-    router_port = free_port()
-    base = tmp_path_factory.mktemp("runner")
+def deploy_under_load(platform: RunPlatform, app: str, timeout: float = 90) -> Load:
+    """Deploy version 2 of the test slug while requests run; returns once only it serves (and the app
+    has as many dynos as before), with every request's result. Version 1 must be serving."""
+    dynos = len(platform.dynos(app))
+    with Load(platform, app) as load:
+        platform.deploy(app, version="2")
+        eventually(lambda: all('"version": "2"' in body for _, body in load.results[-20:])
+                   and len(platform.dynos(app)) == dynos, timeout=timeout, what="only the new release serving")
+    versions = [body for _, body in load.results]
+    assert any('"version": "1"' in body for body in versions) and any('"version": "2"' in body for body in versions)
+    return load
+
+
+@contextlib.contextmanager
+def running_platform(base: Path, router_port: int, **settings: str) -> Iterator[RunPlatform]:
+    """A live Berth, its builder and its runner (the router on `router_port`); every dyno and the
+    router stopped on the way out."""
     with build_platform(base, ROUTER_PORT=str(router_port), ROUTER_TLS_PORT=str(free_port()),
-                        CRASH_COOL_OFF_SECONDS="1", DYNO_BOOT_TIMEOUT_SECONDS="3") as built:
+                        **settings) as built:
         platform = RunPlatform(built, router_port)
         platform.start_runner()
         try:
@@ -232,3 +246,10 @@ def run_platform(stack_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             platform.stop_runner()
             subprocess.run([sys.executable, "-m", "berth.runner", "stop-all"], cwd=ROOT, env=platform.env,
                            timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def run_platform(stack_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunPlatform]:  # noqa: F811
+    with running_platform(tmp_path_factory.mktemp("runner"), free_port(), CRASH_COOL_OFF_SECONDS="1",
+                          DYNO_BOOT_TIMEOUT_SECONDS="3") as platform:
+        yield platform
