@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -20,6 +21,18 @@ HOG = ('python3 -c "import time; a = b\'x\' * (700 * 2**20); print(\'holding 700
        'b = b\'y\' * (600 * 2**20); time.sleep(60)"')
 
 
+def _collect(process: subprocess.Popen[str]) -> list[str]:
+    """The process's stdout, as it arrives, read on a thread of its own."""
+    got: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            got.append(line)
+    threading.Thread(target=read, daemon=True).start()
+    return got
+
+
 def lines_with(platform: RunPlatform, app: str, *texts: str, dyno: str | None = None) -> list[str]:
     filters = {"dyno": dyno} if dyno else {}
     return [line for line in platform.log(app, **filters) if any(text in line for text in texts)]
@@ -31,13 +44,14 @@ def test_dyno_output_and_state_changes_reach_the_log_stream_and_tails(run_platfo
     run_platform.built.make_app(app)
     cli = heroku_cli(run_platform.built.server.url, run_platform.built.key, tmp_path_factory.mktemp("home"))
     heroku_tail = subprocess.Popen([str(BINARY), "logs", "--tail", "-a", app], env=cli.env(), cwd=cli.home,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     berth_env = {**run_platform.env, "BERTH_API_URL": run_platform.built.server.url,
                  "BERTH_API_KEY": run_platform.built.key}
     berth_tail = subprocess.Popen([sys.executable, "-m", "berth.cli", "logs", "--tail", "-a", app], env=berth_env,
-                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    outputs = {"heroku": _collect(heroku_tail), "berth": _collect(berth_tail)}
     try:
-        time.sleep(2)  # both tails connected
+        time.sleep(2)  # both tails connecting (a late one still gets the recent lines: Heroku's default 100)
         run_platform.deploy(app, processes={"web": "python3 server.py",
                                             "ticker": "for i in 1 2 3; do echo tick $i; done; sleep 600"})
         run_platform.scale(app, ticker=1)
@@ -53,11 +67,15 @@ def test_dyno_output_and_state_changes_reach_the_log_stream_and_tails(run_platfo
         assert eventually(lambda: lines_with(run_platform, app, "app[web.1]: listening on"), what="web.1's output")
         eventually(lambda: run_platform.status(app) == 200, what="serving")
         eventually(lambda: lines_with(run_platform, app, "heroku[router]: at=info"), what="a router line")
+        wanted = ("app[ticker.1]: tick 3", "heroku[web.1]: State changed from starting to up")
+        for name, got in outputs.items():  # a tail (node's start, under load) may still be catching up
+            eventually(lambda: all(text in "".join(got) for text in wanted), what=f"{name}'s tail showing the lines")
     finally:
         for tail in (heroku_tail, berth_tail):
             tail.terminate()
     for name, tail in (("heroku", heroku_tail), ("berth", berth_tail)):
-        out = tail.communicate(timeout=30)[0]
+        tail.wait(timeout=30)
+        out = "".join(outputs[name])
         assert "app[ticker.1]: tick 3" in out, (name, out[-2000:])
         assert "heroku[web.1]: State changed from starting to up" in out, (name, out[-2000:])
     run_platform.scale(app, web=0, ticker=0)
