@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Mapping, Protocol
 
@@ -95,16 +96,9 @@ class Runner:
     # -- rounds ----------------------------------------------------------------------------------
 
     def serve(self, stop: threading.Event) -> None:
-        listener = RunnerListener(self.settings.data_dir)
         try:
-            while not stop.is_set():
-                try:
-                    self.round()
-                except Exception:  # a database away, a backend hiccup: the next round tries again
-                    log.exception("runner round failed; retrying")
-                listener.wait(POLL_SECONDS)
+            run_rounds(self.round, self.settings.data_dir, stop)
         finally:
-            listener.close()
             self.ownership.release()
             self._starts.shutdown(wait=True)
             self._ends.shutdown(wait=True)
@@ -311,3 +305,18 @@ def _made(pending: "Future[Forwarder | None]") -> Forwarder | None:
 
 def _start_key(step: Start) -> tuple[str, str, int]:
     return step.wanted.app_id, step.wanted.name, step.wanted.release_version
+
+
+def run_rounds(round: Callable[[], None], data_dir: Path, stop: threading.Event) -> None:
+    """A runner's loop, whatever its backend: a round every POLL_SECONDS and at once when nudged;
+    a round that fails (a database or backend away) is logged and the next one tries again."""
+    listener = RunnerListener(data_dir)
+    try:
+        while not stop.is_set():
+            try:
+                round()
+            except Exception:
+                log.exception("runner round failed; retrying")
+            listener.wait(POLL_SECONDS)
+    finally:
+        listener.close()

@@ -17,7 +17,7 @@ from typing import Callable, Mapping
 
 from berth.config import Settings
 from berth.db import Database
-from berth.jobs.wakeup import RunnerListener, nudge_runner
+from berth.jobs.wakeup import nudge_runner
 from berth.platform import dyno_sizes
 from berth.platform.dynos.backend import DynoError, DynoSize, DynoStatus
 from berth.platform.dynos.swarm import RunningService, SwarmBackend, TaskFacts
@@ -30,7 +30,7 @@ from berth.platform.router.table import Dyno as RoutedDyno
 from berth.platform.runner import records
 from berth.platform.runner.desired import AppWants, wanted
 from berth.platform.runner.ownership import Ownership, SoleOwnership
-from berth.platform.runner.service import POLL_SECONDS, Router
+from berth.platform.runner.service import Router, run_rounds
 
 __all__ = ["SwarmRunner", "ImageOf"]
 
@@ -77,16 +77,9 @@ class SwarmRunner:
     # -- rounds ------------------------------------------------------------------------------------
 
     def serve(self, stop: threading.Event) -> None:
-        listener = RunnerListener(self.settings.data_dir)
         try:
-            while not stop.is_set():
-                try:
-                    self.round()
-                except Exception:  # the swarm or the database away: the next round tries again
-                    log.exception("runner round failed; retrying")
-                listener.wait(POLL_SECONDS)
+            run_rounds(self.round, self.settings.data_dir, stop)
         finally:
-            listener.close()
             self.ownership.release()
             self._image_pool.shutdown(wait=False, cancel_futures=True)
             for output in list(self._outputs.values()):
