@@ -177,3 +177,16 @@ def s3_settings(settings: Settings, s3_server: "S3Server", s3_bucket: str) -> Se
     """`settings` with slugs and sources in a fresh bucket (under the prefix `berth/`)."""
     return settings.with_overrides(slug_store=f"s3://{s3_bucket}/berth", s3_endpoint=s3_server.endpoint,
                                    s3_access_key_id=s3_server.access_key, s3_secret_access_key=s3_server.secret_key)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, with every Swarm-harness file on one worker (tests/scheduling.py)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.scheduling import SharedClusterScheduling
+    return SharedClusterScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from tests.scheduling import check_cluster_tests_are_grouped
+    check_cluster_tests_are_grouped(items)

@@ -39,9 +39,10 @@ def swarm_cluster() -> Iterator[Cluster]:
     yield from _cluster(2)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def swarm_cluster_three() -> Iterator[Cluster]:
-    """Three machines: m1 (manager, registry), m2 and m3 (workers)."""
+    """Three machines: m1 (manager, registry), m2 and m3 (workers); only the harness's own tests use
+    them, so they stop with the module instead of idling beside the shared two for the whole run."""
     yield from _cluster(3)
 
 

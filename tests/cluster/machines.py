@@ -22,7 +22,7 @@ API (kept small and stable; see tests/cluster/test_harness.py for a use):
         remove_services(cluster)                        # every service gone, their containers too
 
 Fixtures (tests/cluster/conftest.py; import them into a test module, as tests import stack_root):
-`swarm_cluster` (session, 2 machines), `swarm_cluster_three` (session, 3 machines, started only if
+`swarm_cluster` (session, 2 machines), `swarm_cluster_three` (module, 3 machines, started only if
 asked for), `swarm` (per test: the 2-machine cluster, healed and emptied of services after the test),
 `swarm_stack_image` (session: the stack image in swarm_cluster's registry; its registry's storage is
 kept in .cache/swarm-registry across runs). Mark such tests `slow` and `swarm`.
