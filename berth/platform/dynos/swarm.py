@@ -56,6 +56,7 @@ class TaskFacts:
     error: str
     node: str
     node_ready: bool = True  # False: the machine stopped answering the manager
+    container_id: str = ""  # on the node's own engine, once the task has one
 
 
 class SwarmBackend:
@@ -192,7 +193,15 @@ class SwarmBackend:
                           started_at=_created(task), release_version=int(version) if version else None)
         return TaskFacts(dyno, service.name, labels.get(f"{LABEL}command", ""), labels.get(f"{LABEL}size", ""),
                          labels.get(f"{LABEL}release_id"), str(status.get("State", "")), str(status.get("Err", "")),
-                         node.hostname if node else "", node is None or node.ready)
+                         node.hostname if node else "", node is None or node.ready,
+                         str((status.get("ContainerStatus") or {}).get("ContainerID") or ""))
+
+    def ready_nodes(self) -> list[str]:
+        """Hostnames of the nodes that are up and take new work (availability `active`)."""
+        return sorted(node["Description"]["Hostname"] for node in self._call(self.api.nodes)
+                      if (node.get("Status") or {}).get("State") == "ready"
+                      and (node.get("Spec") or {}).get("Availability", "active") == "active"
+                      and (node.get("Description") or {}).get("Hostname"))
 
     def _nodes(self) -> dict[str, "_Node"]:
         found = {}
