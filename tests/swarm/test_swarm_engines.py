@@ -2,7 +2,14 @@
 task containers' memory and OOM kills; attached one-offs (`heroku run`) on a swarm machine."""
 from __future__ import annotations
 
+import os
+import pty
 import re
+import socket
+import ssl
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -10,7 +17,9 @@ import pytest
 
 from tests.cluster.conftest import swarm_cluster, swarm_stack_image  # noqa: F401  (the session's swarm)
 from tests.cluster.machines import Cluster
-from tests.live_server import free_port
+from tests.heroku_cli import heroku_cli
+from tests.live_server import ROOT, clean_env, free_port
+from tests.rendezvous.conftest import read_terminal_until
 from tests.runner.conftest import RunPlatform, eventually, running_platform
 from tests.supervise.conftest import stack_root  # noqa: F401  (the session's built stack)
 
@@ -68,3 +77,94 @@ def test_a_memory_hog_on_the_swarm_gets_r14_then_r15_and_is_restarted(swarm_plat
                >= 2, timeout=60, what="hog.1 restarted after R15")
     swarm_platform.scale(app, hog=0)
 
+
+def attached_leftovers(cluster: Cluster) -> list[str]:
+    """Attached one-off containers still on any machine."""
+    return [name for machine in cluster.machines for name in machine.docker(
+        "ps", "-a", "--filter", "label=berth.attached_one_off", "--format", "{{.Names}}").stdout.split()]
+
+
+def machine_of(output: str, cluster: Cluster) -> str | None:
+    """The machine whose dockerd made the container the output's /proc/self/cgroup was read in (its
+    cgroup parent names the machine); None for a process that ran in no machine's container."""
+    return next((machine.name for machine in cluster.machines if f"/{machine.cgroup}/" in output), None)
+
+
+def test_heroku_run_attaches_to_a_container_on_a_swarm_machine(
+        swarm_platform: RunPlatform, swarm_cluster: Cluster, swarm_rendezvous: object,  # noqa: F811
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    app = "swarm-attached"
+    swarm_platform.built.make_app(app)
+    swarm_platform.deploy(app)
+    cli = heroku_cli(swarm_platform.built.server.url, swarm_platform.built.key, tmp_path_factory.mktemp("home"))
+    ca = Path(swarm_platform.env["BERTH_DATA_DIR"]) / "ca" / "ca.pem"
+    done = cli.run("run", "--exit-code", "-a", app, "--",
+                   "read x; echo got $x as $(id -u) in $DYNO; cat /proc/self/cgroup; exit 3",
+                   input="hello\n", timeout=FIRST_PULL, NODE_EXTRA_CA_CERTS=str(ca))
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert "got hello as 10000 in run.1" in done.stdout, done.stdout
+    assert machine_of(done.stdout, swarm_cluster) is not None, done.stdout  # not the local sandbox
+    lines = [line for line in lines_of(swarm_platform, app, "run.1")]
+    assert lines == ["heroku[run.1]: Starting process with command `read x; echo got $x as $(id -u) in $DYNO; "
+                     "cat /proc/self/cgroup; exit 3 ; echo \"\uFFFF heroku-command-exit-status: $?\"`",
+                     "heroku[run.1]: State changed from starting to up",
+                     "heroku[run.1]: Process exited with status 3",
+                     "heroku[run.1]: State changed from up to complete"], lines  # the output stays on the terminal
+    assert attached_leftovers(swarm_cluster) == []
+    assert swarm_platform.call("GET", f"/apps/{app}/dynos/run.1").json()["state"] == "down"  # as locally
+
+
+def test_berth_run_on_a_terminal_gets_a_swarm_containers_terminal(
+        swarm_platform: RunPlatform, swarm_cluster: Cluster, swarm_rendezvous: object) -> None:  # noqa: F811
+    app = "swarm-tty"
+    swarm_platform.built.make_app(app)
+    swarm_platform.deploy(app)
+    env = {**clean_env(), "HOME": str(Path(swarm_platform.env["BERTH_DATA_DIR"]).parent), "TERM": "xterm",
+           "BERTH_API_URL": swarm_platform.built.server.url, "BERTH_API_KEY": swarm_platform.built.key,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "berth.cli", "run", "-a", app, "--",
+                                'test -t 0 && echo "on a tty as $TERM"; stty size; cat /proc/self/cgroup; '
+                                'read x; echo "typed $x"; exit 5'],
+                               env=env, cwd=ROOT, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    deadline = time.monotonic() + FIRST_PULL
+    try:
+        seen = read_terminal_until(master, b"on a tty as xterm", deadline)
+        os.write(master, b"qrs\r")
+        seen += read_terminal_until(master, b"typed qrs", deadline)
+        assert process.wait(30) == 5, seen
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(master)
+    assert seen.count(b"qrs") == 2, seen  # echoed once (the container's terminal), then typed: not twice over
+    assert machine_of(seen.decode(errors="replace"), swarm_cluster) is not None, seen
+    eventually(lambda: attached_leftovers(swarm_cluster) == [], timeout=10, what="the container removed")
+
+
+def test_an_attached_run_past_its_time_to_live_is_stopped_and_removed(
+        swarm_platform: RunPlatform, swarm_cluster: Cluster, swarm_rendezvous: object) -> None:  # noqa: F811
+    app = "swarm-ttl"
+    swarm_platform.built.make_app(app)
+    swarm_platform.deploy(app)
+    made = swarm_platform.call("POST", f"/apps/{app}/dynos", {"command": "echo started; sleep 600", "attach": True,
+                                                              "time_to_live": 20}).json()
+    host, port = made["attach_url"].split("//", 1)[1].split("/", 1)[0].split(":")
+    ca = Path(swarm_platform.env["BERTH_DATA_DIR"]) / "ca" / "ca.pem"
+    context = ssl.create_default_context(cafile=str(ca))
+    with context.wrap_socket(socket.create_connection((host, int(port)), timeout=FIRST_PULL),
+                             server_hostname=host) as conn:
+        conn.sendall(made["attach_url"].rsplit("/", 1)[1].encode() + b"\r\n")
+        assert conn.recv(12) == b"rendezvous\r\n"
+        received = b""
+        while b"started\n" not in received and (chunk := conn.recv(65536)):
+            received += chunk
+        assert attached_leftovers(swarm_cluster) != []  # running on a machine meanwhile
+        while chunk := conn.recv(65536):
+            received += chunk
+    assert received.startswith(b"started\n"), received
+    assert b"reached its time limit of 20 s and was stopped" in received, received
+    shown = swarm_platform.call("GET", f"/apps/{app}/dynos/{made['name']}").json()
+    assert (shown["state"], shown["exit_code"]) == ("crashed", 137), shown
+    assert attached_leftovers(swarm_cluster) == []

@@ -70,9 +70,9 @@ class NodeEngines:
             tls = TLSConfig(client_cert=(str(directory / "cert.pem"), str(directory / "key.pem")),
                             ca_cert=str(directory / "ca.pem"), verify=True)
         try:
-            # The SDK's pool holds one connection per thread that uses it at once (bounded pools).
+            # One connection per thread using it at once: the memory watch reads up to 16 in parallel.
             return docker.APIClient(base_url=endpoint, version=API_VERSION, timeout=timeout, tls=tls,
-                                    max_pool_size=8)
+                                    max_pool_size=16)
         except DockerException as exc:
             raise EngineError(f"the engine of Swarm node {node} cannot be used: {type(exc).__name__}") from None
 

@@ -23,7 +23,7 @@ __all__ = ["MemoryWatch", "Watched", "Notice", "memory_lines", "R14_EVERY"]
 
 log = logging.getLogger(__name__)
 R14_EVERY = 20.0  # seconds between R14 lines while a dyno stays over its quota (as the keeper)
-THREADS = 4
+THREADS = 16  # reads mostly wait for the engine's next stats tick (~1 s): they overlap well
 KILLED_KEPT = 600.0  # seconds a kill is remembered for its end's lines (the runner sees ends in seconds)
 
 

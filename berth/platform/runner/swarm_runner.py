@@ -55,6 +55,7 @@ class SwarmRunner:
         self.engines = engines if engines else None
         self.memory = MemoryWatch(engines) if engines else None
         self._observed = threading.Event()  # a round has seen the tasks: the memory watch may sample them
+        self._memory_cost = _Cost()
         # Several control-plane nodes: each app's services are converged, recorded and logged by the
         # runner holding its shard; every node's router routes every task.
         self.ownership: Ownership = ownership or SoleOwnership()
@@ -272,14 +273,14 @@ class SwarmRunner:
         owns = self.ownership.owns
         watched = []
         for task in list(self._tasks.values()):
-            if (task.task_state != "running" or not task.node_ready or not task.container_id
+            if (task.task_state not in ("starting", "running") or not task.node_ready or not task.container_id
                     or not owns(task.status.app_id)):
                 continue
             quota = dyno_sizes.of_stored(task.size or "standard-1x").memory_bytes
             watched.append(Watched(task.status.id, task.status.app_id, task.status.name, task.node,
                                    task.container_id, quota, 2 * quota))  # the container's limit (_specs)
         notices = self.memory.round(watched)
-        log.debug("memory of %d tasks read in %.3f s", len(watched), self.memory.last_round_seconds)
+        self._memory_cost.add(len(watched), self.memory.last_round_seconds)
         for notice in notices:
             app_log = AppLog(self.database, notice.app_id, notice.dyno, data_dir=self.settings.data_dir)
             for line in notice.lines:
@@ -303,6 +304,27 @@ class SwarmRunner:
             return known.status.name
         slot = self.backend.task_slot(task_id)
         return f"{process_type}.{slot}" if slot is not None else None
+
+
+class _Cost:
+    """What the memory watch costs, told to the runner's log once a minute."""
+
+    EVERY = 60.0
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.rounds, self.tasks, self.seconds, self.slowest = 0, 0, 0.0, 0.0
+        self.since = time.monotonic()
+
+    def add(self, tasks: int, seconds: float) -> None:
+        self.rounds, self.tasks, self.seconds = self.rounds + 1, self.tasks + tasks, self.seconds + seconds
+        self.slowest = max(self.slowest, seconds)
+        if time.monotonic() - self.since >= self.EVERY and self.rounds:
+            log.info("memory watch: %d rounds, %.1f tasks and %.3f s a round on average (slowest %.3f s)",
+                     self.rounds, self.tasks / self.rounds, self.seconds / self.rounds, self.slowest)
+            self._reset()
 
 
 def _one_per_name(statuses: list[DynoStatus]) -> list[DynoStatus]:
