@@ -41,7 +41,8 @@ def test_bad_node_engines_are_refused_without_echoing_the_endpoint(value: str, c
 
 def test_a_tls_directory_must_hold_the_client_certificate(tmp_path) -> None:
     with pytest.raises(ValueError, match="no ca.pem, cert.pem, key.pem"):
-        load_settings({**BASE, "BERTH_SWARM_NODE_ENGINES": "m1=tcp://h:2376", "BERTH_SWARM_ENGINE_TLS_DIR": str(tmp_path)})
+        load_settings({**BASE, "BERTH_SWARM_NODE_ENGINES": "m1=tcp://h:2376",
+                       "BERTH_SWARM_ENGINE_TLS_DIR": str(tmp_path)})
     for name in ("ca.pem", "cert.pem", "key.pem"):
         (tmp_path / name).write_text("x")
     settings = load_settings({**BASE, "BERTH_SWARM_NODE_ENGINES": "m1=tcp://h:2376",
