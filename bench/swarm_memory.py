@@ -43,9 +43,11 @@ def main() -> None:
         watch = MemoryWatch(engines)
         watch.round(watched)  # connections made
         parallel = []
+        cpu_began = time.process_time()
         for _ in range(args.rounds):
             watch.round(watched)
             parallel.append(watch.last_round_seconds)
+        cpu = (time.process_time() - cpu_began) / args.rounds
         began = time.monotonic()
         for task in watched:
             engines.memory(task.node, task.container)
@@ -56,7 +58,8 @@ def main() -> None:
         watch.close()
         engines.close()
     print(f"{args.containers} containers on 2 machines: a memory round takes {statistics.median(parallel):.2f} s "
-          f"(median of {args.rounds}; max {max(parallel):.2f} s) in parallel, {one_by_one:.2f} s one by one "
+          f"(median of {args.rounds}; max {max(parallel):.2f} s) in parallel, using {cpu * 1000:.0f} ms of the "
+          f"runner's CPU; {one_by_one:.2f} s one by one "
           f"({one_by_one / args.containers:.2f} s a read); one read without one-shot {without_one_shot:.2f} s")
 
 
