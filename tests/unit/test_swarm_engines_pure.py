@@ -81,3 +81,17 @@ def test_an_oom_kill_ends_with_r15_and_other_kills_do_not() -> None:
         "Process exited with status 137", "State changed from up to crashed"]
     assert lifecycle_lines(before, now, boot_timeout=60) == [
         "Process exited with status 137", "State changed from up to crashed"]
+
+
+def test_a_swarm_managers_failure_does_not_name_its_endpoint() -> None:
+    """Its refusals reach tenants' logs (R99): the endpoint, a platform credential, stays out."""
+    from berth.platform.dynos.backend import DynoError
+    from berth.platform.dynos.swarm import SwarmBackend
+    from berth.supervise.ports import free_loopback_port
+
+    port = free_loopback_port()
+    backend = SwarmBackend(f"tcp://127.0.0.1:{port}", timeout=2)
+    with pytest.raises(DynoError) as failed:
+        backend.services()
+    assert str(port) not in str(failed.value) and "127.0.0.1" not in str(failed.value), failed.value
+    assert "the swarm manager" in str(failed.value)

@@ -64,7 +64,8 @@ class SwarmBackend:
         try:
             self.api = docker.APIClient(base_url=docker_host, version=API_VERSION, timeout=timeout)
         except DockerException as exc:
-            raise DynoError(f"cannot reach the Docker endpoint {docker_host}: {exc}") from exc
+            raise DynoError(f"the swarm manager's endpoint cannot be used ({type(exc).__name__}): "
+                            "check BERTH_DOCKER_HOST") from exc
         self.docker_host = docker_host
 
     def tune_failure_detection(self, heartbeat: float = HEARTBEAT_SECONDS) -> None:
@@ -229,8 +230,11 @@ class SwarmBackend:
                 return self.api._result(answer, result)
             return answer
         except (APIError, DockerException, OSError) as exc:
-            explanation = getattr(exc, "explanation", None) or str(exc)
-            raise DynoError(f"the swarm at {self.docker_host} refused or failed: {explanation}") from exc
+            # The daemon's own words, else only the kind of failure: a connection error's text names
+            # the endpoint, a platform credential, and this message reaches the app's log (R99); the
+            # operator's log has the whole chain.
+            explanation = getattr(exc, "explanation", None) or f"cannot reach it ({type(exc).__name__})"
+            raise DynoError(f"the swarm manager refused or failed: {explanation}") from exc
 
     def close(self) -> None:
         self.api.close()
