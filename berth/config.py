@@ -172,6 +172,12 @@ class Settings:
     runner: str = "local"
     docker_host: str = ""
     registry: str = ""
+    # Each Swarm node's own Docker engine, by the node's hostname (BERTH_SWARM_NODE_ENGINES): R14/R15
+    # from its containers' stats and OOM kills, attached one-offs on the swarm. Platform credentials:
+    # never logged, never in a dyno's environment. tcp:// engines need mutual TLS from
+    # swarm_engine_tls_dir (ca.pem, cert.pem, key.pem, as `docker --tlsverify` wants them).
+    swarm_node_engines: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    swarm_engine_tls_dir: str = ""
 
     @property
     def api_url(self) -> str:
@@ -270,7 +276,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 RUNNERS = ("local", "swarm")
 
 
-def _runner_settings(env: Mapping[str, str]) -> dict[str, str]:
+def _runner_settings(env: Mapping[str, str]) -> dict[str, object]:
     """BERTH_RUNNER and, for `swarm`, the Docker endpoint and the registry it needs."""
     runner = (env.get("BERTH_RUNNER") or "local").strip().lower()
     if runner not in RUNNERS:
@@ -284,7 +290,41 @@ def _runner_settings(env: Mapping[str, str]) -> dict[str, str]:
     if runner == "swarm" and not (docker_host and registry):
         raise ValueError("BERTH_RUNNER=swarm needs BERTH_DOCKER_HOST (a swarm manager's unix:// or tcp:// "
                          "endpoint) and BERTH_REGISTRY (host:port every node pulls app images from)")
-    return {"runner": runner, "docker_host": docker_host, "registry": registry}
+    return {"runner": runner, "docker_host": docker_host, "registry": registry, **_node_engine_settings(env)}
+
+
+NODE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
+
+
+def _node_engine_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """BERTH_SWARM_NODE_ENGINES=`node=endpoint,…` and BERTH_SWARM_ENGINE_TLS_DIR. Errors name the
+    node, never the endpoint (a credential)."""
+    raw = (env.get("BERTH_SWARM_NODE_ENGINES") or "").strip()
+    tls_dir = (env.get("BERTH_SWARM_ENGINE_TLS_DIR") or "").strip()
+    engines: dict[str, str] = {}
+    for number, entry in enumerate(filter(None, (part.strip() for part in raw.split(","))), start=1):
+        node, equals, endpoint = (part.strip() for part in entry.partition("="))
+        if not equals or not NODE_NAME_RE.match(node):
+            raise ValueError(f"BERTH_SWARM_NODE_ENGINES entry {number} must be NODE=ENDPOINT, NODE a Swarm "
+                             "node's hostname (`docker node ls` shows them)")
+        if node in engines:
+            raise ValueError(f"BERTH_SWARM_NODE_ENGINES names node {node} twice: give each node one engine")
+        if endpoint.startswith("unix:///"):
+            pass
+        elif endpoint.startswith("tcp://"):
+            if not tls_dir:
+                raise ValueError(f"BERTH_SWARM_NODE_ENGINES gives node {node} a tcp:// engine: set "
+                                 "BERTH_SWARM_ENGINE_TLS_DIR to a directory with ca.pem, cert.pem and key.pem "
+                                 "(an engine without TLS gives root on its machine to anyone who reaches it)")
+        else:
+            raise ValueError(f"BERTH_SWARM_NODE_ENGINES: node {node}'s engine must be unix:///PATH or "
+                             "tcp://HOST:PORT")
+        engines[node] = endpoint
+    if tls_dir:
+        missing = [name for name in ("ca.pem", "cert.pem", "key.pem") if not (Path(tls_dir) / name).is_file()]
+        if missing:
+            raise ValueError(f"BERTH_SWARM_ENGINE_TLS_DIR has no {', '.join(missing)}")
+    return {"swarm_node_engines": tuple(sorted(engines.items())), "swarm_engine_tls_dir": tls_dir}
 
 
 def prepare_data_dir(path: Path) -> None:

@@ -13,6 +13,7 @@ import logging
 import shutil
 
 from berth import tls_listener, wire_hooks
+from berth.config import Settings
 from berth.nodes import node_name
 from berth.platform import one_off_dynos
 from berth.platform.rendezvous import RendezvousServer
@@ -37,12 +38,8 @@ def main() -> None:
     # No stack here: each run looks for it, so one built later works without a restart, and a
     # dyno started before that ends `crashed` saying so.
     runner = SlugRunner(slug_store_of(settings), scratch)
-    if settings.runner == "swarm":  # detached one-offs as Swarm tasks; attached ones stay here
-        from berth.platform.dynos.swarm import SwarmBackend, image_maker
-        from berth.platform.dynos.swarm_one_off import SwarmSlugRunner
-
-        images = image_maker(settings.docker_host, settings.registry, slug_store_of(settings))
-        runner = SwarmSlugRunner(SwarmBackend(settings.docker_host), images, runner)  # type: ignore[assignment]
+    if settings.runner == "swarm":  # one-offs as Swarm tasks; attached ones too given the node engines
+        runner = _swarm_runner(settings, host, runner)  # type: ignore[assignment]
     tickets = DatabaseTickets(database, runner, host=host)
     cert, key = tls_listener.ensure_certificate(settings)
     server = RendezvousServer(settings.host, settings.rendezvous_port, cert, key, tickets).start()  # type: ignore[arg-type]
@@ -51,6 +48,24 @@ def main() -> None:
         OneOffHost(tickets, settings.data_dir).serve(stop)
     finally:
         server.close()
+
+
+def _swarm_runner(settings: Settings, host: str, local: SlugRunner) -> SlugRunner:
+    from berth.platform.dynos.swarm import SwarmBackend, image_maker
+    from berth.platform.dynos.swarm_attach import AttachedOneOffs
+    from berth.platform.dynos.swarm_engines import NodeEngines
+    from berth.platform.dynos.swarm_one_off import SwarmSlugRunner
+
+    backend = SwarmBackend(settings.docker_host)
+    images = image_maker(settings.docker_host, settings.registry, slug_store_of(settings))
+    attached = None
+    if settings.swarm_node_engines:
+        attached = AttachedOneOffs(backend, NodeEngines(dict(settings.swarm_node_engines),
+                                                        settings.swarm_engine_tls_dir), images, host)
+        removed = attached.remove_leftovers()  # of runs this host held when it was killed
+        if removed:
+            log.warning("removed %d attached one-off containers the previous rendezvous host left", removed)
+    return SwarmSlugRunner(backend, images, local, attached)  # type: ignore[return-value]
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from berth.platform.dynos.local import LocalBackend
 from berth.platform.dynos.log_forwarding import OutputForwarder
 from berth.platform.router.service import RouterService, router_layout
 from berth.platform.dynos.swarm import SwarmBackend, image_maker
+from berth.platform.dynos.swarm_engines import NodeEngines
 from berth.platform.runner.ownership import OwnershipError, ownership_for
 from berth.platform.runner.service import Runner
 from berth.platform.runner.swarm_runner import SwarmRunner
@@ -47,8 +48,9 @@ def make_runner(database: Database, settings: Settings, *,
 def make_swarm_runner(database: Database, settings: Settings) -> SwarmRunner:
     backend = SwarmBackend(settings.docker_host)
     images = image_maker(settings.docker_host, settings.registry, slug_store_of(settings))
+    engines = NodeEngines(dict(settings.swarm_node_engines), settings.swarm_engine_tls_dir)
     runner = SwarmRunner(database, settings, backend, images, boot_timeout=settings.dyno_boot_timeout_seconds,
-                         ownership=ownership_for(database, settings))
+                         ownership=ownership_for(database, settings), engines=engines)
     runner.router = RouterService(settings, database, router_layout(settings, settings.host), runner.dynos_of)
     return runner
 

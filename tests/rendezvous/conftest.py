@@ -2,6 +2,8 @@
 from a CA made for the test, and a real client socket."""
 from __future__ import annotations
 
+import os
+import select
 import socket
 import ssl
 import time
@@ -55,3 +57,17 @@ def read_all(conn: ssl.SSLSocket, deadline: float = 30.0) -> bytes:
         data += chunk
     return data
 
+
+
+def read_terminal_until(master: int, marker: bytes, deadline: float) -> bytes:
+    """What a client's terminal (`master`, a PTY) shows until `marker`, or until the client exits;
+    fails at `deadline` (monotonic)."""
+    output = b""
+    while marker not in output:
+        assert time.monotonic() < deadline, output
+        if select.select([master], [], [], 1)[0]:
+            try:
+                output += os.read(master, 4096)
+            except OSError:  # the client exited: its terminal is gone
+                break
+    return output

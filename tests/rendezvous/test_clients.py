@@ -18,7 +18,7 @@ import requests
 from tests.api.test_slugs import slug_tarball
 from tests.heroku_cli import HerokuCLI, heroku_cli
 from tests.live_server import ROOT, LiveServer, clean_env, free_port, live_server, stop, wait_for_tls
-from tests.rendezvous.conftest import read_all
+from tests.rendezvous.conftest import read_all, read_terminal_until
 
 pytestmark = pytest.mark.slow
 
@@ -216,7 +216,6 @@ def test_heroku3_cannot_attach_because_it_trusts_only_its_bundled_cas(platform: 
 
 def test_berth_run_on_a_terminal_gives_the_dyno_one(platform: Platform, tmp_path: Path) -> None:
     import pty
-    import select
 
     platform.deploy("berth-tty")
     home = tmp_path / "home"
@@ -229,22 +228,10 @@ def test_berth_run_on_a_terminal_gives_the_dyno_one(platform: Platform, tmp_path
                                env=env, cwd=home, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
     seen, deadline = b"", time.monotonic() + 60
-
-    def read_until(marker: bytes) -> bytes:
-        output = b""
-        while marker not in output:
-            assert time.monotonic() < deadline, output
-            if select.select([master], [], [], 1)[0]:
-                try:
-                    output += os.read(master, 4096)
-                except OSError:  # the CLI exited: its terminal is gone
-                    break
-        return output
-
     try:
-        seen = read_until(b"on a tty as xterm")  # not the command in the status line
+        seen = read_terminal_until(master, b"on a tty as xterm", deadline)  # not the command in the status line
         os.write(master, b"abc\r")
-        seen += read_until(b"typed abc")
+        seen += read_terminal_until(master, b"typed abc", deadline)
     finally:
         if process.poll() is None:
             time.sleep(2)

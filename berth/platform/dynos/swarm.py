@@ -56,6 +56,7 @@ class TaskFacts:
     error: str
     node: str
     node_ready: bool = True  # False: the machine stopped answering the manager
+    container_id: str = ""  # on the node's own engine, once the task has one
 
 
 class SwarmBackend:
@@ -63,7 +64,8 @@ class SwarmBackend:
         try:
             self.api = docker.APIClient(base_url=docker_host, version=API_VERSION, timeout=timeout)
         except DockerException as exc:
-            raise DynoError(f"cannot reach the Docker endpoint {docker_host}: {exc}") from exc
+            raise DynoError(f"the swarm manager's endpoint cannot be used ({type(exc).__name__}): "
+                            "check BERTH_DOCKER_HOST") from exc
         self.docker_host = docker_host
 
     def tune_failure_detection(self, heartbeat: float = HEARTBEAT_SECONDS) -> None:
@@ -192,7 +194,15 @@ class SwarmBackend:
                           started_at=_created(task), release_version=int(version) if version else None)
         return TaskFacts(dyno, service.name, labels.get(f"{LABEL}command", ""), labels.get(f"{LABEL}size", ""),
                          labels.get(f"{LABEL}release_id"), str(status.get("State", "")), str(status.get("Err", "")),
-                         node.hostname if node else "", node is None or node.ready)
+                         node.hostname if node else "", node is None or node.ready,
+                         str((status.get("ContainerStatus") or {}).get("ContainerID") or ""))
+
+    def ready_nodes(self) -> list[str]:
+        """Hostnames of the nodes that are up and take new work (availability `active`)."""
+        return sorted(node["Description"]["Hostname"] for node in self._call(self.api.nodes)
+                      if (node.get("Status") or {}).get("State") == "ready"
+                      and (node.get("Spec") or {}).get("Availability", "active") == "active"
+                      and (node.get("Description") or {}).get("Hostname"))
 
     def _nodes(self) -> dict[str, "_Node"]:
         found = {}
@@ -220,8 +230,11 @@ class SwarmBackend:
                 return self.api._result(answer, result)
             return answer
         except (APIError, DockerException, OSError) as exc:
-            explanation = getattr(exc, "explanation", None) or str(exc)
-            raise DynoError(f"the swarm at {self.docker_host} refused or failed: {explanation}") from exc
+            # The daemon's own words, else only the kind of failure: a connection error's text names
+            # the endpoint, a platform credential, and this message reaches the app's log (R99); the
+            # operator's log has the whole chain.
+            explanation = getattr(exc, "explanation", None) or f"cannot reach it ({type(exc).__name__})"
+            raise DynoError(f"the swarm manager refused or failed: {explanation}") from exc
 
     def close(self) -> None:
         self.api.close()

@@ -4,7 +4,9 @@ output in the app's log, removed once it has ended. The rendezvous host drives i
 `run()` as the local SlugRunner.
 
 An attached run (`heroku run`) has the client's terminal on the rendezvous host, and the manager
-cannot attach to a task's container on another machine: it runs in the local sandbox as before.
+cannot attach to a task's container on another machine: with each node's own engine configured
+(BERTH_SWARM_NODE_ENGINES) it runs on a swarm machine, attached through that machine's engine
+(swarm_attach.py); without them it runs in the local sandbox as before.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Any, Callable, Mapping
 
 from berth.platform.dynos.backend import DynoError, DynoSize
 from berth.platform.dynos.swarm import SwarmBackend
+from berth.platform.dynos.swarm_attach import AttachedOneOffs
 from berth.platform.dynos.swarm_logs import parse_frame
 from berth.platform.dynos.swarm_spec import ServiceSpec
 from berth.platform.slug_runs import DEFAULT_MEMORY, RunResult, SlugRunner
@@ -42,14 +45,19 @@ class _Stopper:
 
 
 class SwarmSlugRunner:
-    def __init__(self, backend: SwarmBackend, image_of: Callable[[str], str], local: SlugRunner) -> None:
-        self.backend, self.image_of, self.local = backend, image_of, local
+    def __init__(self, backend: SwarmBackend, image_of: Callable[[str], str], local: SlugRunner,
+                 attached: AttachedOneOffs | None = None) -> None:
+        self.backend, self.image_of, self.local, self.attached = backend, image_of, local, attached
 
     def run(self, checksum: str, command: str, *, dyno: str, config: Mapping[str, str],
             on_line: Callable[[str], None], timeout: float | None, memory_limit: int | None = DEFAULT_MEMORY,
             port: int | None = None, stdio: int | None = None, on_start: Callable[[Any], None] | None = None,
             pids_limit: int | None = None) -> RunResult:
-        if stdio is not None:  # attached: the client's terminal is here
+        if stdio is not None and self.attached is not None:  # on a swarm machine, through its engine
+            return self.attached.run(checksum, command, dyno=dyno, config=config, stdio=stdio, timeout=timeout,
+                                     memory_limit=memory_limit or DEFAULT_MEMORY, pids_limit=pids_limit,
+                                     on_start=on_start)
+        if stdio is not None:  # attached, no node engines: the client's terminal is here
             return self.local.run(checksum, command, dyno=dyno, config=config, on_line=on_line, timeout=timeout,
                                   memory_limit=memory_limit, port=port, stdio=stdio, on_start=on_start,
                                   pids_limit=pids_limit)

@@ -6,6 +6,11 @@ same `dynos` rows and router table the local runner keeps.
 
 Images are made off the round (a slug's first image is built and pushed once, then re-used by its
 checksum, a rollback's too): a release goes live on the swarm when its image is in the registry.
+
+With each node's own engine known (BERTH_SWARM_NODE_ENGINES), a thread of its own follows the
+rounds and reads the running tasks' memory there (R14, R15: swarm_memory.py), and a task that ended
+with SIGKILL is looked up on its node to tell an OOM kill (R15) from another. Without them the
+manager says neither: no R14, and an OOM kill reads as `Process exited with status 137`.
 """
 from __future__ import annotations
 
@@ -21,7 +26,9 @@ from berth.jobs.wakeup import nudge_runner
 from berth.platform import dyno_sizes
 from berth.platform.dynos.backend import DynoError, DynoSize, DynoStatus
 from berth.platform.dynos.swarm import RunningService, SwarmBackend, TaskFacts
-from berth.platform.dynos.swarm_lifecycle import lifecycle_lines
+from berth.platform.dynos.swarm_engines import EngineError, NodeEngines
+from berth.platform.dynos.swarm_lifecycle import ended, lifecycle_lines
+from berth.platform.dynos.swarm_memory import MemoryWatch, Watched
 from berth.platform.dynos.swarm_logs import ServiceOutput
 from berth.platform.dynos.swarm_spec import ServiceSpec
 from berth.platform.logs.app_log import AppLog
@@ -42,8 +49,13 @@ LOST_ABORT_SECONDS = 10.0
 
 class SwarmRunner:
     def __init__(self, database: Database, settings: Settings, backend: SwarmBackend, image_of: ImageOf, *,
-                 boot_timeout: float | None = None, ownership: Ownership | None = None) -> None:
+                 boot_timeout: float | None = None, ownership: Ownership | None = None,
+                 engines: NodeEngines | None = None) -> None:
         self.database, self.settings, self.backend, self.image_of = database, settings, backend, image_of
+        self.engines = engines if engines else None
+        self.memory = MemoryWatch(engines) if engines else None
+        self._observed = threading.Event()  # a round has seen the tasks: the memory watch may sample them
+        self._memory_cost = _Cost()
         # Several control-plane nodes: each app's services are converged, recorded and logged by the
         # runner holding its shard; every node's router routes every task.
         self.ownership: Ownership = ownership or SoleOwnership()
@@ -77,10 +89,14 @@ class SwarmRunner:
     # -- rounds ------------------------------------------------------------------------------------
 
     def serve(self, stop: threading.Event) -> None:
+        if self.memory is not None:
+            threading.Thread(target=self._watch_memory, args=(stop,), daemon=True, name="swarm-memory").start()
         try:
             run_rounds(self.round, self.settings.data_dir, stop)
         finally:
             self.ownership.release()
+            if self.memory is not None:
+                self.memory.close()
             self._image_pool.shutdown(wait=False, cancel_futures=True)
             for output in list(self._outputs.values()):
                 output.close()
@@ -187,6 +203,7 @@ class SwarmRunner:
                 self._lost[before.status.address] = now + LOST_ABORT_SECONDS
         owns = self.ownership.owns
         self._log_lifecycle(tasks, owns)
+        self._observed.set()
         statuses = [facts.status for facts in tasks]
         facts = {task.status.id: records.DynoFacts(task.command, task.size or "standard-1x", task.release_id)
                  for task in tasks}
@@ -212,13 +229,61 @@ class SwarmRunner:
                 continue
             # A task made before this runner started is adopted silently (its start was logged then).
             said = lifecycle_lines(before, task, boot_timeout=self.boot_timeout,
-                                   adopted=task.status.started_at < self._started_at)
+                                   adopted=task.status.started_at < self._started_at,
+                                   oom_killed=self._oom_killed(before, task))
             if said:
                 lines.setdefault((task.status.app_id, task.status.name), []).extend(said)
         self._tasks = {task.status.id: task for task in tasks}
         for (app_id, name), said in lines.items():
             app_log = AppLog(self.database, app_id, name, data_dir=self.settings.data_dir)
             for line in said:
+                app_log.line(line, source="heroku")
+            app_log.close()
+
+    def _oom_killed(self, before: TaskFacts | None, task: TaskFacts) -> bool:
+        """Whether a task that just ended with SIGKILL was killed by the kernel at its memory limit,
+        as its node's engine says (not when the memory watch killed it: it said R15 then)."""
+        if self.engines is None or not ended(before, task) or task.status.exit_status != 137:
+            return False
+        if self.memory is not None and self.memory.killed_for_r15(task.status.id):
+            return False
+        if not (task.container_id and task.node_ready and self.engines.knows(task.node)):
+            return False
+        try:
+            return self.engines.oom_killed(task.node, task.container_id)
+        except EngineError as exc:
+            log.warning("%s of app %s ended with SIGKILL; whether for its memory is unknown: %s",
+                        task.status.name, task.status.app_id, exc)
+            return False
+
+    def _watch_memory(self, stop: threading.Event) -> None:
+        """After each round, the memory of the running tasks of apps this runner owns: R14, R15."""
+        assert self.memory is not None
+        while not stop.is_set():
+            if not self._observed.wait(1.0):
+                continue
+            self._observed.clear()
+            try:
+                self._memory_round()
+            except Exception:  # a database away: the next round tries again
+                log.exception("memory watch round failed; retrying")
+
+    def _memory_round(self) -> None:
+        assert self.memory is not None
+        owns = self.ownership.owns
+        watched = []
+        for task in list(self._tasks.values()):
+            if (task.task_state not in ("starting", "running") or not task.node_ready or not task.container_id
+                    or not owns(task.status.app_id)):
+                continue
+            quota = dyno_sizes.of_stored(task.size or "standard-1x").memory_bytes
+            watched.append(Watched(task.status.id, task.status.app_id, task.status.name, task.node,
+                                   task.container_id, quota, 2 * quota))  # the container's limit (_specs)
+        notices = self.memory.round(watched)
+        self._memory_cost.add(len(watched), self.memory.last_round_seconds)
+        for notice in notices:
+            app_log = AppLog(self.database, notice.app_id, notice.dyno, data_dir=self.settings.data_dir)
+            for line in notice.lines:
                 app_log.line(line, source="heroku")
             app_log.close()
 
@@ -239,6 +304,27 @@ class SwarmRunner:
             return known.status.name
         slot = self.backend.task_slot(task_id)
         return f"{process_type}.{slot}" if slot is not None else None
+
+
+class _Cost:
+    """What the memory watch costs, told to the runner's log once a minute."""
+
+    EVERY = 60.0
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.rounds, self.tasks, self.seconds, self.slowest = 0, 0, 0.0, 0.0
+        self.since = time.monotonic()
+
+    def add(self, tasks: int, seconds: float) -> None:
+        self.rounds, self.tasks, self.seconds = self.rounds + 1, self.tasks + tasks, self.seconds + seconds
+        self.slowest = max(self.slowest, seconds)
+        if time.monotonic() - self.since >= self.EVERY and self.rounds:
+            log.info("memory watch: %d rounds, %.1f tasks and %.3f s a round on average (slowest %.3f s)",
+                     self.rounds, self.tasks / self.rounds, self.seconds / self.rounds, self.slowest)
+            self._reset()
 
 
 def _one_per_name(statuses: list[DynoStatus]) -> list[DynoStatus]:
