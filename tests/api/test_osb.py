@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from berth.broker import catalogue
 from berth.broker.models import AddOn, AddonService
@@ -376,6 +376,37 @@ def test_bind_refusals(platform: Osb, catalog_ids: dict[str, str], worker: Worke
         assert platform.call("PUT", binding + "b-x", body).status_code == 400, body
     assert platform.call("PUT", binding + "b%20x", good).status_code == 400
     assert platform.call("PUT", binding + "b-x", good).status_code == 201
+
+
+def test_a_bind_costs_four_statements(app: Flask, platform: Osb, catalog_ids: dict[str, str], worker: Worker) -> None:
+    """A bind is on a platform's hot path (bench/osb.py): the platform admitted; the client in the
+    request's session; the instance, its add-on with the service and the binding if it exists, in one
+    statement; the binding inserted. A replay reads and writes nothing more. (A provider with grants
+    adds, after its call, the instance read again and the insert instead.)"""
+    ids = catalog_ids
+    instance = provisioned(platform, ids, worker)
+    binding = f"/service_instances/{instance}/service_bindings/b-1"
+    good = {"service_id": ids["service"], "plan_id": ids["test"]}
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE reaches listeners, psycopg's does not
+            statements.append(statement)
+
+    engines = app.extensions["berth.database"].engines
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
+    try:
+        made = platform.call("PUT", binding, good)
+        first = list(statements)
+        statements.clear()
+        again = platform.call("PUT", binding, good)
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
+    assert made.status_code == 201 and again.status_code == 200 and again.get_json() == made.get_json()
+    assert len(first) == 4, "\n".join(first)
+    assert len(statements) == 3, "\n".join(statements)
 
 
 @protocol_only
