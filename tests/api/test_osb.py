@@ -19,7 +19,7 @@ from sqlalchemy import event, func, select, text
 from berth.broker import catalogue
 from berth.broker.models import AddOn, AddonService
 from berth.broker.osb import clients
-from berth.broker.osb.models import OsbInstance
+from berth.broker.osb.models import OsbBinding, OsbInstance
 from berth.config import Settings
 from berth.jobs.worker import Worker
 from berth.worker import make_worker
@@ -565,6 +565,35 @@ def test_concurrent_identical_provisions_make_one_instance(app: Flask, platform:
     assert [answer.status_code for answer in answers] == [202] * 6, [a.get_json() for a in answers]
     assert len({answer.get_json()["operation"] for answer in answers}) == 1
     assert count(app, OsbInstance) == 1 and count(app, AddOn) == 1
+
+
+def test_concurrent_identical_binds_make_one_binding(app: Flask, platform: Osb, catalog_ids: dict[str, str],
+                                                     worker: Worker) -> None:
+    """Racing PUTs of one binding: one makes it (201), the others answer it as a replay (200), and
+    one binding exists. They all wait on the instance's lock, held here meanwhile; on PostgreSQL
+    the losers' snapshot is then older than the winner's commit: they meet its binding at the INSERT."""
+    instance = provisioned(platform, catalog_ids, worker)
+    path = f"/service_instances/{instance}/service_bindings/b-race"
+    body = {"service_id": catalog_ids["service"], "plan_id": catalog_ids["test"]}
+    answers: list[Any] = []
+
+    def put() -> None:
+        answers.append(platform.call("PUT", path, body))
+
+    database = app.extensions["berth.database"]
+    threads = [threading.Thread(target=put) for _ in range(6)]
+    with database.session() as holder:
+        holder.execute(text("SELECT id FROM osb_instances WHERE id = :id" + ("" if database.is_sqlite else " FOR UPDATE")),
+                       {"id": instance})
+        for thread in threads:
+            thread.start()
+        time.sleep(1)  # long enough for every request to wait on the lock
+        holder.commit()
+    for thread in threads:
+        thread.join()
+    assert sorted(answer.status_code for answer in answers) == [200] * 5 + [201], [a.get_json() for a in answers]
+    assert len({json.dumps(answer.get_json(), sort_keys=True) for answer in answers}) == 1
+    assert count(app, OsbBinding) == 1
 
 
 @contextlib.contextmanager
