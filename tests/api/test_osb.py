@@ -14,12 +14,12 @@ from typing import Any, Iterator
 
 import pytest
 from flask import Flask
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from berth.broker import catalogue
 from berth.broker.models import AddOn, AddonService
 from berth.broker.osb import clients
-from berth.broker.osb.models import OsbInstance
+from berth.broker.osb.models import OsbBinding, OsbInstance
 from berth.config import Settings
 from berth.jobs.worker import Worker
 from berth.worker import make_worker
@@ -378,6 +378,37 @@ def test_bind_refusals(platform: Osb, catalog_ids: dict[str, str], worker: Worke
     assert platform.call("PUT", binding + "b-x", good).status_code == 201
 
 
+def test_a_bind_costs_four_statements(app: Flask, platform: Osb, catalog_ids: dict[str, str], worker: Worker) -> None:
+    """A bind is on a platform's hot path (bench/osb.py): the platform admitted; the client in the
+    request's session; the instance, its add-on with the service and the binding if it exists, in one
+    statement; the binding inserted. A replay reads and writes nothing more. (A provider with grants
+    adds, after its call, the instance read again and the insert instead.)"""
+    ids = catalog_ids
+    instance = provisioned(platform, ids, worker)
+    binding = f"/service_instances/{instance}/service_bindings/b-1"
+    good = {"service_id": ids["service"], "plan_id": ids["test"]}
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE reaches listeners, psycopg's does not
+            statements.append(statement)
+
+    engines = app.extensions["berth.database"].engines
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
+    try:
+        made = platform.call("PUT", binding, good)
+        first = list(statements)
+        statements.clear()
+        again = platform.call("PUT", binding, good)
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
+    assert made.status_code == 201 and again.status_code == 200 and again.get_json() == made.get_json()
+    assert len(first) == 4, "\n".join(first)
+    assert len(statements) == 3, "\n".join(statements)
+
+
 @protocol_only
 def test_a_partner_without_grants_shares_its_credentials_and_a_failed_grant_binds_nothing(
         app: Flask, platform: Osb, catalog_ids: dict[str, str], worker: Worker, partner: ExamplePartner) -> None:
@@ -534,6 +565,35 @@ def test_concurrent_identical_provisions_make_one_instance(app: Flask, platform:
     assert [answer.status_code for answer in answers] == [202] * 6, [a.get_json() for a in answers]
     assert len({answer.get_json()["operation"] for answer in answers}) == 1
     assert count(app, OsbInstance) == 1 and count(app, AddOn) == 1
+
+
+def test_concurrent_identical_binds_make_one_binding(app: Flask, platform: Osb, catalog_ids: dict[str, str],
+                                                     worker: Worker) -> None:
+    """Racing PUTs of one binding: one makes it (201), the others answer it as a replay (200), and
+    one binding exists. They all wait on the instance's lock, held here meanwhile; on PostgreSQL
+    the losers' snapshot is then older than the winner's commit: they meet its binding at the INSERT."""
+    instance = provisioned(platform, catalog_ids, worker)
+    path = f"/service_instances/{instance}/service_bindings/b-race"
+    body = {"service_id": catalog_ids["service"], "plan_id": catalog_ids["test"]}
+    answers: list[Any] = []
+
+    def put() -> None:
+        answers.append(platform.call("PUT", path, body))
+
+    database = app.extensions["berth.database"]
+    threads = [threading.Thread(target=put) for _ in range(6)]
+    with database.session() as holder:
+        holder.execute(text("SELECT id FROM osb_instances WHERE id = :id" + ("" if database.is_sqlite else " FOR UPDATE")),
+                       {"id": instance})
+        for thread in threads:
+            thread.start()
+        time.sleep(1)  # long enough for every request to wait on the lock
+        holder.commit()
+    for thread in threads:
+        thread.join()
+    assert sorted(answer.status_code for answer in answers) == [200] * 5 + [201], [a.get_json() for a in answers]
+    assert len({json.dumps(answer.get_json(), sort_keys=True) for answer in answers}) == 1
+    assert count(app, OsbBinding) == 1
 
 
 @contextlib.contextmanager

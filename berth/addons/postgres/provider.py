@@ -34,7 +34,7 @@ import secrets
 import select
 import string
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 from urllib.parse import quote, urlsplit
 
@@ -440,18 +440,15 @@ class PostgresProvider:
     def grant(self, uuid: str, grant_id: str) -> dict[str, str]:
         """DATABASE_URL with a login role of the grant's own (an OSB binding): a member of the
         add-on's role, so it has exactly its rights, restricted or blocked with it (`login_roles`).
-        Recorded before it is made, under the uuid's lock; repeating the call gives the same URL."""
+        Recorded before it is made, under the uuid's lock; repeating the call gives the same URL.
+        A bind waits on this call: two round trips to the server (the lock; the role made,
+        committed and the lock released) and two reads of the record (its location; then, locked,
+        the grant looked up and, new, recorded in the same transaction)."""
         location = self.active(uuid).location
         with self._connect(location) as conn:
             self._lock(conn, uuid)
-            resource = self.active(uuid)  # deprovisioned meanwhile: 404
-            entry = resource.grants.get(grant_id)
-            if entry is None:
-                entry = {"user": f"b_{_random(NAME_ALPHABET, NAME_LENGTH)}",
-                         "password": _random(PASSWORD_ALPHABET, PASSWORD_LENGTH)}
-                resource = self._update(uuid, grants={**resource.grants, grant_id: entry})
-            made = resource
-            self._backend(lambda: self._make_grant_role(conn, made, entry["user"], entry["password"]))
+            resource, entry = self._record_grant(uuid, grant_id)
+            self._backend(lambda: self._make_grant_role(conn, resource, entry["user"], entry["password"]))
         return resource.config(entry)
 
     def revoke(self, uuid: str, grant_id: str) -> bool:
@@ -589,6 +586,22 @@ class PostgresProvider:
         except IntegrityError:  # the provision recorded it first: delete what it made
             return self._begin_deleting(uuid)
 
+    def _record_grant(self, uuid: str, grant_id: str) -> tuple[_Resource, dict[str, str]]:
+        """The grant's role and password as recorded, or new ones recorded now (one transaction,
+        the uuid's lock held); 404 if the add-on was deprovisioned meanwhile."""
+        with self.database.transaction() as session:
+            row = resources.find(session, SERVICE, uuid)
+            if row is None or row.state != ACTIVE:
+                raise ProviderError("No such Postgres database.", 404)
+            resource = _Resource.of(row)
+            entry = resource.grants.get(grant_id)
+            if entry is None:
+                entry = {"user": f"b_{_random(NAME_ALPHABET, NAME_LENGTH)}",
+                         "password": _random(PASSWORD_ALPHABET, PASSWORD_LENGTH)}
+                resource = replace(resource, details={**resource.details, "grants": {**resource.grants, grant_id: entry}})
+                resources.set_details(row, resource.details)
+            return resource, entry
+
     def _update(self, uuid: str, *, state: str | None = None, plan: str | None = None,
                 only_from: tuple[str, ...] | None = None, **details: Any) -> _Resource:
         with self.database.transaction() as session:
@@ -720,17 +733,22 @@ class PostgresProvider:
 
     def _make_grant_role(self, conn: psycopg.Connection[Any], resource: _Resource, role: str, password: str) -> None:
         """The grant's role as the add-on's role is now: its connection limit, LOGIN unless blocked.
-        A new role joins the add-on's role in the same statement (`IN ROLE`): one commit, whose WAL
-        flush is most of a bind's cost; a role left by an interrupted grant is altered and granted."""
+        One round trip: a new role joins the add-on's role in its CREATE ROLE (a role left by an
+        interrupted grant is altered and granted instead), committed (its WAL flush and the
+        password's SCRAM hashing are most of a bind's cost), and only then the uuid's lock released,
+        so a deprovision that takes it next finds the role to drop."""
         limit = 1 if resource.restricted else PLANS[resource.plan].connections
         options = sql.SQL("{} INHERIT PASSWORD {} CONNECTION LIMIT {}").format(
             sql.SQL("NOLOGIN" if resource.blocked else "LOGIN"), sql.Literal(password), sql.Literal(limit))
-        if _role_exists(conn, role):
-            conn.execute(sql.SQL("ALTER ROLE {} WITH {}").format(sql.Identifier(role), options))
-            conn.execute(_q("GRANT {} TO {}", resource.user, role))
-        else:
-            conn.execute(sql.SQL("CREATE ROLE {} WITH {} IN ROLE {}").format(
-                sql.Identifier(role), options, sql.Identifier(resource.user)))
+        make_or_repair = sql.SQL(
+            "IF EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = {name}) THEN "
+            "ALTER ROLE {role} WITH {options}; GRANT {owner} TO {role}; "
+            "ELSE CREATE ROLE {role} WITH {options} IN ROLE {owner}; END IF;").format(
+                name=sql.Literal(role), role=sql.Identifier(role), options=options, owner=sql.Identifier(resource.user))
+        conn.execute(sql.SQL("BEGIN; {}; COMMIT; SELECT pg_catalog.pg_advisory_unlock_all()").format(
+            _do(conn, make_or_repair)))
+        if isinstance(conn, _Borrowed):
+            conn.unlocked()
 
     def _drop_grant_role(self, conn: psycopg.Connection[Any], resource: _Resource, role: str) -> None:
         """Each step safe to repeat. The tenant may have left anything under the role (objects,

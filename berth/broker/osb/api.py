@@ -174,14 +174,14 @@ def bind(instance_id: str, binding_id: str) -> Any:
     _ids(instance_id, binding_id)
     params = schemas.load(schemas.BindSchema(), protocol.json_body())
     protocol.flag("accepts_incomplete")  # binds are synchronous: the flag is allowed, not needed
-    session = db_session()
-    outcome = bindings.bind(session, _client(), instance_id, binding_id, params)
+    session, client = db_session(), _client()
+    outcome = bindings.bind(session, client, instance_id, binding_id, params)
     if isinstance(outcome, bindings.GrantCall):
         grant = outcome
         session.commit()  # hold no lock while the provider works: it may be in this very process
         granted = bindings.make_grant(provider_client(), grant)
         try:
-            outcome = bindings.bind(session, _client(), instance_id, binding_id, params, granted=granted)
+            outcome = bindings.bind(session, client, instance_id, binding_id, params, granted=granted)
         except OsbError:  # the instance changed meanwhile: no binding holds these credentials
             session.rollback()
             bindings.revoke_grant(provider_client(), grant)

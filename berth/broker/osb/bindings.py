@@ -15,12 +15,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from berth.broker import attachments, outcomes
-from berth.broker.models import AddOn
+from berth.broker.models import AddOn, AddonService
 from berth.broker.osb import instances, protocol
 from berth.broker.osb.instances import Outcome
 from berth.broker.osb.models import OsbBinding, OsbClient, OsbInstance
@@ -98,6 +98,26 @@ def _binding(session: Session, instance_id: str, binding_id: str, *, lock: bool 
     return session.scalar(query)
 
 
+# What a bind reads of the instance: its add-on with the service (requires, config var prefix, the
+# endpoint a grant calls); not the plan, the app or the accounts owning them.
+_BIND_LOAD = (joinedload(OsbInstance.addon).options(
+    joinedload(AddOn.service).lazyload(AddonService.owner), lazyload(AddOn.plan), lazyload(AddOn.app)),)
+
+
+def _instance_and_binding(session: Session, instance_id: str, binding_id: str, *,
+                          fresh: bool = False) -> tuple[OsbInstance | None, OsbBinding | None]:
+    """The instance (locked on PostgreSQL: one mutation at a time) and the binding if it exists,
+    in one statement; `fresh`: read again over what the session holds from before a commit."""
+    query = (select(OsbInstance, OsbBinding).options(*_BIND_LOAD).where(OsbInstance.id == instance_id)
+             .outerjoin(OsbBinding, (OsbBinding.instance_id == OsbInstance.id) & (OsbBinding.id == binding_id)))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=OsbInstance)
+    if fresh:
+        query = query.execution_options(populate_existing=True)
+    row = session.execute(query).first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
 def _replay(binding: OsbBinding, sent: str) -> Outcome:
     if binding.deleted_at is not None:
         raise OsbError(409, f"The binding {binding.id} was deleted; bindings' ids are not reused.")
@@ -108,14 +128,16 @@ def _replay(binding: OsbBinding, sent: str) -> Outcome:
 
 def bind(session: Session, client: OsbClient, instance_id: str, binding_id: str, params: dict[str, Any],
          granted: dict[str, str] | None = None) -> Outcome | GrantCall:
-    """The binding, or first the `GrantCall` whose answer (`make_grant`) comes back as `granted`."""
-    instance = instances.find(session, client, instance_id, lock=True)
+    """The binding, or first the `GrantCall` whose answer (`make_grant`) comes back as `granted`:
+    then every check is made again (the instance may have changed meanwhile) before it is written."""
+    instance, existing = _instance_and_binding(session, instance_id, binding_id, fresh=granted is not None)
+    if instance is not None and instance.client_id != client.id:
+        instance = None  # another platform's instance is none of this one's business
     state = instances.state_of(session, instance) if instance is not None else instances.DELETED
     if instance is None or state == instances.DELETED:
         raise OsbError(404, f"No instance {instance_id}.")
     sent = instances.fingerprint({key: params.get(key) for key in
                                   ("service_id", "plan_id", "parameters", "bind_resource", "app_guid")})
-    existing = _binding(session, instance_id, binding_id, lock=True)
     if existing is not None:
         return _replay(existing, sent)
     addon = instance.addon
@@ -134,21 +156,20 @@ def bind(session: Session, client: OsbClient, instance_id: str, binding_id: str,
     grant = _grant_call(addon, binding_id)
     if grant is not None and granted is None:
         return grant
-    binding = OsbBinding(
-        instance_id=instance_id, id=binding_id, service_id=addon.service_id, plan_id=addon.plan_id, fingerprint=sent,
-        parameters=params["parameters"], bind_resource=params["bind_resource"], context=params["context"],
-        credentials=json.dumps(credentials_of(addon, granted if grant is not None else None), sort_keys=True),
-        syslog_drain_url=addon.log_drain_url if "syslog_drain" in addon.service.requires else None)
-    try:
-        with session.begin_nested():
-            session.add(binding)
-            session.flush()
-    except IntegrityError:  # a concurrent PUT of the same binding committed first
+    credentials = json.dumps(credentials_of(addon, granted if grant is not None else None), sort_keys=True)
+    drain = addon.log_drain_url if "syslog_drain" in addon.service.requires else None
+    try:  # one INSERT, no ORM unit of work: the instance is locked, so only an identical PUT races it
+        session.execute(insert(OsbBinding).values(
+            instance_id=instance_id, id=binding_id, service_id=addon.service_id, plan_id=addon.plan_id,
+            fingerprint=sent, parameters=params["parameters"], bind_resource=params["bind_resource"],
+            context=params["context"], credentials=credentials, syslog_drain_url=drain))
+    except IntegrityError:  # a concurrent PUT of the same binding committed first (during the grant)
+        session.rollback()  # nothing else was written; the platform gets that binding, as a replay
         existing = _binding(session, instance_id, binding_id)
         if existing is None:
             raise
         return _replay(existing, sent)
-    return Outcome(201, _answer(binding))
+    return Outcome(201, {"credentials": json.loads(credentials), "syslog_drain_url": drain})
 
 
 def _live_instance(session: Session, client: OsbClient, instance_id: str) -> OsbInstance | None:

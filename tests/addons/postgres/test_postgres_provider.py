@@ -5,7 +5,9 @@ The control plane is SQLite in a temporary directory (one per module); the serve
 test provisions is deprovisioned when it ends."""
 from __future__ import annotations
 
+import contextlib
 import re
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +20,7 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from psycopg import errors, sql
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 
 from berth import crypto
 from berth.addons import resources
@@ -745,6 +747,57 @@ def test_a_grant_repeated_after_an_interruption_repairs_the_role_it_left(env: En
     assert provider.grant(made.id, "binding-1")[CONFIG_VAR] == url
     with connect(url) as bound:
         bound.execute("INSERT INTO t VALUES (1)")  # a member of the add-on's role again
+
+
+@contextlib.contextmanager
+def round_trips_and_statements(env: Env, provider: PostgresProvider, location: str) -> Iterator[list[int]]:
+    """[round trips to the server, control-plane statements] while the block runs: libpq's own
+    trace of the pooled admin connection the provider borrows next (a round trip is one Query or
+    Execute; psycopg's one-off preparation of a statement run often is left out), and a
+    SQLAlchemy listener on the control plane's engines."""
+    counted = [0, 0]
+    trace = tempfile.TemporaryFile()
+    with provider._connect(location) as conn:  # the connection the next borrow takes (last in, first out)
+        pgconn = conn.pgconn
+    pgconn.trace(trace.fileno())
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        counted[1] += not statement.startswith("BEGIN")  # SQLite's BEGIN IMMEDIATE reaches listeners
+
+    for engine in env.database.engines:
+        event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield counted
+    finally:
+        for engine in env.database.engines:
+            event.remove(engine, "before_cursor_execute", count)
+        pgconn.untrace()
+        trace.seek(0)
+        messages = [line.split("\t") for line in trace.read().decode(errors="replace").splitlines()]
+        counted[0] = sum(1 for fields in messages if "F" in fields[:2] and {"Query", "Execute"} & set(fields))
+        trace.close()
+
+
+def test_a_grant_costs_two_round_trips_and_leaves_the_uuid_unlocked(env: Env) -> None:
+    """A bind waits on its grant, so the grant is lean: the lock, then the role made, committed
+    and the lock released in one round trip (no separate existence check, no unlock on giving
+    the connection back); on the control plane, the location read, then one transaction that
+    reads the record and adds the grant. A repeated grant writes nothing and makes no role twice."""
+    provider = env.provider()
+    made = provider.provision(request())
+    location = env.rows()[-1].location
+    with round_trips_and_statements(env, provider, location) as new:
+        url = provider.grant(made.id, "lean")[CONFIG_VAR]
+    assert new == [2, 3]  # lock, make+commit+unlock | SELECT location; SELECT, UPDATE
+    with round_trips_and_statements(env, provider, location) as repeated:
+        assert provider.grant(made.id, "lean")[CONFIG_VAR] == url
+    assert repeated == [2, 2]
+    with env.admin() as admin:  # nothing holds the uuid's lock once the grant has answered
+        key = f"berth-{SERVICE}:{made.id}"
+        assert admin.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key]).fetchone() == (True,)
+        admin.execute("SELECT pg_advisory_unlock_all()")
+    with connect(url) as bound:
+        assert bound.execute("SELECT current_user").fetchone() == (names(url)[0],)
 
 
 def test_revoking_a_grant_escapes_the_traps_its_holder_left(env: Env) -> None:
