@@ -177,9 +177,9 @@ class TwoNodes:
         with self.database.session(write=False) as session:
             return list(session.scalars(select(Dyno).where(Dyno.app_id == app_id).order_by(Dyno.number)))
 
-    def log(self, node: Node, app: str, lines: int = 1500) -> list[str]:
-        """The app's log stream, as `heroku logs -n` reads it."""
-        made = self.call(node, "POST", f"/apps/{app}/log-sessions", {"lines": lines})
+    def log(self, node: Node, app: str, lines: int = 1500, **filters: str) -> list[str]:
+        """The app's log stream, as `heroku logs -n` reads it (`dyno="web"`: not the router's lines)."""
+        made = self.call(node, "POST", f"/apps/{app}/log-sessions", {"lines": lines, **filters})
         assert made.status_code == 201, made.text
         return requests.get(made.json()["logplex_url"], timeout=30).text.splitlines()
 
