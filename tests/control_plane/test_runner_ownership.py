@@ -114,6 +114,27 @@ def test_an_orderly_stop_frees_the_shards_at_once(database: Database) -> None:
     assert len(b.held) == SHARDS
 
 
+def test_a_taken_over_shard_says_when_its_previous_runner_stopped(database: Database) -> None:
+    """What the previous runner forwarded of an app's output (up to its last renewal of a lapsed lease,
+    or its release) is not forwarded again by the one taking the app over."""
+    a, b = runner(database, "node-a", lease=1.5), runner(database, "node-b", lease=1.5)
+    started = time.time()
+    a.refresh()
+    assert a.handed_over_at(APPS[0]) == 0.0  # never held before
+    renewed = time.time()
+    a.refresh()  # its last renewal: then it dies
+    deadline = time.monotonic() + 5
+    while not b.owns(APPS[0]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        b.refresh()
+    assert b.owns(APPS[0])
+    assert renewed - 0.5 < b.handed_over_at(APPS[0]) < time.time() - 1.0, (started, renewed, time.time())
+    b.release()  # an orderly stop: a (back) takes the shards from the moment they were let go
+    released = time.time()
+    a.refresh()
+    assert a.owns(APPS[0]) and released - 0.5 < a.handed_over_at(APPS[0]) < released + 0.5
+
+
 def test_a_node_with_another_shard_count_refuses_to_run(database: Database) -> None:
     runner(database, "node-a").refresh()
     other = runner(database, "node-b", shards=64)

@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import pytest
 import requests
@@ -123,8 +123,7 @@ class RunPlatform:
             return rows
 
     def get(self, app: str, path: str = "/", timeout: float = 10) -> requests.Response:
-        return requests.get(f"http://127.0.0.1:{self.router_port}{path}", headers={"Host": f"{app}.localhost"},
-                            timeout=timeout)
+        return through_router(self.router_port, app, path, timeout)
 
     def log(self, app: str, lines: int = 1500, **filters: str) -> list[str]:
         """The app's log stream, as `heroku logs -n` reads it."""
@@ -149,19 +148,35 @@ class RunPlatform:
         return answer.json() if answer.status_code == 200 else None
 
     def served_by(self, app: str, tries: int = 60) -> set[str]:
-        """The dynos that answered `tries` requests, each on a new connection; empty unless every
-        one was answered by a dyno (so a wait on it ends once a routing change has settled: until
-        then, a retiring nginx worker may still answer by the table before)."""
-        seen = set()
-        for _ in range(tries):
-            try:
-                answer = self.get(app)
-            except requests.ConnectionError:
-                return set()
-            if answer.status_code != 200:
-                return set()
-            seen.add(answer.json()["dyno"])
-        return seen
+        return served_by(self.router_port, app, tries)
+
+
+class Routed(Protocol):
+    """Whatever has a router in front of its dynos (a platform, a control-plane node)."""
+
+    @property
+    def router_port(self) -> int: ...
+
+
+def through_router(router_port: int, app: str, path: str = "/", timeout: float = 10) -> requests.Response:
+    return requests.get(f"http://127.0.0.1:{router_port}{path}", headers={"Host": f"{app}.localhost"},
+                        timeout=timeout)
+
+
+def served_by(router_port: int, app: str, tries: int = 60) -> set[str]:
+    """The dynos that answered `tries` requests through the router, each on a new connection; empty
+    unless every one was answered by a dyno (so a wait on it ends once a routing change has settled:
+    until then, a retiring nginx worker may still answer by the table before)."""
+    seen = set()
+    for _ in range(tries):
+        try:
+            answer = through_router(router_port, app)
+        except requests.ConnectionError:
+            return set()
+        if answer.status_code != 200:
+            return set()
+        seen.add(answer.json()["dyno"])
+    return seen
 
 
 def eventually(check: Callable[[], Any], timeout: float = 60.0, what: str = "the condition",
@@ -189,7 +204,7 @@ def browser_like_session() -> requests.Session:
 class Load:
     """Steady requests through the router on a thread: every answer's status (and who served it)."""
 
-    def __init__(self, platform: RunPlatform, app: str, path: str = "/") -> None:
+    def __init__(self, platform: Routed, app: str, path: str = "/") -> None:
         self.platform, self.app, self.path = platform, app, path
         self.results: list[tuple[int, str]] = []
         self._stop = threading.Event()

@@ -50,6 +50,11 @@ class Ownership(Protocol):
     def release(self) -> None:
         """An orderly stop: the shards are free at once."""
 
+    def handed_over_at(self, app_id: str) -> float:
+        """Unix time from which the app's previous runner may no longer have acted (its last renewal
+        of a lapsed lease, or its orderly release): what it forwarded until then is not this one's to
+        forward again. 0.0 when no other runner held it since this one started."""
+
 
 class SoleOwnership:
     """One runner, one machine: every app is its own."""
@@ -65,6 +70,9 @@ class SoleOwnership:
 
     def release(self) -> None:
         pass
+
+    def handed_over_at(self, app_id: str) -> float:
+        return 0.0
 
 
 def shard_of(app_id: str, shards: int) -> int:
@@ -82,6 +90,7 @@ class ShardOwnership:
         self._held: frozenset[int] = frozenset()
         self._valid_until = 0.0
         self._checked = False
+        self._handed_over: dict[int, float] = {}  # shard → when its previous holder stopped (Unix time)
 
     @property
     def held(self) -> frozenset[int]:
@@ -92,6 +101,9 @@ class ShardOwnership:
 
     def owns(self, app_id: str) -> bool:
         return self.valid() and shard_of(app_id, self.shards) in self._held
+
+    def handed_over_at(self, app_id: str) -> float:
+        return self._handed_over.get(shard_of(app_id, self.shards), 0.0)
 
     def refresh(self) -> None:
         started = self._clock()
@@ -148,11 +160,18 @@ class ShardOwnership:
                     {**params, "shards": surplus})
             held -= set(surplus)
         elif len(held) < share:
+            # A lapsed lease's holder last renewed it `lease` before it expired; a released one (no
+            # holder) was let go when it expired.
             taken = execute(text(
-                f"UPDATE runner_leases SET holder = :me, expires_at = {_UNTIL} WHERE shard IN ("
-                f"SELECT shard FROM runner_leases WHERE expires_at <= {_NOW} ORDER BY shard LIMIT :want "
-                "FOR UPDATE SKIP LOCKED) RETURNING shard"), {**params, "want": share - len(held)}).scalars()
-            held |= set(taken)
+                f"WITH free AS (SELECT shard, holder, expires_at FROM runner_leases WHERE expires_at <= {_NOW} "
+                "ORDER BY shard LIMIT :want FOR UPDATE SKIP LOCKED) "
+                f"UPDATE runner_leases AS lease SET holder = :me, expires_at = {_UNTIL} FROM free "
+                "WHERE lease.shard = free.shard RETURNING lease.shard, extract(epoch FROM free.expires_at) - "
+                "CASE WHEN free.holder IS NULL THEN 0 ELSE :lease END"),
+                {**params, "want": share - len(held)}).all()
+            for shard, stopped in taken:
+                self._handed_over[shard] = float(stopped)
+            held |= {shard for shard, _ in taken}
         execute(text(f"DELETE FROM runner_nodes WHERE expires_at < {_NOW} - interval '1 hour'"))
         return held
 

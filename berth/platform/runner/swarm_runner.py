@@ -293,10 +293,13 @@ class SwarmRunner:
             self._outputs.pop(service_id).close()
         for service_id, service in live.items():
             if service_id not in self._outputs:
+                # From this runner's start, or, for an app taken over since, from when its previous
+                # runner stopped (it forwarded what came before: forwarding that again repeats it).
+                since = max(self._started_at, self.ownership.handed_over_at(service.app_id))
                 self._outputs[service_id] = ServiceOutput(
                     self.database, self.backend, service_id, service.app_id,
                     lambda task_id, kind=service.process_type: self._dyno_name(task_id, kind),
-                    since=self._started_at, data_dir=self.settings.data_dir)
+                    since=since, data_dir=self.settings.data_dir)
 
     def _dyno_name(self, task_id: str, process_type: str) -> str | None:
         known = self._tasks.get(task_id)
