@@ -34,8 +34,13 @@ def new_slug(store: LocalSlugStore, directory: Path) -> tuple[str, str]:
     (app / "bin" / "hello").write_text("#!/bin/sh\necho hello\n")
     (app / "bin" / "hello").chmod(0o755)
     (app / "hello-link").symlink_to("bin/hello")
+    (app / "python").symlink_to("/usr/bin/python3")  # as a virtualenv's bin/python3.11 is
+    (app / "host-secret").symlink_to(HOST_SECRET)  # a host file: must name the container's own path
     packed = pack(app, directory / "slug.tgz")
     return store.put(packed.path, packed.checksum), marker
+
+
+HOST_SECRET = Path("/tmp/berth-test-image-host-secret")
 
 
 def run(cluster: Cluster, machine: str, image: str, script: str) -> str:
@@ -78,6 +83,22 @@ def test_a_slug_image_holds_the_slug_at_app_writable_by_its_unprivileged_user(
               "id -u; cat /app/marker; /app/hello-link; touch /app/written && echo writable; "
               "stat -c %u /app/marker; stat -c %u /; touch /etc/x 2>/dev/null || echo read-only")
     assert out.split() == [str(DYNO_UID), marker, "hello", "writable", str(DYNO_UID), "0", "read-only"]
+
+
+def test_a_link_out_of_app_resolves_in_the_container_never_on_the_host(
+        swarm_cluster: Cluster, image_store: LocalSlugStore, tmp_path: Path, swarm_stack_image: str) -> None:
+    """A Python slug's virtualenv links to the stack's interpreter: the image keeps the link, and it
+    runs. A link to a host file was never followed while the image was made."""
+    HOST_SECRET.write_text("host-only " + secrets.token_hex(8))
+    try:
+        checksum, _ = new_slug(image_store, tmp_path)
+        reference = ensure_slug_image(swarm_cluster.manager.client(), swarm_cluster.registry, image_store, checksum)
+    finally:
+        HOST_SECRET.unlink()
+    out = run(swarm_cluster, "m2", reference,
+              "/app/python -c 'import sys; print(sys.version_info[0])'; readlink /app/python; "
+              "readlink /app/host-secret; cat /app/host-secret 2>/dev/null || echo no-such-file")
+    assert out.split() == ["3", "/usr/bin/python3", str(HOST_SECRET), "no-such-file"]
 
 
 def test_building_the_same_slug_again_reuses_the_image_in_the_registry(

@@ -8,9 +8,12 @@ tag names the slug, so a second build of the same slug (a restart, a scale, a ro
 the registry and does nothing. The image keeps the stack it was first built on, as a Heroku slug keeps
 its stack until it is built again.
 
-The slug is never trusted as a tarball: Berth's own unpacker (checksum verified, no path or link
-outside /app, size limits) unpacks it into a scratch directory, and the build context is a tar Berth
-writes from that directory. Files land owned by the dyno account so /app is writable, as on Heroku.
+The slug is never trusted as a tarball: Berth's own unpacker (checksum verified, no path outside
+/app, size limits) unpacks it into a scratch directory, and the build context is a tar Berth writes
+from that directory. Symlinks stay links whatever they point at, as in a local dyno's /app: a Python
+virtualenv's `bin/python3.11 -> /usr/bin/python3.11` resolves in the container, against the stack.
+Nothing on the way follows one (the unpacker, `tarfile.add`, the daemon's COPY), so a link to a host
+path names only the container's own file. Files land owned by the dyno account so /app is writable, as on Heroku.
 Containers run as that unprivileged account, never root.
 """
 from __future__ import annotations
@@ -104,13 +107,13 @@ def ensure_slug_image(client: docker.DockerClient, registry: str, store: SlugSto
     base = ensure_stack_image(client, registry)
     with tempfile.TemporaryDirectory(prefix="berth-image-") as scratch:
         app = Path(scratch) / "app"
-        unpack_slug(store, checksum, app)
+        unpack_slug(store, checksum, app, links_anywhere=True)
         # Copying the tree above /app (not /app's content) hands /app itself to the dyno too.
         dockerfile = f"FROM {base}\nCOPY --chown={DYNO_USER} slug/ /\n"
         context = Path(scratch) / "context.tar"
         with tarfile.open(context, "w") as tar:
             _add_text(tar, "Dockerfile", dockerfile)
-            tar.add(app, arcname="slug/app")  # symlinks stay links (the unpacker kept them inside /app)
+            tar.add(app, arcname="slug/app")  # symlinks stay links: never followed on the host
         try:
             with open(context, "rb") as stream:
                 _build(client, stream, reference, labels={"berth.slug": normalise_checksum(checksum)})
