@@ -29,10 +29,13 @@ def _settings() -> Settings:
     return current_app.config["BERTH_SETTINGS"]
 
 
+# Its owner's account loads only when a new app is made for it (`instances.context_app`).
+_CLIENT_ONLY = [lazyload(OsbClient.owner)]
+
+
 def _client() -> OsbClient:
     """The authenticated platform, in the request's session."""
-    # Its owner's account loads only when a new app is made for it (`instances.context_app`).
-    client = db_session().get(OsbClient, g.osb_client_id, options=[lazyload(OsbClient.owner)])
+    client = db_session().get(OsbClient, g.osb_client_id, options=_CLIENT_ONLY)
     if client is None:  # revoked since `_admit`
         raise OsbError(401, "This platform's credential was revoked.")
     return client
