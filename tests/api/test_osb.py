@@ -378,15 +378,9 @@ def test_bind_refusals(platform: Osb, catalog_ids: dict[str, str], worker: Worke
     assert platform.call("PUT", binding + "b-x", good).status_code == 201
 
 
-def test_a_bind_costs_four_statements(app: Flask, platform: Osb, catalog_ids: dict[str, str], worker: Worker) -> None:
-    """A bind is on a platform's hot path (bench/osb.py): the platform admitted; the client in the
-    request's session; the instance, its add-on with the service and the binding if it exists, in one
-    statement; the binding inserted. A replay reads and writes nothing more. (A provider with grants
-    adds, after its call, the instance read again and the insert instead.)"""
-    ids = catalog_ids
-    instance = provisioned(platform, ids, worker)
-    binding = f"/service_instances/{instance}/service_bindings/b-1"
-    good = {"service_id": ids["service"], "plan_id": ids["test"]}
+@contextlib.contextmanager
+def statements_run(app: Flask) -> Iterator[list[str]]:
+    """The SQL statements the app runs while the block runs (the list may be cleared in between)."""
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -397,13 +391,26 @@ def test_a_bind_costs_four_statements(app: Flask, platform: Osb, catalog_ids: di
     for engine in engines:
         event.listen(engine, "before_cursor_execute", count)
     try:
+        yield statements
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_bind_costs_four_statements(app: Flask, platform: Osb, catalog_ids: dict[str, str], worker: Worker) -> None:
+    """A bind is on a platform's hot path (bench/osb.py): the platform admitted; the client in the
+    request's session; the instance, its add-on with the service and the binding if it exists, in one
+    statement; the binding inserted. A replay reads and writes nothing more. (A provider with grants
+    adds, after its call, the instance read again and the insert instead.)"""
+    ids = catalog_ids
+    instance = provisioned(platform, ids, worker)
+    binding = f"/service_instances/{instance}/service_bindings/b-1"
+    good = {"service_id": ids["service"], "plan_id": ids["test"]}
+    with statements_run(app) as statements:
         made = platform.call("PUT", binding, good)
         first = list(statements)
         statements.clear()
         again = platform.call("PUT", binding, good)
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", count)
     assert made.status_code == 201 and again.status_code == 200 and again.get_json() == made.get_json()
     assert len(first) == 4, "\n".join(first)
     assert len(statements) == 3, "\n".join(statements)
@@ -648,3 +655,37 @@ def test_a_synchronous_provision_the_worker_misses_is_cancelled(app: Flask, plat
         assert session.scalar(select(AddOn.state)) == "deprovisioned"  # nothing left running
     # The platform's orphan mitigation: gone already.
     assert platform.call("DELETE", path, **delete_query(catalog_ids, "premium")).status_code == 410
+
+
+def test_a_provision_costs_eight_statements_and_a_poll_three(app: Flask, platform: Osb, catalog_ids: dict[str, str],
+                                                             worker: Worker) -> None:
+    """A provision and its polls are on a platform's hot path (bench/osb.py), as a bind is. Into the
+    context's app (made by the first provision): the platform admitted; the client; the instance id
+    (locked on PostgreSQL) to find a replay; the plan with its service; the context's app; the add-on,
+    its operation and the instance inserted (no savepoint: a racing twin is answered after a rollback).
+    A poll: admitted, the client, the instance with its add-on."""
+    ids = catalog_ids
+    provisioned(platform, ids, worker)
+    instance = str(uuid.uuid4())
+    with statements_run(app) as statements:
+        made = platform.call("PUT", f"/service_instances/{instance}", provision_body(ids), accepts_incomplete="true")
+        provision = list(statements)
+        statements.clear()
+        pending = platform.call("GET", f"/service_instances/{instance}/last_operation")
+        polled = list(statements)
+        worker.drain()
+        statements.clear()
+        done = platform.call("GET", f"/service_instances/{instance}/last_operation")
+        polled_done = list(statements)
+    assert made.status_code == 202 and made.get_json()["dashboard_url"].endswith(
+        "/addons/" + addon_name_of(app, instance))
+    assert pending.get_json()["state"] == "in progress" and done.get_json()["state"] == "succeeded"
+    assert len(provision) == 8, "\n".join(provision)
+    assert len(polled) == 3 and len(polled_done) == 3, "\n".join(polled + polled_done)
+
+
+def addon_name_of(app: Flask, instance: str) -> str:
+    with app.extensions["berth.database"].session(write=False) as session:
+        found = session.get(OsbInstance, instance)
+        assert found is not None
+        return found.addon.name

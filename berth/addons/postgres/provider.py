@@ -769,26 +769,29 @@ class PostgresProvider:
 
     def _drop(self, conn: psycopg.Connection[Any], resource: _Resource) -> None:
         """§6.3: the tenant's sessions end and its credentials stop working at once; takes the
-        uuid's lock and releases it. Three round trips, each step safe to repeat; only the last
+        uuid's lock and releases it. Four round trips, each step safe to repeat; only the last
         commits anything besides DROP DATABASE (a commit waits for a WAL flush: the costly part).
-        1. the lock; the roles' sessions ended; their oids (for step 3);
-        2. DROP DATABASE … WITH (FORCE) (never inside a transaction block or a multi-statement string):
+        1. the lock; then the record read again, under it: a grant recorded after `resource` was
+           read (its transaction overlapped the deprovision's) made its role holding the lock, so
+           its role is known only now (read before, it would be left behind, a login with no rights);
+        2. the roles' sessions ended; their oids (for step 4);
+        3. DROP DATABASE … WITH (FORCE) (never inside a transaction block or a multi-statement string):
            the tenant's URL names a database that is gone;
-        3. the tenant and locker roles dropped where they exist, committed; then every session of
+        4. the tenant and locker roles dropped where they exist, committed; then every session of
            theirs still alive (one that logged in elsewhere meanwhile) ended; the lock released.
         Statements sharing a round trip are one simple-query string: no parameters, so every value
         is a psycopg.sql Literal and every name an Identifier."""
-        database, roles = resource.database, (resource.user, resource.locker, *resource.login_roles[1:])
+        self._backend(lambda: self._lock(conn, resource.uuid))
+        current = self._lookup(resource.uuid) or resource
+        grant_roles = sorted({*resource.login_roles[1:], *current.login_roles[1:]})
+        database, roles = resource.database, (resource.user, resource.locker, *grant_roles)
         names = sql.SQL(", ").join(sql.Literal(role) for role in roles)
 
         def run() -> None:
             found = conn.execute(sql.SQL(
-                "SELECT pg_catalog.pg_advisory_lock(pg_catalog.hashtext({})); "
                 "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
                 "WHERE usename IN ({}) AND pid <> pg_catalog.pg_backend_pid(); "
-                "SELECT oid FROM pg_catalog.pg_roles WHERE rolname IN ({})").format(
-                    sql.Literal(f"berth-{SERVICE}:{resource.uuid}"), names, names))
-            found.nextset()
+                "SELECT oid FROM pg_catalog.pg_roles WHERE rolname IN ({})").format(names, names))
             found.nextset()
             oids = [row[0] for row in found.fetchall()]
             if conn.info.server_version >= 130000:

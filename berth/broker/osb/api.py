@@ -3,9 +3,11 @@
 key, so the views are outside the Platform API's authentication and answer OSB error bodies."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from sqlalchemy.orm import lazyload
 from werkzeug.exceptions import HTTPException
 
 from berth.broker.api.addons import commit_and_wait, provider_client
@@ -27,9 +29,13 @@ def _settings() -> Settings:
     return current_app.config["BERTH_SETTINGS"]
 
 
+# Its owner's account loads only when a new app is made for it (`instances.context_app`).
+_CLIENT_ONLY = [lazyload(OsbClient.owner)]
+
+
 def _client() -> OsbClient:
     """The authenticated platform, in the request's session."""
-    client = db_session().get(OsbClient, g.osb_client_id)
+    client = db_session().get(OsbClient, g.osb_client_id, options=_CLIENT_ONLY)
     if client is None:  # revoked since `_admit`
         raise OsbError(401, "This platform's credential was revoked.")
     return client
@@ -100,9 +106,9 @@ def _settle(outcome: Outcome, settle: Callable[[Outcome], Outcome]) -> Outcome:
             nudge_workers(_settings().data_dir)
         return outcome
     addon_id, operation_id = outcome.wait_on
-    commit_and_wait(addon_id, operation_id, seconds=outcome.wait_seconds)
+    looked = commit_and_wait(addon_id, operation_id, seconds=outcome.wait_seconds)
     try:
-        return settle(outcome)
+        return settle(replace(outcome, looked=looked))
     finally:
         db_session().commit()
 

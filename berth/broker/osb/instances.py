@@ -8,9 +8,9 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from berth.broker import operations, provisioning
 from berth.broker.addon_records import AppRef
@@ -42,6 +42,7 @@ class Outcome:
     wait_on: tuple[str, str | None] | None = None
     wait_seconds: float = 0.0
     asynchronous: bool = False
+    looked: Any = None  # the add-on's last look after the wait (`provisioning.look`), if there was one
 
 
 def _waiting(settings: Settings, accepted: Outcome, sync: bool, addon_id: str, operation_id: str | None,
@@ -52,7 +53,8 @@ def _waiting(settings: Settings, accepted: Outcome, sync: bool, addon_id: str, o
     if not sync:
         return accepted
     if accepted.status != 202:
-        return Outcome(final_status, wait_on=(addon_id, operation_id), wait_seconds=settings.osb_sync_wait_seconds)
+        return Outcome(final_status, accepted.body, wait_on=(addon_id, operation_id),
+                       wait_seconds=settings.osb_sync_wait_seconds)
     return replace(accepted, wait_on=(addon_id, operation_id), wait_seconds=settings.provision_wait_seconds,
                    asynchronous=True)
 
@@ -61,16 +63,27 @@ def fingerprint(values: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# An instance with its add-on and the add-on's app (for the dashboard url); the add-on's service,
+# plan and their owners' accounts load when a branch needs them (a poll or a replay does not).
+_LEAN_ADDON = joinedload(OsbInstance.addon).options(lazyload(AddOn.service), lazyload(AddOn.plan),
+                                                    joinedload(AddOn.app).lazyload("*"))
+# The hot path's statements, built once (building one costs more CPU than running it on SQLite).
+_INSTANCE = select(OsbInstance).where(OsbInstance.id == bindparam("instance_id")).options(_LEAN_ADDON)
+_INSTANCE_LOCKED = _INSTANCE.with_for_update(of=OsbInstance)  # one mutation at a time per instance
+_OFFERED_PLAN = (select(Plan).where(Plan.id == bindparam("plan_id"), Plan.service_id == bindparam("service_id"),
+                                    Plan.state.in_(catalog.OFFERED_PLAN_STATES))
+                 .options(joinedload(Plan.service).lazyload("*")))
+_APP_BY_NAME = select(App.id, App.owner_id).where(App.name == bindparam("name"))
+
+
 def _locked(session: Session, instance_id: str) -> OsbInstance | None:
-    query = select(OsbInstance).where(OsbInstance.id == instance_id)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(of=OsbInstance)  # one mutation at a time per instance
-    return session.scalar(query)
+    locking = session.get_bind().dialect.name == "postgresql"
+    return session.scalar(_INSTANCE_LOCKED if locking else _INSTANCE, {"instance_id": instance_id})
 
 
 def find(session: Session, client: OsbClient, instance_id: str, *, lock: bool = False) -> OsbInstance | None:
     """The client's instance by the platform's id; another platform's is none of its business."""
-    instance = _locked(session, instance_id) if lock else session.get(OsbInstance, instance_id)
+    instance = _locked(session, instance_id) if lock else session.get(OsbInstance, instance_id, options=[_LEAN_ADDON])
     return instance if instance is not None and instance.client_id == client.id else None
 
 
@@ -97,12 +110,24 @@ def state_of(session: Session, instance: OsbInstance) -> str:
 
 def dashboard_url(settings: Settings, addon: AddOn) -> str | None:
     """The add-on's page in the owner's Berth dashboard."""
-    if addon.app is None:
-        return None
-    return f"{settings.api_url}/dashboard/apps/{addon.app.name}/addons/{addon.name}"
+    return None if addon.app is None else _dashboard_url(settings, addon.app.name, addon.name)
+
+
+def _dashboard_url(settings: Settings, app_name: str, addon_name: str) -> str:
+    return f"{settings.api_url}/dashboard/apps/{app_name}/addons/{addon_name}"
 
 
 # -- provision ------------------------------------------------------------------------------------
+
+def _offered_plan(session: Session, service_id: str, plan_id: str) -> tuple[AddonService, Plan]:
+    """The plan with its service in one statement (a provision's path); anything else is answered
+    by `_service_and_plan`'s refusals."""
+    if protocol.ID_PATTERN.match(service_id) and protocol.ID_PATTERN.match(plan_id):
+        plan = session.scalar(_OFFERED_PLAN, {"plan_id": plan_id, "service_id": service_id})
+        if plan is not None and plan.service.state != "shutdown":
+            return plan.service, plan
+    return _service_and_plan(session, service_id, plan_id)
+
 
 def _service_and_plan(session: Session, service_id: str, plan_id: str) -> tuple[AddonService, Plan]:
     service = session.get(AddonService, service_id) if protocol.ID_PATTERN.match(service_id) else None
@@ -132,16 +157,17 @@ def context_key(params: dict[str, Any]) -> str:
     return f"platform/{context.get('platform', '')}"
 
 
-def context_app(session: Session, settings: Settings, client: OsbClient, key: str) -> App:
+def context_app(session: Session, settings: Settings, client: OsbClient, key: str) -> AppRef:
     name = "osb-" + hashlib.sha256(f"{client.id}\0{key}".encode()).hexdigest()[:20]
     for _attempt in range(2):
-        app = session.scalar(select(App).where(App.name == name))
+        app = session.execute(_APP_BY_NAME, {"name": name}).first()
         if app is not None:
             if app.owner_id != client.owner_id:
                 raise OsbError(500, "The instance's app belongs to another account; ask Berth's operator.")
-            return app
+            return AppRef(app.id, name)
         try:
-            return apps.create_app(session, settings, client.owner, name=name)
+            made = apps.create_app(session, settings, client.owner, name=name)
+            return AppRef(made.id, made.name)
         except BerthError:  # made meanwhile by a concurrent request: read it
             continue
     raise OsbError(500, "Could not make the app that holds this platform's instances; try again.")
@@ -178,7 +204,7 @@ def provision(session: Session, settings: Settings, client: OsbClient, instance_
     existing = _locked(session, instance_id)
     if existing is not None:
         return _replay_provision(session, settings, client, existing, sent)
-    service, plan = _service_and_plan(session, params["service_id"], params["plan_id"])
+    service, plan = _offered_plan(session, params["service_id"], params["plan_id"])
     if not client.lenient_org_space and not (params["organization_guid"] and params["space_guid"]):
         raise protocol.bad_request("organization_guid and space_guid are required.")
     check_parameters(params["parameters"])
@@ -187,33 +213,38 @@ def provision(session: Session, settings: Settings, client: OsbClient, instance_
     if not accepts_incomplete and not sync:
         raise protocol.async_required()
     try:
-        with session.begin_nested():
-            app = context_app(session, settings, client, context_key(params))
-            addon = provisioning.create_unattached_addon(session, settings, AppRef(app.id, app.name), service, plan,
-                                                         params["parameters"])
-            session.add(OsbInstance(
-                id=instance_id, client_id=client.id, addon_id=addon.id, service_id=service.id, plan_id=plan.id,
-                fingerprint=sent, parameters=params["parameters"], context=params["context"],
-                organization_guid=params["organization_guid"], space_guid=params["space_guid"],
-                maintenance_version=catalog.maintenance_version(service), operation_kind=PROVISION,
-                operation_id=addon.operation_id))
-            session.flush()
-    except IntegrityError:  # the same id, provisioned by a concurrent request that committed first
+        app = context_app(session, settings, client, context_key(params))
+        addon = provisioning.create_unattached_addon(session, settings, app, service, plan, params["parameters"])
+        session.add(OsbInstance(
+            id=instance_id, client_id=client.id, addon_id=addon.id, service_id=service.id, plan_id=plan.id,
+            fingerprint=sent, parameters=params["parameters"], context=params["context"],
+            organization_guid=params["organization_guid"], space_guid=params["space_guid"],
+            maintenance_version=catalog.maintenance_version(service), operation_kind=PROVISION,
+            operation_id=addon.operation_id))
+        session.flush()
+    except IntegrityError:
+        # The same id, provisioned by a concurrent request that committed first (PostgreSQL: its row
+        # was not there to lock; SQLite's writers take turns). This request has only read so far,
+        # so dropping its transaction costs nothing and spares every provision a savepoint.
+        session.rollback()
         existing = _locked(session, instance_id)
         if existing is None:
             raise
         return _replay_provision(session, settings, client, existing, sent)
     except BerthError as refused:  # the catalogue's own refusals (a deprecated plan, a region)
         raise protocol.bad_request(refused.message) from None
-    instance = session.get(OsbInstance, instance_id)
-    assert instance is not None
-    accepted = _provision_answer(settings, instance, 202, operation=True) if accepts_incomplete else Outcome(201)
+    body = {"dashboard_url": _dashboard_url(settings, app.name, addon.name)}
+    accepted = Outcome(202, {**body, "operation": addon.operation_id}) if accepts_incomplete else Outcome(201, body)
     return _waiting(settings, accepted, sync, addon.id, addon.operation_id, 201)
 
 
 def settle_provision(session: Session, settings: Settings, instance_id: str, waited: Outcome) -> Outcome:
     """A provision after its wait: created (201); else the 202 when the platform accepts one, or
     failed (500: the platform's orphan mitigation deletes it; the worker queued the clean-up)."""
+    looked = waited.looked
+    if looked is not None and looked.state == AddOnState.PROVISIONED and not looked.busy:
+        # The wait's last look, read after the worker committed: the instance is ready.
+        return Outcome(201, {"dashboard_url": waited.body["dashboard_url"]})
     instance = session.get(OsbInstance, instance_id, populate_existing=True)
     assert instance is not None
     session.refresh(instance.addon)

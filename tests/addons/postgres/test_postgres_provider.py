@@ -9,11 +9,12 @@ import contextlib
 import re
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -889,3 +890,81 @@ def test_deprovision_ends_every_grant(env: Env) -> None:
     assert provider.revoke(made.id, "bound") is False
     with pytest.raises(ProviderError):
         provider.grant(made.id, "another")
+
+
+@pytest.fixture(scope="module")
+def postgres_control_plane(tmp_path_factory: pytest.TempPathFactory,
+                           postgres_server: LocalPostgres) -> Iterator[tuple[Database, str]]:
+    """A control plane on PostgreSQL (READ COMMITTED, row locks) rather than SQLite's one writer
+    at a time: where a deprovision's read of the record can overlap a grant's transaction."""
+    data_dir = tmp_path_factory.mktemp("postgres-addon-pg-control")
+    crypto.configure([KEY])
+    url = postgres_server.create_database("berth_provider_races")
+    database = Database(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    database.migrate(data_dir)
+    yield database, "berth_provider_races"
+    database.dispose()
+    postgres_server.drop_database("berth_provider_races")
+
+
+def lock_waiters(env: Env, datname: str) -> int:
+    with env.admin() as admin:
+        row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+                            [datname]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_a_grant_recorded_while_a_deprovision_starts_leaves_no_role_behind(
+        env: Env, postgres_control_plane: tuple[Database, str]) -> None:
+    """A grant whose record commits after the deprovision read the add-on's record, but before the
+    deprovision takes the uuid's lock, still has its login role dropped: the roles are read under
+    the lock. Interleaved for real: the test holds the record's row lock, so the grant (holding the
+    uuid's lock) and then the deprovision (having read the record) queue behind it in that order."""
+    database, datname = postgres_control_plane
+    settings = env.settings.with_overrides(database_url=database.url)
+    provider = PostgresProvider(database, settings)
+    made = provider.provision(request())
+    granted: dict[str, str] = {}
+    errors_seen: list[BaseException] = []
+
+    def run(action: Callable[[], object]) -> threading.Thread:
+        def target() -> None:
+            try:
+                action()
+            except BaseException as error:  # noqa: BLE001 (reported by the assertion below)
+                errors_seen.append(error)
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        return thread
+
+    holder = psycopg.connect(env.server.admin_url(datname), connect_timeout=5)
+    role = None
+    try:
+        holder.execute("SELECT id FROM provider_resources WHERE id = %s FOR UPDATE", [made.id])
+        grant = run(lambda: granted.update(provider.grant(made.id, "late-binding")))
+        wait_for(lambda: lock_waiters(env, datname) == 1, "the grant to wait on the record")
+        deprovision = run(lambda: provider.deprovision(made.id))
+        wait_for(lambda: lock_waiters(env, datname) == 2, "the deprovision to wait on the record")
+        holder.rollback()
+        grant.join(30)
+        deprovision.join(30)
+        assert not grant.is_alive() and not deprovision.is_alive() and not errors_seen, errors_seen
+        role = names(granted[CONFIG_VAR])[0]
+        assert role_limit(env, role) is None, f"the grant's role {role} was left behind"
+        assert refused_login(granted[CONFIG_VAR])
+    finally:
+        holder.close()
+        if role is not None:
+            with env.admin() as admin:
+                admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+        with database.session(write=False) as session:
+            live = [row.id for row in resources.live(session, SERVICE)]
+        for uuid in live:
+            provider.deprovision(uuid)
