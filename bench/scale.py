@@ -21,9 +21,8 @@ repository root on a quiet machine:
 
     .venv/bin/python bench/scale.py [--rounds 3] [--only scale|deploy] [--sample flask|server]
 
-`--sample server` deploys the runner tests' one-file server instead (no build): the swarm refuses
-the Flask app's slug today (its virtualenv's python3.11 links to the stack's /usr/bin, outside
-/app, which the image maker will not copy), and the deploy stops at once with that R99 message.
+`--sample server` deploys the runner tests' one-file server instead (no build). If a swarm refuses
+a slug (Error R99), the deploy stops at once with that message instead of waiting.
 """
 from __future__ import annotations
 
