@@ -2,8 +2,6 @@
 lifecycle line of an OOM kill (the live proof is tests/swarm/test_swarm_engines.py)."""
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from berth.config import load_settings
@@ -97,16 +95,3 @@ def test_a_swarm_managers_failure_does_not_name_its_endpoint() -> None:
         backend.services()
     assert str(port) not in str(failed.value) and "127.0.0.1" not in str(failed.value), failed.value
     assert "the swarm manager" in str(failed.value)
-
-
-def test_an_attached_terminal_is_sized_inside_the_container_before_the_command() -> None:
-    from berth.platform.dynos.swarm_attach import _sized
-    argv = ["/bin/bash", "-c", "profile; exec", "berth-dyno", "bash"]
-    sized = _sized(argv, {"COLUMNS": "77", "LINES": "33"})
-    assert sized[:3] == ["/bin/sh", "-c", 'stty cols "$1" rows "$2" 2>/dev/null; shift 2; exec "$@"']
-    assert sized[3:6] == ["berth-terminal", "77", "33"] and sized[6:] == argv
-    # Run the wrapper for real: the numbers arrive as arguments and the command gets the rest intact.
-    done = subprocess.run(sized[:6] + ["printf", "%s|", "a b", "$1"], capture_output=True, text=True, check=True)
-    assert done.stdout == "a b|$1|"
-    for bad in ({"COLUMNS": "80; id", "LINES": "24"}, {"COLUMNS": "0", "LINES": "24"}, {"LINES": "24"}):
-        assert _sized(argv, bad) == argv

@@ -131,7 +131,7 @@ class AttachedOneOffs:
             mem_limit=memory_limit, memswap_limit=memory_limit, pids_limit=pids_limit or 256, cap_drop=["ALL"],
             security_opt=["no-new-privileges"], init=True, log_config={"Type": "none", "Config": {}})
         made = self.engines.call(
-            node, "create_container", image, command=_sized(dyno_argv(command), config) if terminal else dyno_argv(command),
+            node, "create_container", image, command=dyno_argv(command),
             environment=dyno_environment(config, dyno, None), user=DYNO_USER, working_dir="/app",
             tty=terminal, stdin_open=True, labels={ATTACHED_LABEL: self.host}, host_config=host_config)
         return str(made["Id"])
@@ -177,10 +177,13 @@ class AttachedOneOffs:
         return self._result(node, container, stopper, timed_out.is_set())
 
     def _resize(self, node: str, container: str, config: Mapping[str, str]) -> None:
-        size = _terminal_size(config)
-        if size is not None:
+        try:
+            width, height = int(config.get("COLUMNS", "")), int(config.get("LINES", ""))
+        except ValueError:
+            return
+        if 0 < width < 10000 and 0 < height < 10000:
             with contextlib.suppress(EngineError, NotFound):
-                self.engines.call(node, "resize", container, height=size[1], width=size[0])
+                self.engines.call(node, "resize", container, height=height, width=width)
 
     @staticmethod
     def _time_limit(stopper: _Stopper, timeout: float, done: threading.Event, timed_out: threading.Event) -> None:
@@ -257,24 +260,3 @@ def _write(fd: int, data: bytes) -> None:
             view = view[os.write(fd, view):]
         except OSError:  # the client's side is gone: the rest has nobody to read it
             return
-
-
-def _terminal_size(config: Mapping[str, str]) -> tuple[int, int] | None:
-    """The client's (width, height) from COLUMNS and LINES, when both are sane."""
-    try:
-        width, height = int(config.get("COLUMNS", "")), int(config.get("LINES", ""))
-    except ValueError:
-        return None
-    return (width, height) if 0 < width < 10000 and 0 < height < 10000 else None
-
-
-def _sized(argv: list[str], config: Mapping[str, str]) -> list[str]:
-    """`argv` run after the container's own terminal is set to the client's size. Docker 20.10
-    cannot size a terminal at create, and the resize after start races the command's first reads
-    (a loaded engine answers it late), so the size is also set from inside, before the command.
-    The numbers go as arguments, never into the script."""
-    size = _terminal_size(config)
-    if size is None:
-        return argv
-    script = 'stty cols "$1" rows "$2" 2>/dev/null; shift 2; exec "$@"'
-    return ["/bin/sh", "-c", script, "berth-terminal", str(size[0]), str(size[1]), *argv]
