@@ -124,7 +124,9 @@ def test_berth_run_on_a_terminal_gets_a_swarm_containers_terminal(
     app = "swarm-tty"
     swarm_platform.built.make_app(app)
     swarm_platform.deploy(app)
-    env = {**clean_env(), "HOME": str(Path(swarm_platform.env["BERTH_DATA_DIR"]).parent), "TERM": "xterm",
+    # Without COLUMNS/LINES: xdist's workers set them to 80/24, and the CLI reads the size from them first.
+    env = {**{k: v for k, v in clean_env().items() if k not in ("COLUMNS", "LINES")},
+           "HOME": str(Path(swarm_platform.env["BERTH_DATA_DIR"]).parent), "TERM": "xterm",
            "BERTH_API_URL": swarm_platform.built.server.url, "BERTH_API_KEY": swarm_platform.built.key,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     master, slave = pty.openpty()
